@@ -1,0 +1,69 @@
+"""`cto-harness`: one subcommand per module, each registering itself with `register(sub)`.
+
+A command function returns the exit code. Bad input (ConfigError, UsageError) becomes a
+one-line message and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from typing import Any
+
+from core import __version__
+from core.models import EXIT_USAGE, schemas
+from core.settings import ConfigError
+
+COMMAND_MODULES = (
+    "core.commands",
+)
+
+
+class UsageError(Exception):
+    """Bad arguments or input; the message says which and what to do."""
+
+
+def emit_json(data: Any) -> None:
+    """One JSON document on stdout (CLI output is data others parse)."""
+    if hasattr(data, "model_dump"):
+        data = data.model_dump(mode="json")
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _schema(args: argparse.Namespace) -> int:
+    emit_json(schemas())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cto-harness",
+        description="Run a Case against the admitted local model and prove it from files.",
+    )
+    parser.add_argument("--version", action="version", version=f"cto-harness {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    schema = sub.add_parser("schema", help="JSON Schema of manifest, trace event and report")
+    schema.set_defaults(func=_schema)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from core.harden import harden_process
+
+    harden_process()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ConfigError, UsageError) as exc:
+        print(f"cto-harness: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""Pydantic models of the run directory: the contract between harness, dashboard and tools.
+
+Every JSON file the harness writes is one of these models, validated where it is read back,
+and `cto-harness schema` exports their JSON Schema for other tools.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RunStatus = Literal["passed", "failed", "blocked", "error", "cancelled", "timed_out"]
+AdmissionStatus = Literal[
+    "admitted", "not_admitted", "pending", "revoked", "expired", "missing_file", "invalid_file"
+]
+GuardState = Literal["armed", "clear", "tripped", "unproven"]
+Engine = Literal["case", "fake"]
+
+EVENTS: tuple[str, ...] = (
+    "run_started",
+    "config_resolved",
+    "readiness_checked",
+    "admission_checked",
+    "run_blocked",
+    "relay_started",
+    "case_process_started",
+    "case_process_exited",
+    "checks_completed",
+    "baseline_started",
+    "baseline_completed",
+    "guard_verdict",
+    "report_written",
+    "run_finished",
+)
+"""Trace events in lifecycle order; `guard_tripped` and `leak_detected` may come in between."""
+
+EXIT_CODES: dict[str, int] = {
+    "passed": 0,
+    "failed": 1,
+    "timed_out": 1,
+    "blocked": 3,
+    "error": 4,
+    "cancelled": 130,
+}
+EXIT_USAGE = 2
+
+GENESIS_HASH = "0" * 64
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Manifest(_Model):
+    """Written once at start: what this run is."""
+
+    run_id: str
+    task: str
+    engine: Engine
+    profile: str
+    provider: str
+    model: str
+    harness_version: str
+    started_at: str
+    harness_pid: int
+    harness_start_ticks: int | None = None
+    """The harness process's start time (/proc stat ticks): a live pid with another start
+    time is a reused pid, so the run was interrupted."""
+    retry_of: str | None = None
+    demo: bool = False
+    argv: list[str] = Field(default_factory=list)
+    """The harness's own argv (never holds a secret: secrets come only from env or files)."""
+
+
+class TraceEvent(BaseModel):
+    """One line of trace.jsonl; `prev` chains each line to the SHA-256 of the line before."""
+
+    model_config = ConfigDict(extra="allow")
+
+    seq: int
+    ts: str
+    event: str
+    prev: str = GENESIS_HASH
+
+
+class ReadinessCheck(_Model):
+    name: str
+    state: Literal["ok", "missing", "invalid", "blocked", "error", "skipped"]
+    detail: str
+    latency_ms: float | None = None
+
+
+class Readiness(_Model):
+    """backend/readiness.json: each check with a state and a detail, no secret values."""
+
+    ready: bool
+    checked_at: str
+    checks: list[ReadinessCheck]
+    admission_status: AdmissionStatus
+    provider: str
+    model: str
+
+
+class RelayRecord(_Model):
+    """One line of backend/relay.jsonl: a request the Case made through the relay."""
+
+    ts: str
+    method: str
+    path: str
+    model_asked: str | None
+    model_answered: str | None
+    status: int
+    latency_ms: float
+    stream: bool = False
+    refused: str | None = None
+    """Why the relay refused it (wrong model, bad token), or None when forwarded."""
+    error: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class Evidence(_Model):
+    """A pointer to where a fact can be seen: a file of the run and a line or field."""
+
+    file: str
+    line: int | None = None
+    field: str | None = None
+    detail: str = ""
+
+
+class RelayTotals(_Model):
+    requests: int = 0
+    forwarded: int = 0
+    refused: int = 0
+    errors: int = 0
+    models_seen: list[str] = Field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class CheckCounts(_Model):
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    total: int = 0
+    ran: bool = False
+    detail: str = ""
+
+
+class BaselineOutcome(_Model):
+    status: Literal["passed", "failed", "error", "skipped", "timed_out"]
+    exit_code: int | None = None
+    checks: CheckCounts = Field(default_factory=CheckCounts)
+
+
+class Comparison(_Model):
+    """The same-run comparison a pass claim needs: real passed and fake failed."""
+
+    real_passed: bool
+    fake_passed: bool | None
+    discriminating: bool
+    detail: str
+
+
+class RedactionCounters(_Model):
+    forms: int = 0
+    """How many recognisable forms of the registered secrets are masked."""
+    unmaskable_forms: list[str] = Field(default_factory=list)
+    """Forms too short to mask safely on their own (names only, never values)."""
+    log_redactions: int = 0
+    other_redactions: int = 0
+
+
+class LeakFinding(_Model):
+    file: str
+    line: int
+    secret: str
+    """The secret's name (e.g. `endpoint`), never its value."""
+    form: str
+
+
+class Durations(_Model):
+    total_s: float = 0.0
+    preflight_s: float = 0.0
+    case_s: float | None = None
+    checks_s: float | None = None
+    baseline_s: float | None = None
+
+
+class Report(_Model):
+    """report.json, written once at the end, atomically: the run's verdict and its proof."""
+
+    run_id: str
+    status: RunStatus
+    exit_code: int
+    stage: int
+    """The last stage reached: 1 preflight, 2 the Case's run on the task."""
+    stage2_passed: bool
+    reasons: list[str] = Field(default_factory=list)
+    task: str
+    engine: Engine
+    demo: bool = False
+    retry_of: str | None = None
+    case_model_provider: str
+    case_model: str
+    case_model_admission_status: AdmissionStatus
+    endpoint_configured: bool
+    case_process_started: bool
+    case_exit_code: int | None = None
+    fallback_detected: bool
+    fallback_evidence: list[Evidence] = Field(default_factory=list)
+    guard_state: GuardState
+    relay: RelayTotals = Field(default_factory=RelayTotals)
+    checks: CheckCounts = Field(default_factory=CheckCounts)
+    baseline: BaselineOutcome
+    comparison: Comparison | None = None
+    redaction: RedactionCounters = Field(default_factory=RedactionCounters)
+    leak_detected: bool = False
+    leaks: list[LeakFinding] = Field(default_factory=list)
+    durations: Durations = Field(default_factory=Durations)
+    started_at: str
+    finished_at: str
+    artifacts: dict[str, str] = Field(default_factory=dict)
+    """SHA-256 of every file of the run but report.json and trace.jsonl, by relative path."""
+    trace_head: dict[str, Any] = Field(default_factory=dict)
+    """`seq` and `hash` of the last trace line before the report: the chain it vouches for."""
+
+
+def schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schema of the three run-directory files, for other tools."""
+    return {
+        "manifest": Manifest.model_json_schema(),
+        "trace_event": TraceEvent.model_json_schema(),
+        "report": Report.model_json_schema(),
+        "relay_record": RelayRecord.model_json_schema(),
+        "readiness": Readiness.model_json_schema(),
+    }

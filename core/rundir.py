@@ -1,0 +1,164 @@
+"""The run directory: its layout, atomic JSON writes and the hash-chained trace.
+
+Writers here are the only way the harness puts JSON on disk, so every file passes the
+redactor and no reader ever sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from core.models import GENESIS_HASH
+
+Redact = Callable[[str], str]
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_run_id(task: str, pid: int | None = None) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{task}-{pid if pid is not None else os.getpid()}"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 16):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def line_hash(line: bytes) -> str:
+    """The hash that the next trace event carries as `prev`: SHA-256 of the line's bytes,
+    without its newline."""
+    return hashlib.sha256(line.rstrip(b"\n")).hexdigest()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder and rename, so readers see all or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def dump_json(data: BaseModel | dict[str, Any] | list[Any]) -> str:
+    if isinstance(data, BaseModel):
+        return data.model_dump_json(indent=2) + "\n"
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where each artifact of a run lives (DESIGN.md's table)."""
+
+    root: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.root.name
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def trace(self) -> Path:
+        return self.root / "trace.jsonl"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.json"
+
+    @property
+    def backend(self) -> Path:
+        return self.root / "backend"
+
+    @property
+    def case_log(self) -> Path:
+        return self.backend / "case.log"
+
+    @property
+    def relay(self) -> Path:
+        return self.backend / "relay.jsonl"
+
+    @property
+    def readiness(self) -> Path:
+        return self.backend / "readiness.json"
+
+    @property
+    def unavailable(self) -> Path:
+        return self.backend / "provider-local-config-unavailable.txt"
+
+    @property
+    def workspace(self) -> Path:
+        return self.root / "workspace"
+
+    @property
+    def baseline(self) -> Path:
+        return self.root / "baseline"
+
+    @property
+    def checks(self) -> Path:
+        return self.root / "checks"
+
+
+class RunWriter:
+    """Writes a run's files, each through the redactor; the trace is an appended hash chain."""
+
+    def __init__(self, paths: RunPaths, redact: Redact) -> None:
+        self.paths = paths
+        self.redact = redact
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._prev = GENESIS_HASH
+        paths.backend.mkdir(parents=True, exist_ok=True)
+        self._trace = paths.trace.open("ab", buffering=0)
+
+    @property
+    def head(self) -> dict[str, Any]:
+        return {"seq": self._seq, "hash": self._prev}
+
+    def write_json(self, path: Path, data: BaseModel | dict[str, Any] | list[Any]) -> str:
+        """Atomically write `data` as redacted JSON; returns the text written."""
+        text = self.redact(dump_json(data))
+        atomic_write_text(path, text)
+        return text
+
+    def write_text(self, path: Path, text: str) -> None:
+        atomic_write_text(path, self.redact(text))
+
+    def event(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Append one trace event, flushed at once so a follower sees it as it happens."""
+        with self._lock:
+            self._seq += 1
+            record = {"seq": self._seq, "ts": utcnow(), "event": event, "prev": self._prev}
+            record.update(fields)
+            line = self.redact(json.dumps(record, ensure_ascii=False, default=str))
+            raw = line.encode("utf-8")
+            self._trace.write(raw + b"\n")
+            self._prev = line_hash(raw)
+            return record
+
+    def close(self) -> None:
+        self._trace.close()

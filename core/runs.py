@@ -1,0 +1,210 @@
+"""Reading runs back: the API the dashboard and `cto-harness runs` use.
+
+Readers never trust a file: a missing, partial or corrupt one becomes a state that says so
+(`interrupted`, `unreadable`), never an exception for the caller to catch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from core.models import Manifest, RelayRecord, Report, TraceEvent
+from core.rundir import RunPaths
+
+RowStatus = Literal[
+    "passed", "failed", "blocked", "error", "cancelled", "timed_out",
+    "running", "interrupted", "unreadable",
+]
+
+CHUNK = 1 << 16
+M = TypeVar("M", bound=BaseModel)
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    path: str
+    status: RowStatus
+    started_at: str | None = None
+    task: str | None = None
+    engine: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    admission: str | None = None
+    guard: str | None = None
+    checks: str | None = None
+    duration_s: float | None = None
+    demo: bool = False
+    retry_of: str | None = None
+    problem: str | None = None
+    """Why a run is unreadable or interrupted, in words."""
+
+
+class Unreadable(Exception):
+    """A run file that exists but cannot be read as its model; the message names the file."""
+
+
+def _read_model(path: Path, model: type[M]) -> M | None:
+    if not path.exists():
+        return None
+    try:
+        return model.model_validate_json(path.read_bytes())
+    except (ValidationError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise Unreadable(f"{path.name}: not a valid {model.__name__} ({first})") from None
+    except OSError as exc:
+        raise Unreadable(f"{path.name}: {exc.strerror}") from None
+
+
+def load_manifest(run_dir: Path) -> Manifest | None:
+    return _read_model(RunPaths(run_dir).manifest, Manifest)
+
+
+def load_report(run_dir: Path) -> Report | None:
+    return _read_model(RunPaths(run_dir).report, Report)
+
+
+def _jsonl(path: Path, model: type[M]) -> Iterator[tuple[int, M | None]]:
+    """(line number, record or None when that line is corrupt); a trailing partial line is
+    skipped, since its writer may still be finishing it."""
+    if not path.exists():
+        return
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.endswith(b"\n"):
+                return
+            try:
+                yield number, model.model_validate_json(raw)
+            except (ValidationError, ValueError):
+                yield number, None
+
+
+def read_trace(run_dir: Path) -> list[TraceEvent]:
+    return [ev for _, ev in _jsonl(RunPaths(run_dir).trace, TraceEvent) if ev is not None]
+
+
+def read_relay(run_dir: Path) -> list[RelayRecord]:
+    return [r for _, r in _jsonl(RunPaths(run_dir).relay, RelayRecord) if r is not None]
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat: tells a live process from a reused pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def harness_alive(manifest: Manifest) -> bool:
+    try:
+        os.kill(manifest.harness_pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if manifest.harness_start_ticks is None:
+        return True
+    return process_start_ticks(manifest.harness_pid) == manifest.harness_start_ticks
+
+
+def list_run_dirs(root: Path) -> list[Path]:
+    """Run folders under the root, newest first (their names start with a UTC stamp)."""
+    try:
+        entries = [e for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [Path(e.path) for e in sorted(entries, key=lambda e: e.name, reverse=True)]
+
+
+def summarize(run_dir: Path) -> RunSummary:
+    row = RunSummary(run_id=run_dir.name, path=str(run_dir), status="unreadable")
+    try:
+        manifest = load_manifest(run_dir)
+        report = load_report(run_dir)
+    except Unreadable as exc:
+        row.problem = str(exc)
+        return row
+    if manifest is None:
+        row.problem = "manifest.json missing: not a run, or its start was cut short"
+        return row
+    row.started_at = manifest.started_at
+    row.task, row.engine = manifest.task, manifest.engine
+    row.provider, row.model = manifest.provider, manifest.model
+    row.demo, row.retry_of = manifest.demo, manifest.retry_of
+    if report is None:
+        if harness_alive(manifest):
+            row.status = "running"
+        else:
+            row.status = "interrupted"
+            row.problem = "no report.json and its harness process is gone"
+        return row
+    row.status = report.status
+    row.admission = report.case_model_admission_status
+    row.guard = report.guard_state
+    if report.checks.ran:
+        row.checks = f"{report.checks.passed}/{report.checks.total}"
+    row.duration_s = report.durations.total_s
+    return row
+
+
+def list_runs(root: Path, limit: int | None = None) -> list[RunSummary]:
+    dirs = list_run_dirs(root)
+    return [summarize(d) for d in (dirs if limit is None else dirs[:limit])]
+
+
+def find_run(root: Path, run_id: str) -> Path | None:
+    candidate = root / run_id
+    return candidate if (candidate / "manifest.json").exists() else None
+
+
+class Follower:
+    """Follows a growing file from its last offset, yielding only complete lines.
+
+    `read()` takes at most `max_bytes` per call, so a reader that falls behind catches up
+    over several calls instead of stalling on one huge read (back-pressure toward itself).
+    """
+
+    def __init__(self, path: Path, offset: int = 0) -> None:
+        self.path = path
+        self.offset = offset
+        self._partial = b""
+
+    def read(self, max_bytes: int = CHUNK * 16) -> list[bytes]:
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return []
+        if size < self.offset:  # truncated or replaced: start again
+            self.offset, self._partial = 0, b""
+        if size == self.offset:
+            return []
+        with self.path.open("rb") as fh:
+            fh.seek(self.offset)
+            data = fh.read(min(max_bytes, size - self.offset))
+        self.offset += len(data)
+        data = self._partial + data
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        return lines
+
+    @property
+    def pending(self) -> int:
+        """Bytes written but not yet read."""
+        try:
+            return max(0, self.path.stat().st_size - self.offset)
+        except FileNotFoundError:
+            return 0
+
+
+def parse_json_line(raw: bytes) -> dict | None:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,128 @@
+"""Configuration from the environment (pydantic-settings), secrets held as SecretStr.
+
+The endpoint URL and API key are secrets from the moment they are read: their repr, str,
+dumps and every error message here say only which variable or file is at fault.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROFILES: dict[str, tuple[str, str]] = {"case-qwen": ("qwen-local", "qwen3.6-35b-a3b")}
+"""Fixed, non-secret routing of each profile: (provider, model)."""
+
+DEFAULT_CASE_ARGS = "--task-file {task_file} --workspace {workspace} --model {model}"
+DEFAULT_FALLBACK_MARKERS = ("anthropic", "claude-")
+
+ENDPOINT_VAR = "CTO_HARNESS_CASE_LOCAL_BASE_URL"
+API_KEY_VAR = "CTO_HARNESS_CASE_LOCAL_API_KEY"
+
+
+class ConfigError(Exception):
+    """Bad configuration; the message names the variable or file and what to do."""
+
+
+class HarnessSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CTO_HARNESS_", extra="ignore")
+
+    case_local_base_url: SecretStr | None = None
+    case_local_base_url_file: str | None = None
+    case_local_api_key: SecretStr | None = None
+    case_local_api_key_file: str | None = None
+    case_bin: str | None = None
+    case_args: str | None = None
+    case_model_admission_file: str | None = None
+    case_model_provider: str | None = None
+    case_model: str | None = None
+    runs_root: str = "./harness-runs"
+    fallback_markers: str | None = None
+
+
+def _read_secret_file(var: str, path: str) -> SecretStr:
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise ConfigError(f"{var}_FILE names a file that does not exist: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ConfigError(f"{var}_FILE: cannot read {path} ({reason})") from None
+    if not value:
+        raise ConfigError(f"{var}_FILE: {path} is empty; put the value on its first line")
+    return SecretStr(value)
+
+
+def endpoint_shape_problem(url: str) -> str | None:
+    """What is wrong with the endpoint's shape, in words that never quote it."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        return "is not a URL (an unparseable host or port)"
+    if parts.scheme not in ("http", "https"):
+        return "must start with http:// or https://"
+    if not parts.hostname:
+        return "has no host"
+    if any(ch.isspace() for ch in url):
+        return "contains white space"
+    return None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Settings resolved for one run: secrets still wrapped, files read, profile applied."""
+
+    endpoint: SecretStr | None
+    endpoint_source: str | None
+    endpoint_problem: str | None
+    api_key: SecretStr | None
+    case_bin: str | None
+    case_args: str
+    admission_file: Path | None
+    provider: str
+    model: str
+    runs_root: Path
+    fallback_markers: tuple[str, ...]
+
+
+def resolve(profile: str = "case-qwen") -> Resolved:
+    """Read the environment once; raise ConfigError for what cannot be read at all."""
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    settings = HarnessSettings()
+    endpoint, source = settings.case_local_base_url, ENDPOINT_VAR
+    if endpoint is None or not endpoint.get_secret_value().strip():
+        endpoint, source = None, None
+    if endpoint is None and settings.case_local_base_url_file:
+        endpoint = _read_secret_file(ENDPOINT_VAR, settings.case_local_base_url_file)
+        source = f"{ENDPOINT_VAR}_FILE"
+    api_key = settings.case_local_api_key
+    if api_key is None and settings.case_local_api_key_file:
+        api_key = _read_secret_file(API_KEY_VAR, settings.case_local_api_key_file)
+    problem = None
+    if endpoint is not None:
+        endpoint = SecretStr(endpoint.get_secret_value().strip())
+        problem = endpoint_shape_problem(endpoint.get_secret_value())
+    provider, model = PROFILES[profile]
+    markers = DEFAULT_FALLBACK_MARKERS
+    if settings.fallback_markers is not None:
+        markers = tuple(m.strip().lower() for m in settings.fallback_markers.split(",") if m.strip())
+    return Resolved(
+        endpoint=endpoint,
+        endpoint_source=source,
+        endpoint_problem=problem,
+        api_key=api_key,
+        case_bin=settings.case_bin or None,
+        case_args=settings.case_args or DEFAULT_CASE_ARGS,
+        admission_file=Path(settings.case_model_admission_file)
+        if settings.case_model_admission_file
+        else None,
+        provider=settings.case_model_provider or provider,
+        model=settings.case_model or model,
+        runs_root=Path(settings.runs_root),
+        fallback_markers=markers,
+    )

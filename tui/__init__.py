@@ -1,0 +1,1 @@
+"""The cto-harness dashboard (Textual)."""
