@@ -13,11 +13,14 @@ import sys
 from typing import Any
 
 from core import __version__
-from core.models import EXIT_USAGE, schemas
+from core.models import EXIT_CODES, EXIT_USAGE, schemas
 from core.settings import ConfigError
+from core.task import TaskError
 
 COMMAND_MODULES = (
     "core.commands",
+    "core.gates",
+    "core.readiness",
 )
 
 
@@ -60,9 +63,30 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (ConfigError, UsageError) as exc:
+    except (ConfigError, UsageError, TaskError) as exc:
         print(f"cto-harness: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("cto-harness: cancelled", file=sys.stderr)
+        return EXIT_CODES["cancelled"]
+    except Exception as exc:  # last resort: one redacted line, never a traceback
+        print(f"cto-harness: internal error: {redact_known(f'{type(exc).__name__}: {exc}')}",
+              file=sys.stderr)
+        return EXIT_CODES["error"]
+
+
+def redact_known(text: str) -> str:
+    """Mask every configured secret in `text` (for messages printed outside a run)."""
+    from core.redact import Redactor
+    from core.settings import resolve
+
+    try:
+        res = resolve()
+    except ConfigError:
+        return "(message withheld: configuration unreadable)"
+    named = {k: v.get_secret_value() for k, v in
+             (("endpoint", res.endpoint), ("api_key", res.api_key)) if v is not None}
+    return Redactor(named).redact(text)
 
 
 if __name__ == "__main__":

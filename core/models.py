@@ -236,3 +236,32 @@ def schemas() -> dict[str, dict[str, Any]]:
         "relay_record": RelayRecord.model_json_schema(),
         "readiness": Readiness.model_json_schema(),
     }
+
+
+Verdict = Literal["ok", "failed", "not_applicable"]
+
+
+class Criterion(_Model):
+    """One acceptance line of CTO-WORK-030 that a run can prove, and its verdict."""
+
+    id: str
+    acceptance: str
+    """The seed's acceptance line, word for word."""
+    verdict: Verdict
+    detail: str
+    evidence: list[Evidence] = Field(default_factory=list)
+
+
+class Validation(_Model):
+    """`cto-harness validate`: the criteria and whether all that apply hold."""
+
+    run_id: str
+    run_dir: str
+    ok: bool
+    status: str
+    """The run's status from its report, or why there is none (interrupted, unreadable)."""
+    demo: bool = False
+    stage2_pass_evidence: bool
+    """A non-demo real-Case run whose Stage 2 passed, with every criterion holding."""
+    criteria: list[Criterion]
+    problems: list[str] = Field(default_factory=list)

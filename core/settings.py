@@ -43,17 +43,18 @@ class HarnessSettings(BaseSettings):
     fallback_markers: str | None = None
 
 
-def _read_secret_file(var: str, path: str) -> SecretStr:
+def _read_secret_file(var: str, path: str) -> tuple[SecretStr | None, str | None]:
+    """(value, None) or (None, what is wrong): a bad `_FILE` is missing config, not a crash."""
     try:
         value = Path(path).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
-        raise ConfigError(f"{var}_FILE names a file that does not exist: {path}") from None
+        return None, f"{var}_FILE names a file that does not exist: {path}"
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or "not UTF-8 text"
-        raise ConfigError(f"{var}_FILE: cannot read {path} ({reason})") from None
+        return None, f"{var}_FILE: cannot read {path} ({reason})"
     if not value:
-        raise ConfigError(f"{var}_FILE: {path} is empty; put the value on its first line")
-    return SecretStr(value)
+        return None, f"{var}_FILE: {path} is empty; put the value on its first line"
+    return SecretStr(value), None
 
 
 def endpoint_shape_problem(url: str) -> str | None:
@@ -79,7 +80,9 @@ class Resolved:
     endpoint: SecretStr | None
     endpoint_source: str | None
     endpoint_problem: str | None
+    """Why the endpoint is unusable (bad shape, unreadable `_FILE`), never quoting it."""
     api_key: SecretStr | None
+    api_key_problem: str | None
     case_bin: str | None
     case_args: str
     admission_file: Path | None
@@ -97,16 +100,17 @@ def resolve(profile: str = "case-qwen") -> Resolved:
     endpoint, source = settings.case_local_base_url, ENDPOINT_VAR
     if endpoint is None or not endpoint.get_secret_value().strip():
         endpoint, source = None, None
-    if endpoint is None and settings.case_local_base_url_file:
-        endpoint = _read_secret_file(ENDPOINT_VAR, settings.case_local_base_url_file)
-        source = f"{ENDPOINT_VAR}_FILE"
-    api_key = settings.case_local_api_key
-    if api_key is None and settings.case_local_api_key_file:
-        api_key = _read_secret_file(API_KEY_VAR, settings.case_local_api_key_file)
     problem = None
+    if endpoint is None and settings.case_local_base_url_file:
+        endpoint, problem = _read_secret_file(ENDPOINT_VAR, settings.case_local_base_url_file)
+        source = f"{ENDPOINT_VAR}_FILE"
+    api_key, api_key_problem = settings.case_local_api_key, None
+    if api_key is None and settings.case_local_api_key_file:
+        api_key, api_key_problem = _read_secret_file(API_KEY_VAR, settings.case_local_api_key_file)
     if endpoint is not None:
         endpoint = SecretStr(endpoint.get_secret_value().strip())
-        problem = endpoint_shape_problem(endpoint.get_secret_value())
+        shape = endpoint_shape_problem(endpoint.get_secret_value())
+        problem = f"{source} {shape}" if shape else None
     provider, model = PROFILES[profile]
     markers = DEFAULT_FALLBACK_MARKERS
     if settings.fallback_markers is not None:
@@ -116,6 +120,7 @@ def resolve(profile: str = "case-qwen") -> Resolved:
         endpoint_source=source,
         endpoint_problem=problem,
         api_key=api_key,
+        api_key_problem=api_key_problem,
         case_bin=settings.case_bin or None,
         case_args=settings.case_args or DEFAULT_CASE_ARGS,
         admission_file=Path(settings.case_model_admission_file)

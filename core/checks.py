@@ -1,0 +1,74 @@
+"""Hidden checks: pytest in a subprocess with a timeout, results read from JUnit XML.
+
+The checks are copied next to (not into) the workspace only now, so the Case never saw
+them, and pytest writes no cache or bytecode into the workspace it judges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+
+from core.models import CheckCounts
+from core.process import run_group
+from core.rundir import atomic_write_text
+from core.task import Task
+
+
+def read_junit(path: Path) -> CheckCounts:
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError) as exc:
+        return CheckCounts(detail=f"no readable JUnit XML ({type(exc).__name__})")
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    total = failed = errors = skipped = 0
+    for suite in suites:
+        total += int(suite.get("tests", 0))
+        failed += int(suite.get("failures", 0))
+        errors += int(suite.get("errors", 0))
+        skipped += int(suite.get("skipped", 0))
+    passed = total - failed - errors - skipped
+    return CheckCounts(passed=passed, failed=failed, errors=errors, total=total, ran=True,
+                       detail=f"{passed}/{total} passed")
+
+
+async def run_checks(
+    task: Task,
+    workspace: Path,
+    out_dir: Path,
+    redact: Callable[[str], str],
+    cancel: asyncio.Event,
+) -> CheckCounts:
+    """Run the task's hidden checks against `workspace`; results and log go to `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tests = out_dir / "tests"
+    shutil.copytree(task.checks_dir, tests, dirs_exist_ok=True)
+    junit = out_dir / "junit.xml"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(workspace),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONIOENCODING": "utf-8",
+        "LANG": "C.UTF-8",
+    }
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir",
+            str(out_dir), f"--junitxml={junit}", str(tests)]
+    output: list[bytes] = []
+    outcome = await run_group(argv, cwd=out_dir, env=env, sink=output.append,
+                              timeout=task.check_timeout_s, cancel=cancel)
+    log = out_dir / "checks.log"
+    atomic_write_text(log, redact(b"".join(output).decode("utf-8", errors="replace")))
+    if outcome.timed_out:
+        return CheckCounts(detail=f"checks timed out after {task.check_timeout_s:.0f} s")
+    if outcome.cancelled:
+        return CheckCounts(detail="checks cancelled")
+    counts = read_junit(junit)
+    if counts.total == 0 and outcome.exit_code not in (0, 1):
+        counts.detail = f"checks could not run (pytest exit {outcome.exit_code}); see {log.name}"
+        counts.ran = False
+    return counts

@@ -1,0 +1,234 @@
+"""The run-facing commands: `run`, `validate`, `runs`, `health`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from core.cli import UsageError, emit_json
+from core.readiness import check_readiness
+from core.runner import RunRequest, run_sync
+from core.runs import find_run, list_runs
+from core.settings import PROFILES, Resolved, resolve
+from core.task import TaskError, available
+from core.validate import validate_run
+
+
+class RunResult(BaseModel):
+    """What `run --json` prints: enough to find and judge the run."""
+
+    run_id: str
+    run_dir: str
+    status: str
+    exit_code: int
+    stage: int
+    stage2_passed: bool
+    demo: bool
+    reasons: list[str]
+
+
+class Progress:
+    """Live stages on stderr: colour and symbols on a terminal, plain lines otherwise."""
+
+    SYMBOLS = {"run_blocked": "✗", "guard_tripped": "!", "leak_detected": "!",
+               "run_finished": "■"}
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.t0 = time.monotonic()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        name = event["event"]
+        detail = self._detail(event)
+        elapsed = f"{time.monotonic() - self.t0:6.1f}s"
+        if self.tty:
+            colour = "31" if name in self.SYMBOLS and name != "run_finished" else "36"
+            sym = self.SYMBOLS.get(name, "•")
+            line = f"\x1b[2m{elapsed}\x1b[0m \x1b[{colour}m{sym}\x1b[0m {name:<22} {detail}"
+        else:
+            line = f"{elapsed} {name} {detail}".rstrip()
+        print(line, file=sys.stderr, flush=True)
+
+    @staticmethod
+    def _detail(e: dict[str, Any]) -> str:
+        match e["event"]:
+            case "run_started":
+                return f"{e['run_id']} ({e['engine']}{', demo endpoint' if e.get('demo') else ''})"
+            case "config_resolved":
+                return (f"{e['provider']}/{e['model']}, endpoint "
+                        f"{'configured' if e['endpoint_configured'] else 'missing'}")
+            case "readiness_checked":
+                return "ready" if e.get("ready") else "not ready"
+            case "admission_checked" | "guard_verdict" | "baseline_completed":
+                return str(e.get("status") or e.get("state"))
+            case "run_blocked":
+                return "; ".join(e.get("reasons", []))
+            case "case_process_exited":
+                return f"exit {e.get('exit_code')} after {e.get('duration_s')} s"
+            case "checks_completed":
+                return e.get("detail", "")
+            case "guard_tripped":
+                return e.get("evidence", {}).get("detail", "")
+            case "run_finished":
+                return f"{e['status']} (exit {e['exit_code']})"
+        return ""
+
+
+def _runs_root(args: argparse.Namespace, resolved: Resolved) -> Path:
+    return Path(args.runs_root) if args.runs_root else resolved.runs_root
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+    if args.task not in available():
+        raise TaskError(f"unknown task {args.task!r}; available: {', '.join(available())}")
+    resolved = resolve(args.profile)
+    root = _runs_root(args, resolved)
+    request = RunRequest(profile=args.profile, task=args.task, engine=args.engine,
+                         baseline=not args.no_baseline, timeout=args.timeout,
+                         retry_of=args.retry_of, demo=args.demo)
+    with ExitStack() as stack:
+        if args.demo:
+            from core.demo import demo_environment
+
+            demo = stack.enter_context(demo_environment())
+            resolved = dataclasses.replace(
+                resolved, endpoint=demo.endpoint, endpoint_source="demo endpoint",
+                endpoint_problem=None, api_key=None, api_key_problem=None,
+                admission_file=demo.admission_file, case_bin=demo.case_bin,
+                case_args=resolved.case_args, provider=PROFILES[args.profile][0],
+                model=PROFILES[args.profile][1])
+        listener = None if args.json else Progress()
+        report, run_dir = run_sync(request, resolved, root, listener)
+    if args.json:
+        emit_json(RunResult(run_id=report.run_id, run_dir=str(run_dir), status=report.status,
+                            exit_code=report.exit_code, stage=report.stage,
+                            stage2_passed=report.stage2_passed, demo=report.demo,
+                            reasons=report.reasons))
+    else:
+        print(f"{report.status}: {run_dir}", file=sys.stderr)
+        for reason in report.reasons:
+            print(f"  - {reason}", file=sys.stderr)
+    return report.exit_code
+
+
+def _resolve_run_dir(arg: str, root: Path) -> Path:
+    path = Path(arg)
+    if path.is_dir():
+        return path
+    found = find_run(root, arg)
+    if found is None:
+        raise UsageError(f"no run directory at {arg} (nor a run id under {root})")
+    return found
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    root = Path(args.runs_root) if args.runs_root else resolve().runs_root
+    result = validate_run(_resolve_run_dir(args.run_dir, root))
+    if args.json:
+        emit_json(result)
+    else:
+        mark = {"ok": "ok  ", "failed": "FAIL", "not_applicable": "n/a "}
+        print(f"{result.run_id}: {'valid' if result.ok else 'NOT valid'} "
+              f"(run {result.status}{', demo' if result.demo else ''})")
+        for problem in result.problems if not result.criteria else []:
+            print(f"  {problem}")
+        for c in result.criteria:
+            where = ", ".join(
+                f"{e.file}{f':{e.line}' if e.line else ''}{f' [{e.field}]' if e.field else ''}"
+                for e in c.evidence[:3])
+            print(f"  {mark[c.verdict]} {c.id:<26} {c.detail}" + (f"  ({where})" if where else ""))
+        print(f"  stage2 pass evidence: {'yes' if result.stage2_pass_evidence else 'no'}")
+    return 0 if result.ok else 1
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    root = Path(args.runs_root) if args.runs_root else resolve().runs_root
+    rows = list_runs(root, limit=args.limit)
+    if args.json:
+        emit_json([r.model_dump(mode="json") for r in rows])
+        return 0
+    if not rows:
+        print(f"no runs under {root}")
+    for r in rows:
+        print(f"{r.run_id:<48} {r.status:<11} {r.engine or '-':<5} "
+              f"{(r.model or '-'):<18} checks {r.checks or '-':<6} guard {r.guard or '-'}"
+              + (" demo" if r.demo else "") + (f"  ({r.problem})" if r.problem else ""))
+    return 0
+
+
+class Health(BaseModel):
+    ok: bool
+    ready: bool
+    readiness: dict[str, Any]
+    self_test: dict[str, Any]
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Readiness plus a self-test: a fake-engine run in a temp root, then validate on it."""
+    resolved = resolve(args.profile)
+    readiness = check_readiness(resolved)
+    with tempfile.TemporaryDirectory(prefix="cto-harness-health-") as tmp:
+        request = RunRequest(profile=args.profile, engine="fake", baseline=False, timeout=120)
+        report, run_dir = run_sync(request, resolved, Path(tmp))
+        validation = validate_run(run_dir)
+    self_ok = report.status in ("passed", "failed") and validation.ok
+    health = Health(
+        ok=self_ok, ready=readiness.ready, readiness=readiness.model_dump(mode="json"),
+        self_test={"ok": self_ok, "run_status": report.status, "validate_ok": validation.ok,
+                   "problems": validation.problems},
+    )
+    if args.json:
+        emit_json(health)
+    else:
+        print(f"self-test: {'ok' if self_ok else 'FAILED'} (fake-engine run {report.status}, "
+              f"validate {'ok' if validation.ok else 'failed'})")
+        for c in readiness.checks:
+            print(f"  {c.state:<8} {c.name:<20} {c.detail}")
+        print(f"ready: {'yes' if readiness.ready else 'no'}")
+    if not self_ok:
+        return 4
+    return 0 if readiness.ready else 3
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser("run", help="run a Case (or the fake engine) on a task")
+    run.add_argument("--profile", default="case-qwen", choices=sorted(PROFILES))
+    run.add_argument("--task", default="r1-string-slugify")
+    run.add_argument("--engine", default="case", choices=["case", "fake"])
+    run.add_argument("--no-baseline", action="store_true",
+                     help="skip the same-run fake baseline (then no pass can be claimed)")
+    run.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS")
+    run.add_argument("--runs-root", metavar="DIR")
+    run.add_argument("--retry-of", metavar="RUN_ID")
+    run.add_argument("--demo", action="store_true",
+                     help="use the embedded demo endpoint and the reference Case")
+    run.add_argument("--json", action="store_true", help="one JSON object on stdout at the end")
+    run.set_defaults(func=cmd_run)
+
+    val = sub.add_parser("validate", help="re-check a run's evidence against CTO-WORK-030")
+    val.add_argument("run_dir", metavar="RUN_DIR", help="a run directory or a run id")
+    val.add_argument("--runs-root", metavar="DIR")
+    val.add_argument("--json", action="store_true")
+    val.set_defaults(func=cmd_validate)
+
+    runs = sub.add_parser("runs", help="every run under the runs root with its summary")
+    runs.add_argument("--runs-root", metavar="DIR")
+    runs.add_argument("--limit", type=int)
+    runs.add_argument("--json", action="store_true")
+    runs.set_defaults(func=cmd_runs)
+
+    health = sub.add_parser("health", help="readiness plus a fake-engine self-test")
+    health.add_argument("--profile", default="case-qwen", choices=sorted(PROFILES))
+    health.add_argument("--json", action="store_true")
+    health.set_defaults(func=cmd_health)
+

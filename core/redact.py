@@ -1,0 +1,443 @@
+"""Mask every recognisable form of each registered secret, in whole texts and in streams.
+
+Why it is built this way (each point closes a hole of a masker people trust today):
+- Forms, not just the value: a URL is also written without its scheme, without its
+  trailing `/`, as host:port, as its userinfo password or query values, percent-encoded,
+  JSON-escaped, and base64/base64url at all three byte alignments, padded or not.
+- Base64 may be wrapped (base64(1) and MIME at 76 columns, PEM at 64): a line break is
+  accepted inside a base64 form when the 16 bytes before it are base64 characters, so a
+  wrapped secret is caught and an ordinary line never waits for the next one.
+- Case: forms match case-sensitively (base64 needs it: case is data there). Hosts are
+  case-insensitive, so a URL is also registered with its scheme and host lowercased, the
+  spelling URL libraries print; other mixed-case spellings are not matched (folding every
+  chunk would cost a third of the throughput, see bench/redact.py).
+- The mask is the union of all matches (overlapping ranges merged), so no tail of an
+  overlapping secret survives, and a failed partial match never skips a restart.
+- Streams hold back only the longest suffix that could still begin a form, so text that
+  cannot be a secret is emitted at once; a range that could still grow is held whole, so
+  any chunking gives the output of the whole text.
+- Speed: Hyperscan (when installed) says where a match may end; a trie walk over the
+  bytes decides. Without Hyperscan a regex finds the candidates: same output, slower.
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import json
+import logging
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote, unquote_plus, urlsplit
+
+try:
+    import hyperscan
+except ImportError:  # not on this platform: the regex path gives the same output
+    hyperscan = None
+
+MIN_FORM_LEN = 8
+WRAP_MIN = 16
+"""A line break counts inside a base64 form only after this many base64 bytes."""
+MAX_HOLD = 1 << 20
+"""A chain of overlapping matches longer than this is emitted masked in pieces."""
+
+_B64_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_")
+_NL, _CR = 0x0A, 0x0D
+
+
+@dataclass(frozen=True)
+class SecretForm:
+    """One recognisable spelling of a secret; its repr never shows the value."""
+
+    secret: str
+    kind: str
+    value: str = field(repr=False)
+
+
+class _Node:
+    __slots__ = ("children", "form")
+
+    def __init__(self) -> None:
+        self.children: dict[int, _Node] = {}
+        self.form: int | None = None
+
+
+def _url_forms(value: str) -> list[tuple[str, str]]:
+    """The parts and spellings of a URL that identify it."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a bad port: then it is no URL to take apart
+    except ValueError:
+        return []
+    if not parts.scheme or not parts.netloc or "://" not in value:
+        return []
+    rest = value.split("://", 1)[1]
+    userinfo, _, host_port = parts.netloc.rpartition("@")
+    tail = rest[len(parts.netloc):]
+    forms = [("no_scheme", rest)]
+    if value.endswith("/"):
+        forms += [("no_slash", value.rstrip("/")), ("no_scheme_no_slash", rest.rstrip("/"))]
+    forms.append(("host_port", host_port))
+    lowered = f"{parts.scheme.lower()}://{userinfo + '@' if userinfo else ''}"
+    lowered += host_port.lower() + tail
+    if lowered != value:
+        forms += [("lowercase_host", lowered), ("lowercase_host_no_scheme", lowered.split("://", 1)[1]),
+                  ("lowercase_host_port", host_port.lower())]
+    if parts.password:
+        forms.append(("userinfo_password", parts.password))
+        forms.append(("userinfo_password_decoded", unquote(parts.password)))
+    for pair in parts.query.split("&"):
+        param, _, raw = pair.partition("=")
+        if raw:
+            forms.append((f"query:{param}", raw))
+            forms.append((f"query:{param}:decoded", unquote_plus(raw)))
+    return forms
+
+
+def _base64_forms(text: str) -> list[tuple[str, str]]:
+    """base64 and base64url of `text` at each byte alignment inside a larger blob: the
+    characters that depend on the secret alone, then at the blob's end unpadded and padded."""
+    raw = text.encode("utf-8", "surrogatepass")
+    out: list[tuple[str, str]] = []
+    for align in range(3):
+        enc = base64.b64encode(b"\0" * align + raw).decode("ascii")
+        first = (8 * align + 5) // 6
+        core = enc[first:(8 * (align + len(raw))) // 6]
+        for alphabet, table in (("base64", None), ("base64url", str.maketrans("+/", "-_"))):
+            def spell(s: str, table: dict[int, int] | None = table) -> str:
+                return s.translate(table) if table else s
+            out.append((f"{alphabet}:{align}", spell(core)))
+            out.append((f"{alphabet}:{align}:end", spell(enc[first:].rstrip("="))))
+            out.append((f"{alphabet}:{align}:padded", spell(enc[first:])))
+    return out
+
+
+def _encoded_forms(text: str) -> list[tuple[str, str]]:
+    percent = quote(text, safe="")
+    escaped = json.dumps(text, ensure_ascii=False)[1:-1]
+    return [
+        ("percent", percent),
+        ("percent_lower", re.sub("%[0-9A-F]{2}", lambda m: m.group(0).lower(), percent)),
+        ("json", escaped),
+        ("json_ascii", json.dumps(text)[1:-1]),
+        ("json_slash", escaped.replace("/", "\\/")),
+        *_base64_forms(text),
+    ]
+
+
+def derive_forms(name: str, value: str) -> list[SecretForm]:
+    """Every recognisable form of one secret, first spelling of each value kept."""
+    texts = [("full", value), *_url_forms(value)]
+    seen: dict[str, SecretForm] = {}
+    for kind, text in texts:
+        seen.setdefault(text, SecretForm(name, kind, text))
+    for kind, text in texts:
+        for enc_kind, encoded in _encoded_forms(text):
+            full_kind = enc_kind if kind == "full" else f"{kind}/{enc_kind}"
+            seen.setdefault(encoded, SecretForm(name, full_kind, encoded))
+    return [form for text, form in seen.items() if text]
+
+
+class Redactor:
+    """The registered secrets' forms, compiled once, shared by every stream and thread."""
+
+    def __init__(self, secrets: Mapping[str, str]) -> None:
+        self.forms: list[SecretForm] = []
+        self.unmaskable: list[str] = []
+        seen: set[str] = set()
+        for name, value in secrets.items():
+            if not value:
+                self.unmaskable.append(f"{name}:full")
+                continue
+            for form in derive_forms(name, value):
+                if form.value in seen:
+                    continue
+                seen.add(form.value)
+                if len(form.value) < MIN_FORM_LEN:
+                    self.unmaskable.append(f"{form.secret}:{form.kind}")
+                else:
+                    self.forms.append(form)
+        self._encoded = [f.value.encode("utf-8", "surrogatepass") for f in self.forms]
+        self._wrappable = ["base64" in f.kind for f in self.forms]
+        self._markers = {f.secret: f"[REDACTED:{f.secret}]".encode() for f in self.forms}
+        self._text_trie, self._b64_trie = _Node(), _Node()
+        for index, raw in enumerate(self._encoded):
+            node = self._b64_trie if self._wrappable[index] else self._text_trie
+            for byte in raw:
+                node = node.children.setdefault(byte, _Node())
+            if node.form is None or len(raw) > len(self._encoded[node.form]):
+                node.form = index
+        self._spans = [len(raw) + (2 * (len(raw) - 1) if wrap else 0)
+                       for raw, wrap in zip(self._encoded, self._wrappable, strict=True)]
+        self._max_span = max(self._spans, default=0)
+        self._candidates = _candidate_regex(self._encoded, self._wrappable)
+        reach = _prefilter_literals(self._encoded, self._wrappable, self._spans)
+        self._reach = list(reach.values())
+        self._database = _hyperscan_database(list(reach))
+        self._local = threading.local()
+
+    # -- public API ---------------------------------------------------------------------
+
+    def redact(self, text: str) -> str:
+        return self.redact_counted(text)[0]
+
+    def redact_counted(self, text: str) -> tuple[str, int]:
+        """`text` with every form masked, and how many masks were made."""
+        if not self.forms or not text:
+            return text, 0
+        data = text.encode("utf-8", "surrogatepass")
+        ranges, _ = self._plan(data, 0, final=True)
+        if not ranges:
+            return text, 0
+        return self._render(data, 0, len(data), ranges).decode("utf-8", "surrogatepass"), len(ranges)
+
+    def stream(self) -> StreamRedactor:
+        return StreamRedactor(self)
+
+    def matches(self, data: bytes) -> list[tuple[int, int, SecretForm]]:
+        """Every place a form starts in `data` (valid UTF-8), with the longest form there."""
+        return [(s, e, self.forms[f]) for s, e, f in self._find(data, 0)]
+
+    # -- matching -----------------------------------------------------------------------
+
+    def _walk(self, data: bytes, pos: int, trie: _Node, wrappable: bool) -> tuple[int, int, bool]:
+        """Follow `trie` from `pos`: (end of the longest form, its index, still alive at the
+        end of `data`). The one definition of what matches; everything else only narrows."""
+        node, i, size = trie, pos, len(data)
+        best_end, best_form = -1, -1
+        while True:
+            if node.form is not None:
+                best_end, best_form = i, node.form
+            if not node.children:
+                return best_end, best_form, False
+            if i >= size:
+                return best_end, best_form, True
+            byte = data[i]
+            if wrappable and node is not trie and byte in (_CR, _NL):
+                if not _wrap_allowed(data, i):
+                    return best_end, best_form, False
+                if byte == _CR:  # "\r\n"; a lone "\r" at the end may still become one
+                    if i + 1 >= size:
+                        return best_end, best_form, True
+                    if data[i + 1] != _NL:
+                        return best_end, best_form, False
+                    i += 1
+                i += 1
+                if i >= size:
+                    return best_end, best_form, True
+                byte = data[i]
+            child = node.children.get(byte)
+            if child is None:
+                return best_end, best_form, False
+            node, i = child, i + 1
+
+    def _longest(self, data: bytes, pos: int) -> tuple[int, int]:
+        end, form, _ = self._walk(data, pos, self._text_trie, False)
+        end2, form2, _ = self._walk(data, pos, self._b64_trie, True)
+        return (end2, form2) if end2 > end else (end, form)
+
+    def _windows(self, data: bytes, start: int) -> list[tuple[int, int]]:
+        """Where a match may lie: around each prefilter hit, or everywhere without Hyperscan."""
+        if self._database is None:
+            return [(start, len(data))]
+        hits: list[tuple[int, int]] = []
+
+        def on_match(literal: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
+            reach = self._reach[literal]
+            hits.append((max(start, start + to - reach), min(len(data), start + to + reach)))
+
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = hyperscan.Scratch(self._database)
+        self._database.scan(data[start:], match_event_handler=on_match, scratch=scratch)
+        hits.sort()
+        windows: list[tuple[int, int]] = []
+        for lo, hi in hits:
+            if windows and lo <= windows[-1][1]:
+                windows[-1] = (windows[-1][0], max(hi, windows[-1][1]))
+            else:
+                windows.append((lo, hi))
+        return windows
+
+    def _find(self, data: bytes, start: int) -> list[tuple[int, int, int]]:
+        found: list[tuple[int, int, int]] = []
+        last = -1
+        for lo, hi in self._windows(data, start):
+            pos = max(lo, last + 1)
+            while (m := self._candidates.search(data, pos, hi)) is not None:
+                p = m.start()
+                end, form = self._longest(data, p)
+                if end > p:
+                    found.append((p, end, form))
+                last, pos = p, p + 1
+        return found
+
+    def _holdback(self, data: bytes, start: int) -> int:
+        """Start of the longest suffix that could still begin a form (len(data) if none)."""
+        for pos in range(max(start, len(data) - self._max_span), len(data)):
+            byte = data[pos]
+            if byte in self._text_trie.children and self._walk(data, pos, self._text_trie, False)[2]:
+                return pos
+            if byte in self._b64_trie.children and self._walk(data, pos, self._b64_trie, True)[2]:
+                return pos
+        return len(data)
+
+    def _plan(self, data: bytes, start: int, final: bool,
+              carry: tuple[int, str] | None = None) -> tuple[list[tuple[int, int, str]], int]:
+        """Merged mask ranges over data[start:] and where output may stop (`cut`)."""
+        spans = [(s, e, self.forms[f].secret) for s, e, f in self._find(data, start)]
+        if carry is not None:
+            spans.append((start, start + carry[0], carry[1]))
+        spans.sort()
+        merged: list[tuple[int, int, str]] = []
+        for s, e, name in spans:
+            if merged and s < merged[-1][1]:
+                ps, pe, pname = merged[-1]
+                merged[-1] = (ps, max(pe, e), pname)
+            else:
+                merged.append((s, e, name))
+        cut = len(data) if final else self._holdback(data, start)
+        for s, e, _ in merged:
+            if s < cut < e:
+                cut = s
+                break
+        return [r for r in merged if r[0] < cut], cut
+
+    def _render(self, data: bytes, start: int, cut: int, ranges: list[tuple[int, int, str]]) -> bytes:
+        pieces, pos = [], start
+        for s, e, name in ranges:
+            pieces += [data[pos:s], self._markers[name]]
+            pos = e
+        pieces.append(data[pos:cut])
+        return b"".join(pieces)
+
+
+def _wrap_allowed(data: bytes, pos: int) -> bool:
+    return pos >= WRAP_MIN and all(b in _B64_BYTES for b in data[pos - WRAP_MIN:pos])
+
+
+def _token(byte: int, wrappable: bool, first: bool) -> bytes:
+    lit = re.escape(bytes([byte]))
+    return lit if first or not wrappable else rb"(?:\r?\n)?" + lit
+
+
+def _candidate_regex(encoded: list[bytes], wrappable: list[bool]) -> re.Pattern[bytes]:
+    """A regex for where a form may start: every form, line breaks allowed anywhere inside
+    base64 ones (a superset of what matches; the trie walk decides)."""
+    trie: dict = {}
+    for raw, wrap in zip(encoded, wrappable, strict=True):
+        node = trie
+        for i, byte in enumerate(raw):
+            node = node.setdefault(_token(byte, wrap, i == 0), {})
+        node[b""] = {}
+
+    def emit(node: dict) -> bytes:
+        if b"" in node:
+            return b""
+        alts = [tok + emit(child) for tok, child in node.items()]
+        return alts[0] if len(alts) == 1 else b"(?:" + b"|".join(alts) + b")"
+
+    return re.compile(emit(trie) if trie else rb"(?!)")
+
+
+def _prefilter_literals(encoded: list[bytes], wrappable: list[bool],
+                        spans: list[int]) -> dict[bytes, int]:
+    """Literals at least one of which lies intact in any match, each with how far around
+    it the match may reach: text forms whole; base64 forms as 8-byte pieces (line breaks
+    are 16 form bytes apart, so a break spoils at most one of two neighbours), and a form
+    too short for two pieces also with a break at each place that spoils both."""
+    reach: dict[bytes, int] = {}
+    half = WRAP_MIN // 2
+    for raw, wrap, span in zip(encoded, wrappable, spans, strict=True):
+        if not wrap:
+            literals = [raw]
+        else:
+            literals = [raw[i:i + half] for i in range(0, len(raw) - half + 1, half)]
+            literals.append(raw[-half:])
+            literals += [raw[:x] + sep + raw[x:] for x in range(len(raw) - half + 1, half)
+                         for sep in (b"\n", b"\r\n")]
+        for literal in literals:
+            reach[literal] = max(reach.get(literal, 0), span)
+    return reach
+
+
+def _hyperscan_database(literals: list[bytes]) -> object | None:
+    if hyperscan is None or not literals:
+        return None
+    expressions = [b"".join(b"\\x%02x" % byte for byte in lit) for lit in literals]
+    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    database.compile(expressions=expressions, ids=list(range(len(expressions))),
+                     elements=len(expressions), flags=0)
+    return database
+
+
+class StreamRedactor:
+    """Bytes in, safe bytes out; invalid UTF-8 leaves as U+FFFD, never an exception."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._context = b""
+        """The last bytes emitted, unmasked: what a wrapped base64 form looks back on."""
+        self._pending = b""
+        self._carry: tuple[int, str] | None = None
+        self.redactions = 0
+
+    def feed(self, data: bytes) -> bytes:
+        if not self._decoder.getstate()[0] and data.isascii():
+            text = data
+        else:
+            text = self._decoder.decode(data).encode("utf-8")
+        return self._process(text, final=False)
+
+    def flush(self) -> bytes:
+        return self._process(self._decoder.decode(b"", final=True).encode("utf-8"), final=True)
+
+    def _process(self, text: bytes, final: bool) -> bytes:
+        redactor = self._redactor
+        if not redactor.forms:
+            return text
+        data = self._context + self._pending + text
+        start = len(self._context)
+        ranges, cut = redactor._plan(data, start, final, self._carry)
+        self._carry = None
+        if cut == start and len(data) - start > MAX_HOLD and ranges == []:
+            cut, ranges = self._split_chain(data, start)
+        self.redactions += len(ranges)
+        out = redactor._render(data, start, cut, ranges)
+        self._context = data[max(0, cut - WRAP_MIN):cut]
+        self._pending = data[cut:]
+        return out
+
+    def _split_chain(self, data: bytes, start: int) -> tuple[int, list[tuple[int, int, str]]]:
+        """An endless chain of overlapping matches: emit it masked up to where a form could
+        still begin, and mask what it still covers beyond there in the next round."""
+        redactor = self._redactor
+        hold = redactor._holdback(data, start)
+        spans = [(s, e, redactor.forms[f].secret) for s, e, f in redactor._find(data, start)]
+        end = max((e for s, e, _ in spans if s < hold), default=hold)
+        name = min(spans)[2] if spans else next(iter(redactor._markers))
+        if end > hold:
+            self._carry = (end - hold, name)
+        return hold, [(start, min(end, hold), name)]
+
+
+class RedactingFilter(logging.Filter):
+    """Attach to a handler: masks the formatted message, exception and stack text, since a
+    secret can sit in `record.args` or a traceback, never only in `record.msg`."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self.redactor.redact(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redactor.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redactor.redact(record.stack_info)
+        return True

@@ -1,0 +1,497 @@
+"""One run, start to verdict: preflight (Stage 1), the Case on the task with its checks and
+the same-run fake baseline (Stage 2), the guard's verdict, the leak scan, the report.
+
+Every stage leaves its trace event as it happens; whatever goes wrong, a report is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import secrets
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core import __version__
+from core.admission import check_admission
+from core.checks import run_checks
+from core.guard import Guard
+from core.models import (
+    EXIT_CODES,
+    BaselineOutcome,
+    CheckCounts,
+    Comparison,
+    Durations,
+    Engine,
+    Evidence,
+    LeakFinding,
+    Manifest,
+    Readiness,
+    RedactionCounters,
+    RelayRecord,
+    RelayTotals,
+    Report,
+    RunStatus,
+)
+from core.process import Outcome, run_group
+from core.readiness import check_readiness
+from core.redact import Redactor
+from core.relay import Relay
+from core.rundir import RunPaths, RunWriter, atomic_write_bytes, new_run_id, sha256_file, utcnow
+from core.runs import process_start_ticks
+from core.scan import scan_paths
+from core.settings import API_KEY_VAR, ENDPOINT_VAR, Resolved
+from core.task import Task, load_task
+
+ENV_ALLOWLIST = ("PATH", "HOME", "LANG", "TMPDIR", "TERM")
+FAKE = "fake"
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class RunRequest:
+    profile: str = "case-qwen"
+    task: str = "r1-string-slugify"
+    engine: Engine = "case"
+    baseline: bool = True
+    timeout: float = 1800.0
+    retry_of: str | None = None
+    demo: bool = False
+
+
+@dataclass
+class _State:
+    """What the run has learned so far; the report is built from it whatever happens."""
+
+    stage: int = 1
+    reasons: list[str] = field(default_factory=list)
+    admission: str = "missing_file"
+    case_started: bool = False
+    case: Outcome | None = None
+    checks: CheckCounts = field(default_factory=CheckCounts)
+    baseline: BaselineOutcome = field(default_factory=lambda: BaselineOutcome(status="skipped"))
+    leaks: list[LeakFinding] = field(default_factory=list)
+    log_redactions: int = 0
+    durations: Durations = field(default_factory=Durations)
+    records: list[RelayRecord] = field(default_factory=list)
+
+
+def case_environment(relay_url: str, token: str, resolved: Resolved, task_file: Path,
+                     workspace: Path) -> dict[str, str]:
+    """An allowlist: nothing of the harness's own environment but these reaches the Case."""
+    env = {k: v for k, v in os.environ.items() if k in ENV_ALLOWLIST or k.startswith("LC_")}
+    env.update({
+        "OPENAI_BASE_URL": relay_url,
+        "OPENAI_API_KEY": token,
+        "CTO_HARNESS_CASE_MODEL": resolved.model,
+        "CTO_HARNESS_CASE_MODEL_PROVIDER": resolved.provider,
+        "CTO_HARNESS_TASK_FILE": str(task_file),
+        "CTO_HARNESS_WORKSPACE": str(workspace),
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def case_argv(case_bin: str, template: str, values: dict[str, str]) -> list[str]:
+    """`[bin, *args]`: the template is split first, so a path with spaces stays one arg, and
+    it may name only these placeholders: the endpoint cannot be put in argv."""
+    try:
+        words = shlex.split(template)
+    except ValueError as exc:
+        raise ArgvError(f"CTO_HARNESS_CASE_ARGS cannot be split like a shell line ({exc})") from None
+    try:
+        return [case_bin, *(w.format(**values) for w in words)]
+    except (KeyError, IndexError, ValueError) as exc:
+        names = ", ".join("{" + k + "}" for k in values)
+        raise ArgvError(
+            f"CTO_HARNESS_CASE_ARGS uses an unknown placeholder {exc}; it may use only {names}"
+        ) from None
+
+
+class ArgvError(Exception):
+    """The Case's argv cannot be built from CTO_HARNESS_CASE_ARGS."""
+
+
+def unavailable_text(reasons: list[str]) -> str:
+    return (
+        "This run was blocked before the Case process started.\n\n"
+        "What is missing or wrong:\n"
+        + "".join(f"  - {r}\n" for r in reasons)
+        + "\nWays to supply the local endpoint (its value is never written anywhere):\n"
+        f"  - export {ENDPOINT_VAR}=<http(s)://host:port/v1> in the shell that runs the harness\n"
+        f"  - or put it on the first line of a file and export {ENDPOINT_VAR}_FILE=<that file>\n"
+        "  - or type it into the dashboard (cto-harness-tui, key e): memory only\n"
+        f"An API key, if the endpoint needs one: {API_KEY_VAR} or {API_KEY_VAR}_FILE.\n"
+        "The Case binary: CTO_HARNESS_CASE_BIN. Admitted models: "
+        "CTO_HARNESS_CASE_MODEL_ADMISSION_FILE.\n"
+        "Check with: cto-harness readiness\n"
+    )
+
+
+class Runner:
+    def __init__(self, request: RunRequest, resolved: Resolved, runs_root: Path,
+                 listener: Listener | None = None) -> None:
+        self.request = request
+        self.resolved = resolved
+        self.listener = listener
+        self.cancel = asyncio.Event()
+        self.token = secrets.token_urlsafe(24)
+        named = {"relay_token": self.token}
+        if resolved.endpoint is not None:
+            named["endpoint"] = resolved.endpoint.get_secret_value()
+        if resolved.api_key is not None:
+            named["api_key"] = resolved.api_key.get_secret_value()
+        self.redactor = Redactor(named)
+        runs_root.mkdir(parents=True, exist_ok=True)
+        run_id = new_run_id(request.task)
+        root = runs_root / run_id
+        n = 1
+        while root.exists():
+            n += 1
+            root = runs_root / f"{run_id}.{n}"
+        root.mkdir()
+        self.paths = RunPaths(root)
+        self.writer = RunWriter(self.paths, self.redactor.redact)
+        self.state = _State()
+        self.started = time.monotonic()
+        self.started_at = utcnow()
+        self.guard = Guard(resolved.model, resolved.fallback_markers, on_trip=self._on_trip)
+
+    # -- trace ----------------------------------------------------------------------
+    def event(self, name: str, **fields: Any) -> None:
+        record = self.writer.event(name, **fields)
+        if self.listener is not None:
+            self.listener(record)
+
+    def _on_trip(self, evidence: Evidence) -> None:
+        self.event("guard_tripped", evidence=evidence.model_dump(exclude_none=True))
+
+    def _on_record(self, record: RelayRecord) -> None:
+        self.state.records.append(record)
+        self.guard.on_relay(record, len(self.state.records))
+
+    # -- the run --------------------------------------------------------------------
+    async def run(self) -> Report:
+        loop = asyncio.get_running_loop()
+        handled = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self.cancel.set)
+                handled.append(sig)
+        try:
+            status = await self._run()
+        except Exception as exc:  # the harness's own failure still gets a report
+            self.state.reasons.append(f"harness error: {type(exc).__name__}: {exc}")
+            status = "error"
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+        return self._finish(status)
+
+    async def _run(self) -> RunStatus:
+        req, res = self.request, self.resolved
+        task = load_task(req.task)
+        self.writer.write_json(self.paths.manifest, Manifest(
+            run_id=self.paths.run_id, task=req.task, engine=req.engine, profile=req.profile,
+            provider=res.provider, model=res.model, harness_version=__version__,
+            started_at=self.started_at, harness_pid=os.getpid(),
+            harness_start_ticks=process_start_ticks(os.getpid()), retry_of=req.retry_of,
+            demo=req.demo, argv=sys.argv,
+        ))
+        self.event("run_started", run_id=self.paths.run_id, task=req.task, engine=req.engine,
+                   profile=req.profile, demo=req.demo, retry_of=req.retry_of)
+        self.event("config_resolved", endpoint_configured=res.endpoint is not None,
+                   endpoint_source=res.endpoint_source, case_bin=res.case_bin,
+                   admission_file=str(res.admission_file) if res.admission_file else None,
+                   provider=res.provider, model=res.model,
+                   redaction_forms=len(self.redactor.forms),
+                   unmaskable_forms=self.redactor.unmaskable)
+        blockers = await self._preflight(task)
+        self.state.durations.preflight_s = round(time.monotonic() - self.started, 3)
+        if self.cancel.is_set():
+            return "cancelled"
+        if blockers:
+            self.state.reasons.extend(blockers)
+            self.writer.write_text(self.paths.unavailable, unavailable_text(blockers))
+            self.event("run_blocked", reasons=blockers,
+                       marker=str(self.paths.unavailable.relative_to(self.paths.root)))
+            return "blocked"
+        self.state.stage = 2
+        return await self._stage2(task)
+
+    async def _preflight(self, task: Task) -> list[str]:
+        res = self.resolved
+        admission = check_admission(res.admission_file, res.provider, res.model)
+        if self.request.engine == FAKE:
+            self.event("readiness_checked", ready=True, skipped="fake engine calls no model")
+            self.state.admission = admission.status
+            self.event("admission_checked", status=admission.status, detail=admission.detail)
+            return []
+        readiness: Readiness = await asyncio.to_thread(check_readiness, res)
+        self.writer.write_json(self.paths.readiness, readiness)
+        self.event("readiness_checked", ready=readiness.ready,
+                   checks={c.name: c.state for c in readiness.checks})
+        self.state.admission = admission.status
+        self.event("admission_checked", status=admission.status, detail=admission.detail)
+        blockers = [f"{c.name}: {c.detail}" for c in readiness.checks
+                    if c.state not in ("ok", "skipped")]
+        if admission.status != "admitted" and not any(
+            b.startswith("admission") for b in blockers
+        ):
+            blockers.append(f"admission: {admission.detail}")
+        return blockers
+
+    async def _stage2(self, task: Task) -> RunStatus:
+        req, res = self.request, self.resolved
+        task_dir = self.paths.root / "task"
+        task_dir.mkdir()
+        task_file = task_dir / task.prompt_file.name
+        task_file.write_bytes(task.prompt_file.read_bytes())
+        task.fresh_workspace(self.paths.workspace)
+        if req.engine == FAKE:
+            self.state.case = await self._fake_engine(task, task_file, self.paths.workspace,
+                                                      self.paths.case_log)
+            self.state.case_started = True
+        else:
+            outcome = await self._case(task_file)
+            if outcome is None:
+                return "blocked"
+            self.state.case = outcome
+        case = self.state.case
+        self.state.durations.case_s = round(case.duration_s, 3)
+        if case.start_error:
+            self.state.reasons.append(f"the Case could not start: {case.start_error}")
+            return "error"
+        if self.cancel.is_set():
+            self.state.reasons.append("cancelled while the Case ran")
+            return "cancelled"
+        if case.timed_out:
+            self.state.reasons.append(f"the Case ran past its timeout ({req.timeout:g} s)")
+        t0 = time.monotonic()
+        self.state.checks = await run_checks(task, self.paths.workspace, self.paths.checks,
+                                             self.redactor.redact, self.cancel)
+        self.state.durations.checks_s = round(time.monotonic() - t0, 3)
+        self.event("checks_completed", **self.state.checks.model_dump())
+        if self.cancel.is_set():
+            return "cancelled"
+        if req.engine != FAKE and req.baseline:
+            await self._baseline(task, task_file)
+            if self.cancel.is_set():
+                return "cancelled"
+        return "timed_out" if case.timed_out else "failed"  # refined in _verdict
+
+    async def _case(self, task_file: Path) -> Outcome | None:
+        res = self.resolved
+        values = {"task_file": str(task_file), "workspace": str(self.paths.workspace),
+                  "model": res.model, "provider": res.provider}
+        try:
+            argv = case_argv(res.case_bin or "", res.case_args, values)
+        except ArgvError as exc:
+            return self._block_late(str(exc))
+        if any(self.redactor.redact(a) != a for a in argv):
+            return self._block_late("CTO_HARNESS_CASE_ARGS would put a secret in argv")
+        relay = Relay(upstream=res.endpoint, api_key=res.api_key, model=res.model,
+                      token=self.token, ledger=self.paths.relay, redact=self.redactor.redact,
+                      on_record=self._on_record)
+        await relay.start()
+        try:
+            self.event("relay_started", url=relay.base_url)
+            env = case_environment(relay.base_url, self.token, res, task_file,
+                                   self.paths.workspace)
+            self.guard.check_env(env)
+            return await self._supervise(argv, env, self.paths.workspace, self.paths.case_log,
+                                         self.request.timeout, scan=True)
+        finally:
+            await relay.stop()
+
+    def _block_late(self, reason: str) -> None:
+        self.state.stage = 1
+        self.state.reasons.append(reason)
+        self.writer.write_text(self.paths.unavailable, unavailable_text([reason]))
+        self.event("run_blocked", reasons=[reason])
+
+    async def _supervise(self, argv: list[str], env: dict[str, str], cwd: Path, log: Path,
+                         timeout: float, *, scan: bool) -> Outcome:
+        """Run a process with its output redacted (streaming) into `log`."""
+        stream = self.redactor.stream()
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("wb", buffering=0) as fh:
+            def sink(chunk: bytes) -> None:
+                safe = stream.feed(chunk)
+                if safe:
+                    fh.write(safe)
+                    if scan:
+                        self.guard.scan_output(safe)
+
+            def started(pid: int) -> None:
+                self.state.case_started = True
+                self.event("case_process_started", pid=pid, argv=argv)
+
+            outcome = await run_group(argv, cwd=cwd, env=env, sink=sink, timeout=timeout,
+                                      cancel=self.cancel, on_start=started if scan else None)
+            tail = stream.flush()
+            fh.write(tail)
+            if scan:
+                self.guard.scan_output(tail)
+        self.state.log_redactions += stream.redactions
+        if scan:
+            self.event("case_process_exited", exit_code=outcome.exit_code,
+                       duration_s=round(outcome.duration_s, 3), timed_out=outcome.timed_out,
+                       cancelled=outcome.cancelled, output_bytes=outcome.bytes_read,
+                       start_error=outcome.start_error)
+        return outcome
+
+    async def _fake_engine(self, task: Task, task_file: Path, workspace: Path,
+                           log: Path) -> Outcome:
+        argv = [sys.executable, "-m", "core.fake_engine", "--task-file", str(task_file),
+                "--workspace", str(workspace), "--naive", str(task.naive_dir)]
+        env = {k: v for k, v in os.environ.items() if k in ENV_ALLOWLIST}
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+        return await self._supervise(argv, env, workspace, log, self.request.timeout,
+                                     scan=self.request.engine == FAKE)
+
+    async def _baseline(self, task: Task, task_file: Path) -> None:
+        base = self.paths.baseline
+        self.event("baseline_started", engine=FAKE)
+        t0 = time.monotonic()
+        task.fresh_workspace(base / "workspace")
+        outcome = await self._fake_engine(task, task_file, base / "workspace", base / "case.log")
+        checks = CheckCounts(detail="not run")
+        if outcome.exit_code == 0:
+            checks = await run_checks(task, base / "workspace", base / "checks",
+                                      self.redactor.redact, self.cancel)
+        passed = checks.ran and checks.total > 0 and checks.passed == checks.total
+        status = ("timed_out" if outcome.timed_out else "error" if outcome.exit_code != 0
+                  else "passed" if passed else "failed")
+        self.state.baseline = BaselineOutcome(status=status, exit_code=outcome.exit_code,
+                                              checks=checks)
+        self.state.durations.baseline_s = round(time.monotonic() - t0, 3)
+        self.event("baseline_completed", status=status, checks=checks.model_dump())
+
+    # -- the verdict ----------------------------------------------------------------
+    def _verdict(self, status: RunStatus) -> RunStatus:
+        """From what happened to the status; `passed` only with every proof in place."""
+        s, reasons = self.state, self.state.reasons
+        if status in ("blocked", "error", "cancelled", "timed_out"):
+            return status
+        if s.leaks:
+            reasons.append("leak_detected: a secret form was found in the run's files")
+        real = s.checks.ran and s.checks.total > 0 and s.checks.passed == s.checks.total
+        if self.request.engine == FAKE:
+            reasons.append("fake engine: a baseline run, never evidence for a model")
+            return "passed" if real and not s.leaks else "failed"
+        guard = self.guard.state()
+        if guard == "tripped":
+            reasons.append("fallback detected: see fallback_evidence")
+        elif guard == "unproven":
+            reasons.append("unproven: the Case made no request for the admitted model "
+                           "through the relay, so it cannot claim its model")
+        if s.case and s.case.exit_code != 0:
+            reasons.append(f"the Case exited with code {s.case.exit_code}")
+        if not real:
+            reasons.append(f"checks: {s.checks.detail or 'not all passed'}")
+        if s.baseline.status == "skipped":
+            reasons.append("no same-run baseline (--no-baseline): a pass claim needs it")
+        elif s.baseline.status == "passed":
+            reasons.append("the fake baseline passes the checks too: they prove nothing")
+        elif s.baseline.status in ("error", "timed_out"):
+            reasons.append(f"the fake baseline did not complete ({s.baseline.status})")
+        return "failed" if reasons else "passed"
+
+    def _scan_for_leaks(self) -> None:
+        files = sorted(p for p in self.paths.root.rglob("*") if p.is_file())
+        findings = scan_paths(files, self.redactor, root=self.paths.root)
+        for path in sorted({f.file for f in findings}):
+            target = self.paths.root / path
+            raw = target.read_bytes().decode("utf-8", errors="surrogateescape")
+            atomic_write_bytes(target, self.redactor.redact(raw).encode("utf-8", "surrogateescape"))
+        self.state.leaks = findings
+        for finding in findings:
+            self.event("leak_detected", **finding.model_dump())
+
+    def _finish(self, status: RunStatus) -> Report:
+        s, req, res = self.state, self.request, self.resolved
+        guard = self.guard.state() if req.engine != FAKE else "unproven"
+        if s.stage == 2 or s.case_started:
+            self.event("guard_verdict", state=guard, evidence=len(self.guard.evidence),
+                       proven_requests=self.guard.proven_requests)
+        try:
+            self._scan_for_leaks()
+        except Exception as exc:
+            s.reasons.append(f"leak scan failed: {type(exc).__name__}")
+            status = "error"
+        status = self._verdict(status)
+        real = s.checks.ran and s.checks.total > 0 and s.checks.passed == s.checks.total
+        fake_passed = None if s.baseline.status == "skipped" else s.baseline.status == "passed"
+        comparison = None
+        if s.case_started:
+            comparison = Comparison(
+                real_passed=real, fake_passed=fake_passed,
+                discriminating=real and fake_passed is False,
+                detail="real passed, fake failed" if real and fake_passed is False
+                else f"real {'passed' if real else 'failed'}, fake "
+                     + {None: "not run", True: "passed", False: "failed"}[fake_passed],
+            )
+        s.durations.total_s = round(time.monotonic() - self.started, 3)
+        models_seen = sorted({m for r in s.records for m in (r.model_asked, r.model_answered)
+                              if m})
+        report = Report(
+            run_id=self.paths.run_id, status=status, exit_code=EXIT_CODES[status],
+            stage=s.stage, stage2_passed=status == "passed" and req.engine != FAKE,
+            reasons=s.reasons, task=req.task, engine=req.engine, demo=req.demo,
+            retry_of=req.retry_of, case_model_provider=res.provider, case_model=res.model,
+            case_model_admission_status=s.admission,  # type: ignore[arg-type]
+            endpoint_configured=res.endpoint is not None and res.endpoint_problem is None,
+            case_process_started=s.case_started,
+            case_exit_code=s.case.exit_code if s.case else None,
+            fallback_detected=self.guard.tripped, fallback_evidence=self.guard.evidence,
+            guard_state=guard,
+            relay=RelayTotals(
+                requests=len(s.records),
+                forwarded=sum(1 for r in s.records if not r.refused),
+                refused=sum(1 for r in s.records if r.refused),
+                errors=sum(1 for r in s.records if r.error or r.status >= 400),
+                models_seen=models_seen,
+                prompt_tokens=sum(r.prompt_tokens or 0 for r in s.records),
+                completion_tokens=sum(r.completion_tokens or 0 for r in s.records),
+            ),
+            checks=s.checks, baseline=s.baseline, comparison=comparison,
+            redaction=RedactionCounters(forms=len(self.redactor.forms),
+                                        unmaskable_forms=self.redactor.unmaskable,
+                                        log_redactions=s.log_redactions),
+            leak_detected=bool(s.leaks), leaks=s.leaks, durations=s.durations,
+            started_at=self.started_at, finished_at=utcnow(),
+            artifacts=self._artifact_hashes(), trace_head=self.writer.head,
+        )
+        text = self.writer.write_json(self.paths.report, report)
+        self.event("report_written", status=status,
+                   report_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
+        self.event("run_finished", status=status, exit_code=report.exit_code)
+        self.writer.close()
+        return report
+
+    def _artifact_hashes(self) -> dict[str, str]:
+        skip = {self.paths.report, self.paths.trace}
+        return {
+            str(p.relative_to(self.paths.root)): sha256_file(p)
+            for p in sorted(self.paths.root.rglob("*"))
+            if p.is_file() and p not in skip and not p.name.endswith(".tmp")
+        }
+
+
+def run_sync(request: RunRequest, resolved: Resolved, runs_root: Path,
+             listener: Listener | None = None) -> tuple[Report, Path]:
+    async def main() -> tuple[Report, Path]:
+        runner = Runner(request, resolved, runs_root, listener)
+        return await runner.run(), runner.paths.root
+
+    return asyncio.run(main())

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""A test Case with many behaviours, chosen by --mode; stdlib only, like any foreign binary.
+
+good      asks the relay (streaming) for the model in CTO_HARNESS_CASE_MODEL, writes a correct
+          solution
+naive     asks the relay, writes the naive solution (checks fail)
+claude    asks the relay for claude-sonnet-4-6 (a fallback attempt)
+liar      asks for the admitted model but prints that it used claude-sonnet-4-6
+silent    writes a correct solution without asking any model
+hang      asks once, then sleeps forever
+orphan    asks once, starts a grandchild that sleeps holding stdout, then sleeps itself
+escape    starts a grandchild in its own session holding stdout, and exits at once
+binary    prints invalid UTF-8 and control sequences, then behaves like good
+leak      reads a secret from --secret-file, prints it in pieces with pauses and in a
+          workspace file, then behaves like good
+envdump   prints its environment (names and values), then behaves like good
+flood     prints --lines lines, then exits 0 without asking
+"""
+
+import argparse
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+GOOD = '''import re
+import unicodedata
+
+
+def slugify(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+'''
+NAIVE = "def slugify(text: str) -> str:\n    return text.lower().replace(' ', '-')\n"
+
+
+def ask(model: str, stream: bool = True) -> str:
+    base = os.environ["OPENAI_BASE_URL"].rstrip("/")
+    body = {"model": model, "stream": stream,
+            "messages": [{"role": "user", "content": "write slugify"}]}
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    req = urllib.request.Request(
+        base + "/chat/completions", data=json.dumps(body).encode(), method="POST",
+        headers={"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"],
+                 "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            text = resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        print(f"case: model request failed: HTTP {exc.code}: {exc.read().decode()[:200]}",
+              flush=True)
+        return ""
+    print(f"case: got {len(text)} bytes from the model", flush=True)
+    return text
+
+
+def write(workspace: str, source: str) -> None:
+    with open(os.path.join(workspace, "slugify.py"), "w") as fh:
+        fh.write(source)
+    print("case: wrote slugify.py", flush=True)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--mode", required=True)
+    p.add_argument("--task-file")
+    p.add_argument("--workspace", default=os.environ.get("CTO_HARNESS_WORKSPACE", "."))
+    p.add_argument("--model", default=os.environ.get("CTO_HARNESS_CASE_MODEL"))
+    p.add_argument("--secret-file")
+    p.add_argument("--lines", type=int, default=1000)
+    a = p.parse_args()
+    print(f"case: mode {a.mode}, model {a.model}", flush=True)
+    if a.mode == "flood":
+        out = sys.stdout
+        for i in range(a.lines):
+            out.write(f"line {i} of the flood, some ordinary agent chatter here\n")
+        out.flush()
+        return 0
+    if a.mode == "silent":
+        write(a.workspace, GOOD)
+        return 0
+    if a.mode == "claude":
+        ask("claude-sonnet-4-6")
+        write(a.workspace, GOOD)
+        return 0
+    if a.mode == "hang":
+        ask(a.model)
+        time.sleep(3600)
+    if a.mode == "orphan":
+        ask(a.model)
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+        time.sleep(3600)
+    if a.mode == "escape":
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"],
+                         start_new_session=True)
+        print("case: left a grandchild holding the pipe", flush=True)
+        return 0
+    if a.mode == "binary":
+        sys.stdout.buffer.write(b"bad bytes: \xff\xfe\xc3 end\n\x1b]52;c;aGVsbG8=\x07\x1b[2J"
+                                b"\x1b]0;title\x07colour \x1b[31mred\x1b[0m\n")
+        sys.stdout.flush()
+    if a.mode == "leak":
+        with open(a.secret_file) as fh:
+            secret = fh.read().strip()
+        forms = [secret, secret.split("://", 1)[1], base64.b64encode(secret.encode()).decode(),
+                 json.dumps(secret)]
+        for form in forms:
+            for i in range(0, len(form), 3):
+                sys.stdout.write(form[i:i + 3])
+                sys.stdout.flush()
+                time.sleep(0.002)
+            sys.stdout.write("\n")
+        with open(os.path.join(a.workspace, "notes.txt"), "w") as fh:
+            fh.write(f"endpoint was {secret}\n")
+    if a.mode == "envdump":
+        for k, v in sorted(os.environ.items()):
+            print(f"env {k}={v}")
+    answer = ask(a.model)
+    if a.mode == "liar":
+        print("case: answered by claude-sonnet-4-6 via anthropic", flush=True)
+    if not answer:
+        return 3
+    write(a.workspace, NAIVE if a.mode == "naive" else GOOD)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Shared fixtures: a real loopback upstream, an admission file, and the CLI as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from core.endpoint import ScriptedEndpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+CASE = ROOT / "tests" / "cases" / "case.py"
+QWEN = "qwen3.6-35b-a3b"
+HOSTED_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL")
+
+
+def answer(messages: list[dict]) -> str:
+    return "```python slugify.py\ndef slugify(text):\n    return text\n```\n"
+
+
+@pytest.fixture
+def upstream() -> Iterator[ScriptedEndpoint]:
+    """A real OpenAI-compatible server on loopback, standing in for the private box."""
+    with ScriptedEndpoint(responder=answer, model_id=QWEN) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def admission(tmp_path: Path) -> Path:
+    path = tmp_path / "admission.json"
+    path.write_text(json.dumps({"admitted": [
+        {"provider": "qwen-local", "model": QWEN, "status": "admitted", "expires": None}]}))
+    return path
+
+
+@dataclass
+class Harness:
+    """Runs `cto-harness` as a real process with a controlled environment."""
+
+    env: dict[str, str]
+    runs_root: Path
+
+    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "core.cli", *args], env=self.env,
+                              capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+    def run_json(self, *args: str, timeout: float = 120) -> tuple[int, dict]:
+        proc = self.run(*args, "--json", timeout=timeout)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        try:
+            return proc.returncode, json.loads(proc.stdout)
+        except ValueError:
+            raise AssertionError(f"not JSON: {proc.stdout!r} / {proc.stderr!r}") from None
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-m", "core.cli", *args], env=self.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=ROOT)
+
+    def report(self, run_dir: str | Path) -> dict:
+        return json.loads((Path(run_dir) / "report.json").read_text())
+
+    def trace(self, run_dir: str | Path) -> list[dict]:
+        lines = (Path(run_dir) / "trace.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines]
+
+
+@pytest.fixture
+def harness(tmp_path: Path, upstream: ScriptedEndpoint, admission: Path) -> Harness:
+    """Fully configured for the case-qwen profile with the test Case in `good` mode."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CTO_HARNESS_") and k not in HOSTED_VARS}
+    env.update({
+        "CTO_HARNESS_CASE_LOCAL_BASE_URL": upstream.base_url,
+        "CTO_HARNESS_CASE_BIN": str(CASE),
+        "CTO_HARNESS_CASE_ARGS": "--mode good --task-file {task_file} --workspace {workspace}"
+                                 " --model {model}",
+        "CTO_HARNESS_CASE_MODEL_ADMISSION_FILE": str(admission),
+        "CTO_HARNESS_RUNS_ROOT": str(tmp_path / "runs"),
+        "PYTHONPATH": str(ROOT),
+        # Planted hosted-provider keys: the harness must never hand them to the Case.
+        "ANTHROPIC_API_KEY": "sk-ant-" + secrets.token_hex(12),
+        "ANTHROPIC_BASE_URL": "https://api.anthropic.example/v1",
+    })
+    return Harness(env=env, runs_root=tmp_path / "runs")
+
+
+def all_bytes(root: Path) -> Iterator[tuple[Path, bytes]]:
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            yield path, path.read_bytes()

@@ -1,0 +1,362 @@
+"""The harness end to end: `cto-harness run` as a process, a real test Case, a real upstream.
+
+One named test per CTO-WORK-030 acceptance line a run can prove, then the hostile cases.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import stat
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from core.endpoint import ScriptedEndpoint
+from core.validate import validate_run
+from tests.conftest import CASE, QWEN, Harness, all_bytes
+
+GOOD_ARGS = "--mode {mode} --task-file {{task_file}} --workspace {{workspace}} --model {{model}}"
+
+
+def mode(harness: Harness, name: str, extra: str = "") -> None:
+    harness.env["CTO_HARNESS_CASE_ARGS"] = GOOD_ARGS.format(mode=name) + extra
+
+
+def events(harness: Harness, run_dir: str) -> list[str]:
+    return [e["event"] for e in harness.trace(run_dir)]
+
+
+def secret_forms(url: str) -> list[str]:
+    bare = url.split("://", 1)[1]
+    return [url, bare, bare.split("/", 1)[0], quote(url, safe=""),
+            base64.b64encode(url.encode()).decode().rstrip("=")]
+
+
+def assert_nowhere(root: Path, url: str) -> None:
+    for path, data in all_bytes(root):
+        for form in secret_forms(url):
+            assert form.encode() not in data, f"a form of the endpoint is in {path}"
+
+
+# -- CTO-WORK-030, one test per acceptance line ----------------------------------------
+
+
+def test_acceptance_endpoint_supplied_at_runtime_and_used(harness: Harness) -> None:
+    code, out = harness.run_json("run", "--profile", "case-qwen")
+    report = harness.report(out["run_dir"])
+    assert report["endpoint_configured"] is True
+    assert report["relay"]["forwarded"] >= 1
+    assert code == 0, report["reasons"]
+    assert out["status"] == "passed"
+
+
+def test_acceptance_missing_config_blocks_before_case_process_started(
+    harness: Harness, tmp_path: Path
+) -> None:
+    del harness.env["CTO_HARNESS_CASE_LOCAL_BASE_URL"]
+    touched = tmp_path / "case-was-executed"
+    spy = tmp_path / "spy-case"
+    spy.write_text(f"#!/bin/sh\ntouch {touched}\n")
+    spy.chmod(0o755)
+    harness.env["CTO_HARNESS_CASE_BIN"] = str(spy)
+    code, out = harness.run_json("run")
+    assert code == 3 and out["status"] == "blocked"
+    names = events(harness, out["run_dir"])
+    assert "run_blocked" in names and "case_process_started" not in names
+    assert names[-2:] == ["report_written", "run_finished"]
+    assert not touched.exists(), "the Case binary ran although the run was blocked"
+    assert harness.report(out["run_dir"])["case_process_started"] is False
+
+
+def test_acceptance_missing_config_writes_unavailable_marker(harness: Harness) -> None:
+    del harness.env["CTO_HARNESS_CASE_LOCAL_BASE_URL"]
+    _, out = harness.run_json("run")
+    marker = Path(out["run_dir"]) / "backend" / "provider-local-config-unavailable.txt"
+    text = marker.read_text()
+    assert "CTO_HARNESS_CASE_LOCAL_BASE_URL" in text
+    assert "CTO_HARNESS_CASE_LOCAL_BASE_URL_FILE" in text
+    assert "127.0.0.1" not in text
+
+
+def test_acceptance_endpoint_values_not_written_anywhere(
+    harness: Harness, upstream: ScriptedEndpoint
+) -> None:
+    mode(harness, "envdump")
+    _, out = harness.run_json("run")
+    run_dir = Path(out["run_dir"])
+    assert (run_dir / "backend" / "case.log").stat().st_size > 0
+    trace = harness.trace(run_dir)
+    argv = next(e for e in trace if e["event"] == "case_process_started")["argv"]
+    assert upstream.base_url not in " ".join(argv)
+    assert_nowhere(harness.runs_root, upstream.base_url)
+    # The Case's own view of its environment shows the relay, never the endpoint.
+    log = (run_dir / "backend" / "case.log").read_text()
+    assert "env OPENAI_BASE_URL=http://127.0.0.1:" in log
+    assert "ANTHROPIC_API_KEY" not in log and "ANTHROPIC_BASE_URL" not in log
+
+
+def test_acceptance_endpoint_not_written_even_when_upstream_echoes_it(
+    harness: Harness, upstream: ScriptedEndpoint
+) -> None:
+    upstream.fail_status = 500
+    code, out = harness.run_json("run", "--no-baseline")
+    assert code == 1
+    assert_nowhere(harness.runs_root, upstream.base_url)
+    relay = (Path(out["run_dir"]) / "backend" / "relay.jsonl").read_text()
+    assert '"status": 500' in relay or '"status":500' in relay
+
+
+def test_acceptance_report_proves_provider_model_and_admission(harness: Harness) -> None:
+    _, out = harness.run_json("run")
+    report = harness.report(out["run_dir"])
+    assert report["case_model_provider"] == "qwen-local"
+    assert report["case_model"] == QWEN
+    assert report["case_model_admission_status"] == "admitted"
+    assert report["relay"]["models_seen"] == [QWEN]
+    ledger = (Path(out["run_dir"]) / "backend" / "relay.jsonl").read_text().splitlines()
+    assert {json.loads(line)["model_answered"] for line in ledger} == {QWEN}
+
+
+def test_acceptance_report_proves_no_fallback(harness: Harness) -> None:
+    _, out = harness.run_json("run")
+    report = harness.report(out["run_dir"])
+    assert report["fallback_detected"] is False
+    assert report["guard_state"] == "clear"
+    assert not any("claude" in m or "anthropic" in m for m in report["relay"]["models_seen"])
+
+
+def test_acceptance_stage2_pass_evidence_only_through_evidence_interface(
+    harness: Harness,
+) -> None:
+    _, out = harness.run_json("run")
+    result = validate_run(Path(out["run_dir"]))
+    assert result.ok and result.stage2_pass_evidence, result.problems
+    code, cli = harness.run_json("validate", out["run_dir"])
+    assert code == 0 and cli["stage2_pass_evidence"] is True
+    # The same claim without the evidence interface intact is refused, naming the file.
+    log = Path(out["run_dir"]) / "backend" / "case.log"
+    log.write_text(log.read_text() + "edited afterwards\n")
+    code, cli = harness.run_json("validate", out["run_dir"])
+    assert code == 1 and cli["stage2_pass_evidence"] is False
+    assert any("backend/case.log" in p for p in cli["problems"])
+
+
+def test_acceptance_same_run_baseline_required_for_pass(harness: Harness) -> None:
+    code, out = harness.run_json("run", "--no-baseline")
+    report = harness.report(out["run_dir"])
+    assert code == 1 and report["status"] == "failed"
+    assert report["checks"]["passed"] == report["checks"]["total"] > 0
+    assert any("baseline" in r for r in report["reasons"])
+    _, out = harness.run_json("run")
+    report = harness.report(out["run_dir"])
+    assert report["baseline"]["status"] == "failed"
+    assert report["comparison"]["discriminating"] is True
+    assert (Path(out["run_dir"]) / "baseline" / "workspace" / "slugify.py").exists()
+
+
+# -- the guard --------------------------------------------------------------------------
+
+
+def test_case_asking_for_claude_is_refused_and_trips_the_guard(harness: Harness) -> None:
+    mode(harness, "claude")
+    code, out = harness.run_json("run", "--no-baseline")
+    report = harness.report(out["run_dir"])
+    assert code == 1 and report["fallback_detected"] is True
+    assert report["guard_state"] == "tripped"
+    assert report["relay"]["refused"] == 1
+    ev = report["fallback_evidence"][0]
+    assert ev["file"] == "backend/relay.jsonl" and ev["line"] == 1
+    assert "guard_tripped" in events(harness, out["run_dir"])
+
+
+def test_upstream_swapping_models_trips_the_guard(
+    harness: Harness, upstream: ScriptedEndpoint
+) -> None:
+    upstream.answer_model = "claude-sonnet-4-6"
+    _, out = harness.run_json("run", "--no-baseline")
+    report = harness.report(out["run_dir"])
+    assert report["guard_state"] == "tripped"
+    assert "claude-sonnet-4-6" in report["fallback_evidence"][0]["detail"]
+
+
+def test_case_output_naming_a_hosted_model_trips_the_guard(harness: Harness) -> None:
+    mode(harness, "liar")
+    _, out = harness.run_json("run", "--no-baseline")
+    report = harness.report(out["run_dir"])
+    assert report["guard_state"] == "tripped"
+    ev = report["fallback_evidence"][0]
+    assert ev["file"] == "backend/case.log"
+    line = (Path(out["run_dir"]) / ev["file"]).read_text().splitlines()[ev["line"] - 1]
+    assert "claude-sonnet-4-6" in line
+
+
+def test_case_that_asks_no_model_is_unproven_and_cannot_pass(harness: Harness) -> None:
+    mode(harness, "silent")
+    code, out = harness.run_json("run")
+    report = harness.report(out["run_dir"])
+    assert report["checks"]["passed"] == report["checks"]["total"]
+    assert report["guard_state"] == "unproven" and code == 1
+
+
+# -- bad input: a clear error or a clean status, nothing lost, no traceback -------------
+
+
+@pytest.mark.parametrize(
+    ("setup", "needle"),
+    [
+        (lambda h, t: h.env.update(CTO_HARNESS_CASE_BIN=str(t / "nope")), "case_bin"),
+        (lambda h, t: h.env.update(CTO_HARNESS_CASE_LOCAL_BASE_URL="spark.lan:8000/v1"),
+         "endpoint_config"),
+        (lambda h, t: h.env.update(CTO_HARNESS_CASE_LOCAL_BASE_URL="http://127.0.0.1:9/v1"),
+         "endpoint_reachable"),
+        (lambda h, t: h.env.update(CTO_HARNESS_CASE_MODEL="claude-sonnet-4-6"), "admission"),
+    ],
+    ids=["missing-bin", "malformed-url", "unreachable", "not-admitted"],
+)
+def test_preflight_problems_block_with_reason(harness, tmp_path, setup, needle) -> None:
+    setup(harness, tmp_path)
+    code, out = harness.run_json("run")
+    assert code == 3 and out["status"] == "blocked"
+    assert any(r.startswith(needle) for r in out["reasons"]), out["reasons"]
+    assert "case_process_started" not in events(harness, out["run_dir"])
+
+
+def test_non_executable_bin_blocks(harness: Harness, tmp_path: Path) -> None:
+    plain = tmp_path / "case-not-executable"
+    plain.write_text(CASE.read_text())
+    plain.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    harness.env["CTO_HARNESS_CASE_BIN"] = str(plain)
+    code, out = harness.run_json("run")
+    assert code == 3 and any("executable" in r for r in out["reasons"])
+
+
+def test_malformed_admission_file_is_named(harness: Harness, admission: Path) -> None:
+    admission.write_text('{"admitted": [ {"provider": "qwen-local",, }]}')
+    code, out = harness.run_json("run")
+    assert code == 3
+    assert any(str(admission) in r and "line 1" in r for r in out["reasons"]), out["reasons"]
+
+
+def test_endpoint_returning_garbage_fails_cleanly(harness, upstream) -> None:
+    upstream.garbage = True
+    code, out = harness.run_json("run", "--no-baseline")
+    assert code == 3 and out["status"] == "blocked"  # readiness sees it before the Case runs
+
+
+def test_bad_args_template_is_a_clear_block(harness: Harness) -> None:
+    harness.env["CTO_HARNESS_CASE_ARGS"] = "--url {endpoint}"
+    code, out = harness.run_json("run")
+    assert code == 3 and any("placeholder" in r for r in out["reasons"])
+
+
+def test_unknown_task_is_usage_error(harness: Harness) -> None:
+    proc = harness.run("run", "--task", "no-such-task")
+    assert proc.returncode == 2 and "unknown task" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_hanging_case_times_out_and_still_reports(harness: Harness) -> None:
+    mode(harness, "hang")
+    t0 = time.monotonic()
+    code, out = harness.run_json("run", "--no-baseline", "--timeout", "2")
+    assert time.monotonic() - t0 < 30
+    assert code == 1 and out["status"] == "timed_out"
+    assert harness.report(out["run_dir"])["case_exit_code"] is not None
+
+
+def _pids_with(marker: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker.encode() in cmd:
+                found.append(int(proc.name))
+    return found
+
+
+def test_grandchild_that_hangs_is_ended_with_the_group(harness: Harness) -> None:
+    mode(harness, "orphan")
+    code, out = harness.run_json("run", "--no-baseline", "--timeout", "2")
+    assert out["status"] == "timed_out"
+    case_pid = next(e for e in harness.trace(out["run_dir"])
+                    if e["event"] == "case_process_started")["pid"]
+    time.sleep(0.2)
+    assert not Path(f"/proc/{case_pid}").exists()
+    leftovers = [p for p in _pids_with("time.sleep(3600)") if os.getpgid(p) == case_pid]
+    assert leftovers == []
+
+
+def test_grandchild_escaping_the_group_cannot_hang_the_harness(harness: Harness) -> None:
+    mode(harness, "escape")
+    t0 = time.monotonic()
+    code, out = harness.run_json("run", "--no-baseline", "--timeout", "60")
+    assert time.monotonic() - t0 < 30
+    assert harness.report(out["run_dir"])["case_exit_code"] == 0
+    for pid in _pids_with("time.sleep(3600)"):
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_non_utf8_output_is_kept_readable(harness: Harness) -> None:
+    mode(harness, "binary")
+    code, out = harness.run_json("run")
+    assert code == 0, out["reasons"]
+    log = (Path(out["run_dir"]) / "backend" / "case.log").read_bytes()
+    text = log.decode("utf-8")  # valid UTF-8 on disk
+    assert "bad bytes: \ufffd" in text and "end" in text
+
+
+def test_ctrl_c_cancels_the_whole_tree_and_writes_a_report(harness: Harness) -> None:
+    mode(harness, "orphan")
+    proc = harness.start("run", "--no-baseline", "--json")
+    deadline = time.monotonic() + 30
+    run_dir = None
+    while time.monotonic() < deadline and run_dir is None:
+        for d in harness.runs_root.glob("*"):
+            if "case_process_started" in (d / "trace.jsonl").read_text():
+                run_dir = d
+        time.sleep(0.1)
+    assert run_dir is not None
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert json.loads(stdout)["status"] == "cancelled"
+    report = harness.report(run_dir)
+    assert report["status"] == "cancelled"
+    case_pid = next(e for e in harness.trace(run_dir)
+                    if e["event"] == "case_process_started")["pid"]
+    assert [p for p in _pids_with("time.sleep(3600)") if os.getpgid(p) == case_pid] == []
+
+
+def test_fake_engine_run_is_never_evidence(harness: Harness) -> None:
+    code, out = harness.run_json("run", "--engine", "fake")
+    assert code == 1
+    report = harness.report(out["run_dir"])
+    assert report["stage2_passed"] is False
+    assert validate_run(Path(out["run_dir"])).stage2_pass_evidence is False
+
+
+def test_retry_of_is_recorded(harness: Harness) -> None:
+    _, first = harness.run_json("run", "--engine", "fake")
+    _, second = harness.run_json("run", "--engine", "fake", "--retry-of", first["run_id"])
+    manifest = json.loads((Path(second["run_dir"]) / "manifest.json").read_text())
+    assert manifest["retry_of"] == first["run_id"]
+
+
+def test_trace_events_follow_the_documented_order(harness: Harness) -> None:
+    _, out = harness.run_json("run")
+    names = [n for n in events(harness, out["run_dir"]) if n not in ("guard_tripped",)]
+    assert names == [
+        "run_started", "config_resolved", "readiness_checked", "admission_checked",
+        "relay_started", "case_process_started", "case_process_exited", "checks_completed",
+        "baseline_started", "baseline_completed", "guard_verdict", "report_written",
+        "run_finished",
+    ]

@@ -1,0 +1,316 @@
+"""The dashboard driven by Textual's Pilot over fixture runs: every screen and every key
+that needs no real run (test_tui_runs.py drives real ones)."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from textual.message import Message
+from textual.pilot import Pilot
+from textual.widgets import DataTable, DirectoryTree, Input, Static, TabbedContent
+
+from core.settings import resolve
+from tests.tui_fixtures import CASE_LOG, make_running, make_runs_root, run_id
+from tui.app import Dashboard, build_app
+from tui.messages import RunGrew
+from tui.screens.detail import RunDetailScreen
+from tui.screens.dialogs import ConfirmScreen, EndpointScreen
+from tui.screens.help import HelpScreen
+from tui.widgets.case_log import CaseLog
+from tui.widgets.file_view import FileView
+from tui.widgets.runs_table import RunsTable
+from tui.widgets.status_panel import StatusPanel
+
+SIZE = (150, 44)
+
+
+@pytest.fixture(autouse=True)
+def bare_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing configured, as on a newcomer's machine."""
+    for name in list(os.environ):
+        if name.startswith("CTO_HARNESS_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> dict[str, Path]:
+    return make_runs_root(tmp_path / "runs")
+
+
+def dashboard(root: Path, run: Path | None = None, **kwargs: object) -> Dashboard:
+    return Dashboard(root, run_id=run.name if run else None, resolved=resolve(), **kwargs)
+
+
+async def until(pilot: Pilot, ready: Callable[[], object], timeout: float = 8.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {ready.__code__.co_names}")
+        await pilot.pause(0.05)
+
+
+def panel(app: Dashboard, name: str) -> StatusPanel:
+    return app.screen.query_one(f"#{name}", StatusPanel)
+
+
+def text_of(widget: Static) -> str:
+    """What a Static shows, as plain text."""
+    console = Console(width=SIZE[0], file=io.StringIO(), record=True)
+    console.print(widget.content)
+    return console.export_text()
+
+
+def rows(table: DataTable) -> Iterator[list[str]]:
+    for key in table.rows:
+        yield [str(cell) for cell in table.get_row(key)]
+
+
+async def test_with_nothing_configured_it_opens_and_says_what_is_missing(tmp_path: Path) -> None:
+    app = dashboard(tmp_path / "no-runs-yet")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: panel(app, "readiness").panel.state == "blocked")
+        assert panel(app, "readiness").panel.reason == ("CTO_HARNESS_CASE_LOCAL_BASE_URL is "
+                                                        "not set (+2 more)")
+        guide = text_of(app.screen.query_one("#getting-started", Static))
+        assert "✗ endpoint_config: missing" in guide and "Press e to type the endpoint" in guide
+        assert "✗ case_bin: missing" in guide and "cto-harness-tui --demo" in guide
+        assert not app.screen.query_one(CaseLog).display
+
+
+async def test_live_shows_the_newest_run_and_its_panels(runs: dict[str, Path]) -> None:
+    root = runs["passed"].parent
+    app = dashboard(root, runs["passed"])
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: panel(app, "guard").panel.state == "clear")
+        assert panel(app, "readiness").panel.state == "ready"
+        assert panel(app, "admission").panel.reason == "qwen-local/qwen3.6-35b-a3b"
+        assert panel(app, "relay").panel.state == "forwarding"
+        assert "discriminating: real passed" in text_of(app.screen.query_one("#results", Static))
+        log = app.screen.query_one(CaseLog)
+        await until(pilot, lambda: len(log.lines) == len(CASE_LOG))
+        assert all("\x1b" not in line and "\r" not in line for line in log.lines)
+        assert log.lines[3] == " downloading 100%"
+        assert "pwned" not in "".join(log.lines)
+        assert log.lines[6].endswith("[cut: 1,018 more characters]")
+
+
+async def test_tripped_run_on_live(runs: dict[str, Path]) -> None:
+    app = dashboard(runs["passed"].parent, runs["tripped"])
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: panel(app, "guard").panel.state == "tripped")
+        assert panel(app, "guard").panel.reason == "relay refused claude-sonnet-4-6 at 02:23:07"
+        assert panel(app, "guard").has_class("-bad")
+
+
+async def test_runs_screen_lists_every_kind_of_run_newest_first(runs: dict[str, Path]) -> None:
+    app = dashboard(runs["passed"].parent)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        table = app.screen.query_one(RunsTable)
+        await until(pilot, lambda: table.row_count == 7)
+        statuses = [r[3] for r in rows(table)]
+        assert statuses == ["unreadable", "unreadable", "interrupted", "failed", "blocked",
+                            "failed", "passed"]
+        notes = [r[9] for r in rows(table)]
+        assert notes[0].startswith("report.json: not a valid Report")
+        assert notes[1].startswith("manifest.json: not a valid Manifest")
+        assert notes[2] == "no report.json and its harness process is gone"
+        assert [r[6] for r in rows(table)][3] == "tripped"
+        await pilot.press("slash", *"tripped")
+        await until(pilot, lambda: table.row_count == 1)
+        await pilot.press("enter", "escape")
+        await until(pilot, lambda: table.row_count == 7)
+        assert app.screen.query_one("#filter", Input).value == ""
+
+
+async def test_a_run_started_elsewhere_appears_and_live_follows_it(
+        runs: dict[str, Path]) -> None:
+    root = runs["passed"].parent
+    app = dashboard(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.live_run is not None)
+        await pilot.press("2")
+        table = app.screen.query_one(RunsTable)
+        await until(pilot, lambda: table.row_count == 7)
+        running = make_running(root, minute=30)
+        await until(pilot, lambda: table.row_count == 8)
+        assert [r[3] for r in rows(table)][0] == "running"
+        assert app.live_run == running.paths.root
+        running.report("passed", 9.0)
+        await until(pilot, lambda: [r[3] for r in rows(table)][0] == "passed")
+
+
+async def test_log_follows_pauses_on_scroll_up_counts_and_resumes(tmp_path: Path) -> None:
+    run = make_running(tmp_path / "runs")
+    app = dashboard(run.paths.root.parent, run.paths.root)
+    grew: list[RunGrew] = []
+
+    def hook(message: Message) -> None:
+        if isinstance(message, RunGrew):
+            grew.append(message)
+
+    async with app.run_test(size=SIZE, message_hook=hook) as pilot:
+        log = app.screen.query_one(CaseLog)
+        await until(pilot, lambda: len(log.lines) == 1)
+        run.log(*[f"step {i}" for i in range(200)])
+        await until(pilot, lambda: len(log.lines) == 201)
+        assert log.is_vertical_scroll_end and log.following
+        log.focus()
+        await pilot.press("pageup")
+        assert not log.following
+        run.log(*[f"later {i}" for i in range(50)])
+        await until(pilot, lambda: log.held == 50)
+        assert len(log.lines) == 201, "held lines do not move the text being read"
+        assert "paused · 50 new lines" in str(log.border_subtitle)
+        await pilot.press("f")
+        assert log.following and len(log.lines) == 251 and log.lines[-1] == "later 49"
+        await pilot.pause(0.1)
+        assert log.is_vertical_scroll_end
+        await pilot.press("slash", *"step 17", "enter")
+        assert not log.following and log.term == "step 17"
+        assert "match at line 181 (n/N)" in str(log.border_subtitle)  # step 179, the newest
+        await pilot.press("n")
+        assert "match at line 180" in str(log.border_subtitle)
+        run.event(2.0, "case_process_exited", exit_code=0)
+        await until(pilot, lambda: any(e.event == "case_process_exited"
+                                       for m in grew for e in m.batch.events))
+        await pilot.press("end")
+        assert log.following
+    assert grew and all(len(m.batch.log_lines) <= 1 << 16 for m in grew)
+
+
+async def test_log_ring_is_bounded(tmp_path: Path) -> None:
+    run = make_running(tmp_path / "runs")
+    run.log(*[f"line {i}" for i in range(5000)])
+    app = dashboard(run.paths.root.parent, run.paths.root, log_ring=1000)
+    async with app.run_test(size=SIZE) as pilot:
+        log = app.screen.query_one(CaseLog)
+        await until(pilot, lambda: log.lines and log.lines[-1] == "line 4999")
+        assert len(log.lines) <= 1000
+
+
+async def test_run_detail_tabs(runs: dict[str, Path]) -> None:
+    app = dashboard(runs["passed"].parent)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        table = app.screen.query_one(RunsTable)
+        await until(pilot, lambda: table.row_count == 7)
+        table.move_cursor(row=6)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        detail = app.screen
+        assert isinstance(detail, RunDetailScreen)
+        await until(pilot, lambda: detail.record.validation is not None)
+        summary = text_of(detail.query_one("#report", Static))
+        assert "passed" in summary and "qwen-local / qwen3.6-35b-a3b" in summary
+        evidence = text_of(detail.query_one("#evidence", Static))
+        assert "provider_proven" in evidence and "no_fallback" in evidence
+        assert detail.query_one("#trace-table", DataTable).row_count == 13  # every event
+        assert detail.query_one("#relay-table", DataTable).row_count == 3
+        assert "Discriminating" in text_of(detail.query_one("#baseline-view", Static))
+        await pilot.press("slash", *"downloading", "enter")
+        view = detail.query_one("#log-view", FileView)
+        assert detail.query_one(TabbedContent).active == "log"
+        await until(pilot, lambda: "match 1/1 at line 4" in str(view.border_subtitle))
+        detail.query_one(TabbedContent).active = "files"
+        tree = detail.query_one(DirectoryTree)
+        tree.focus()
+        await until(pilot, lambda: tree.last_line > 3)
+        file_view = detail.query_one("#file-view", FileView)
+        file_view.load(runs["passed"] / "manifest.json")
+        await until(pilot, lambda: file_view.line_count > 5)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, RunDetailScreen)
+
+
+async def test_detail_of_corrupt_and_interrupted_runs_says_so(runs: dict[str, Path]) -> None:
+    app = dashboard(runs["passed"].parent)
+    async with app.run_test(size=SIZE) as pilot:
+        for name, words in (("corrupt", "manifest.json: not a valid Manifest"),
+                            ("interrupted", "none yet (running or interrupted)")):
+            await app.push_screen(RunDetailScreen(runs[name]))
+            detail = app.screen
+            await until(pilot, lambda d=detail: d.record.validation is not None)
+            assert words in text_of(detail.query_one("#report", Static))
+            assert "not accepted" in text_of(detail.query_one("#evidence", Static))
+            await pilot.press("escape")
+
+
+async def test_keys_switch_screens_and_open_help(runs: dict[str, Path]) -> None:
+    app = dashboard(runs["passed"].parent)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.current_mode == "live"
+        await pilot.press("tab")
+        assert app.current_mode == "runs"
+        await pilot.press("tab")
+        assert app.current_mode == "live"
+        await pilot.press("2", "1")
+        assert app.current_mode == "live"
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_endpoint_is_masked_validated_and_held_in_memory(runs: dict[str, Path],
+                                                               tmp_path: Path) -> None:
+    secret = f"http://10.{os.getpid() % 250}.0.7:8{os.getpid() % 1000:03d}/v1"
+    app = dashboard(runs["passed"].parent)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("e")
+        assert isinstance(app.screen, EndpointScreen)
+        box = app.screen.query_one(Input)
+        assert box.password
+        await pilot.press(*"not a url", "enter")
+        assert "must start with http" in str(app.screen.query_one("#endpoint-problem").render())
+        box.value = ""
+        await pilot.press(*secret, "enter")
+        assert not isinstance(app.screen, EndpointScreen)
+        assert app.endpoint is not None and app.endpoint.get_secret_value() == secret
+        assert secret not in app.redact(f"error talking to {secret}")
+        await until(pilot, lambda: app.readiness[0] is not None and
+                    app.readiness[0].checks[0].detail == "set via typed in the dashboard")
+    written = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    assert secret.encode() not in written
+
+
+async def test_retry_asks_and_escape_cancels(runs: dict[str, Path]) -> None:
+    app = dashboard(runs["passed"].parent, runs["failed"])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert f"retry_of {runs['failed'].name}" in app.screen.question
+        await pilot.press("escape")
+        assert not isinstance(app.screen, ConfirmScreen) and not app.started_runs
+
+
+async def test_cancel_with_no_run_in_flight_says_so(runs: dict[str, Path]) -> None:
+    app = dashboard(runs["passed"].parent, runs["passed"])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("c")
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert any("no run in flight" in n.message for n in app._notifications)
+
+
+async def test_command_palette_offers_every_action(runs: dict[str, Path]) -> None:
+    app = dashboard(runs["passed"].parent)
+    async with app.run_test(size=SIZE):
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Live", "Runs", "Retry run", "Cancel run", "Enter endpoint", "Keys", "Follow",
+                "Search", "Quit"} <= titles
+
+
+def test_command_line_rejects_an_unknown_run(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_app(["--runs-root", str(tmp_path), "--run", run_id(0, 1)])
+    assert exit_info.value.code == 2
+    assert f"no run {run_id(0, 1)} under {tmp_path}" in capsys.readouterr().err

@@ -1,0 +1,338 @@
+"""`cto-harness-tui`: the dashboard that watches run directories.
+
+The app holds what every screen shares (the runs root's listing, the run Live shows, the
+typed endpoint, the runs it started) as attributes the screens watch; workers do all I/O.
+Runs it starts are `cto-harness run` child processes, so neither can take the other down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import SecretStr
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.reactive import reactive, var
+from textual.screen import Screen
+from watchfiles import awatch
+
+from core.models import EXIT_USAGE, Readiness
+from core.readiness import check_readiness
+from core.runs import Unreadable, find_run, harness_alive, list_run_dirs, load_manifest, load_report
+from core.settings import ConfigError, Resolved, resolve
+from tui.failures import ReportsWorkerErrors
+from tui.launcher import ChildRun, RunRequest, cancel_elsewhere, start_run
+from tui.redaction import display_redactor
+from tui.screens.dialogs import ConfirmScreen, EndpointScreen, QuitChoice, QuitScreen
+from tui.screens.help import HelpScreen
+from tui.screens.live import LiveScreen
+from tui.screens.runs import RunsScreen
+
+DEFAULT_LOG_LINES = 10_000
+CHILD_POLL_S = 0.1
+
+
+class Dashboard(ReportsWorkerErrors, App[None]):
+    CSS_PATH: ClassVar[list[str | Path]] = ["global.tcss", "app.tcss"]  # type: ignore[misc]
+    TITLE = "cto-harness"
+    MODES: ClassVar[dict[str, str | Callable[[], Screen]]] = {  # type: ignore[misc]
+        "live": LiveScreen,
+        "runs": RunsScreen,
+    }
+    DEFAULT_MODE = "live"
+    SCREENS_IN_ORDER: ClassVar[list[str]] = ["live", "runs"]
+    """The order `tab` cycles through; number keys 1, 2, … pick by position."""
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("1", "show('live')", "Live"),
+        Binding("2", "show('runs')", "Runs"),
+        Binding("tab", "next_screen", "Next screen", show=False, priority=True),
+        Binding("r", "retry", "Retry"),
+        Binding("c", "cancel_run", "Cancel"),
+        Binding("e", "endpoint", "Endpoint"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit_app", "Quit"),
+    ]
+
+    run_dirs: reactive[tuple[Path, ...]] = reactive(tuple, always_update=False)
+    """Every run folder under the root, newest first (watched by the Runs screen)."""
+    live_run: reactive[Path | None] = reactive(None)
+    """The run the Live screen follows."""
+    readiness: var[tuple[Readiness | None, str | None]] = var((None, None))
+    """The pre-run readiness check: (result, or why it could not run)."""
+
+    def __init__(self, runs_root: Path, *, run_id: str | None = None, demo: bool = False,
+                 log_ring: int = DEFAULT_LOG_LINES, resolved: Resolved | None = None,
+                 config_error: str | None = None) -> None:
+        super().__init__()
+        self.sub_title = str(runs_root)  # as the user typed it
+        self.runs_root = runs_root.resolve()
+        self.log_ring = log_ring
+        self.demo = demo
+        self.resolved = resolved
+        self.config_error = config_error
+        self.endpoint: SecretStr | None = None
+        self.redact: Callable[[str], str] = display_redactor(resolved, None)
+        self.started_runs: list[ChildRun] = []
+        self.pinned: Path | None = self.runs_root / run_id if run_id else None
+
+    def on_mount(self) -> None:
+        if self.pinned is not None:
+            self.live_run = self.pinned
+        self._watch_root()
+        self._check_readiness()
+        if self.demo:
+            self._start(RunRequest(demo=True))
+
+    # -- live data ---------------------------------------------------------------------
+    @work(exclusive=True, group="watch-root", exit_on_error=False)
+    async def _watch_root(self) -> None:
+        """List the root at once, then again whenever an entry appears or goes; a run's
+        own files are followed by polling (watchfiles batches changes up to 1.6 s)."""
+        root = self.runs_root
+        while True:
+            self.run_dirs = tuple(await asyncio.to_thread(list_run_dirs, root))
+            if not root.is_dir():
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                async for _ in awatch(root, recursive=False, debounce=200, step=20,
+                                      ignore_permission_denied=True):
+                    self.run_dirs = tuple(await asyncio.to_thread(list_run_dirs, root))
+            except (FileNotFoundError, RuntimeError):
+                await asyncio.sleep(1.0)
+
+    def watch_run_dirs(self, dirs: tuple[Path, ...]) -> None:
+        if self.pinned is None and dirs and self.live_run != dirs[0]:
+            self.live_run = dirs[0]
+
+    @work(exclusive=True, group="readiness", exit_on_error=False)
+    async def _check_readiness(self) -> None:
+        if self.resolved is None:
+            self.readiness = (None, f"cannot read the configuration: {self.config_error}")
+            return
+        resolved = self.resolved
+        if self.endpoint is not None:
+            resolved = dataclasses.replace(resolved, endpoint=self.endpoint,
+                                           endpoint_source="typed in the dashboard",
+                                           endpoint_problem=None)
+        readiness = await asyncio.to_thread(check_readiness, resolved, redact=self.redact)
+        self.readiness = (readiness, None)
+
+    # -- runs it starts --------------------------------------------------------------
+    def _start(self, request: RunRequest) -> None:
+        try:
+            child = start_run(request, self.runs_root, self.endpoint)
+        except OSError as exc:
+            self.notify(f"could not start cto-harness run: {exc.strerror}", severity="error")
+            return
+        self.started_runs.append(child)
+        what = "demo run" if request.demo else f"run of {request.task} ({request.engine})"
+        self.notify(f"started a {what}, harness pid {child.pid}", timeout=4)
+        self._await_child(child)
+
+    @work(group="children", exit_on_error=False)
+    async def _await_child(self, child: ChildRun) -> None:
+        """Show the child's run on Live as soon as its folder appears; say how it ended."""
+        run_dir = None
+        while child.running or run_dir is None:
+            if run_dir is None and (run_dir := child.run_dir()) is not None:
+                self.pinned = run_dir
+                self.live_run = run_dir
+                self.switch_mode("live")
+            if not child.running and run_dir is None:
+                break
+            await asyncio.sleep(CHILD_POLL_S)
+        code = child.process.returncode
+        if run_dir is None:
+            self.notify(self.redact(f"cto-harness run exited {code} before starting a run: "
+                                    f"{child.last_output()}"), severity="error", timeout=10)
+        else:
+            self.notify(f"{run_dir.name} ended (exit {code})", timeout=5)
+        self.pinned = None
+        child.close()
+
+    def _running_children(self) -> list[ChildRun]:
+        return [c for c in self.started_runs if c.running]
+
+    # -- actions -------------------------------------------------------------------
+    def _selected_run(self) -> Path | None:
+        pick = getattr(self.screen, "selected_run", None)
+        return pick() if pick is not None else self.live_run
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`tab` outranks focus moves (a priority binding) but never acts under a dialog."""
+        if action == "next_screen" and self.screen.is_modal:
+            return False
+        return True
+
+    def action_show(self, mode: str) -> None:
+        self.switch_mode(mode)
+
+    def action_next_screen(self) -> None:
+        order = self.SCREENS_IN_ORDER
+        current = order.index(self.current_mode) if self.current_mode in order else -1
+        self.switch_mode(order[(current + 1) % len(order)])
+
+    def action_retry(self) -> None:
+        run_dir = self._selected_run()
+        if run_dir is None:
+            request = RunRequest()
+            question = (f"No run yet. Start {request.task} with engine {request.engine}, "
+                        f"profile {request.profile}?")
+        else:
+            try:
+                manifest = load_manifest(run_dir)
+            except Unreadable as exc:
+                self.notify(f"cannot retry {run_dir.name}: {exc}", severity="error")
+                return
+            if manifest is None:
+                self.notify(f"cannot retry {run_dir.name}: it has no manifest.json",
+                            severity="error")
+                return
+            request = RunRequest.retry(manifest)
+            question = (f"Retry {manifest.task} (engine {manifest.engine}, profile "
+                        f"{manifest.profile}{', demo endpoint' if manifest.demo else ''}) "
+                        f"as a new run with retry_of {manifest.run_id}?")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._start(request)
+
+        self.push_screen(ConfirmScreen("Retry", question), answered)
+
+    def action_cancel_run(self) -> None:
+        target = self._cancel_target()
+        if target is None:
+            self.notify("no run in flight to cancel", severity="warning")
+            return
+        run_dir, child = target
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            if child is not None:
+                child.cancel()
+            else:
+                manifest = load_manifest(run_dir)
+                if manifest is None or not cancel_elsewhere(manifest):
+                    self.notify(f"{run_dir.name}: its harness is already gone",
+                                severity="warning")
+                    return
+            self.notify(f"cancelling {run_dir.name}: it will write a cancelled report")
+
+        self.push_screen(ConfirmScreen("Cancel run", f"Cancel {run_dir.name}? Its harness gets "
+                                       "SIGINT, ends the Case and writes a cancelled report."),
+                         answered)
+
+    def _cancel_target(self) -> tuple[Path, ChildRun | None] | None:
+        """The selected run if it is in flight, else the newest run started here."""
+        mine = {c.run_dir(): c for c in self._running_children()}
+        run_dir = self._selected_run()
+        if run_dir is not None:
+            if run_dir in mine:
+                return run_dir, mine[run_dir]
+            try:
+                manifest, report = load_manifest(run_dir), load_report(run_dir)
+            except Unreadable:
+                manifest = report = None
+            if manifest is not None and report is None and harness_alive(manifest):
+                return run_dir, None
+        for path, child in reversed(list(mine.items())):
+            if path is not None:
+                return path, child
+        return None
+
+    def action_endpoint(self) -> None:
+        def entered(endpoint: SecretStr | None) -> None:
+            if endpoint is None:
+                return
+            self.endpoint = endpoint
+            self.redact = display_redactor(self.resolved, endpoint)
+            self.notify("endpoint held in memory; runs started here will use it")
+            self._check_readiness()
+
+        self.push_screen(EndpointScreen(), entered)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_quit_app(self) -> None:
+        running = self._running_children()
+        if not running:
+            self.exit()
+            return
+
+        def chosen(choice: QuitChoice | None) -> None:
+            if choice == "cancel":
+                for child in running:
+                    child.cancel()
+            if choice in ("leave", "cancel"):
+                self.exit()
+
+        self.push_screen(QuitScreen(len(running)), chosen)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Live", "The current or most recent run (1)",
+                            lambda: self.action_show("live"))
+        yield SystemCommand("Runs", "Every run under the runs root (2)",
+                            lambda: self.action_show("runs"))
+        yield SystemCommand("Retry run", "Same task, engine and profile, as a new run (r)",
+                            self.action_retry)
+        yield SystemCommand("Cancel run", "SIGINT the run in flight (c)", self.action_cancel_run)
+        yield SystemCommand("Enter endpoint", "Masked, held in memory only (e)",
+                            self.action_endpoint)
+        yield SystemCommand("Keys", "Every key of the dashboard (?)", self.action_help)
+        for name in ("follow", "search"):
+            if hasattr(screen, f"action_{name}"):
+                yield SystemCommand(name.capitalize(), f"{name} the log on this screen",
+                                    getattr(screen, f"action_{name}"))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="cto-harness-tui",
+                                     description="Watch cto-harness runs live and drill into "
+                                                 "past ones.")
+    parser.add_argument("--runs-root", metavar="DIR",
+                        help="where runs live (default: CTO_HARNESS_RUNS_ROOT or ./harness-runs)")
+    parser.add_argument("--run", metavar="RUN_ID", help="show this run on Live")
+    parser.add_argument("--demo", action="store_true",
+                        help="start `cto-harness run --demo` (embedded demo endpoint) and show "
+                             "it live")
+    parser.add_argument("--log-lines", type=int, default=DEFAULT_LOG_LINES, metavar="N",
+                        help=f"recent log lines kept on Live (default {DEFAULT_LOG_LINES:,}); "
+                             "Run detail reads the whole file")
+    return parser.parse_args(argv)
+
+
+def build_app(argv: list[str] | None = None) -> Dashboard:
+    """The app from command-line arguments; bad ones exit 2 with a one-line message."""
+    args = parse_args(argv)
+    resolved, problem = None, None
+    try:
+        resolved = resolve()
+    except ConfigError as exc:
+        problem = str(exc)
+    default_root = resolved.runs_root if resolved else Path("harness-runs")
+    root = Path(args.runs_root) if args.runs_root else default_root
+    if args.log_lines < 100:
+        sys.exit(f"cto-harness-tui: --log-lines must be at least 100 (got {args.log_lines})")
+    if args.run and find_run(root, args.run) is None:
+        print(f"cto-harness-tui: no run {args.run} under {root}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    return Dashboard(root, run_id=args.run, demo=args.demo, log_ring=args.log_lines,
+                     resolved=resolved, config_error=problem)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from core.harden import harden_process
+
+    harden_process()  # it may hold a typed endpoint in memory
+    build_app(argv).run()

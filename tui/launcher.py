@@ -1,0 +1,114 @@
+"""Runs the dashboard starts: `cto-harness run` child processes, never in-process.
+
+A child has its own session, so a crash of either side never takes down the other, and its
+output goes to an unnamed temporary file, never a pipe nobody drains. The endpoint typed
+into the dashboard reaches it only through its environment.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from pydantic import SecretStr
+
+from core.models import Manifest
+from core.runs import harness_alive
+from core.settings import ENDPOINT_VAR
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What to run: the fields a retry copies from the run it retries."""
+
+    task: str = "r1-string-slugify"
+    engine: str = "case"
+    profile: str = "case-qwen"
+    demo: bool = False
+    retry_of: str | None = None
+
+    @classmethod
+    def retry(cls, manifest: Manifest) -> RunRequest:
+        return cls(task=manifest.task, engine=manifest.engine, profile=manifest.profile,
+                   demo=manifest.demo, retry_of=manifest.run_id)
+
+    def argv(self, runs_root: Path) -> list[str]:
+        argv = [sys.executable, "-m", "core.cli", "run", "--profile", self.profile,
+                "--task", self.task, "--engine", self.engine, "--runs-root", str(runs_root)]
+        if self.demo:
+            argv.append("--demo")
+        if self.retry_of:
+            argv += ["--retry-of", self.retry_of]
+        return argv
+
+
+@dataclass
+class ChildRun:
+    """A `cto-harness run` the dashboard started."""
+
+    request: RunRequest
+    process: subprocess.Popen[bytes]
+    runs_root: Path
+    output: IO[bytes] = field(repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def run_dir(self) -> Path | None:
+        """The run's folder, named `<stamp>-<task>-<harness pid>` (`.N` on a collision)."""
+        suffix = f"-{self.pid}"
+        try:
+            names = [e.name for e in os.scandir(self.runs_root) if e.is_dir()]
+        except OSError:
+            return None
+        mine = [n for n in names if n.endswith(suffix) or f"{suffix}." in n]
+        return self.runs_root / max(mine) if mine else None
+
+    def cancel(self) -> None:
+        """SIGINT, as Ctrl-C would: the harness ends its Case and writes a `cancelled`
+        report."""
+        if self.running:
+            os.kill(self.pid, signal.SIGINT)
+
+    def last_output(self, limit: int = 400) -> str:
+        """The tail of what the child printed, for a run that died before its folder."""
+        self.output.seek(0, os.SEEK_END)
+        size = self.output.tell()
+        self.output.seek(max(0, size - limit))
+        return self.output.read().decode("utf-8", errors="replace").strip()
+
+    def close(self) -> None:
+        self.output.close()
+
+
+def start_run(request: RunRequest, runs_root: Path, endpoint: SecretStr | None) -> ChildRun:
+    env = dict(os.environ)
+    if endpoint is not None:
+        env[ENDPOINT_VAR] = endpoint.get_secret_value()
+    output = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the child
+    process = subprocess.Popen(request.argv(runs_root), env=env, stdin=subprocess.DEVNULL,
+                               stdout=output, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    return ChildRun(request=request, process=process, runs_root=runs_root, output=output)
+
+
+def cancel_elsewhere(manifest: Manifest) -> bool:
+    """SIGINT a run started by another process, if its harness is still that process."""
+    if not harness_alive(manifest):
+        return False
+    try:
+        os.kill(manifest.harness_pid, signal.SIGINT)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,0 +1,37 @@
+"""Messages workers post to the widgets and screens that show their results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.message import Message
+
+from core.follow import RunBatch
+from core.runs import RunSummary
+
+
+class RunsListed(Message):
+    """The runs root's folders, newest first, after a change under it."""
+
+    def __init__(self, dirs: list[Path]) -> None:
+        super().__init__()
+        self.dirs = dirs
+
+
+class RunGrew(Message):
+    """What the followed run's files gained since the previous poll, lines made safe."""
+
+    def __init__(self, run_dir: Path, batch: RunBatch, lines: list[str]) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+        self.batch = batch
+        self.lines = lines
+
+
+class RowsSummarized(Message):
+    """Summaries of some runs, read in a worker; `first` marks the first screenful."""
+
+    def __init__(self, rows: list[RunSummary], first: bool = False) -> None:
+        super().__init__()
+        self.rows = rows
+        self.first = first

@@ -1,0 +1,1 @@
+"""The dashboard's screens: Live, Runs, Run detail, and the dialogs."""

@@ -1,0 +1,276 @@
+"""Run detail: one run, in tabs: its report and evidence checklist, trace, full log,
+relay ledger, the real-vs-fake baseline, and its files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import (
+    DataTable,
+    DirectoryTree,
+    Footer,
+    Header,
+    Input,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+
+from core.models import Manifest, RelayRecord, Report, TraceEvent, Validation
+from core.rundir import RunPaths
+from core.runs import Unreadable, load_manifest, load_report, read_relay, read_trace
+from core.validate import validate_run
+from tui.failures import ReportsWorkerErrors
+from tui.live_state import clock, to_seconds
+from tui.widgets.file_view import FileView
+from tui.widgets.runs_table import STATUS_STYLE
+from tui.widgets.timeline import seconds
+
+VERDICT = {"ok": ("✓", "green"), "failed": ("✗", "red"), "not_applicable": ("–", "bright_black")}
+
+
+@dataclass
+class RunRecord:
+    """Everything Run detail shows, read once in a worker."""
+
+    manifest: Manifest | None = None
+    report: Report | None = None
+    trace: list[TraceEvent] = field(default_factory=list)
+    relay: list[RelayRecord] = field(default_factory=list)
+    validation: Validation | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def read_record(run_dir: Path) -> RunRecord:
+    record = RunRecord()
+    for name, load in (("manifest", load_manifest), ("report", load_report)):
+        try:
+            setattr(record, name, load(run_dir))
+        except Unreadable as exc:
+            record.problems.append(str(exc))
+    record.trace = read_trace(run_dir)
+    record.relay = read_relay(run_dir)
+    record.validation = validate_run(run_dir)
+    return record
+
+
+class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
+    CSS_PATH = "detail.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back"),
+        Binding("slash", "search", "Search log"),
+    ]
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+        self.record = RunRecord()
+
+    def selected_run(self) -> Path | None:
+        return self.run_dir
+
+    def compose(self) -> ComposeResult:
+        redact = self.app.redact  # type: ignore[attr-defined]
+        yield Header()
+        yield Static(Text(self.run_dir.name, style="bold"), id="detail-title")
+        with TabbedContent(id="tabs"):
+            with TabPane("Summary", id="summary"), VerticalScroll():
+                yield Static("reading…", id="report")
+                yield Static(id="evidence")
+            with TabPane("Trace", id="trace"):
+                yield DataTable(id="trace-table", cursor_type="row", zebra_stripes=True)
+            with TabPane("Log", id="log"):
+                yield Input(placeholder="search the whole log; Enter, then n/N", id="log-find")
+                yield FileView(redact, id="log-view")
+            with TabPane("Relay", id="relay"):
+                yield DataTable(id="relay-table", cursor_type="row", zebra_stripes=True)
+            with TabPane("Baseline", id="baseline"), VerticalScroll():
+                yield Static(id="baseline-view")
+            with TabPane("Files", id="files"), Horizontal():
+                yield DirectoryTree(self.run_dir, id="tree")
+                with Vertical(id="file-pane"):
+                    yield FileView(redact, id="file-view")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#log-view", FileView).load(RunPaths(self.run_dir).case_log)
+        self._load()
+
+    @work(exclusive=True, group="detail", exit_on_error=False)
+    async def _load(self) -> None:
+        self.record = await asyncio.to_thread(read_record, self.run_dir)
+        self._summary()
+        self._trace()
+        self._relay()
+        self._baseline()
+
+    # -- tabs ----------------------------------------------------------------------
+    def _summary(self) -> None:
+        record, redact = self.record, self.app.redact  # type: ignore[attr-defined]
+        report, manifest = record.report, record.manifest
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column()
+        status = report.status if report else (record.validation.status
+                                                if record.validation else "unknown")
+        table.add_row("status", Text(status, style=STATUS_STYLE.get(status, "magenta")))
+        for problem in record.problems:
+            table.add_row("problem", Text(problem, style="red"))
+        if manifest is not None:
+            table.add_row("task", f"{manifest.task} · engine {manifest.engine} · "
+                                  f"profile {manifest.profile}")
+            if manifest.demo:
+                table.add_row("endpoint", Text("demo endpoint: never evidence for the real "
+                                               "model", style="black on yellow"))
+            if manifest.retry_of:
+                table.add_row("retry of", manifest.retry_of)
+        if report is not None:
+            table.add_row("stage", f"{report.stage} (stage 2 passed: {report.stage2_passed})")
+            table.add_row("provider / model", f"{report.case_model_provider} / "
+                                              f"{report.case_model}")
+            table.add_row("admission", report.case_model_admission_status)
+            table.add_row("fallback", Text(
+                f"{'DETECTED' if report.fallback_detected else 'none'} · guard "
+                f"{report.guard_state}", style="bold red" if report.fallback_detected else ""))
+            for ev in report.fallback_evidence:
+                table.add_row("", redact(f"{ev.file}:{ev.line or ''} {ev.detail}"))
+            relay = report.relay
+            table.add_row("relay", f"{relay.requests} requests · {relay.forwarded} forwarded · "
+                                   f"{relay.refused} refused · {relay.errors} errors · models "
+                                   f"{', '.join(relay.models_seen) or 'none'}")
+            checks = report.checks
+            table.add_row("checks", f"{checks.passed}/{checks.total} passed"
+                          if checks.ran else f"not run ({checks.detail})")
+            table.add_row("baseline", f"{report.baseline.status} · "
+                          + (report.comparison.detail if report.comparison else "no comparison"))
+            red = report.redaction
+            table.add_row("redaction", f"{red.forms} forms · {red.log_redactions} in the log · "
+                                       f"leaks {'FOUND' if report.leak_detected else 'none'}")
+            table.add_row("duration", seconds(report.durations.total_s))
+            for reason in report.reasons:
+                table.add_row("reason", redact(reason))
+        elif manifest is not None:
+            table.add_row("report", "none yet (running or interrupted)")
+        self.query_one("#report", Static).update(Group(Text("Report", style="bold underline"),
+                                                      table))
+        self.query_one("#evidence", Static).update(self._evidence())
+
+    def _evidence(self) -> Group:
+        validation = self.record.validation
+        title = Text("\nEvidence (cto-harness validate)", style="bold underline")
+        if validation is None:
+            return Group(title, Text("not validated"))
+        verdict = Text("accepted" if validation.ok else "not accepted",
+                       style="bold green" if validation.ok else "bold red")
+        if validation.stage2_pass_evidence:
+            verdict.append(" · real Case Stage 2 pass evidence", style="green")
+        table = Table(expand=True, show_edge=False, box=None, padding=(0, 1))
+        table.add_column("", width=1)
+        table.add_column("criterion", no_wrap=True)
+        table.add_column("detail", ratio=2)
+        table.add_column("evidence", ratio=1)
+        for c in validation.criteria:
+            symbol, colour = VERDICT[c.verdict]
+            pointers = ", ".join(
+                f"{e.file}{f':{e.line}' if e.line else ''}{f' {e.field}' if e.field else ''}"
+                for e in c.evidence)
+            table.add_row(Text(symbol, style=colour), c.id, c.detail, Text(pointers,
+                                                                           style="cyan"))
+        problems = [Text(f"! {p}", style="red") for p in validation.problems]
+        return Group(title, verdict, table, *problems)
+
+    def _trace(self) -> None:
+        table = self.query_one("#trace-table", DataTable)
+        table.add_columns("seq", "time", "+", "event", "fields")
+        events = self.record.trace
+        redact = self.app.redact  # type: ignore[attr-defined]
+        for i, ev in enumerate(events):
+            start = to_seconds(ev.ts)
+            end = to_seconds(events[i + 1].ts) if i + 1 < len(events) else None
+            took = seconds(end - start) if start is not None and end is not None else ""
+            extra = json.dumps(ev.model_extra or {}, ensure_ascii=False, default=str)
+            style = "bold red" if ev.event in ("guard_tripped", "leak_detected",
+                                               "run_blocked") else ""
+            table.add_row(str(ev.seq), clock(ev.ts), took, Text(ev.event, style=style),
+                          redact(extra[:160] + ("…" if len(extra) > 160 else "")))
+
+    def _relay(self) -> None:
+        table = self.query_one("#relay-table", DataTable)
+        table.add_columns("time", "request", "asked", "answered", "status", "latency",
+                          "tokens in/out", "refused / error")
+        for r in self.record.relay:
+            bad = r.refused or r.error or r.status >= 400
+            table.add_row(clock(r.ts), f"{r.method} {r.path}", r.model_asked or "",
+                          r.model_answered or "",
+                          Text(str(r.status), style="red" if bad else "green"),
+                          f"{r.latency_ms:.0f} ms",
+                          f"{r.prompt_tokens or 0}/{r.completion_tokens or 0}",
+                          Text(r.refused or r.error or "", style="red"))
+        if not self.record.relay:
+            table.add_row("", "no request went through the relay", "", "", "", "", "", "")
+
+    def _baseline(self) -> None:
+        report = self.record.report
+        view = self.query_one("#baseline-view", Static)
+        if report is None:
+            view.update("No report yet: the baseline runs after the Case, in the same run.")
+            return
+        table = Table(title="Same-run comparison", expand=True)
+        table.add_column("", style="bold")
+        table.add_column(f"real ({report.engine})")
+        table.add_column("fake baseline")
+        base, checks = report.baseline, report.checks
+        real_status = "passed" if checks.ran and checks.total and checks.passed == checks.total \
+            else "failed"
+        table.add_row("outcome", Text(real_status, style=STATUS_STYLE.get(real_status, "")),
+                      Text(base.status, style=STATUS_STYLE.get(base.status, "")))
+        table.add_row("exit code", str(report.case_exit_code), str(base.exit_code))
+        table.add_row("checks", f"{checks.passed}/{checks.total}",
+                      f"{base.checks.passed}/{base.checks.total}")
+        table.add_row("detail", checks.detail, base.checks.detail)
+        table.add_row("log", "backend/case.log", "baseline/case.log")
+        comparison = report.comparison
+        verdict = Text("\n")
+        if comparison is None:
+            verdict.append("No comparison: the Case never ran.", style="yellow")
+        elif comparison.discriminating:
+            verdict.append(f"Discriminating: {comparison.detail}. The checks tell a real "
+                           "solution from the fake one.", style="green")
+        else:
+            verdict.append(f"Not discriminating: {comparison.detail}. No pass claim can rest "
+                           "on it.", style="red")
+        view.update(Group(table, verdict))
+
+    # -- keys and events -------------------------------------------------------------
+    @on(DirectoryTree.FileSelected)
+    def _open_file(self, event: DirectoryTree.FileSelected) -> None:
+        self.query_one("#file-view", FileView).load(event.path)
+
+    def action_back(self) -> None:
+        box = self.query_one("#log-find", Input)
+        if box.has_focus:
+            self.query_one("#log-view", FileView).focus()
+            return
+        self.app.pop_screen()
+
+    def action_search(self) -> None:
+        self.query_one(TabbedContent).active = "log"
+        self.query_one("#log-find", Input).focus()
+
+    @on(Input.Submitted, "#log-find")
+    def _find(self, event: Input.Submitted) -> None:
+        view = self.query_one("#log-view", FileView)
+        view.search(event.value.strip())
+        view.focus()

@@ -1,0 +1,209 @@
+"""Live (home): the current or most recent run, its four questions answered at a glance,
+its stages, its log streaming, and its checks once known."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Static
+
+from core.follow import RunTail
+from core.models import Readiness
+from core.runs import harness_alive
+from tui.failures import ReportsWorkerErrors
+from tui.live_state import RunView, how_to_supply
+from tui.messages import RunGrew
+from tui.terminal_text import clean_line
+from tui.widgets.case_log import CaseLog
+from tui.widgets.runs_table import STATUS_STYLE
+from tui.widgets.status_panel import StatusPanel
+from tui.widgets.timeline import StageTimeline
+
+POLL_S = 0.02
+LOG_BYTES_PER_POLL = 1 << 16
+"""64 KiB of log per poll: a reader far behind catches up over several frames."""
+OPEN_TAIL_BYTES = 1 << 20
+"""A run opened with a larger log starts this far from its end (Run detail has it all)."""
+
+
+class LiveScreen(ReportsWorkerErrors, Screen[None]):
+    CSS_PATH = "live.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f", "follow", "Follow"),
+        Binding("slash", "search", "Search"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.view = RunView()
+        self.run_dir: Path | None = None
+        self._consumed = asyncio.Event()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="run-info")
+        with Horizontal(id="panels"):
+            yield StatusPanel("Readiness", id="readiness")
+            yield StatusPanel("Admission", id="admission")
+            yield StatusPanel("Fallback guard", id="guard")
+            yield StatusPanel("Relay", id="relay")
+        with Horizontal(id="body"):
+            yield StageTimeline(id="timeline")
+            with Vertical(id="log-area"):
+                yield Static(id="getting-started")
+                yield CaseLog(self.app.log_ring, id="case-log")  # type: ignore[attr-defined]
+                yield Input(placeholder="search the log, Enter to find, Escape to close",
+                            id="log-search")
+        yield Static(id="results")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "readiness", self._readiness)
+        self.watch(self.app, "live_run", self._show_run)
+        self.set_interval(1.0, self._tick)
+        self._render_view()
+
+    def selected_run(self) -> Path | None:
+        """The run `r` and `c` act on here: the one on screen."""
+        return self.run_dir
+
+    # -- following a run -------------------------------------------------------------
+    def _show_run(self, run_dir: Path | None) -> None:
+        if run_dir == self.run_dir or run_dir is None:
+            return
+        self.run_dir = run_dir
+        self.view = RunView(readiness_error=None)
+        self.query_one(CaseLog).reset(f"Case log · {run_dir.name}")
+        self._render_view()
+        self._follow(run_dir)
+
+    @work(exclusive=True, group="follow", exit_on_error=False)
+    async def _follow(self, run_dir: Path) -> None:
+        """Poll the run's files from their last offsets; one batch in flight at a time, so a
+        slow screen makes this reader wait, never the run."""
+        tail = RunTail(run_dir, log_tail_bytes=OPEN_TAIL_BYTES)
+        redact = self.app.redact  # type: ignore[attr-defined]
+
+        def read() -> tuple:
+            batch = tail.poll(LOG_BYTES_PER_POLL)
+            return batch, [redact(clean_line(raw)) for raw in batch.log_lines]
+
+        while True:
+            batch, lines = await asyncio.to_thread(read)
+            if batch:
+                self._consumed.clear()
+                self.post_message(RunGrew(run_dir, batch, lines))
+                await self._consumed.wait()
+            if tail.finished:
+                return
+            if not batch.pending_bytes:
+                await asyncio.sleep(POLL_S)
+
+    @on(RunGrew)
+    def _grew(self, message: RunGrew) -> None:
+        try:
+            if message.run_dir != self.run_dir:
+                return
+            self.view.apply(message.batch)
+            if message.batch.manifest is not None and self.view.report is None:
+                self.view.alive = harness_alive(message.batch.manifest)
+            self.query_one(CaseLog).add_lines(message.lines)
+            self._render_view()
+        finally:
+            self._consumed.set()
+
+    def _readiness(self, checked: tuple[Readiness | None, str | None]) -> None:
+        """The pre-run check, shown while there is no run to show."""
+        if self.run_dir is None:
+            self.view.readiness, self.view.readiness_error = checked
+            self._render_view()
+
+    def _tick(self) -> None:
+        """Once a second: the current stage's clock, and whether the harness still lives."""
+        view = self.view
+        if view.report is None and view.manifest is not None:
+            alive = harness_alive(view.manifest)
+            if alive != view.alive:
+                view.alive = alive
+                self._render_view()
+            else:
+                self.query_one(StageTimeline).show(view.timeline(time.time()))
+
+    # -- drawing ----------------------------------------------------------------------
+    def _render_view(self) -> None:
+        view = self.view
+        self.query_one("#readiness", StatusPanel).panel = view.readiness_panel()
+        self.query_one("#admission", StatusPanel).panel = view.admission_panel()
+        self.query_one("#guard", StatusPanel).panel = view.guard_panel()
+        self.query_one("#relay", StatusPanel).panel = view.relay_panel()
+        self.query_one(StageTimeline).show(view.timeline(time.time()))
+        self.query_one("#run-info", Static).update(self._run_info())
+        self.query_one("#results", Static).update(view.results_line() or " ")
+        started = self.run_dir is not None
+        self.query_one("#getting-started").display = not started
+        self.query_one(CaseLog).display = started
+        if not started:
+            self.query_one("#getting-started", Static).update(self._getting_started())
+
+    def _run_info(self) -> Text:
+        view, text = self.view, Text()
+        if self.run_dir is None:
+            text.append("no run yet", style="bold")
+            text.append(" · r runs the default task once the endpoint is ready · ? help",
+                        style="bright_black")
+            return text
+        text.append(self.run_dir.name, style="bold")
+        if view.manifest is not None:
+            m = view.manifest
+            text.append(f" · {m.task} · {m.engine} · {m.provider}/{m.model}")
+            if m.retry_of:
+                text.append(f" · retry of {m.retry_of}", style="bright_black")
+        text.append(" · ")
+        text.append(view.status, style=f"bold {STATUS_STYLE.get(view.status, 'magenta')}")
+        if view.manifest is not None and view.manifest.demo:
+            text.append("  demo endpoint", style="bold black on yellow")
+        for problem in view.problems:
+            text.append(f" · {problem}", style="red")
+        return text
+
+    def _getting_started(self) -> Text:
+        text = Text()
+        if self.view.readiness is None:
+            text.append(self.view.readiness_error or "Checking readiness…")
+            return text
+        text.append("No run yet under this runs root. Readiness:\n\n", style="bold")
+        for line in how_to_supply(self.view.readiness):
+            text.append(line + "\n", style="red" if line.startswith("✗") else "default")
+        text.append("\nOr try the whole flow on the embedded demo endpoint: "
+                    "cto-harness-tui --demo", style="bright_black")
+        return text
+
+    # -- keys -------------------------------------------------------------------------
+    def action_follow(self) -> None:
+        self.query_one(CaseLog).action_follow()
+
+    def action_search(self) -> None:
+        box = self.query_one("#log-search", Input)
+        box.display = True
+        box.focus()
+
+    @on(Input.Submitted, "#log-search")
+    def _search(self, event: Input.Submitted) -> None:
+        log = self.query_one(CaseLog)
+        log.search(event.value.strip())
+        log.focus()
+
+    def key_escape(self) -> None:
+        box = self.query_one("#log-search", Input)
+        if box.display:
+            box.display = False
+            self.query_one(CaseLog).focus()

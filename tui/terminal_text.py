@@ -1,0 +1,46 @@
+"""Making a Case's raw output safe and readable on our screen.
+
+A Case writes whatever it likes: colours, cursor moves, OSC 52 clipboard writes, title
+changes, progress bars rewritten with `\\r`. None of it may reach the terminal as control:
+escape sequences are dropped, other control characters are shown as visible symbols, a
+`\\r`-rewritten line keeps only its last state, and very long lines are cut with a marker.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_LINE = 2000
+"""Characters kept of one line for display; the file on disk keeps them all."""
+
+# OSC / DCS / SOS / PM / APC strings run to BEL or ST; CSI to its final byte; then any
+# other two-byte escape. Their 8-bit C1 forms (0x9b CSI, 0x9d OSC, ...) too.
+_ESCAPES = re.compile(
+    r"(?:\x1b[\]P^_X]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|\x1b[ -/]*[0-~]?"
+)
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)  # ␀ ... ␟: the control picture of that byte
+    return "␡" if code == 0x7F else "�"
+
+
+def clean_line(raw: bytes | str, limit: int = MAX_LINE) -> str:
+    """One line of Case output as plain, inert text for display."""
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    text = text.rstrip("\r\n")
+    if "\r" in text:
+        text = text.rsplit("\r", 1)[1]
+    dropped = 0
+    if len(text) > limit * 4:  # spare the regexes a multi-megabyte line
+        dropped, text = len(text) - limit * 4, text[: limit * 4]
+    text = _CONTROLS.sub(_visible, _ESCAPES.sub("", text).expandtabs(4))
+    if len(text) > limit or dropped:
+        dropped += max(0, len(text) - limit)
+        text = f"{text[:limit]} … [cut: {dropped:,} more characters]"
+    return text

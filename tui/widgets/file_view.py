@@ -1,0 +1,188 @@
+"""A whole file, however large, viewed lazily: line offsets are indexed in a worker and
+only the lines on screen are read, cleaned and redacted."""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual import on, work
+from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.worker import get_current_worker
+
+from tui.terminal_text import MAX_LINE, clean_line
+
+INDEX_CHUNK = 1 << 20
+
+
+class FileView(ScrollView, can_focus=True):
+    DEFAULT_CSS = """
+    FileView {
+        border: round $panel-lighten-2;
+        height: 1fr;
+        &:focus { border: round $accent; }
+    }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "next_match(1)", "Next match", show=False),
+        Binding("N", "next_match(-1)", "Previous match", show=False),
+    ]
+
+    class Indexed(Message):
+        def __init__(self, offsets: array, done: bool) -> None:
+            super().__init__()
+            self.offsets = offsets
+            self.done = done
+
+    class Matches(Message):
+        def __init__(self, term: str, lines: list[int]) -> None:
+            super().__init__()
+            self.term = term
+            self.lines = lines
+
+    def __init__(self, redact: Callable[[str], str], *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.redact = redact
+        self.path: Path | None = None
+        self._offsets = array("q", [0])
+        self._cache: LRUCache[int, str] = LRUCache(1024)
+        self._term = ""
+        self._matches: list[int] = []
+        self._match = -1
+
+    @property
+    def line_count(self) -> int:
+        return max(0, len(self._offsets) - 1)
+
+    def load(self, path: Path) -> None:
+        self.path = path
+        self.border_title = str(path.name)
+        self._offsets = array("q", [0])
+        self._cache.clear()
+        self._matches, self._match, self._term = [], -1, ""
+        self.virtual_size = Size(0, 0)
+        self.scroll_to(0, 0, animate=False)
+        if not path.is_file():
+            self.border_subtitle = "not written in this run"
+            return
+        self._index(path)
+
+    @work(thread=True, exclusive=True, group="file-index", exit_on_error=False)
+    def _index(self, path: Path) -> None:
+        """Find every line start; post the first screenful at once, then the rest."""
+        worker = get_current_worker()
+        offsets = array("q", [0])
+        posted_first = False
+        try:
+            with path.open("rb") as fh:
+                base = 0
+                while chunk := fh.read(INDEX_CHUNK):
+                    if worker.is_cancelled:
+                        return
+                    pos = chunk.find(b"\n")
+                    while pos != -1:
+                        offsets.append(base + pos + 1)
+                        pos = chunk.find(b"\n", pos + 1)
+                    base += len(chunk)
+                    if not posted_first:
+                        posted_first = True
+                        self.post_message(self.Indexed(array("q", offsets), done=False))
+                if offsets[-1] != base:
+                    offsets.append(base)  # a last line without its newline
+        except OSError as exc:
+            self.app.call_from_thread(self.notify, f"{path.name}: {exc.strerror}",
+                                      severity="error")
+            return
+        self.post_message(self.Indexed(offsets, done=True))
+
+    @on(Indexed)
+    def _indexed(self, message: Indexed) -> None:
+        self._offsets = message.offsets
+        self._cache.clear()
+        self.virtual_size = Size(MAX_LINE, self.line_count)
+        self.border_subtitle = (f"{self.line_count:,} lines"
+                                + ("" if message.done else " (indexing…)"))
+        self.refresh()
+
+    def _line(self, number: int) -> str:
+        text = self._cache.get(number)
+        if text is None and self.path is not None:
+            start, end = self._offsets[number], self._offsets[number + 1]
+            with self.path.open("rb") as fh:
+                fh.seek(start)
+                raw = fh.read(min(end - start, MAX_LINE * 4))
+            text = self.redact(clean_line(raw))
+            if end - start > MAX_LINE * 4 and "[cut:" not in text:
+                text += " … [cut]"
+            self._cache[number] = text
+        return text or ""
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        number = scroll_y + y
+        width = self.size.width
+        style = self.rich_style
+        if number >= self.line_count:
+            return Strip.blank(width, style)
+        text = Text(self._line(number), no_wrap=True, style=style)
+        if self._term:
+            text.highlight_words([self._term], style="black on yellow", case_sensitive=False)
+        if self._matches and 0 <= self._match < len(self._matches) and (
+            self._matches[self._match] == number
+        ):
+            text.stylize("reverse")
+        segments = list(text.render(self.app.console))
+        strip = Strip(segments or [Segment("", style)])
+        return strip.crop_extend(scroll_x, scroll_x + width, Style()).apply_offsets(scroll_x,
+                                                                                    number)
+
+    # -- search ---------------------------------------------------------------------
+    def search(self, term: str) -> None:
+        self._term = term
+        self._matches, self._match = [], -1
+        self.refresh()
+        if term and self.path is not None:
+            self._find(self.path, term)
+
+    @work(thread=True, exclusive=True, group="file-search", exit_on_error=False)
+    def _find(self, path: Path, term: str) -> None:
+        worker = get_current_worker()
+        needle = term.lower().encode("utf-8")
+        found: list[int] = []
+        with path.open("rb") as fh:
+            for number, raw in enumerate(fh):
+                if worker.is_cancelled:
+                    return
+                if needle in raw.lower():
+                    found.append(number)
+        self.post_message(self.Matches(term, found))
+
+    @on(Matches)
+    def _matched(self, message: Matches) -> None:
+        if message.term != self._term:
+            return
+        self._matches = message.lines
+        if not self._matches:
+            self.notify(f"no match for {message.term!r}", severity="warning", timeout=2)
+            return
+        self.action_next_match(1)
+
+    def action_next_match(self, step: int) -> None:
+        if not self._matches:
+            return
+        self._match = (self._match + step) % len(self._matches)
+        line = self._matches[self._match]
+        self.scroll_to(y=max(0, line - self.size.height // 2), animate=False)
+        self.border_subtitle = (f"{self.line_count:,} lines · match {self._match + 1}/"
+                                f"{len(self._matches)} at line {line + 1} (n/N)")
+        self.refresh()

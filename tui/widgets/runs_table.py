@@ -1,0 +1,78 @@
+"""The runs ledger: one row per run, newest first, every state a run can be in said in words."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from core.runs import RunSummary
+from tui.live_state import clock
+
+COLUMNS = ("time", "task", "engine", "status", "provider/model", "admission", "guard",
+           "checks", "duration", "note")
+STATUS_STYLE = {
+    "passed": "green", "failed": "red", "blocked": "yellow", "error": "bold red",
+    "cancelled": "yellow", "timed_out": "red", "running": "bold cyan",
+    "interrupted": "magenta", "unreadable": "bold magenta",
+}
+
+
+def when(row: RunSummary) -> str:
+    stamp = row.started_at or ""
+    if len(stamp) >= 10:
+        return f"{stamp[5:10]} {clock(stamp)}"
+    name = row.run_id  # <YYYYmmddTHHMMSSZ>-<task>-<pid>
+    if len(name) > 15 and name[8] == "T":
+        return f"{name[4:6]}-{name[6:8]} {name[9:11]}:{name[11:13]}:{name[13:15]}"
+    return "?"
+
+
+def cells(row: RunSummary) -> tuple[str | Text, ...]:
+    status = Text(row.status, style=STATUS_STYLE.get(row.status, ""))
+    if row.demo:
+        status.append(" demo", style="black on yellow")
+    guard = Text(row.guard or "", style="bold red" if row.guard == "tripped" else "")
+    note = row.problem or (f"retry of {row.retry_of}" if row.retry_of else "")
+    return (
+        when(row),
+        row.task or "",
+        row.engine or "",
+        status,
+        f"{row.provider}/{row.model}" if row.provider else "",
+        row.admission or "",
+        guard,
+        row.checks or "",
+        f"{row.duration_s:.1f} s" if row.duration_s is not None else "",
+        Text(note, style="bright_black"),
+    )
+
+
+def matches(row: RunSummary, needle: str) -> bool:
+    fields = (row.run_id, row.task, row.engine, row.status, row.provider, row.model,
+              row.admission, row.guard, row.problem, "demo" if row.demo else None)
+    return any(needle in f.lower() for f in fields if f)
+
+
+class RunsTable(DataTable[str | Text]):
+    DEFAULT_CSS = """
+    RunsTable { height: 1fr; }
+    """
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.zebra_stripes = True
+        for name in COLUMNS:
+            self.add_column(name, key=name)
+
+    def add_summaries(self, rows: list[RunSummary]) -> None:
+        for row in rows:
+            self.add_row(*cells(row), key=row.run_id)
+
+    def update_summary(self, row: RunSummary) -> None:
+        for name, value in zip(COLUMNS, cells(row), strict=True):
+            self.update_cell(row.run_id, name, value)
+
+    def selected_run_id(self) -> str | None:
+        if not self.row_count:
+            return None
+        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
