@@ -53,6 +53,7 @@ async def run_checks(
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONPATH": str(workspace),
         "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",  # plain pytest: ~5 s less per check run
         "PYTHONIOENCODING": "utf-8",
         "LANG": "C.UTF-8",
     }

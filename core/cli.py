@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "core.commands",
     "core.gates",
     "core.readiness",
+    "core.scan",
 )
 
 
@@ -90,4 +91,8 @@ def redact_known(text: str) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported `core.cli`, not this `__main__` copy: command modules raise
+    # core.cli.UsageError, which this copy's except clause would not recognise.
+    from core.cli import main as _main
+
+    sys.exit(_main())

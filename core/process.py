@@ -2,9 +2,10 @@
 
 The child gets its own session so timeout and Ctrl-C end the whole tree (TERM, grace,
 KILL), grandchildren included. Its stdout and stderr share one pipe, drained as it comes
-and passed through a sink (the streaming redactor and the guard) before reaching disk.
-A grandchild that escapes the group and keeps the pipe open cannot hang us: once the
-child has exited we read on only for a short grace.
+(64 KiB reads in the event loop) and passed through a sink (the streaming redactor and the
+guard) before reaching disk. We own the pipe's read end and the child's pidfd, so a
+grandchild that escapes the group and keeps the pipe open cannot hang us: once the child
+has exited we read on only for a short grace, then close our end.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,15 +40,61 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-async def _end_group(proc: asyncio.subprocess.Process) -> None:
-    """TERM the whole group, give it a grace, then KILL whatever is left."""
-    _signal_group(proc.pid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(proc.wait(), KILL_GRACE_S)
-    except TimeoutError:
-        pass
-    _signal_group(proc.pid, signal.SIGKILL)
-    await proc.wait()
+class _Child:
+    """A started child: its output fd and its exit, both watched by the event loop."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], sink: Callable[[bytes], None],
+                 outcome: Outcome) -> None:
+        self.proc = proc
+        self.loop = asyncio.get_running_loop()
+        self.sink = sink
+        self.outcome = outcome
+        self.eof = asyncio.Event()
+        self.exited = asyncio.Event()
+        assert proc.stdout is not None
+        self.fd = proc.stdout.fileno()
+        os.set_blocking(self.fd, False)
+        self.loop.add_reader(self.fd, self._readable)
+        self.pidfd = os.pidfd_open(proc.pid)
+        self.loop.add_reader(self.pidfd, self._reaped)
+
+    def _readable(self) -> None:
+        try:
+            chunk = os.read(self.fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.close_output()
+            return
+        self.outcome.bytes_read += len(chunk)
+        self.sink(chunk)
+
+    def _reaped(self) -> None:
+        self.loop.remove_reader(self.pidfd)
+        self.proc.wait()
+        self.exited.set()
+
+    def close_output(self) -> None:
+        if not self.eof.is_set():
+            self.loop.remove_reader(self.fd)
+            self.proc.stdout.close()  # type: ignore[union-attr]
+            self.eof.set()
+
+    def close(self) -> None:
+        self.close_output()
+        if not self.exited.is_set():
+            self.loop.remove_reader(self.pidfd)
+        os.close(self.pidfd)
+
+    async def end_group(self) -> None:
+        """TERM the whole group, give it a grace, then KILL whatever is left."""
+        _signal_group(self.proc.pid, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.exited.wait(), KILL_GRACE_S)
+        _signal_group(self.proc.pid, signal.SIGKILL)
+        await self.exited.wait()
 
 
 async def run_group(
@@ -62,53 +110,36 @@ async def run_group(
     """Run `argv` to completion, timeout or cancel; every byte it prints goes to `sink`."""
     started = time.monotonic()
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=cwd,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-            limit=READ_SIZE,
-        )
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     except OSError as exc:
         return Outcome(exit_code=None, start_error=f"{type(exc).__name__}: {exc.strerror}")
-    if on_start is not None:
-        on_start(proc.pid)
     outcome = Outcome(exit_code=None)
-    assert proc.stdout is not None
-    stdout = proc.stdout
-
-    async def drain() -> None:
-        while chunk := await stdout.read(READ_SIZE):
-            outcome.bytes_read += len(chunk)
-            sink(chunk)
-
-    reader = asyncio.create_task(drain())
-    waiter = asyncio.create_task(proc.wait())
-    cancelled = asyncio.create_task(cancel.wait())
-    done, _ = await asyncio.wait(
-        {waiter, cancelled}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-    )
-    if waiter not in done:
-        outcome.cancelled = cancelled in done
-        outcome.timed_out = not outcome.cancelled
-        await _end_group(proc)
-    cancelled.cancel()
-    # The child is gone; a grandchild may still hold the pipe. Read on briefly, then end
-    # the group (the child's exit does not end it) and stop reading.
+    child = _Child(proc, sink, outcome)
     try:
-        await asyncio.wait_for(asyncio.shield(reader), DRAIN_GRACE_S)
-    except TimeoutError:
+        if on_start is not None:
+            on_start(proc.pid)
+        waiter = asyncio.create_task(child.exited.wait())
+        cancelled = asyncio.create_task(cancel.wait())
+        done, _ = await asyncio.wait({waiter, cancelled}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        cancelled.cancel()
+        if waiter not in done:
+            waiter.cancel()
+            outcome.cancelled = cancelled in done
+            outcome.timed_out = not outcome.cancelled
+            await child.end_group()
+        # The child is gone; a grandchild may still hold the pipe. Read on briefly, then
+        # end what is left of the group and close our end.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(child.eof.wait(), DRAIN_GRACE_S)
         _signal_group(proc.pid, signal.SIGKILL)
-        try:
-            await asyncio.wait_for(asyncio.shield(reader), DRAIN_GRACE_S)
-        except TimeoutError:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-    _signal_group(proc.pid, signal.SIGKILL)
+    finally:
+        if not child.exited.is_set():
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+        child.close()
     outcome.exit_code = proc.returncode
     outcome.duration_s = time.monotonic() - started
     return outcome

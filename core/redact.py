@@ -16,8 +16,10 @@ Why it is built this way (each point closes a hole of a masker people trust toda
 - Streams hold back only the longest suffix that could still begin a form, so text that
   cannot be a secret is emitted at once; a range that could still grow is held whole, so
   any chunking gives the output of the whole text.
-- Speed: Hyperscan (when installed) says where a match may end; a trie walk over the
-  bytes decides. Without Hyperscan a regex finds the candidates: same output, slower.
+- Speed: for inputs of 4 KiB and more, Hyperscan (when installed) finds every whole
+  form and every place a wrapped base64 form may lie, and only there does Python look.
+  Otherwise a regex of the forms' first bytes finds candidates and a walk over the bytes
+  decides: the same output, slower.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ except ImportError:  # not on this platform: the regex path gives the same outpu
 MIN_FORM_LEN = 8
 WRAP_MIN = 16
 """A line break counts inside a base64 form only after this many base64 bytes."""
-MAX_HOLD = 1 << 20
+PREFILTER_MIN = 4096
+"""Inputs at least this long go through Hyperscan first."""
+MAX_HOLD = 1 << 16
 """A chain of overlapping matches longer than this is emitted masked in pieces."""
 
 _B64_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_")
@@ -56,12 +60,16 @@ class SecretForm:
     value: str = field(repr=False)
 
 
-class _Node:
-    __slots__ = ("children", "form")
+class _Forms:
+    """Forms of one kind (plain text, or base64 that may be wrapped) as sets of byte
+    strings: what a walk along the text may still become, and what is already whole."""
 
-    def __init__(self) -> None:
-        self.children: dict[int, _Node] = {}
-        self.form: int | None = None
+    def __init__(self, encoded: list[bytes], indexes: list[int]) -> None:
+        self.extendable = {encoded[i][:n] for i in indexes for n in range(1, len(encoded[i]))}
+        self.whole: dict[bytes, int] = {}
+        for i in sorted(indexes, key=lambda i: len(encoded[i])):
+            self.whole.setdefault(encoded[i], i)
+        self.heads = {encoded[i][0] for i in indexes}
 
 
 def _url_forms(value: str) -> list[tuple[str, str]]:
@@ -77,13 +85,15 @@ def _url_forms(value: str) -> list[tuple[str, str]]:
     userinfo, _, host_port = parts.netloc.rpartition("@")
     tail = rest[len(parts.netloc):]
     forms = [("no_scheme", rest)]
-    if value.endswith("/"):
-        forms += [("no_slash", value.rstrip("/")), ("no_scheme_no_slash", rest.rstrip("/"))]
+    if parts.path.endswith("/"):
+        trimmed = rest.replace(parts.netloc + parts.path, parts.netloc + parts.path.rstrip("/"), 1)
+        forms += [("no_slash", f"{parts.scheme}://{trimmed}"), ("no_scheme_no_slash", trimmed)]
     forms.append(("host_port", host_port))
     lowered = f"{parts.scheme.lower()}://{userinfo + '@' if userinfo else ''}"
     lowered += host_port.lower() + tail
     if lowered != value:
-        forms += [("lowercase_host", lowered), ("lowercase_host_no_scheme", lowered.split("://", 1)[1]),
+        forms += [("lowercase_host", lowered),
+                  ("lowercase_host_no_scheme", lowered.split("://", 1)[1]),
                   ("lowercase_host_port", host_port.lower())]
     if parts.password:
         forms.append(("userinfo_password", parts.password))
@@ -162,20 +172,19 @@ class Redactor:
         self._encoded = [f.value.encode("utf-8", "surrogatepass") for f in self.forms]
         self._wrappable = ["base64" in f.kind for f in self.forms]
         self._markers = {f.secret: f"[REDACTED:{f.secret}]".encode() for f in self.forms}
-        self._text_trie, self._b64_trie = _Node(), _Node()
-        for index, raw in enumerate(self._encoded):
-            node = self._b64_trie if self._wrappable[index] else self._text_trie
-            for byte in raw:
-                node = node.children.setdefault(byte, _Node())
-            if node.form is None or len(raw) > len(self._encoded[node.form]):
-                node.form = index
+        self._text = _Forms(self._encoded, [i for i, w in enumerate(self._wrappable) if not w])
+        self._b64 = _Forms(self._encoded, [i for i, w in enumerate(self._wrappable) if w])
+        self._by_head: dict[bytes, list[int]] = {}
+        for index in sorted(range(len(self._encoded)), key=lambda i: -len(self._encoded[i])):
+            self._by_head.setdefault(self._encoded[index][:MIN_FORM_LEN], []).append(index)
         self._spans = [len(raw) + (2 * (len(raw) - 1) if wrap else 0)
                        for raw, wrap in zip(self._encoded, self._wrappable, strict=True)]
         self._max_span = max(self._spans, default=0)
         self._candidates = _candidate_regex(self._encoded, self._wrappable)
-        reach = _prefilter_literals(self._encoded, self._wrappable, self._spans)
-        self._reach = list(reach.values())
-        self._database = _hyperscan_database(list(reach))
+        self._actions: list[int] = []
+        self._database: object | None = None
+        self._database_built = False
+        self._lock = threading.Lock()
         self._local = threading.local()
 
     # -- public API ---------------------------------------------------------------------
@@ -191,31 +200,38 @@ class Redactor:
         ranges, _ = self._plan(data, 0, final=True)
         if not ranges:
             return text, 0
-        return self._render(data, 0, len(data), ranges).decode("utf-8", "surrogatepass"), len(ranges)
+        masked = self._render(data, 0, len(data), ranges)
+        return masked.decode("utf-8", "surrogatepass"), len(ranges)
 
     def stream(self) -> StreamRedactor:
         return StreamRedactor(self)
 
     def matches(self, data: bytes) -> list[tuple[int, int, SecretForm]]:
         """Every place a form starts in `data` (valid UTF-8), with the longest form there."""
-        return [(s, e, self.forms[f]) for s, e, f in self._find(data, 0)]
+        longest: dict[int, tuple[int, int]] = {}
+        for s, e, f in self._find(data, 0):
+            if e > longest.get(s, (-1, -1))[0]:
+                longest[s] = (e, f)
+        return [(s, e, self.forms[f]) for s, (e, f) in sorted(longest.items())]
 
     # -- matching -----------------------------------------------------------------------
 
-    def _walk(self, data: bytes, pos: int, trie: _Node, wrappable: bool) -> tuple[int, int, bool]:
-        """Follow `trie` from `pos`: (end of the longest form, its index, still alive at the
-        end of `data`). The one definition of what matches; everything else only narrows."""
-        node, i, size = trie, pos, len(data)
+    def _walk(self, data: bytes, pos: int, forms: _Forms,
+              wrappable: bool) -> tuple[int, int, bool]:
+        """Follow the text from `pos`: (end of the longest form, its index, still alive at
+        the end of `data`). The one definition of what matches; the rest only narrows."""
+        key, i, size = b"", pos, len(data)
         best_end, best_form = -1, -1
         while True:
-            if node.form is not None:
-                best_end, best_form = i, node.form
-            if not node.children:
+            form = forms.whole.get(key)
+            if form is not None:
+                best_end, best_form = i, form
+            if key and key not in forms.extendable:
                 return best_end, best_form, False
             if i >= size:
                 return best_end, best_form, True
             byte = data[i]
-            if wrappable and node is not trie and byte in (_CR, _NL):
+            if wrappable and key and byte in (_CR, _NL):
                 if not _wrap_allowed(data, i):
                     return best_end, best_form, False
                 if byte == _CR:  # "\r\n"; a lone "\r" at the end may still become one
@@ -228,43 +244,69 @@ class Redactor:
                 if i >= size:
                     return best_end, best_form, True
                 byte = data[i]
-            child = node.children.get(byte)
-            if child is None:
+            key += bytes((byte,))
+            if key not in forms.extendable and key not in forms.whole:
                 return best_end, best_form, False
-            node, i = child, i + 1
+            i += 1
 
     def _longest(self, data: bytes, pos: int) -> tuple[int, int]:
-        end, form, _ = self._walk(data, pos, self._text_trie, False)
-        end2, form2, _ = self._walk(data, pos, self._b64_trie, True)
+        """The longest form at `pos`: compared in C unless a line break that a base64 form
+        may cross lies within reach, then walked."""
+        limit = pos + self._max_span
+        breaks = [i for i in (data.find(b"\n", pos, limit), data.find(b"\r", pos, limit))
+                  if i >= 0]
+        if not breaks or not _wrap_allowed(data, min(breaks)):
+            for form in self._by_head.get(data[pos:pos + MIN_FORM_LEN], ()):
+                if data.startswith(self._encoded[form], pos):
+                    return pos + len(self._encoded[form]), form
+            return -1, -1
+        end, form, _ = self._walk(data, pos, self._text, False)
+        end2, form2, _ = self._walk(data, pos, self._b64, True)
         return (end2, form2) if end2 > end else (end, form)
 
-    def _windows(self, data: bytes, start: int) -> list[tuple[int, int]]:
-        """Where a match may lie: around each prefilter hit, or everywhere without Hyperscan."""
-        if self._database is None:
-            return [(start, len(data))]
+    def _prefilter(self) -> object | None:
+        with self._lock:
+            if not self._database_built:
+                actions = _prefilter_literals(self._encoded, self._wrappable, self._spans)
+                self._actions = list(actions.values())
+                self._database = _hyperscan_database(list(actions))
+                self._database_built = True
+        return self._database
+
+    def _find(self, data: bytes, start: int) -> list[tuple[int, int, int]]:
+        """(start, end, form) of matches starting at or after `start`: whole forms straight
+        from Hyperscan, and the regex and walk around a possibly wrapped base64 form;
+        for a small input, or without Hyperscan, the regex and walk over everything."""
+        if len(data) - start < PREFILTER_MIN or self._prefilter() is None:
+            return self._search(data, [(start, len(data))])
         hits: list[tuple[int, int]] = []
+        add = hits.append
 
         def on_match(literal: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
-            reach = self._reach[literal]
-            hits.append((max(start, start + to - reach), min(len(data), start + to + reach)))
+            add((to, literal))
 
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
             scratch = self._local.scratch = hyperscan.Scratch(self._database)
         self._database.scan(data[start:], match_event_handler=on_match, scratch=scratch)
-        hits.sort()
+        found: list[tuple[int, int, int]] = []
         windows: list[tuple[int, int]] = []
-        for lo, hi in hits:
-            if windows and lo <= windows[-1][1]:
-                windows[-1] = (windows[-1][0], max(hi, windows[-1][1]))
+        size, actions, encoded = len(data), self._actions, self._encoded
+        for to, literal in hits:
+            action, end = actions[literal], start + to
+            if action >= 0:
+                found.append((end - len(encoded[action]), end, action))
             else:
-                windows.append((lo, hi))
-        return windows
+                windows.append((max(start, end + action), min(size, end - action)))
+        if windows:
+            found += self._search(data, _merge_windows(windows))
+        return found
 
-    def _find(self, data: bytes, start: int) -> list[tuple[int, int, int]]:
+    def _search(self, data: bytes,
+                windows: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
         found: list[tuple[int, int, int]] = []
         last = -1
-        for lo, hi in self._windows(data, start):
+        for lo, hi in windows:
             pos = max(lo, last + 1)
             while (m := self._candidates.search(data, pos, hi)) is not None:
                 p = m.start()
@@ -275,14 +317,26 @@ class Redactor:
         return found
 
     def _holdback(self, data: bytes, start: int) -> int:
-        """Start of the longest suffix that could still begin a form (len(data) if none)."""
-        for pos in range(max(start, len(data) - self._max_span), len(data)):
-            byte = data[pos]
-            if byte in self._text_trie.children and self._walk(data, pos, self._text_trie, False)[2]:
+        """Start of the longest suffix that could still begin a form (len(data) if none):
+        where the first bytes of a form match, or among the last few bytes, walked."""
+        size = len(data)
+        lo = max(start, size - self._max_span)
+        near = max(lo, size - MIN_FORM_LEN - 2)
+        pos = lo
+        while (m := self._candidates.search(data, pos)) is not None and m.start() < near:
+            if self._alive(data, m.start()):
+                return m.start()
+            pos = m.start() + 1
+        for pos in range(near, size):
+            if self._alive(data, pos):
                 return pos
-            if byte in self._b64_trie.children and self._walk(data, pos, self._b64_trie, True)[2]:
-                return pos
-        return len(data)
+        return size
+
+    def _alive(self, data: bytes, pos: int) -> bool:
+        byte = data[pos]
+        text, b64 = self._text, self._b64
+        return ((byte in text.heads and self._walk(data, pos, text, False)[2])
+                or (byte in b64.heads and self._walk(data, pos, b64, True)[2]))
 
     def _plan(self, data: bytes, start: int, final: bool,
               carry: tuple[int, str] | None = None) -> tuple[list[tuple[int, int, str]], int]:
@@ -305,7 +359,8 @@ class Redactor:
                 break
         return [r for r in merged if r[0] < cut], cut
 
-    def _render(self, data: bytes, start: int, cut: int, ranges: list[tuple[int, int, str]]) -> bytes:
+    def _render(self, data: bytes, start: int, cut: int,
+                ranges: list[tuple[int, int, str]]) -> bytes:
         pieces, pos = [], start
         for s, e, name in ranges:
             pieces += [data[pos:s], self._markers[name]]
@@ -314,22 +369,36 @@ class Redactor:
         return b"".join(pieces)
 
 
+def _merge_windows(windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(windows):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
 def _wrap_allowed(data: bytes, pos: int) -> bool:
     return pos >= WRAP_MIN and all(b in _B64_BYTES for b in data[pos - WRAP_MIN:pos])
 
 
+_LITERAL = [re.escape(bytes([byte])) for byte in range(256)]
+_WRAPPED = [rb"(?:\r?\n)?" + lit for lit in _LITERAL]
+
+
 def _token(byte: int, wrappable: bool, first: bool) -> bytes:
-    lit = re.escape(bytes([byte]))
-    return lit if first or not wrappable else rb"(?:\r?\n)?" + lit
+    return _LITERAL[byte] if first or not wrappable else _WRAPPED[byte]
 
 
 def _candidate_regex(encoded: list[bytes], wrappable: list[bool]) -> re.Pattern[bytes]:
-    """A regex for where a form may start: every form, line breaks allowed anywhere inside
-    base64 ones (a superset of what matches; the trie walk decides)."""
+    """A regex for where a form may start: the first bytes of every form, line breaks
+    allowed anywhere inside base64 ones (a superset of what matches; the walk decides,
+    and a short regex compiles fast)."""
     trie: dict = {}
     for raw, wrap in zip(encoded, wrappable, strict=True):
         node = trie
-        for i, byte in enumerate(raw):
+        for i, byte in enumerate(raw[:MIN_FORM_LEN]):
             node = node.setdefault(_token(byte, wrap, i == 0), {})
         node[b""] = {}
 
@@ -344,23 +413,26 @@ def _candidate_regex(encoded: list[bytes], wrappable: list[bool]) -> re.Pattern[
 
 def _prefilter_literals(encoded: list[bytes], wrappable: list[bool],
                         spans: list[int]) -> dict[bytes, int]:
-    """Literals at least one of which lies intact in any match, each with how far around
-    it the match may reach: text forms whole; base64 forms as 8-byte pieces (line breaks
-    are 16 form bytes apart, so a break spoils at most one of two neighbours), and a form
-    too short for two pieces also with a break at each place that spoils both."""
-    reach: dict[bytes, int] = {}
-    half = WRAP_MIN // 2
-    for raw, wrap, span in zip(encoded, wrappable, spans, strict=True):
+    """Hyperscan's literals, each with what a hit means: a form's index (a whole form, an
+    exact match), or -reach: a base64 form may be wrapped within `reach` bytes around the
+    hit. A wrapped form holds a break with 8 of its bytes on one side: those and the break
+    are the literal (a form too short for that is listed with its break in place)."""
+    actions: dict[bytes, int] = {}
+    half = MIN_FORM_LEN
+    for index, (raw, wrap, span) in enumerate(zip(encoded, wrappable, spans, strict=True)):
+        actions[raw] = index
         if not wrap:
-            literals = [raw]
-        else:
-            literals = [raw[i:i + half] for i in range(0, len(raw) - half + 1, half)]
-            literals.append(raw[-half:])
-            literals += [raw[:x] + sep + raw[x:] for x in range(len(raw) - half + 1, half)
-                         for sep in (b"\n", b"\r\n")]
-        for literal in literals:
-            reach[literal] = max(reach.get(literal, 0), span)
-    return reach
+            continue
+        for x in range(1, len(raw)):
+            if x >= half:
+                literals = [raw[x - half:x] + b"\n", raw[x - half:x] + b"\r\n"]
+            elif len(raw) - x >= half:
+                literals = [b"\n" + raw[x:x + half]]
+            else:
+                literals = [raw[:x] + b"\n" + raw[x:], raw[:x] + b"\r\n" + raw[x:]]
+            for literal in literals:
+                actions[literal] = min(actions.get(literal, 0), -span)
+    return actions
 
 
 def _hyperscan_database(literals: list[bytes]) -> object | None:

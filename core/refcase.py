@@ -430,6 +430,10 @@ def main(argv: list[str] | None = None) -> int:
     except CaseError as exc:
         print(f"refcase: {exc}", file=sys.stderr, flush=True)
         return exc.code
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        print(f"refcase: cannot read the task file {task_file} ({reason})", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
 

@@ -81,6 +81,7 @@ class _State:
     baseline: BaselineOutcome = field(default_factory=lambda: BaselineOutcome(status="skipped"))
     leaks: list[LeakFinding] = field(default_factory=list)
     log_redactions: int = 0
+    other_redactions: int = 0
     durations: Durations = field(default_factory=Durations)
     records: list[RelayRecord] = field(default_factory=list)
 
@@ -160,11 +161,17 @@ class Runner:
             root = runs_root / f"{run_id}.{n}"
         root.mkdir()
         self.paths = RunPaths(root)
-        self.writer = RunWriter(self.paths, self.redactor.redact)
         self.state = _State()
+        self.writer = RunWriter(self.paths, self._redact_counted)
         self.started = time.monotonic()
         self.started_at = utcnow()
         self.guard = Guard(resolved.model, resolved.fallback_markers, on_trip=self._on_trip)
+
+    def _redact_counted(self, text: str) -> str:
+        """Every JSON file and trace line passes here; the report counts what it masked."""
+        safe, count = self.redactor.redact_counted(text)
+        self.state.other_redactions += count
+        return safe
 
     # -- trace ----------------------------------------------------------------------
     def event(self, name: str, **fields: Any) -> None:
@@ -467,7 +474,8 @@ class Runner:
             checks=s.checks, baseline=s.baseline, comparison=comparison,
             redaction=RedactionCounters(forms=len(self.redactor.forms),
                                         unmaskable_forms=self.redactor.unmaskable,
-                                        log_redactions=s.log_redactions),
+                                        log_redactions=s.log_redactions,
+                                        other_redactions=s.other_redactions),
             leak_detected=bool(s.leaks), leaks=s.leaks, durations=s.durations,
             started_at=self.started_at, finished_at=utcnow(),
             artifacts=self._artifact_hashes(), trace_head=self.writer.head,

@@ -144,7 +144,7 @@ def test_gates_without_runs_lists_every_item_and_never_edits_the_sot(seed: Path,
     assert proc.returncode == 0, proc.stderr
     assert "rules  derived from the SOT's own words (no rules file" in proc.stdout
     rows = [line.split()[:4] for line in proc.stdout.splitlines()
-            if line.startswith("CTO-WORK-")]
+            if line.startswith("CTO-WORK-") and " acceptance " not in line]
     assert rows == [["CTO-WORK-030", "blocked", "still", "blocked"],
                     ["CTO-WORK-016", "(not", "here)", "still"],
                     ["CTO-WORK-020", "(not", "here)", "no"],
@@ -195,6 +195,7 @@ def verdicts(report: dict) -> dict[str, str | None]:
             if r["criterion"]}
 
 
+@pytest.mark.slow
 def test_gates_follow_real_runs_blocked_demo_fallback_pass_tampered(
         harness: Harness, seed: Path) -> None:
     before = seed.read_bytes()
@@ -213,7 +214,7 @@ def test_gates_follow_real_runs_blocked_demo_fallback_pass_tampered(
     assert v["blocked_before_case"] == "ok" and v["unavailable_marker"] == "ok"
     assert v["endpoint_not_written"] == "ok" and v["provider_proven"] == "not_applicable"
 
-    demo = make_run(harness, "--demo")
+    demo = make_run(harness, "--demo", "--no-baseline")
     assert demo["demo"] is True
     report = gates_json(seed, root)
     assert report["latest_real_run"] == blocked["run_id"], "a demo run is never the real one"
@@ -223,7 +224,7 @@ def test_gates_follow_real_runs_blocked_demo_fallback_pass_tampered(
 
     fallback_env = dict(harness.env, CTO_HARNESS_CASE_ARGS="--mode claude --task-file "
                         "{task_file} --workspace {workspace} --model {model}")
-    fallback = make_run(harness, env=fallback_env)
+    fallback = make_run(harness, "--no-baseline", env=fallback_env)
     assert fallback["status"] != "passed"
     report = gates_json(seed, root)
     assert report["latest_real_run"] == fallback["run_id"]

@@ -140,10 +140,10 @@ async def test_a_run_started_elsewhere_appears_and_live_follows_it(
         await until(pilot, lambda: table.row_count == 7)
         running = make_running(root, minute=30)
         await until(pilot, lambda: table.row_count == 8)
-        assert [r[3] for r in rows(table)][0] == "running"
+        assert next(r[3] for r in rows(table)) == "running"
         assert app.live_run == running.paths.root
         running.report("passed", 9.0)
-        await until(pilot, lambda: [r[3] for r in rows(table)][0] == "passed")
+        await until(pilot, lambda: next(r[3] for r in rows(table)) == "passed")
 
 
 async def test_log_follows_pauses_on_scroll_up_counts_and_resumes(tmp_path: Path) -> None:
@@ -160,7 +160,8 @@ async def test_log_follows_pauses_on_scroll_up_counts_and_resumes(tmp_path: Path
         await until(pilot, lambda: len(log.lines) == 1)
         run.log(*[f"step {i}" for i in range(200)])
         await until(pilot, lambda: len(log.lines) == 201)
-        assert log.is_vertical_scroll_end and log.following
+        await until(pilot, lambda: log.is_vertical_scroll_end)
+        assert log.following
         log.focus()
         await pilot.press("pageup")
         assert not log.following
@@ -170,8 +171,7 @@ async def test_log_follows_pauses_on_scroll_up_counts_and_resumes(tmp_path: Path
         assert "paused · 50 new lines" in str(log.border_subtitle)
         await pilot.press("f")
         assert log.following and len(log.lines) == 251 and log.lines[-1] == "later 49"
-        await pilot.pause(0.1)
-        assert log.is_vertical_scroll_end
+        await until(pilot, lambda: log.is_vertical_scroll_end)
         await pilot.press("slash", *"step 17", "enter")
         assert not log.following and log.term == "step 17"
         assert "match at line 181 (n/N)" in str(log.border_subtitle)  # step 179, the newest
@@ -211,6 +211,7 @@ async def test_run_detail_tabs(runs: dict[str, Path]) -> None:
         assert "passed" in summary and "qwen-local / qwen3.6-35b-a3b" in summary
         evidence = text_of(detail.query_one("#evidence", Static))
         assert "provider_proven" in evidence and "no_fallback" in evidence
+        assert "accepted · real Case Stage 2 pass evidence" in evidence
         assert detail.query_one("#trace-table", DataTable).row_count == 13  # every event
         assert detail.query_one("#relay-table", DataTable).row_count == 3
         assert "Discriminating" in text_of(detail.query_one("#baseline-view", Static))

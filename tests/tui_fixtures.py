@@ -7,6 +7,7 @@ snapshot tests see the same screen every time.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -29,7 +30,7 @@ from core.models import (
     RelayTotals,
     Report,
 )
-from core.rundir import RunPaths, RunWriter, line_hash
+from core.rundir import RunPaths, RunWriter, line_hash, sha256_file
 from core.runs import process_start_ticks
 
 QWEN = "qwen3.6-35b-a3b"
@@ -79,8 +80,9 @@ class FixtureRun:
         self.writer.close()
         self.trace = TraceFile(self.paths.trace)
         self.minute = minute
-        alive = pid is None
-        pid = os.getpid() if alive else pid
+        # the pid in the run's name unless told (a finished run's pid is never consulted)
+        pid = int(rid.rsplit("-", 1)[1]) if pid is None else pid
+        alive = pid == os.getpid()
         self.manifest = Manifest(
             run_id=rid, task=TASK, engine=engine, profile="case-qwen", provider="qwen-local",
             model=QWEN, harness_version="0.1.0", started_at=self.at(0), harness_pid=pid,
@@ -147,8 +149,14 @@ class FixtureRun:
             started_at=self.at(0), finished_at=self.at(seconds),
         )
         base.update(fields)
-        self.writer.write_json(self.paths.report, Report(**base))
-        self.event(seconds, "report_written", status=status)
+        skip = {self.paths.report, self.paths.trace}
+        base["artifacts"] = {str(p.relative_to(self.paths.root)): sha256_file(p)
+                             for p in sorted(self.paths.root.rglob("*"))
+                             if p.is_file() and p not in skip}
+        base["trace_head"] = {"seq": self.trace.seq, "hash": self.trace.prev}
+        text = self.writer.write_json(self.paths.report, Report(**base))
+        self.event(seconds, "report_written", status=status,
+                   report_sha256=hashlib.sha256(text.encode()).hexdigest())
         self.event(seconds + 0.01, "run_finished", status=status, exit_code=base["exit_code"])
 
 
@@ -259,7 +267,7 @@ def _totals(requests: int, refused: int = 0, models: list[str] | None = None) ->
 
 def make_running(root: Path, minute: int = 7) -> FixtureRun:
     """A run in flight (its harness pid is this test process): tests append to it."""
-    run = FixtureRun(root, run_id(minute, os.getpid()), minute=minute)
+    run = FixtureRun(root, run_id(minute, os.getpid()), pid=os.getpid(), minute=minute)
     run.preflight()
     run.event(0.4, "relay_started", url="http://127.0.0.1:40125/v1")
     run.event(0.5, "case_process_started", pid=4245, argv=["case"])

@@ -168,9 +168,7 @@ class Dashboard(ReportsWorkerErrors, App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """`tab` outranks focus moves (a priority binding) but never acts under a dialog."""
-        if action == "next_screen" and self.screen.is_modal:
-            return False
-        return True
+        return not (action == "next_screen" and self.screen.is_modal)
 
     def action_show(self, mode: str) -> None:
         self.switch_mode(mode)

@@ -241,7 +241,7 @@ def how_to_supply(readiness: Readiness) -> list[str]:
     """The checklist shown before any run: each check that is not ok, and what to do."""
     lines = []
     for check in readiness.checks:
-        symbol = "✓" if check.state in ("ok", "skipped") else "✗"
+        symbol = {"ok": "✓", "skipped": "–"}.get(check.state, "✗")
         lines.append(f"{symbol} {check.name}: {check.state} — {check.detail}")
     if any(ENDPOINT_VAR in c.detail for c in readiness.checks if c.state != "ok"):
         lines.append(f"Press e to type the endpoint (held in memory only, handed to the runs "

@@ -113,11 +113,14 @@ class LiveScreen(ReportsWorkerErrors, Screen[None]):
         try:
             if message.run_dir != self.run_dir:
                 return
-            self.view.apply(message.batch)
-            if message.batch.manifest is not None and self.view.report is None:
-                self.view.alive = harness_alive(message.batch.manifest)
+            batch = message.batch
+            self.view.apply(batch)
+            if batch.manifest is not None and self.view.report is None:
+                self.view.alive = harness_alive(batch.manifest)
             self.query_one(CaseLog).add_lines(message.lines)
-            self._render_view()
+            if batch.events or batch.relay or batch.manifest or batch.readiness or (
+                    batch.report or batch.problems):
+                self._render_view()  # log-only batches (the common case) skip the layout
         finally:
             self._consumed.set()
 

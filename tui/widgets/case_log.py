@@ -1,7 +1,9 @@
 """The Case's log, streaming: a bounded ring of recent lines that follows the end.
 
-Scrolling up pauses follow mode: new lines are then held back (bounded too) and counted,
-so the text under the reader's eyes stays put; `f` or End resumes and shows them.
+A virtual view (only the rows on screen are rendered) over a deque, so a batch of lines
+costs one append and one refresh, whatever its size. Scrolling up pauses follow mode: new
+lines are then held back (bounded too) and counted, so the text under the reader's eyes
+stays put; `f` or End resumes and shows them.
 """
 
 from __future__ import annotations
@@ -9,23 +11,18 @@ from __future__ import annotations
 from collections import deque
 from typing import ClassVar
 
-from rich.highlighter import Highlighter
+from rich.cells import cell_len
+from rich.segment import Segment
 from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
+from textual.geometry import Size
 from textual.reactive import reactive
-from textual.widgets import Log
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 
-class TermHighlighter(Highlighter):
-    def __init__(self, term: str = "") -> None:
-        self.term = term
-
-    def highlight(self, text: Text) -> None:
-        if self.term:
-            text.highlight_words([self.term], style="black on yellow", case_sensitive=False)
-
-
-class CaseLog(Log):
+class CaseLog(ScrollView, can_focus=True):
     DEFAULT_CSS = """
     CaseLog {
         border: round $panel-lighten-2;
@@ -42,35 +39,78 @@ class CaseLog(Log):
 
     following: reactive[bool] = reactive(True)
     held: reactive[int] = reactive(0)
-    term: reactive[str] = reactive("")
 
     def __init__(self, ring: int, *, id: str | None = None) -> None:
-        super().__init__(max_lines=ring, auto_scroll=True, highlight=True, id=id)
-        self.highlighter = TermHighlighter()
+        super().__init__(id=id)
+        self.lines: deque[str] = deque(maxlen=ring)
         self._held: deque[str] = deque(maxlen=ring)
+        self._dropped = 0
+        """Lines that fell off the front of the ring: absolute number of lines[0]."""
+        self._width = 0
+        self._strips: LRUCache[tuple[int, int], Strip] = LRUCache(1024)
+        self.term = ""
         self._match: int | None = None
+        """Absolute line number of the current search match."""
 
     def on_mount(self) -> None:
         self.border_title = "Case log"
         self._caption()
 
+    # -- content ---------------------------------------------------------------------
     def add_lines(self, lines: list[str]) -> None:
         """Append a batch (one per frame, never one call per line)."""
         if not lines:
             return
-        if self.following:
-            self.write_lines(lines, scroll_end=True)
-        else:
+        if not self.following:
             self._held.extend(lines)
             self.held += len(lines)
+            return
+        self._append(lines)
+
+    def _append(self, lines: list[str]) -> None:
+        ring = self.lines
+        overflow = max(0, len(ring) + len(lines) - (ring.maxlen or 0))
+        self._dropped += overflow
+        ring.extend(lines)
+        widest = max(len(line) if line.isascii() else cell_len(line) for line in lines)
+        self._width = max(self._width, widest)
+        self.virtual_size = Size(self._width, len(ring))
+        if self.following:
+            self.scroll_end(animate=False, x_axis=False)  # after the new size is laid out
+        self.refresh()
 
     def reset(self, title: str) -> None:
-        self.clear()
+        self.lines.clear()
         self._held.clear()
+        self._dropped = self._width = 0
+        self._strips.clear()
         self.held = 0
+        self.term, self._match = "", None
         self.following = True
+        self.virtual_size = Size(0, 0)
         self.border_title = title
 
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        index = scroll_y + y
+        width = self.size.width
+        if index >= len(self.lines):
+            return Strip.blank(width, self.rich_style)
+        number = self._dropped + index
+        key = (number, hash((self.term, self._match == number)))
+        strip = self._strips.get(key)
+        if strip is None:
+            text = Text(self.lines[index], no_wrap=True, end="")
+            if self.term:
+                text.highlight_words([self.term], style="black on yellow", case_sensitive=False)
+            if self._match == number:
+                text.stylize("reverse")
+            strip = Strip(list(text.render(self.app.console)) or [Segment("")])
+            self._strips[key] = strip
+        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style).apply_offsets(
+            scroll_x, index)
+
+    # -- follow mode -----------------------------------------------------------------
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
         if new_value < old_value and self.following and not self.is_vertical_scroll_end:
@@ -81,14 +121,14 @@ class CaseLog(Log):
         self._held.clear()
         self.held = 0
         self.following = True
-        self.write_lines(held, scroll_end=True)
-        self.scroll_end(animate=False, immediate=True, x_axis=False)
+        if held:
+            self._append(held)
+        self.scroll_end(animate=False, x_axis=False)
 
+    # -- search ----------------------------------------------------------------------
     def search(self, term: str) -> None:
         """Highlight `term` and jump to its newest occurrence (follow mode pauses)."""
         self.term = term
-        self.highlighter.term = term
-        self.notify_style_update()
         self._match = None
         self.action_next_match(-1)
         self.refresh()
@@ -98,17 +138,18 @@ class CaseLog(Log):
             return
         needle = self.term.lower()
         lines = self.lines
-        start = self._match if self._match is not None else len(lines)
-        y = start + step
-        while 0 <= y < len(lines):
-            if needle in lines[y].lower():
-                self._match = y
+        index = (self._match - self._dropped if self._match is not None
+                 and self._match >= self._dropped else len(lines)) + step
+        while 0 <= index < len(lines):
+            if needle in lines[index].lower():
+                self._match = self._dropped + index
                 self.following = False
-                self.scroll_to(y=max(0, y - self.size.height // 2), animate=False,
+                self.scroll_to(y=max(0, index - self.size.height // 2), animate=False,
                                immediate=True)
                 self._caption()
+                self.refresh()
                 return
-            y += step
+            index += step
         self.notify(f"no {'older' if step < 0 else 'newer'} match for {self.term!r}",
                     severity="warning", timeout=2)
 

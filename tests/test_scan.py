@@ -1,0 +1,126 @@
+"""The leak scan over real files, a real git index, and the `cto-harness scan` command."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.redact import Redactor
+from core.scan import scan_git_index, scan_paths
+
+CLI = Path(sys.executable).with_name("cto-harness")
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+
+def endpoint() -> str:
+    return f"http://spark-{secrets.token_hex(4)}.internal:8000/v1?key={secrets.token_hex(6)}"
+
+
+def git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          env=env, check=False)
+
+
+def test_scan_paths_names_file_line_secret_and_form_never_the_value(tmp_path: Path) -> None:
+    secret = endpoint()
+    redactor = Redactor({"endpoint": secret})
+    (tmp_path / "workspace" / "src").mkdir(parents=True)
+    (tmp_path / "workspace" / "src" / "app.py").write_text(f"a = 1\n\nURL = '{secret}'\n")
+    (tmp_path / "blob.bin").write_bytes(b"\xff\x00\xfe\n" + base64.b64encode(secret.encode()))
+    (tmp_path / "clean.txt").write_text("nothing here\n")
+    (tmp_path / "link").symlink_to(tmp_path / "workspace" / "src" / "app.py")
+    findings = scan_paths([tmp_path], redactor, root=tmp_path)
+    got = sorted((f.file, f.line, f.secret, f.form.split(":")[0]) for f in findings)
+    assert got == [("blob.bin", 2, "endpoint", "base64"),
+                   ("workspace/src/app.py", 3, "endpoint", "full")]
+    assert secret not in repr(findings)
+
+
+def test_scan_finds_forms_across_read_pieces_and_counts_lines(tmp_path: Path) -> None:
+    secret = endpoint()
+    redactor = Redactor({"endpoint": secret})
+    big = tmp_path / "big.log"
+    filler = b"x" * 99 + b"\n"
+    with big.open("wb") as fh:
+        fh.write(filler * 10485)  # the secret straddles the 1 MiB read boundary
+        fh.write(b"y" * 60 + secret.encode() + b"\n" + "é".encode() * 3 + b"\n")
+    findings = scan_paths([big], redactor, root=tmp_path)
+    assert [(f.line, f.form) for f in findings] == [(10486, "full")]
+
+
+@needs_git
+def test_scan_git_index_sees_what_is_staged_not_the_work_tree(tmp_path: Path) -> None:
+    secret = endpoint()
+    redactor = Redactor({"endpoint": secret})
+    assert git(tmp_path, "init", "-q").returncode == 0
+    (tmp_path / "ok.txt").write_text("fine\n")
+    (tmp_path / "config.json").write_text(f'{{"base_url": "{secret}"}}\n')
+    git(tmp_path, "add", "ok.txt", "config.json")
+    (tmp_path / "config.json").write_text("{}\n")  # the work tree is clean, the index is not
+    findings = scan_git_index(tmp_path, redactor)
+    assert [(f.file, f.line, f.form) for f in findings] == [("config.json", 1, "full")]
+    git(tmp_path, "add", "config.json")
+    assert scan_git_index(tmp_path, redactor) == []
+
+
+def run_cli(*args: str, cwd: Path, secret: str | None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CTO_HARNESS_")}
+    if secret is not None:
+        env["CTO_HARNESS_CASE_LOCAL_BASE_URL"] = secret
+    return subprocess.run([str(CLI), "scan", *args], cwd=cwd, capture_output=True, text=True,
+                          env=env, timeout=60, check=False)
+
+
+def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
+    secret = endpoint()
+    (tmp_path / "leak.txt").write_text(f"one\n{secret.split('://')[1]}\n")
+    (tmp_path / "clean.txt").write_text("one\n")
+    hit = run_cli("leak.txt", "--json", cwd=tmp_path, secret=secret)
+    assert hit.returncode == 1 and secret not in hit.stdout + hit.stderr
+    assert '"line": 2' in hit.stdout and '"form": "no_scheme"' in hit.stdout
+    clean = run_cli("clean.txt", cwd=tmp_path, secret=secret)
+    assert clean.returncode == 0 and "clean" in clean.stderr
+    missing = run_cli("nope.txt", cwd=tmp_path, secret=secret)
+    assert missing.returncode == 2 and "nope.txt" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    unset = run_cli("clean.txt", cwd=tmp_path, secret=None)
+    assert unset.returncode == 2 and "no secret is configured" in unset.stderr
+
+
+@needs_git
+def test_pre_commit_hook_refuses_a_commit_holding_the_secret(tmp_path: Path) -> None:
+    secret = endpoint()
+    assert git(tmp_path, "init", "-q").returncode == 0
+    hook = tmp_path / ".git" / "hooks" / "pre-commit"
+    hook.write_text(f"#!/bin/sh\nexec {CLI} scan --staged\n")
+    hook.chmod(0o755)
+    env_secret = {**os.environ, "CTO_HARNESS_CASE_LOCAL_BASE_URL": secret}
+    (tmp_path / "notes.md").write_text("the endpoint is " + quote_all(secret) + "\n")
+    git(tmp_path, "add", "notes.md")
+    refused = subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c",
+                              "user.email=t@example.invalid", "commit", "-qm", "x"],
+                             capture_output=True, text=True, env=env_secret, check=False)
+    assert refused.returncode != 0  # git shows a hook's output on its stderr
+    assert "notes.md:1: endpoint (percent)" in refused.stdout + refused.stderr
+    assert secret not in refused.stdout + refused.stderr
+    (tmp_path / "notes.md").write_text("the endpoint is configured at run time\n")
+    git(tmp_path, "add", "notes.md")
+    accepted = subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c",
+                               "user.email=t@example.invalid", "commit", "-qm", "x"],
+                              capture_output=True, text=True, env=env_secret, check=False)
+    assert accepted.returncode == 0, accepted.stderr
+
+
+def quote_all(text: str) -> str:
+    from urllib.parse import quote
+
+    return quote(text, safe="")
