@@ -9,7 +9,7 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
@@ -38,8 +38,9 @@ class RunResult(BaseModel):
 class Progress:
     """Live stages on stderr: colour and symbols on a terminal, plain lines otherwise."""
 
-    SYMBOLS = {"run_blocked": "✗", "guard_tripped": "!", "leak_detected": "!",
-               "run_finished": "■"}
+    SYMBOLS: ClassVar[dict[str, str]] = {
+        "run_blocked": "✗", "guard_tripped": "!", "leak_detected": "!", "run_finished": "■",
+    }
 
     def __init__(self) -> None:
         self.tty = sys.stderr.isatty()

@@ -108,7 +108,7 @@ def case_argv(case_bin: str, template: str, values: dict[str, str]) -> list[str]
     try:
         words = shlex.split(template)
     except ValueError as exc:
-        raise ArgvError(f"CTO_HARNESS_CASE_ARGS cannot be split like a shell line ({exc})") from None
+        raise ArgvError(f"CTO_HARNESS_CASE_ARGS is not a valid shell line ({exc})") from None
     try:
         return [case_bin, *(w.format(**values) for w in words)]
     except (KeyError, IndexError, ValueError) as exc:
@@ -258,7 +258,7 @@ class Runner:
         return blockers
 
     async def _stage2(self, task: Task) -> RunStatus:
-        req, res = self.request, self.resolved
+        req, _res = self.request, self.resolved
         task_dir = self.paths.root / "task"
         task_dir.mkdir()
         task_file = task_dir / task.prompt_file.name

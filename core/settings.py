@@ -114,7 +114,8 @@ def resolve(profile: str = "case-qwen") -> Resolved:
     provider, model = PROFILES[profile]
     markers = DEFAULT_FALLBACK_MARKERS
     if settings.fallback_markers is not None:
-        markers = tuple(m.strip().lower() for m in settings.fallback_markers.split(",") if m.strip())
+        words = settings.fallback_markers.split(",")
+        markers = tuple(m.strip().lower() for m in words if m.strip())
     return Resolved(
         endpoint=endpoint,
         endpoint_source=source,

@@ -285,7 +285,7 @@ def _pids_with(marker: str) -> list[int]:
 
 def test_grandchild_that_hangs_is_ended_with_the_group(harness: Harness) -> None:
     mode(harness, "orphan")
-    code, out = harness.run_json("run", "--no-baseline", "--timeout", "2")
+    _code, out = harness.run_json("run", "--no-baseline", "--timeout", "2")
     assert out["status"] == "timed_out"
     case_pid = next(e for e in harness.trace(out["run_dir"])
                     if e["event"] == "case_process_started")["pid"]
@@ -298,7 +298,7 @@ def test_grandchild_that_hangs_is_ended_with_the_group(harness: Harness) -> None
 def test_grandchild_escaping_the_group_cannot_hang_the_harness(harness: Harness) -> None:
     mode(harness, "escape")
     t0 = time.monotonic()
-    code, out = harness.run_json("run", "--no-baseline", "--timeout", "60")
+    _code, out = harness.run_json("run", "--no-baseline", "--timeout", "60")
     assert time.monotonic() - t0 < 30
     assert harness.report(out["run_dir"])["case_exit_code"] == 0
     for pid in _pids_with("time.sleep(3600)"):
