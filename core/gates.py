@@ -294,7 +294,8 @@ def _unprovable(text: str) -> str:
     if _NOT_ALONE.search(plain):
         return "gate rule, not a run criterion: endpoint-config alone never unblocks these"
     if "target repository" in plain.lower():
-        return "not provable by a run: the test suite's audit-hook test proves it"
+        return ("not provable by a run: proven by the audit-hook test "
+                "tests/test_no_target_repo.py::test_no_target_repository_path_is_opened")
     return "not provable by a run"
 
 

@@ -315,3 +315,20 @@ def test_command_line_rejects_an_unknown_run(tmp_path: Path,
         build_app(["--runs-root", str(tmp_path), "--run", run_id(0, 1)])
     assert exit_info.value.code == 2
     assert f"no run {run_id(0, 1)} under {tmp_path}" in capsys.readouterr().err
+
+
+async def test_known_secrets_are_redacted_again_at_display(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = f"http://10.9.{os.getpid() % 250}.4:{8000 + os.getpid() % 999}/v1"
+    monkeypatch.setenv("CTO_HARNESS_CASE_LOCAL_BASE_URL", secret)
+    run = make_running(tmp_path / "runs")
+    run.log(f"a leaked line: {secret} and again {secret}")  # as if a redactor had missed it
+    app = dashboard(run.paths.root.parent, run.paths.root)
+    async with app.run_test(size=SIZE) as pilot:
+        log = app.screen.query_one(CaseLog)
+        await until(pilot, lambda: len(log.lines) == 2)
+        assert log.lines[1].startswith("a leaked line: ") and secret not in log.lines[1]
+        await app.push_screen(RunDetailScreen(run.paths.root))
+        view = app.screen.query_one("#log-view", FileView)
+        await until(pilot, lambda: view.line_count == 2)
+        assert secret not in view.line_text(1) and view.line_text(1).startswith("a leaked line")

@@ -10,14 +10,6 @@ from core.follow import RunBatch
 from core.runs import RunSummary
 
 
-class RunsListed(Message):
-    """The runs root's folders, newest first, after a change under it."""
-
-    def __init__(self, dirs: list[Path]) -> None:
-        super().__init__()
-        self.dirs = dirs
-
-
 class RunGrew(Message):
     """What the followed run's files gained since the previous poll, lines made safe."""
 

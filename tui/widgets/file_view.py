@@ -114,7 +114,7 @@ class FileView(ScrollView, can_focus=True):
                                 + ("" if message.done else " (indexing…)"))
         self.refresh()
 
-    def _line(self, number: int) -> str:
+    def line_text(self, number: int) -> str:
         text = self._cache.get(number)
         if text is None and self.path is not None:
             start, end = self._offsets[number], self._offsets[number + 1]
@@ -134,7 +134,7 @@ class FileView(ScrollView, can_focus=True):
         style = self.rich_style
         if number >= self.line_count:
             return Strip.blank(width, style)
-        text = Text(self._line(number), no_wrap=True, style=style)
+        text = Text(self.line_text(number), no_wrap=True, style=style)
         if self._term:
             text.highlight_words([self._term], style="black on yellow", case_sensitive=False)
         if self._matches and 0 <= self._match < len(self._matches) and (
