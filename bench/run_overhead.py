@@ -41,6 +41,7 @@ def harness_env(tmp: Path, endpoint: ScriptedEndpoint, case_args: str) -> dict[s
         "CTO_HARNESS_CASE_ARGS": case_args,
         "CTO_HARNESS_CASE_MODEL_ADMISSION_FILE": str(admission),
         "CTO_HARNESS_RUNS_ROOT": str(tmp / "runs"),
+        "PYTHONUNBUFFERED": "1",  # as the harness sets it for the Case: same Case, same env
     })
     return env
 

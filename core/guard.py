@@ -34,11 +34,6 @@ class Guard:
         self.proven_requests = 0
         self._on_trip = on_trip
         self._markers = tuple(m.lower().encode() for m in markers if m)
-        self._marker_re = (
-            re.compile(b"|".join(re.escape(m) for m in self._markers), re.IGNORECASE)
-            if self._markers
-            else None
-        )
         self._tail = b""
         self._lines_before_tail = 0
         self._last_marker_line = 0
@@ -83,19 +78,32 @@ class Guard:
             self.proven_requests += 1
 
     def scan_output(self, data: bytes) -> None:
-        """Look for fallback markers in (already redacted) Case output, across chunks."""
-        if self._marker_re is None:
+        """Look for fallback markers in (already redacted) Case output, across chunks.
+
+        `bytes.lower` and `bytes.find` are C loops: far cheaper per byte than a
+        case-insensitive regex on a Case that floods its output."""
+        if not self._markers:
             return
         buf = self._tail + data
-        for match in self._marker_re.finditer(buf):
-            line = self._lines_before_tail + buf.count(b"\n", 0, match.start()) + 1
+        low = buf.lower()
+        hits = sorted((pos, m) for m in self._markers for pos in _positions(low, m))
+        for pos, marker in hits:
+            line = self._lines_before_tail + buf.count(b"\n", 0, pos) + 1
             if line == self._last_marker_line:
                 continue
             self._last_marker_line = line
-            word = match.group().decode(errors="replace")
+            word = marker.decode(errors="replace")
             self._trip(Evidence(file="backend/case.log", line=line,
                                 detail=f"Case output mentions fallback marker {word!r}"))
         keep = max(len(m) for m in self._markers) - 1
         cut = max(0, len(buf) - keep)
         self._lines_before_tail += buf.count(b"\n", 0, cut)
         self._tail = buf[cut:]
+
+
+def _positions(haystack: bytes, needle: bytes) -> list[int]:
+    found, pos = [], haystack.find(needle)
+    while pos != -1:
+        found.append(pos)
+        pos = haystack.find(needle, pos + 1)
+    return found
