@@ -152,3 +152,23 @@ def test_quit_dialog(snap_compare, runs) -> None:  # type: ignore[no-untyped-def
         pilot.app.push_screen(QuitScreen(1))
 
     assert snap_compare(app_for(runs["passed"]), terminal_size=SIZE, run_before=settle)
+
+
+def test_work_items(snap_compare, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_work_items_screen import SEED
+    from tui.screens.work_items import WorkItemsScreen
+
+    for name in list(os.environ):
+        if name.startswith("CTO_HARNESS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    Path("sot.md").write_bytes(SEED.read_bytes())
+    app = Dashboard(Path("no-runs-yet"), resolved=resolve(), sot=Path("sot.md"))
+
+    async def settle(pilot: Pilot) -> None:
+        await pilot.press("3")
+        await until(pilot, lambda: isinstance(pilot.app.screen, WorkItemsScreen)
+                    and pilot.app.screen.report is not None)
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=settle)

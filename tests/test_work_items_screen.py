@@ -88,3 +88,23 @@ async def test_regates_live_when_a_real_run_finishes(harness, tmp_path: Path) ->
         assert cell(screen, "#wi-acceptance", "CTO-WORK-030#0", 0) == "failed"
         title = str(screen.query_one("#wi-acceptance-title", Static).render())
         assert screen.report.latest_real_run in title
+
+
+async def test_dashboard_key_3_opens_work_items_only_with_a_sot(tmp_path: Path) -> None:
+    from tui.app import Dashboard
+
+    without = Dashboard(tmp_path / "runs")
+    async with without.run_test(size=(160, 50)) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        assert without.current_mode == "live"
+        assert any("--sot" in str(n.message) for n in without._notifications)
+    app = Dashboard(tmp_path / "runs", sot=copy_seed(tmp_path))
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("3")
+        await until(pilot, lambda: isinstance(app.screen, WorkItemsScreen)
+                    and app.screen.report is not None)
+        assert app.screen.query_one("#wi-items", DataTable).row_count == 5
+        await pilot.press("tab")
+        await pilot.pause()
+        assert app.current_mode == "live"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -34,6 +35,7 @@ from tui.screens.dialogs import ConfirmScreen, EndpointScreen, QuitChoice, QuitS
 from tui.screens.help import HelpScreen
 from tui.screens.live import LiveScreen
 from tui.screens.runs import RunsScreen
+from tui.screens.work_items import WorkItemsScreen
 
 DEFAULT_LOG_LINES = 10_000
 CHILD_POLL_S = 0.1
@@ -52,6 +54,7 @@ class Dashboard(ReportsWorkerErrors, App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("1", "show('live')", "Live"),
         Binding("2", "show('runs')", "Runs"),
+        Binding("3", "show('work')", "Work items"),
         Binding("tab", "next_screen", "Next screen", show=False, priority=True),
         Binding("r", "retry", "Retry"),
         Binding("c", "cancel_run", "Cancel"),
@@ -69,8 +72,14 @@ class Dashboard(ReportsWorkerErrors, App[None]):
 
     def __init__(self, runs_root: Path, *, run_id: str | None = None, demo: bool = False,
                  log_ring: int = DEFAULT_LOG_LINES, resolved: Resolved | None = None,
-                 config_error: str | None = None) -> None:
+                 config_error: str | None = None, sot: Path | None = None,
+                 rules: Path | None = None) -> None:
         super().__init__()
+        self.screens_in_order = list(self.SCREENS_IN_ORDER)
+        if sot is not None:
+            # The root as typed (as in the subtitle): the screen shows it.
+            self.add_mode("work", lambda: WorkItemsScreen(sot, runs_root, rules))
+            self.screens_in_order.append("work")
         self.sub_title = str(runs_root)  # as the user typed it
         self.runs_root = runs_root.resolve()
         self.log_ring = log_ring
@@ -171,10 +180,14 @@ class Dashboard(ReportsWorkerErrors, App[None]):
         return not (action == "next_screen" and self.screen.is_modal)
 
     def action_show(self, mode: str) -> None:
+        if mode == "work" and "work" not in self.screens_in_order:
+            self.notify("No planning SOT: start with --sot FILE (or set CTO_HARNESS_SOT) to "
+                        "see which work items the evidence unblocks.", severity="warning")
+            return
         self.switch_mode(mode)
 
     def action_next_screen(self) -> None:
-        order = self.SCREENS_IN_ORDER
+        order = self.screens_in_order
         current = order.index(self.current_mode) if self.current_mode in order else -1
         self.switch_mode(order[(current + 1) % len(order)])
 
@@ -307,6 +320,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--log-lines", type=int, default=DEFAULT_LOG_LINES, metavar="N",
                         help=f"recent log lines kept on Live (default {DEFAULT_LOG_LINES:,}); "
                              "Run detail reads the whole file")
+    parser.add_argument("--sot", metavar="FILE", default=os.environ.get("CTO_HARNESS_SOT"),
+                        help="a planning SOT: adds the Work items screen (3); default: "
+                             "CTO_HARNESS_SOT")
+    parser.add_argument("--rules", metavar="FILE",
+                        help="gate rules for the SOT (default: found beside it)")
     return parser.parse_args(argv)
 
 
@@ -325,8 +343,13 @@ def build_app(argv: list[str] | None = None) -> Dashboard:
     if args.run and find_run(root, args.run) is None:
         print(f"cto-harness-tui: no run {args.run} under {root}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
+    if args.sot and not Path(args.sot).is_file():
+        print(f"cto-harness-tui: --sot: no file at {args.sot}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
     return Dashboard(root, run_id=args.run, demo=args.demo, log_ring=args.log_lines,
-                     resolved=resolved, config_error=problem)
+                     resolved=resolved, config_error=problem,
+                     sot=Path(args.sot) if args.sot else None,
+                     rules=Path(args.rules) if args.rules else None)
 
 
 def main(argv: list[str] | None = None) -> None:

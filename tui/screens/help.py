@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 KEYS: tuple[tuple[str, str], ...] = (
-    ("1 / 2 / tab", "switch screens: Live, Runs (tab cycles)"),
+    ("1 / 2 / 3 / tab", "switch screens: Live, Runs, Work items (with --sot); tab cycles"),
     ("enter", "open the selected run in Run detail"),
     ("escape", "back (close a dialog, leave Run detail, clear the filter)"),
     ("r", "retry the selected or current run: same task, engine, profile; new run with retry_of"),
