@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import sys
 from typing import Any
 
 from core import __version__
+from core.harden import harden_process
 from core.models import EXIT_CODES, EXIT_USAGE, schemas
-from core.settings import ConfigError
+from core.redact import RedactingFilter, Redactor
+from core.settings import ConfigError, resolve
 from core.task import TaskError
 
 COMMAND_MODULES = (
@@ -57,9 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.harden import harden_process
-
     harden_process()
+    install_log_redaction()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -76,18 +78,27 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CODES["error"]
 
 
-def redact_known(text: str) -> str:
-    """Mask every configured secret in `text` (for messages printed outside a run)."""
-    from core.redact import Redactor
-    from core.settings import resolve
+def install_log_redaction() -> None:
+    """Log records (ours and libraries': httpx logs request URLs) reach stderr only through a
+    handler that masks the configured secrets in the formatted text."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("cto-harness: %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(_known_redactor()))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
 
+
+def _known_redactor() -> Redactor:
     try:
         res = resolve()
     except ConfigError:
-        return "(message withheld: configuration unreadable)"
-    named = {k: v.get_secret_value() for k, v in
-             (("endpoint", res.endpoint), ("api_key", res.api_key)) if v is not None}
-    return Redactor(named).redact(text)
+        return Redactor({})
+    return Redactor({k: v.get_secret_value() for k, v in
+                     (("endpoint", res.endpoint), ("api_key", res.api_key)) if v is not None})
+
+
+def redact_known(text: str) -> str:
+    """Mask every configured secret in `text` (for messages printed outside a run)."""
+    return _known_redactor().redact(text)
 
 
 if __name__ == "__main__":

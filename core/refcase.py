@@ -361,7 +361,7 @@ def solve(task_file: Path, workspace: Path, endpoint: Endpoint, check_cmd: str |
         {"role": "user", "content": task_prompt(task, files)},
     ]
     turns = MAX_TURNS if check_cmd else 1
-    log(f"task {task_file.parent.name}: {len(files)} workspace file(s), model {endpoint.model}")
+    log(f"task {task_file.name}: {len(files)} workspace file(s), model {endpoint.model}")
     written: list[str] = []
     for turn in range(1, turns + 1):
         log(f"turn {turn}/{turns}: asking the model ({sum(len(m['content']) for m in messages)} "

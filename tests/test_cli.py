@@ -1,0 +1,80 @@
+"""The other commands as a user meets them: schema, runs, health, validate on bad runs, and
+the live progress lines of a plain `run`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import Harness
+
+
+def test_schema_exports_the_run_directory_models(harness: Harness) -> None:
+    proc = harness.run("schema")
+    schemas = json.loads(proc.stdout)
+    assert {"manifest", "trace_event", "report"} <= set(schemas)
+    assert "case_model_admission_status" in schemas["report"]["properties"]
+
+
+def test_runs_lists_finished_interrupted_and_unreadable_runs(harness: Harness) -> None:
+    _, out = harness.run_json("run", "--engine", "fake")
+    finished = Path(out["run_dir"])
+    interrupted = harness.runs_root / "20200101T000000Z-r1-string-slugify-999999"
+    interrupted.mkdir()
+    manifest = json.loads((finished / "manifest.json").read_text())
+    manifest.update(run_id=interrupted.name, harness_pid=999999, harness_start_ticks=1)
+    (interrupted / "manifest.json").write_text(json.dumps(manifest))
+    broken = harness.runs_root / "20190101T000000Z-r1-string-slugify-1"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    code, rows = harness.run_json("runs")
+    assert code == 0
+    by_id = {r["run_id"]: r for r in rows}
+    assert [r["run_id"] for r in rows] == [finished.name, interrupted.name, broken.name]
+    assert by_id[finished.name]["status"] == "failed"
+    assert by_id[interrupted.name]["status"] == "interrupted"
+    assert by_id[broken.name]["status"] == "unreadable"
+    assert "manifest.json" in by_id[broken.name]["problem"]
+
+
+def test_validate_gives_a_verdict_on_partial_and_corrupt_runs(harness: Harness) -> None:
+    _, out = harness.run_json("run", "--engine", "fake")
+    run_dir = Path(out["run_dir"])
+    (run_dir / "report.json").write_text('{"status": "passed"')
+    code, result = harness.run_json("validate", str(run_dir))
+    assert code == 1 and result["status"] == "unreadable"
+    assert "report.json" in result["problems"][0]
+    (run_dir / "report.json").unlink()
+    code, result = harness.run_json("validate", str(run_dir))
+    assert code == 1 and result["status"] == "incomplete"
+    proc = harness.run("validate", str(run_dir.parent / "no-such-run"))
+    assert proc.returncode == 2 and "no run directory" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_validate_names_an_edited_trace_line(harness: Harness) -> None:
+    _, out = harness.run_json("run", "--engine", "fake")
+    trace = Path(out["run_dir"]) / "trace.jsonl"
+    lines = trace.read_text().splitlines(keepends=True)
+    lines[3] = lines[3].replace('"event"', '"event" ', 1)
+    trace.write_text("".join(lines))
+    code, result = harness.run_json("validate", out["run_dir"])
+    assert code == 1
+    intact = next(c for c in result["criteria"] if c["id"] == "evidence_intact")
+    assert intact["verdict"] == "failed" and "line 5" in intact["detail"]
+
+
+def test_health_runs_readiness_and_a_self_test(harness: Harness) -> None:
+    code, health = harness.run_json("health")
+    assert code == 0, health
+    assert health["ok"] and health["ready"] and health["self_test"]["validate_ok"]
+
+
+def test_plain_run_shows_the_stages_as_they_happen(harness: Harness) -> None:
+    proc = harness.run("run", "--engine", "fake")
+    stages = [line.split()[1] for line in proc.stderr.splitlines() if line.strip()
+              and line.split()[0].endswith("s")]
+    assert stages[:4] == ["run_started", "config_resolved", "readiness_checked",
+                          "admission_checked"]
+    assert "run_finished" in stages
+    assert "\x1b[" not in proc.stderr  # not a terminal: plain lines
