@@ -89,6 +89,15 @@ async def main() -> None:
     await shoot(app("tripped"), "tui-detail-relay", detail("tripped", "relay"))
     await shoot(app("passed"), "tui-detail-baseline", detail("passed", "baseline"))
     await shoot(app("passed"), "tui-help", help_screen)
+    seed = ROOT / "tests" / "data" / "seed-sot-000_83b213521af4b263.txt"
+    Path("PLAN.md").write_bytes(seed.read_bytes())
+    work = Dashboard(Path("harness-runs"), resolved=resolve(), sot=Path("PLAN.md"))
+
+    async def work_items(pilot: Pilot) -> None:
+        await pilot.press("3")
+        await until(pilot, lambda: getattr(pilot.app.screen, "report", None) is not None)
+
+    await shoot(work, "tui-work-items", work_items)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,9 @@ def session(tmp_path: Path) -> Iterator[str]:
         pytest.skip(f"{TUI} is not installed (run `uv sync`)")
     runs = make_runs_root(tmp_path / "runs")
     name = f"cto-tui-{os.getpid()}"
-    env = " ".join(f"-u {n}" for n in os.environ if n.startswith("CTO_HARNESS_"))
+    # COLUMNS/LINES (set in the test process by a plugin) would pin the app at 80x24.
+    env = " ".join(f"-u {n}" for n in (*os.environ, "COLUMNS", "LINES")
+                   if n.startswith("CTO_HARNESS_") or n in ("COLUMNS", "LINES"))
     command = (f"env {env} TERM=xterm-256color {TUI} --runs-root {tmp_path / 'runs'} "
                f"--run {runs['passed'].name}; echo EXITED $?; sleep 60")
     tmux("new-session", "-d", "-s", name, "-x", "140", "-y", "40", command)
