@@ -142,6 +142,7 @@ class Runner:
     def __init__(self, request: RunRequest, resolved: Resolved, runs_root: Path,
                  listener: Listener | None = None) -> None:
         self.request = request
+        self.task = load_task(request.task)  # a bad task is a usage error, before any run
         self.resolved = resolved
         self.listener = listener
         self.cancel = asyncio.Event()
@@ -205,8 +206,7 @@ class Runner:
         return self._finish(status)
 
     async def _run(self) -> RunStatus:
-        req, res = self.request, self.resolved
-        task = load_task(req.task)
+        req, res, task = self.request, self.resolved, self.task
         self.writer.write_json(self.paths.manifest, Manifest(
             run_id=self.paths.run_id, task=req.task, engine=req.engine, profile=req.profile,
             provider=res.provider, model=res.model, harness_version=__version__,
@@ -216,15 +216,16 @@ class Runner:
         ))
         self.event("run_started", run_id=self.paths.run_id, task=req.task, engine=req.engine,
                    profile=req.profile, demo=req.demo, retry_of=req.retry_of)
-        self.event("config_resolved", endpoint_configured=res.endpoint is not None,
+        self.event("config_resolved", endpoint_configured=res.endpoint_usable,
                    endpoint_source=res.endpoint_source, case_bin=res.case_bin,
                    admission_file=str(res.admission_file) if res.admission_file else None,
                    provider=res.provider, model=res.model,
                    redaction_forms=len(self.redactor.forms),
                    unmaskable_forms=self.redactor.unmaskable)
-        blockers = await self._preflight(task)
+        blockers = await self._preflight()
         self.state.durations.preflight_s = round(time.monotonic() - self.started, 3)
         if self.cancel.is_set():
+            self.state.reasons.append("cancelled before the Case started")
             return "cancelled"
         if blockers:
             self.state.reasons.extend(blockers)
@@ -235,7 +236,7 @@ class Runner:
         self.state.stage = 2
         return await self._stage2(task)
 
-    async def _preflight(self, task: Task) -> list[str]:
+    async def _preflight(self) -> list[str]:
         res = self.resolved
         admission = check_admission(res.admission_file, res.provider, res.model)
         if self.request.engine == FAKE:
@@ -457,7 +458,7 @@ class Runner:
             reasons=s.reasons, task=req.task, engine=req.engine, demo=req.demo,
             retry_of=req.retry_of, case_model_provider=res.provider, case_model=res.model,
             case_model_admission_status=s.admission,  # type: ignore[arg-type]
-            endpoint_configured=res.endpoint is not None and res.endpoint_problem is None,
+            endpoint_configured=res.endpoint_usable,
             case_process_started=s.case_started,
             case_exit_code=s.case.exit_code if s.case else None,
             fallback_detected=self.guard.tripped, fallback_evidence=self.guard.evidence,

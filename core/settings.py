@@ -91,6 +91,10 @@ class Resolved:
     runs_root: Path
     fallback_markers: tuple[str, ...]
 
+    @property
+    def endpoint_usable(self) -> bool:
+        return self.endpoint is not None and self.endpoint_problem is None
+
 
 def resolve(profile: str = "case-qwen") -> Resolved:
     """Read the environment once; raise ConfigError for what cannot be read at all."""

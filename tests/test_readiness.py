@@ -47,14 +47,6 @@ def case_bin(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def admission(tmp_path: Path) -> Path:
-    path = tmp_path / "admission.json"
-    path.write_text(json.dumps({"admitted": [
-        {"provider": "qwen-local", "model": MODEL, "status": "admitted", "expires": None}]}))
-    return path
-
-
-@pytest.fixture
 def upstream() -> Iterator[ScriptedEndpoint]:
     with ScriptedEndpoint(model_id=MODEL) as ep:
         yield ep
