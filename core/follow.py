@@ -59,15 +59,29 @@ class RunTail:
         self._log = Follower(self.paths.case_log)
         self._skip_partial = False
         if log_tail_bytes is not None:
-            size = self._log.pending
-            if size > log_tail_bytes:
-                self._log.offset = size - log_tail_bytes
-                with self.paths.case_log.open("rb") as fh:
-                    fh.seek(self._log.offset - 1)
-                    self._skip_partial = fh.read(1) != b"\n"
+            self.skip_ahead(log_tail_bytes)
         self._trace = Follower(self.paths.trace)
         self._relay = Follower(self.paths.relay)
         self._have: set[str] = set()
+
+    def skip_ahead(self, keep_bytes: int) -> int:
+        """Jump the log to `keep_bytes` before its end (dropping the line cut there); returns
+        the bytes skipped. A reader far behind shows the recent lines at once instead of
+        working through what its bounded ring would drop anyway."""
+        pending = self._log.pending
+        if pending <= keep_bytes:
+            return 0
+        self._log.offset += pending - keep_bytes
+        self._log.discard_partial()
+        with self.paths.case_log.open("rb") as fh:
+            fh.seek(self._log.offset - 1)
+            self._skip_partial = fh.read(1) != b"\n"
+        return pending - keep_bytes
+
+    @property
+    def backlog(self) -> int:
+        """Bytes of the log written but not yet read."""
+        return self._log.pending
 
     @property
     def finished(self) -> bool:

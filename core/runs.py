@@ -193,6 +193,10 @@ class Follower:
         self._partial = lines.pop()
         return lines
 
+    def discard_partial(self) -> None:
+        """Forget the unfinished line held back (after the offset was moved on purpose)."""
+        self._partial = b""
+
     @property
     def pending(self) -> int:
         """Bytes written but not yet read."""

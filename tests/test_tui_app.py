@@ -332,3 +332,16 @@ async def test_known_secrets_are_redacted_again_at_display(tmp_path: Path,
         view = app.screen.query_one("#log-view", FileView)
         await until(pilot, lambda: view.line_count == 2)
         assert secret not in view.line_text(1) and view.line_text(1).startswith("a leaked line")
+
+
+async def test_live_far_behind_jumps_to_the_recent_lines(tmp_path: Path) -> None:
+    run = make_running(tmp_path / "runs")
+    app = dashboard(run.paths.root.parent, run.paths.root)
+    async with app.run_test(size=SIZE) as pilot:
+        log = app.screen.query_one(CaseLog)
+        await until(pilot, lambda: len(log.lines) == 1)
+        filler = "x" * 400  # long lines: the last 1 MiB fits in the ring with its marker
+        run.log(*[f"burst {i} {filler}" for i in range(15_000)])  # ~6 MiB at once
+        await until(pilot, lambda: log.lines and log.lines[-1].startswith("burst 14999 "))
+        assert any("bytes skipped to catch up" in line for line in log.lines)
+        assert not any(line.startswith("burst 0 ") for line in log.lines)

@@ -30,6 +30,10 @@ from tui.widgets.timeline import StageTimeline
 
 POLL_S = 0.02
 LOG_BYTES_PER_POLL = 1 << 16
+CATCH_UP_BYTES = 4 << 20
+CATCH_UP_KEEP_BYTES = 1 << 20
+"""Behind by more than 4 MiB (far more than the ring of recent lines holds), Live jumps to
+the last 1 MiB: what it skips the ring would have dropped anyway."""
 """64 KiB of log per poll: a reader far behind catches up over several frames."""
 OPEN_TAIL_BYTES = 1 << 20
 """A run opened with a larger log starts this far from its end (Run detail has it all)."""
@@ -94,8 +98,13 @@ class LiveScreen(ReportsWorkerErrors, Screen[None]):
         redact = self.app.redact  # type: ignore[attr-defined]
 
         def read() -> tuple:
+            skipped = tail.skip_ahead(CATCH_UP_KEEP_BYTES) if tail.backlog > CATCH_UP_BYTES else 0
             batch = tail.poll(LOG_BYTES_PER_POLL)
-            return batch, [redact(clean_line(raw)) for raw in batch.log_lines]
+            lines = [redact(clean_line(raw)) for raw in batch.log_lines]
+            if skipped:
+                lines.insert(0, f"… {skipped:,} bytes skipped to catch up (the whole log is "
+                                "in Run detail)")
+            return batch, lines
 
         while True:
             batch, lines = await asyncio.to_thread(read)
