@@ -23,6 +23,9 @@ RowStatus = Literal[
 ]
 
 CHUNK = 1 << 16
+MAX_PARTIAL = 1 << 20
+"""An unfinished line longer than this is handed over as it stands: memory stays bounded
+even when a Case never prints a newline."""
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -191,6 +194,9 @@ class Follower:
         data = self._partial + data
         lines = data.split(b"\n")
         self._partial = lines.pop()
+        if len(self._partial) > MAX_PARTIAL:  # `\r` progress for minutes, no newline
+            lines.append(self._partial)
+            self._partial = b""
         return lines
 
     def discard_partial(self) -> None:

@@ -78,3 +78,21 @@ def test_plain_run_shows_the_stages_as_they_happen(harness: Harness) -> None:
                           "admission_checked"]
     assert "run_finished" in stages
     assert "\x1b[" not in proc.stderr  # not a terminal: plain lines
+
+
+def test_follower_bounds_a_line_that_never_ends(tmp_path: Path) -> None:
+    """A Case printing `\r` progress for minutes with no newline: the follower hands the
+    text over in bounded pieces instead of holding it all back."""
+    from core.runs import MAX_PARTIAL, Follower
+
+    log = tmp_path / "case.log"
+    follower = Follower(log)
+    handed: list[bytes] = []
+    with log.open("wb") as fh:
+        for _ in range(48):
+            fh.write(b"\rdownloading 42%" * 4096)  # ~64 KiB of progress, no newline
+            fh.flush()
+            handed += follower.read()
+    written = log.stat().st_size
+    assert len(handed) >= 2 and all(len(p) <= MAX_PARTIAL + (1 << 20) for p in handed)
+    assert written - sum(len(p) for p in handed) <= MAX_PARTIAL

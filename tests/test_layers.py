@@ -1,0 +1,37 @@
+"""The layering is enforced, not hoped for: import-linter's contracts (core never imports
+the dashboard or Textual; tui sits above core) and ruff, run as the tools themselves."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def tool(name: str) -> str:
+    path = BIN / name
+    if not path.exists():
+        found = shutil.which(name)
+        if found is None:
+            pytest.fail(f"{name} is not installed: install the test extra "
+                        "(pip install -e '.[test]')")
+        return found
+    return str(path)
+
+
+def test_import_contracts_hold() -> None:
+    proc = subprocess.run([tool("lint-imports")], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 kept, 0 broken" in proc.stdout
+
+
+def test_ruff_is_clean() -> None:
+    proc = subprocess.run([tool("ruff"), "check", "core", "tui", "tests", "bench"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
