@@ -67,8 +67,14 @@ class Progress:
                         f"{'configured' if e['endpoint_configured'] else 'missing'}")
             case "readiness_checked":
                 return "ready" if e.get("ready") else "not ready"
-            case "admission_checked" | "guard_verdict" | "baseline_completed":
-                return str(e.get("status") or e.get("state"))
+            case "admission_checked":
+                return str(e.get("status"))
+            case "guard_verdict":
+                return f"{e.get('state')} ({e.get('proven_requests', 0)} request(s) proven)"
+            case "baseline_completed":
+                checks = e.get("checks", {})
+                return (f"fake engine {e.get('status')} "
+                        f"({checks.get('passed', 0)}/{checks.get('total', 0)} checks)")
             case "run_blocked":
                 return "; ".join(e.get("reasons", []))
             case "case_process_exited":

@@ -48,7 +48,7 @@ from core.relay import Relay
 from core.rundir import RunPaths, RunWriter, atomic_write_bytes, new_run_id, sha256_file, utcnow
 from core.runs import process_start_ticks
 from core.scan import scan_paths
-from core.settings import API_KEY_VAR, ENDPOINT_VAR, Resolved
+from core.settings import API_KEY_VAR, ENDPOINT_VAR, ConfigError, Resolved
 from core.task import Task, load_task
 
 ENV_ALLOWLIST = ("PATH", "HOME", "LANG", "TMPDIR", "TERM")
@@ -153,14 +153,18 @@ class Runner:
         if resolved.api_key is not None:
             named["api_key"] = resolved.api_key.get_secret_value()
         self.redactor = Redactor(named)
-        runs_root.mkdir(parents=True, exist_ok=True)
         run_id = new_run_id(request.task)
         root = runs_root / run_id
         n = 1
         while root.exists():
             n += 1
             root = runs_root / f"{run_id}.{n}"
-        root.mkdir()
+        try:
+            root.mkdir(parents=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"runs root {runs_root}: cannot create a run directory there ({exc.strerror}); "
+                "choose another with --runs-root or CTO_HARNESS_RUNS_ROOT") from None
         self.paths = RunPaths(root)
         self.state = _State()
         self.writer = RunWriter(self.paths, self._redact_counted)

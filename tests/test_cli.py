@@ -96,3 +96,12 @@ def test_follower_bounds_a_line_that_never_ends(tmp_path: Path) -> None:
     written = log.stat().st_size
     assert len(handed) >= 2 and all(len(p) <= MAX_PARTIAL + (1 << 20) for p in handed)
     assert written - sum(len(p) for p in handed) <= MAX_PARTIAL
+
+
+def test_unusable_runs_root_is_a_usage_error(harness: Harness, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    proc = harness.run("run", "--engine", "fake", "--runs-root", str(blocker / "runs"))
+    assert proc.returncode == 2, proc.stderr
+    assert "runs root" in proc.stderr and "--runs-root" in proc.stderr
+    assert "Traceback" not in proc.stderr
