@@ -29,12 +29,12 @@ from tui.widgets.status_panel import StatusPanel
 from tui.widgets.timeline import StageTimeline
 
 POLL_S = 0.02
-LOG_BYTES_PER_POLL = 1 << 16
+LOG_BYTES_PER_POLL = 1 << 18
+"""256 KiB of log per poll: a reader behind catches up over a few frames, each bounded."""
 CATCH_UP_BYTES = 4 << 20
 CATCH_UP_KEEP_BYTES = 1 << 20
 """Behind by more than 4 MiB (far more than the ring of recent lines holds), Live jumps to
 the last 1 MiB: what it skips the ring would have dropped anyway."""
-"""64 KiB of log per poll: a reader far behind catches up over several frames."""
 OPEN_TAIL_BYTES = 1 << 20
 """A run opened with a larger log starts this far from its end (Run detail has it all)."""
 
