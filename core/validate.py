@@ -141,6 +141,10 @@ def _criteria(paths: RunPaths, manifest: Manifest, report: Report,
     if not is_case:
         out.append(_c("endpoint_config_supplied", "not_applicable",
                       "fake-engine run: no endpoint needed"))
+    elif manifest.demo or report.demo:
+        out.append(_c("endpoint_config_supplied", "not_applicable",
+                      "demo endpoint: the real endpoint was not used",
+                      Evidence(file="manifest.json", field="demo")))
     else:
         out.append(_c("endpoint_config_supplied", "ok" if report.endpoint_configured
                       else "failed",
