@@ -17,6 +17,7 @@ import pytest
 from core import demo
 from core.demo import DEMO_MODEL, DEMO_PROVIDER, demo_environment, demo_responder
 from core.refcase import parse_file_blocks
+from core.validate import validate_run
 
 ROOT = Path(__file__).resolve().parent.parent
 TASK = ROOT / "core" / "tasks" / "r1-string-slugify"
@@ -113,3 +114,8 @@ def test_cli_demo_run_passes_and_says_demo(tmp_path: Path) -> None:
     ledger = [json.loads(line) for line in ledger_lines]
     assert [(r["model_asked"], r["stream"], r["status"]) for r in ledger] == [
         (DEMO_MODEL, True, 200)]
+    validation = validate_run(run_dir)
+    verdicts = {c.id: c.verdict for c in validation.criteria}
+    assert validation.ok and validation.demo and not validation.stage2_pass_evidence
+    assert verdicts["stage2_pass_evidence"] == verdicts["endpoint_config_supplied"] == (
+        "not_applicable")
