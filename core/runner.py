@@ -195,7 +195,8 @@ class Runner:
     async def run(self) -> Report:
         loop = asyncio.get_running_loop()
         handled = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # Ctrl-C, kill, or the terminal closing: end the Case's group and still report.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.cancel.set)
                 handled.append(sig)

@@ -270,6 +270,17 @@ def test_hanging_case_times_out_and_still_reports(harness: Harness) -> None:
     assert harness.report(out["run_dir"])["case_exit_code"] is not None
 
 
+def wait_for_case(harness: Harness) -> Path:
+    """The run directory of the run in flight, once its Case process has started."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for d in harness.runs_root.glob("*"):
+            if "case_process_started" in (d / "trace.jsonl").read_text():
+                return d
+        time.sleep(0.1)
+    raise AssertionError("the Case never started")
+
+
 def _pids_with(marker: str) -> list[int]:
     found = []
     for proc in Path("/proc").iterdir():
@@ -317,14 +328,7 @@ def test_non_utf8_output_is_kept_readable(harness: Harness) -> None:
 def test_ctrl_c_cancels_the_whole_tree_and_writes_a_report(harness: Harness) -> None:
     mode(harness, "orphan")
     proc = harness.start("run", "--no-baseline", "--json")
-    deadline = time.monotonic() + 30
-    run_dir = None
-    while time.monotonic() < deadline and run_dir is None:
-        for d in harness.runs_root.glob("*"):
-            if "case_process_started" in (d / "trace.jsonl").read_text():
-                run_dir = d
-        time.sleep(0.1)
-    assert run_dir is not None
+    run_dir = wait_for_case(harness)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=30)
@@ -361,3 +365,14 @@ def test_trace_events_follow_the_documented_order(harness: Harness) -> None:
         "baseline_started", "baseline_completed", "guard_verdict", "report_written",
         "run_finished",
     ]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+def test_terminate_or_hangup_cancels_and_reports(harness: Harness, sig: int) -> None:
+    mode(harness, "hang")
+    proc = harness.start("run", "--no-baseline", "--json")
+    run_dir = wait_for_case(harness)
+    proc.send_signal(sig)
+    stdout, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and json.loads(stdout)["status"] == "cancelled"
+    assert harness.report(run_dir)["status"] == "cancelled"
