@@ -76,7 +76,8 @@ class Progress:
                 return (f"fake engine {e.get('status')} "
                         f"({checks.get('passed', 0)}/{checks.get('total', 0)} checks)")
             case "run_blocked":
-                return "; ".join(e.get("reasons", []))
+                names = [r.split(":", 1)[0] for r in e.get("reasons", [])]
+                return f"by {', '.join(names)} (details below)"
             case "case_process_exited":
                 return f"exit {e.get('exit_code')} after {e.get('duration_s')} s"
             case "checks_completed":
