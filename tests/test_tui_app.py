@@ -345,3 +345,24 @@ async def test_live_far_behind_jumps_to_the_recent_lines(tmp_path: Path) -> None
         await until(pilot, lambda: log.lines and log.lines[-1].startswith("burst 14999 "))
         assert any("bytes skipped to catch up" in line for line in log.lines)
         assert not any(line.startswith("burst 0 ") for line in log.lines)
+
+
+async def test_run_detail_of_a_running_run_keeps_up_until_its_report(tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    import tui.screens.detail as detail
+
+    monkeypatch.setattr(detail, "REREAD_S", 0.1)
+    run = make_running(tmp_path / "runs")
+    app = dashboard(run.paths.root.parent, run.paths.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.push_screen(RunDetailScreen(run.paths.root))
+        screen = app.screen
+        await until(pilot, lambda: screen.record.manifest is not None)  # type: ignore[attr-defined]
+        trace = screen.query_one("#trace-table", DataTable)
+        rows_before = trace.row_count
+        run.event(3.0, "case_process_exited", exit_code=0)
+        await until(pilot, lambda: trace.row_count == rows_before + 1)
+        assert len(trace.columns) == 5, "columns are not added again on each read"
+        run.report("passed", 9.0)
+        await until(pilot, lambda: screen.record.report is not None)  # type: ignore[attr-defined]
+        assert "passed" in text_of(screen.query_one("#report", Static))

@@ -66,6 +66,9 @@ def read_record(run_dir: Path) -> RunRecord:
     return record
 
 
+REREAD_S = 2.0
+
+
 class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
     CSS_PATH = "detail.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -77,6 +80,7 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
         super().__init__()
         self.run_dir = run_dir
         self.record = RunRecord()
+        self._saw_running = False
 
     def selected_run(self) -> Path | None:
         return self.run_dir
@@ -106,15 +110,25 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#log-view", FileView).load(RunPaths(self.run_dir).case_log)
+        self._saw_running = not RunPaths(self.run_dir).report.exists()
         self._load()
 
     @work(exclusive=True, group="detail", exit_on_error=False)
     async def _load(self) -> None:
-        self.record = await asyncio.to_thread(read_record, self.run_dir)
-        self._summary()
-        self._trace()
-        self._relay()
-        self._baseline()
+        """Read the run; while it is still going (no report yet), read it again every
+        REREAD_S so Summary, Trace, Relay and Baseline keep up, and reload the log once
+        the report is in (Live is the place to watch the log grow)."""
+        while True:
+            self.record = await asyncio.to_thread(read_record, self.run_dir)
+            self._summary()
+            self._trace()
+            self._relay()
+            self._baseline()
+            if self.record.report is not None or self.record.manifest is None:
+                break
+            await asyncio.sleep(REREAD_S)
+        if self._saw_running:
+            self.query_one("#log-view", FileView).load(RunPaths(self.run_dir).case_log)
 
     # -- tabs ----------------------------------------------------------------------
     def _summary(self) -> None:
@@ -193,6 +207,7 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
 
     def _trace(self) -> None:
         table = self.query_one("#trace-table", DataTable)
+        table.clear(columns=True)  # read again while the run goes on
         table.add_columns("seq", "time", "+", "event", "fields")
         events = self.record.trace
         redact = self.app.redact  # type: ignore[attr-defined]
@@ -208,6 +223,7 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
 
     def _relay(self) -> None:
         table = self.query_one("#relay-table", DataTable)
+        table.clear(columns=True)
         table.add_columns("time", "request", "asked", "answered", "status", "latency",
                           "tokens in/out", "refused / error")
         for r in self.record.relay:
