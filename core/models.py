@@ -16,6 +16,7 @@ AdmissionStatus = Literal[
 ]
 GuardState = Literal["armed", "clear", "tripped", "unproven"]
 Engine = Literal["case", "fake"]
+CaseNetwork = Literal["isolated", "host"]
 
 EVENTS: tuple[str, ...] = (
     "run_started",
@@ -208,6 +209,10 @@ class Report(_Model):
     endpoint_configured: bool
     case_process_started: bool
     case_exit_code: int | None = None
+    case_network: CaseNetwork = "host"
+    """`isolated`: the Case ran in its own network namespace where only the relay answers."""
+    case_network_detail: str = "not recorded (a report from before network isolation)"
+    """Why `host` (the opt-out, or why isolation was unavailable), or how it was isolated."""
     fallback_detected: bool
     fallback_evidence: list[Evidence] = Field(default_factory=list)
     guard_state: GuardState

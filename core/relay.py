@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import os
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -63,12 +64,15 @@ class _SignalFreeServer(uvicorn.Server):
 
 
 class LoopbackServer:
-    """An ASGI app served by uvicorn on 127.0.0.1:<ephemeral> inside the running loop:
-    silent, signal-free, and stopped within a fraction of a second."""
+    """An ASGI app served by uvicorn on 127.0.0.1:<ephemeral> (and on a Unix socket at
+    `uds`, when given) inside the running loop: silent, signal-free, and stopped within a
+    fraction of a second."""
 
-    def __init__(self, app: ASGIApp, *, grace_s: int = 1) -> None:
+    def __init__(self, app: ASGIApp, *, grace_s: int = 1, uds: Path | None = None) -> None:
         self._app = app
         self._grace_s = grace_s
+        self._uds = uds
+        self._bound_uds = False
         self._server: _SignalFreeServer | None = None
         self._task: asyncio.Task[None] | None = None
         self.port = 0
@@ -79,6 +83,19 @@ class LoopbackServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
+        sockets = [sock]
+        if self._uds is not None:  # the same app, for a Case jailed in its own namespace
+            unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sockets.append(unix)
+            try:
+                unix.bind(str(self._uds))
+                self._bound_uds = True
+                os.chmod(self._uds, 0o600)
+            except OSError:
+                for each in sockets:
+                    each.close()
+                self._unlink()
+                raise
         config = uvicorn.Config(
             self._app,
             log_config=_SILENT_LOGGING,
@@ -89,10 +106,12 @@ class LoopbackServer:
             timeout_graceful_shutdown=self._grace_s,
         )
         self._server = _SignalFreeServer(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        self._task = asyncio.create_task(self._server.serve(sockets=sockets))
         while not self._server.started:
             if self._task.done():
-                sock.close()
+                for each in sockets:
+                    each.close()
+                self._unlink()
                 failure = self._task.exception()
                 self._server = self._task = None
                 raise RuntimeError("the loopback server stopped while starting") from failure
@@ -104,6 +123,14 @@ class LoopbackServer:
         self._server.should_exit = True
         await self._task
         self._server = self._task = None
+        self._unlink()
+
+    def _unlink(self) -> None:
+        """Remove the socket file this server made (and only that)."""
+        if self._uds is not None and self._bound_uds:
+            self._bound_uds = False
+            with contextlib.suppress(FileNotFoundError):
+                self._uds.unlink()
 
 
 def openai_error(status: int, message: str, kind: str) -> JSONResponse:
@@ -211,7 +238,8 @@ class _Pending:
 
 
 class Relay:
-    """An OpenAI-compatible relay on 127.0.0.1:<ephemeral> for one run's Case."""
+    """An OpenAI-compatible relay on 127.0.0.1:<ephemeral> for one run's Case; also on the
+    Unix socket `uds` when given, the way in for a Case in its own network namespace."""
 
     def __init__(
         self,
@@ -224,6 +252,7 @@ class Relay:
         redact: Callable[[str], str],
         on_record: Callable[[RelayRecord], None] | None = None,
         timeout: httpx.Timeout = UPSTREAM_TIMEOUT,
+        uds: Path | None = None,
     ) -> None:
         self._upstream = upstream
         self._api_key = api_key
@@ -235,7 +264,7 @@ class Relay:
         self._timeout = timeout
         self._ledger: TextIO | None = None
         self._client: httpx.AsyncClient | None = None
-        self._server = LoopbackServer(self._asgi)
+        self._server = LoopbackServer(self._asgi, uds=uds)
         self.records: list[RelayRecord] = []
 
     def __repr__(self) -> str:

@@ -14,6 +14,7 @@ import secrets
 import shlex
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from core.guard import Guard
 from core.models import (
     EXIT_CODES,
     BaselineOutcome,
+    CaseNetwork,
     CheckCounts,
     Comparison,
     Durations,
@@ -41,6 +43,7 @@ from core.models import (
     Report,
     RunStatus,
 )
+from core.netjail import launcher, netjail_available
 from core.process import Outcome, run_group
 from core.readiness import check_readiness
 from core.redact import Redactor
@@ -53,6 +56,9 @@ from core.task import Task, load_task
 
 ENV_ALLOWLIST = ("PATH", "HOME", "LANG", "TMPDIR", "TERM")
 FAKE = "fake"
+NETWORK_VAR = "CTO_HARNESS_CASE_NETWORK"
+UDS_PATH_MAX = 107
+"""A Unix socket path longer than this (sun_path less its NUL) cannot be bound."""
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -84,6 +90,8 @@ class _State:
     other_redactions: int = 0
     durations: Durations = field(default_factory=Durations)
     records: list[RelayRecord] = field(default_factory=list)
+    network: CaseNetwork = "host"
+    network_detail: str = "the Case did not start"
 
 
 def case_environment(relay_url: str, token: str, resolved: Resolved, task_file: Path,
@@ -271,6 +279,7 @@ class Runner:
         task_file.write_bytes(task.prompt_file.read_bytes())
         task.fresh_workspace(self.paths.workspace)
         if req.engine == FAKE:
+            self._on_host("fake engine: asks no model, runs on the host network")
             self.state.case = await self._fake_engine(task, task_file, self.paths.workspace,
                                                       self.paths.case_log)
             self.state.case_started = True
@@ -312,19 +321,67 @@ class Runner:
             return self._block_late(str(exc))
         if any(self.redactor.redact(a) != a for a in argv):
             return self._block_late("CTO_HARNESS_CASE_ARGS would put a secret in argv")
+        network = await self._choose_network()
+        if network is None:
+            return None
+        sock_dir = self._socket_dir() if network == "isolated" else None
+        uds = sock_dir / "relay.sock" if sock_dir else None
         relay = Relay(upstream=res.endpoint, api_key=res.api_key, model=res.model,
                       token=self.token, ledger=self.paths.relay, redact=self.redactor.redact,
-                      on_record=self._on_record)
-        await relay.start()
+                      on_record=self._on_record, uds=uds)
         try:
+            await relay.start()
             self.event("relay_started", url=relay.base_url)
             env = case_environment(relay.base_url, self.token, res, task_file,
                                    self.paths.workspace)
             self.guard.check_env(env)
+            jail = launcher(uds, relay.port) if uds else []
             return await self._supervise(argv, env, self.paths.workspace, self.paths.case_log,
-                                         self.request.timeout, scan=True)
+                                         self.request.timeout, scan=True, jail=jail)
         finally:
             await relay.stop()
+            if sock_dir is not None:
+                with contextlib.suppress(OSError):
+                    sock_dir.rmdir()
+
+    def _socket_dir(self) -> Path | None:
+        """A private (0700) directory for the relay's Unix socket, outside the run directory
+        (whose every file is hashed and scanned). TMPDIR or /tmp, never guessed further
+        (`tempfile.gettempdir` would probe with a file and may fall back to the cwd)."""
+        parent = os.environ.get("TMPDIR") or "/tmp"
+        try:
+            sock_dir = Path(tempfile.mkdtemp(prefix="cto-harness-relay-", dir=parent))
+        except OSError as exc:
+            self._on_host(f"isolation unavailable: cannot make a socket directory in {parent} "
+                          f"({exc.strerror}); set TMPDIR to a writable directory")
+            return None
+        if len(os.fsencode(sock_dir / "relay.sock")) > UDS_PATH_MAX:
+            sock_dir.rmdir()
+            self._on_host(f"isolation unavailable: {parent} is too long a path for a Unix "
+                          "socket; set TMPDIR to a shorter one")
+            return None
+        return sock_dir
+
+    async def _choose_network(self) -> CaseNetwork | None:
+        """Isolated unless opted out or impossible here, decided before the Case starts;
+        never a reason to block the run. None only for a bad value of the variable."""
+        choice = self.resolved.case_network
+        if choice == "host":
+            return self._on_host(f"{NETWORK_VAR}=host: isolation was turned off")
+        if choice != "isolated":
+            self._block_late(f"{NETWORK_VAR} must be 'isolated' (the default) or 'host', "
+                             f"not {choice!r}")
+            return None
+        ok, detail = await asyncio.to_thread(netjail_available)
+        if not ok:
+            return self._on_host(f"isolation unavailable: {detail}")
+        self.state.network = "isolated"
+        self.state.network_detail = f"own {detail}: only the relay is reachable"
+        return "isolated"
+
+    def _on_host(self, reason: str) -> CaseNetwork:
+        self.state.network, self.state.network_detail = "host", reason
+        return "host"
 
     def _block_late(self, reason: str) -> None:
         self.state.stage = 1
@@ -333,8 +390,10 @@ class Runner:
         self.event("run_blocked", reasons=[reason])
 
     async def _supervise(self, argv: list[str], env: dict[str, str], cwd: Path, log: Path,
-                         timeout: float, *, scan: bool) -> Outcome:
-        """Run a process with its output redacted (streaming) into `log`."""
+                         timeout: float, *, scan: bool, jail: list[str] | None = None
+                         ) -> Outcome:
+        """Run a process with its output redacted (streaming) into `log`; behind `jail`
+        (the netjail launcher) when given, which then leads the process group."""
         stream = self.redactor.stream()
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb", buffering=0) as fh:
@@ -347,10 +406,12 @@ class Runner:
 
             def started(pid: int) -> None:
                 self.state.case_started = True
-                self.event("case_process_started", pid=pid, argv=argv)
+                self.event("case_process_started", pid=pid, argv=argv,
+                           network="isolated" if jail else "host")
 
-            outcome = await run_group(argv, cwd=cwd, env=env, sink=sink, timeout=timeout,
-                                      cancel=self.cancel, on_start=started if scan else None)
+            outcome = await run_group([*(jail or []), *argv], cwd=cwd, env=env, sink=sink,
+                                      timeout=timeout, cancel=self.cancel,
+                                      on_start=started if scan else None)
             tail = stream.flush()
             fh.write(tail)
             if scan:
@@ -466,6 +527,7 @@ class Runner:
             endpoint_configured=res.endpoint_usable,
             case_process_started=s.case_started,
             case_exit_code=s.case.exit_code if s.case else None,
+            case_network=s.network, case_network_detail=s.network_detail,
             fallback_detected=self.guard.tripped, fallback_evidence=self.guard.evidence,
             guard_state=guard,
             relay=RelayTotals(

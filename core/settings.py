@@ -41,6 +41,7 @@ class HarnessSettings(BaseSettings):
     case_model: str | None = None
     runs_root: str = "./harness-runs"
     fallback_markers: str | None = None
+    case_network: str | None = None
 
 
 def _read_secret_file(var: str, path: str) -> tuple[SecretStr | None, str | None]:
@@ -90,6 +91,8 @@ class Resolved:
     model: str
     runs_root: Path
     fallback_markers: tuple[str, ...]
+    case_network: str
+    """`isolated` (the default: the Case's own network namespace) or `host`."""
 
     @property
     def endpoint_usable(self) -> bool:
@@ -135,4 +138,5 @@ def resolve(profile: str = "case-qwen") -> Resolved:
         model=settings.case_model or model,
         runs_root=Path(settings.runs_root),
         fallback_markers=markers,
+        case_network=(settings.case_network or "isolated").strip(),
     )

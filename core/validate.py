@@ -200,7 +200,8 @@ def _criteria(paths: RunPaths, manifest: Manifest, report: Report,
                       f"guard {report.guard_state}; "
                       + (f"{len(report.fallback_evidence)} trip(s)" if report.fallback_detected
                          else "no trip") + (f"; hosted models seen: {hosted_seen}"
-                                            if hosted_seen else ""),
+                                            if hosted_seen else "")
+                      + f"; Case network: {report.case_network} ({report.case_network_detail})",
                       rep("fallback_detected"), at(first("guard_verdict")),
                       *report.fallback_evidence[:5]))
 

@@ -147,6 +147,8 @@ class FixtureRun:
                                                           checks=_checks(0, 3)),
             durations=Durations(total_s=seconds, preflight_s=0.4, case_s=seconds - 2),
             started_at=self.at(0), finished_at=self.at(seconds),
+            case_network="isolated",
+            case_network_detail="own network namespace: only the relay is reachable",
         )
         base.update(fields)
         skip = {self.paths.report, self.paths.trace}

@@ -7,7 +7,7 @@ naive     asks the relay, writes the naive solution (checks fail)
 claude    asks the relay for claude-sonnet-4-6 (a fallback attempt)
 liar      asks for the admitted model but prints that it used claude-sonnet-4-6
 silent    writes a correct solution without asking any model
-hang      asks once, then sleeps forever
+hang      asks once, prints its pid, then sleeps forever
 orphan    asks once, starts a grandchild that sleeps holding stdout, then sleeps itself
 escape    starts a grandchild in its own session holding stdout, and exits at once
 binary    prints invalid UTF-8 and control sequences, then behaves like good
@@ -15,12 +15,16 @@ leak      reads a secret from --secret-file, prints it in pieces with pauses and
           workspace file, then behaves like good
 envdump   prints its environment (names and values), then behaves like good
 flood     prints --lines lines, then exits 0 without asking
+direct    tries a TCP connection to the host:port in --target-file (bypassing the relay),
+          prints `direct: connected` or `direct: refused/unreachable (...)`, then behaves
+          like good
 """
 
 import argparse
 import base64
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -73,6 +77,7 @@ def main() -> int:
     p.add_argument("--model", default=os.environ.get("CTO_HARNESS_CASE_MODEL"))
     p.add_argument("--secret-file")
     p.add_argument("--lines", type=int, default=1000)
+    p.add_argument("--target-file")
     a = p.parse_args()
     print(f"case: mode {a.mode}, model {a.model}", flush=True)
     if a.mode == "flood":
@@ -90,6 +95,7 @@ def main() -> int:
         return 0
     if a.mode == "hang":
         ask(a.model)
+        print(f"case: pid {os.getpid()}", flush=True)
         time.sleep(3600)
     if a.mode == "orphan":
         ask(a.model)
@@ -117,6 +123,15 @@ def main() -> int:
             sys.stdout.write("\n")
         with open(os.path.join(a.workspace, "notes.txt"), "w") as fh:
             fh.write(f"endpoint was {secret}\n")
+    if a.mode == "direct":
+        with open(a.target_file) as fh:
+            host, port = fh.read().strip().rsplit(":", 1)
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+            print("direct: connected", flush=True)
+        except OSError as exc:
+            print(f"direct: refused/unreachable ({type(exc).__name__}: {exc.strerror})",
+                  flush=True)
     if a.mode == "envdump":
         for k, v in sorted(os.environ.items()):
             print(f"env {k}={v}")

@@ -160,6 +160,9 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
                 f"{report.guard_state}", style="bold red" if report.fallback_detected else ""))
             for ev in report.fallback_evidence:
                 table.add_row("", redact(f"{ev.file}:{ev.line or ''} {ev.detail}"))
+            table.add_row("case network", Text(
+                f"{report.case_network} · {report.case_network_detail}",
+                style="" if report.case_network == "isolated" else "yellow"))
             relay = report.relay
             table.add_row("relay", f"{relay.requests} requests · {relay.forwarded} forwarded · "
                                    f"{relay.refused} refused · {relay.errors} errors · models "
