@@ -32,6 +32,7 @@ def test_import_contracts_hold() -> None:
 
 
 def test_ruff_is_clean() -> None:
-    proc = subprocess.run([tool("ruff"), "check", "core", "tui", "tests", "bench"], cwd=ROOT,
+    proc = subprocess.run([tool("ruff"), "check", "--no-cache", "core", "tui", "tests", "bench"],
+                          cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

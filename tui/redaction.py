@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from core.redact import Redactor
 from pydantic import SecretStr
 
+from core.redact import Redactor
 from core.settings import Resolved
 
 
