@@ -92,8 +92,7 @@ def _known_redactor() -> Redactor:
         res = resolve()
     except ConfigError:
         return Redactor({})
-    return Redactor({k: v.get_secret_value() for k, v in
-                     (("endpoint", res.endpoint), ("api_key", res.api_key)) if v is not None})
+    return Redactor(res.secrets())
 
 
 def redact_known(text: str) -> str:

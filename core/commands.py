@@ -89,8 +89,9 @@ class Progress:
         return ""
 
 
-def _runs_root(args: argparse.Namespace, resolved: Resolved) -> Path:
-    return Path(args.runs_root) if args.runs_root else resolved.runs_root
+def _runs_root(args: argparse.Namespace, resolved: Resolved | None = None) -> Path:
+    """--runs-root, else CTO_HARNESS_RUNS_ROOT (or its default)."""
+    return Path(args.runs_root) if args.runs_root else (resolved or resolve()).runs_root
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -137,7 +138,7 @@ def _resolve_run_dir(arg: str, root: Path) -> Path:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    root = Path(args.runs_root) if args.runs_root else resolve().runs_root
+    root = _runs_root(args)
     result = validate_run(_resolve_run_dir(args.run_dir, root))
     if args.json:
         emit_json(result)
@@ -157,7 +158,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    root = Path(args.runs_root) if args.runs_root else resolve().runs_root
+    root = _runs_root(args)
     rows = list_runs(root, limit=args.limit)
     if args.json:
         emit_json([r.model_dump(mode="json") for r in rows])

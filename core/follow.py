@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from core.models import Manifest, Readiness, RelayRecord, Report, TraceEvent
 from core.rundir import RunPaths
-from core.runs import CHUNK, Follower, Unreadable, load_manifest, load_report
-
-M = TypeVar("M", bound=BaseModel)
+from core.runs import CHUNK, Follower, Unreadable, load_manifest, load_report, parse_record
 
 
 def load_readiness(run_dir: Path) -> Readiness | None:
@@ -92,9 +89,9 @@ class RunTail:
     def poll(self, log_bytes: int = CHUNK) -> RunBatch:
         batch = RunBatch()
         self._once(batch)
-        batch.events = [e for e in (_parse(TraceEvent, raw)
+        batch.events = [e for e in (parse_record(TraceEvent, raw)
                                     for raw in self._trace.read(CHUNK)) if e is not None]
-        batch.relay = [r for r in (_parse(RelayRecord, raw)
+        batch.relay = [r for r in (parse_record(RelayRecord, raw)
                                    for raw in self._relay.read(CHUNK)) if r is not None]
         batch.log_lines = self._log.read(log_bytes)
         if self._skip_partial and batch.log_lines:
@@ -124,9 +121,3 @@ class RunTail:
             except Unreadable as exc:
                 batch.problems.append(str(exc))
 
-
-def _parse(model: type[M], raw: bytes) -> M | None:
-    try:
-        return model.model_validate_json(raw)
-    except (ValidationError, ValueError):
-        return None

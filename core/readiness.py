@@ -140,10 +140,7 @@ def check_model_served(model: str, ids: list[str], redact: Callable[[str], str])
 def _secret_redactor(resolved: Resolved) -> Callable[[str], str]:
     from core.redact import Redactor
 
-    named = {name: value.get_secret_value()
-             for name, value in (("endpoint", resolved.endpoint), ("api_key", resolved.api_key))
-             if value is not None}
-    return Redactor(named).redact
+    return Redactor(resolved.secrets()).redact
 
 
 def check_readiness(

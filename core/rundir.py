@@ -28,9 +28,9 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def new_run_id(task: str, pid: int | None = None) -> str:
+def new_run_id(task: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{task}-{pid if pid is not None else os.getpid()}"
+    return f"{stamp}-{task}-{os.getpid()}"
 
 
 def sha256_file(path: Path) -> str:
@@ -70,6 +70,14 @@ def dump_json(data: BaseModel | dict[str, Any] | list[Any]) -> str:
     if isinstance(data, BaseModel):
         return data.model_dump_json(indent=2) + "\n"
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def artifact_hashes(paths: RunPaths) -> dict[str, str]:
+    """SHA-256 of every file of the run but report.json and trace.jsonl (which vouch for
+    the rest), by path relative to the run: what the report records and validate re-checks."""
+    skip = {paths.report, paths.trace}
+    return {str(p.relative_to(paths.root)): sha256_file(p)
+            for p in sorted(paths.root.rglob("*")) if p.is_file() and p not in skip}
 
 
 @dataclass(frozen=True)

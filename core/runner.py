@@ -48,7 +48,14 @@ from core.process import Outcome, run_group
 from core.readiness import check_readiness
 from core.redact import Redactor
 from core.relay import Relay
-from core.rundir import RunPaths, RunWriter, atomic_write_bytes, new_run_id, sha256_file, utcnow
+from core.rundir import (
+    RunPaths,
+    RunWriter,
+    artifact_hashes,
+    atomic_write_bytes,
+    new_run_id,
+    utcnow,
+)
 from core.runs import process_start_ticks
 from core.scan import scan_paths
 from core.settings import API_KEY_VAR, ENDPOINT_VAR, ConfigError, Resolved
@@ -155,12 +162,7 @@ class Runner:
         self.listener = listener
         self.cancel = asyncio.Event()
         self.token = secrets.token_urlsafe(24)
-        named = {"relay_token": self.token}
-        if resolved.endpoint is not None:
-            named["endpoint"] = resolved.endpoint.get_secret_value()
-        if resolved.api_key is not None:
-            named["api_key"] = resolved.api_key.get_secret_value()
-        self.redactor = Redactor(named)
+        self.redactor = Redactor({"relay_token": self.token, **resolved.secrets()})
         run_id = new_run_id(request.task)
         root = runs_root / run_id
         n = 1
@@ -546,7 +548,7 @@ class Runner:
                                         other_redactions=s.other_redactions),
             leak_detected=bool(s.leaks), leaks=s.leaks, durations=s.durations,
             started_at=self.started_at, finished_at=utcnow(),
-            artifacts=self._artifact_hashes(), trace_head=self.writer.head,
+            artifacts=artifact_hashes(self.paths), trace_head=self.writer.head,
         )
         text = self.writer.write_json(self.paths.report, report)
         self.event("report_written", status=status,
@@ -554,14 +556,6 @@ class Runner:
         self.event("run_finished", status=status, exit_code=report.exit_code)
         self.writer.close()
         return report
-
-    def _artifact_hashes(self) -> dict[str, str]:
-        skip = {self.paths.report, self.paths.trace}
-        return {
-            str(p.relative_to(self.paths.root)): sha256_file(p)
-            for p in sorted(self.paths.root.rglob("*"))
-            if p.is_file() and p not in skip and not p.name.endswith(".tmp")
-        }
 
 
 def run_sync(request: RunRequest, resolved: Resolved, runs_root: Path,

@@ -6,7 +6,6 @@ Readers never trust a file: a missing, partial or corrupt one becomes a state th
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,10 +80,15 @@ def _jsonl(path: Path, model: type[M]) -> Iterator[tuple[int, M | None]]:
         for number, raw in enumerate(fh, start=1):
             if not raw.endswith(b"\n"):
                 return
-            try:
-                yield number, model.model_validate_json(raw)
-            except (ValidationError, ValueError):
-                yield number, None
+            yield number, parse_record(model, raw)
+
+
+def parse_record(model: type[M], raw: bytes) -> M | None:
+    """One JSONL line as `model`, or None when it is not one."""
+    try:
+        return model.model_validate_json(raw)
+    except (ValidationError, ValueError):
+        return None
 
 
 def read_trace(run_dir: Path) -> list[TraceEvent]:
@@ -211,10 +215,3 @@ class Follower:
         except FileNotFoundError:
             return 0
 
-
-def parse_json_line(raw: bytes) -> dict | None:
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None

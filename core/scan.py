@@ -127,9 +127,7 @@ def scan_git_index(repo: Path, redactor: Redactor) -> list[LeakFinding]:
 def _configured_redactor() -> Redactor | None:
     from core.settings import resolve
 
-    resolved = resolve()
-    named = {name: value.get_secret_value() for name, value in
-             (("endpoint", resolved.endpoint), ("api_key", resolved.api_key)) if value is not None}
+    named = resolve().secrets()
     return Redactor(named) if named else None
 
 

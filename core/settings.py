@@ -98,6 +98,12 @@ class Resolved:
     def endpoint_usable(self) -> bool:
         return self.endpoint is not None and self.endpoint_problem is None
 
+    def secrets(self) -> dict[str, str]:
+        """The configured secret values by the names a redactor reports them under."""
+        return {name: value.get_secret_value()
+                for name, value in (("endpoint", self.endpoint), ("api_key", self.api_key))
+                if value is not None}
+
 
 def resolve(profile: str = "case-qwen") -> Resolved:
     """Read the environment once; raise ConfigError for what cannot be read at all."""

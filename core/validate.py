@@ -21,7 +21,7 @@ from core.models import (
     Validation,
     Verdict,
 )
-from core.rundir import RunPaths, line_hash, sha256_file
+from core.rundir import RunPaths, artifact_hashes, line_hash
 from core.runs import Unreadable, load_manifest, load_report
 from core.settings import PROFILES
 
@@ -88,17 +88,14 @@ def check_chain(paths: RunPaths) -> tuple[list[dict], list[str]]:
 def _integrity(paths: RunPaths, report: Report, events: list[dict],
                chain_problems: list[str]) -> Criterion:
     problems = list(chain_problems)
+    now = artifact_hashes(paths)
     for rel, digest in sorted(report.artifacts.items()):
-        path = paths.root / rel
-        if not path.is_file():
+        if rel not in now:
             problems.append(f"{rel}: listed in the report but missing")
-        elif sha256_file(path) != digest:
+        elif now[rel] != digest:
             problems.append(f"{rel}: changed after the report was written (SHA-256 differs)")
-    listed = set(report.artifacts)
-    for path in sorted(paths.root.rglob("*")):
-        rel = str(path.relative_to(paths.root))
-        if path.is_file() and rel not in listed and path not in (paths.report, paths.trace):
-            problems.append(f"{rel}: not in the report's artifact list (added afterwards)")
+    for rel in sorted(now.keys() - report.artifacts.keys()):
+        problems.append(f"{rel}: not in the report's artifact list (added afterwards)")
     head = report.trace_head
     by_seq = {e.get("seq"): e for e in events}
     if head.get("seq") and head["seq"] < len(events):
@@ -136,12 +133,13 @@ def _criteria(paths: RunPaths, manifest: Manifest, report: Report,
     started = first("case_process_started")
     blocked = first("run_blocked")
     is_case = report.engine == "case"
+    demo = manifest.demo or report.demo
 
     configured = bool(config and config.get("endpoint_configured"))
     if not is_case:
         out.append(_c("endpoint_config_supplied", "not_applicable",
                       "fake-engine run: no endpoint needed"))
-    elif manifest.demo or report.demo:
+    elif demo:
         out.append(_c("endpoint_config_supplied", "not_applicable",
                       "demo endpoint: the real endpoint was not used",
                       Evidence(file="manifest.json", field="demo")))
@@ -217,7 +215,7 @@ def _criteria(paths: RunPaths, manifest: Manifest, report: Report,
     if not report.stage2_passed:
         out.append(_c("stage2_pass_evidence", "not_applicable",
                       "Stage 2 did not pass; nothing is claimed"))
-    elif manifest.demo or report.demo:
+    elif demo:
         out.append(_c("stage2_pass_evidence", "not_applicable",
                       "demo endpoint: a demo run never counts as evidence for the real model",
                       Evidence(file="manifest.json", field="demo")))

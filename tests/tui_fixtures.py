@@ -30,7 +30,7 @@ from core.models import (
     RelayTotals,
     Report,
 )
-from core.rundir import RunPaths, RunWriter, line_hash, sha256_file
+from core.rundir import RunPaths, RunWriter, artifact_hashes, line_hash
 from core.runs import process_start_ticks
 
 QWEN = "qwen3.6-35b-a3b"
@@ -151,10 +151,7 @@ class FixtureRun:
             case_network_detail="own network namespace: only the relay is reachable",
         )
         base.update(fields)
-        skip = {self.paths.report, self.paths.trace}
-        base["artifacts"] = {str(p.relative_to(self.paths.root)): sha256_file(p)
-                             for p in sorted(self.paths.root.rglob("*"))
-                             if p.is_file() and p not in skip}
+        base["artifacts"] = artifact_hashes(self.paths)
         base["trace_head"] = {"seq": self.trace.seq, "hash": self.trace.prev}
         text = self.writer.write_json(self.paths.report, Report(**base))
         self.event(seconds, "report_written", status=status,

@@ -14,11 +14,7 @@ from core.settings import Resolved
 def display_redactor(resolved: Resolved | None, typed: SecretStr | None) -> Callable[[str], str]:
     """A redact function built from the configured endpoint and key plus an endpoint typed
     in with `e`; the identity when no secret is known."""
-    named: dict[str, str] = {}
-    if resolved is not None and resolved.endpoint is not None:
-        named["endpoint"] = resolved.endpoint.get_secret_value()
-    if resolved is not None and resolved.api_key is not None:
-        named["api_key"] = resolved.api_key.get_secret_value()
+    named = resolved.secrets() if resolved is not None else {}
     if typed is not None:
         named["typed_endpoint"] = typed.get_secret_value()
     if not named:
