@@ -36,6 +36,9 @@ def harness_env(tmp: Path, endpoint: ScriptedEndpoint, case_args: str) -> dict[s
     admission.write_text(json.dumps({"admitted": [
         {"provider": "qwen-local", "model": endpoint.model_id, "status": "admitted"}]}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CTO_HARNESS_")}
+    # A user's Python caches compiled modules; without that every run would recompile the
+    # harness's (PYTHONDONTWRITEBYTECODE is set on some CI and sandbox machines).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update({
         "CTO_HARNESS_CASE_LOCAL_BASE_URL": endpoint.base_url,
         "CTO_HARNESS_CASE_BIN": str(CASE),
@@ -63,6 +66,11 @@ def harness_run(env: dict[str, str]) -> tuple[float, dict]:
     return wall, report
 
 
+STACK = "import pydantic_settings, httpx, httpcore._sync.http11, uvicorn, starlette.responses"
+"""The libraries every run needs (settings, readiness, relay): their import is a floor that
+no change to the harness's own code can go under."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -75,7 +83,9 @@ def main() -> None:
         env = harness_env(tmp, endpoint, quick)
         direct_argv = [str(CASE), "--mode", "flood", "--lines", "0", "--workspace", tmp_name]
         direct = [timed(direct_argv, env) for _ in range(args.repeat)]
+        harness_run(env)  # warm-up: bytecode caches written, files in the page cache
         runs = [harness_run(env) for _ in range(args.repeat)]
+        floor = [timed([sys.executable, "-c", STACK], env) for _ in range(args.repeat)]
         wall = [w for w, _ in runs]
         checks = [r["durations"]["checks_s"] or 0.0 for _, r in runs]
         own = [w - c - d for w, c, d in zip(wall, checks, direct, strict=True)]
@@ -92,6 +102,8 @@ def main() -> None:
         print(f"     the rest              median "
               f"{(statistics.median(own) - statistics.median(inside)) * 1000:6.1f} ms"
               "   (interpreter start-up and imports)")
+        print(f"   import floor          median {statistics.median(floor) * 1000:8.1f} ms"
+              "   (a bare interpreter importing the libraries a run needs)")
 
         flood = f"--mode flood --lines {args.lines} --workspace {{workspace}}"
         env = harness_env(tmp, endpoint, flood)

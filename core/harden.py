@@ -7,7 +7,6 @@ neither this process's memory nor /proc/<pid>/environ, and no core dump holds th
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 
 PR_SET_DUMPABLE = 4
@@ -17,8 +16,8 @@ PR_GET_DUMPABLE = 3
 def _libc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
         return None
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    try:  # the symbols already loaded (libc's among them): no `find_library` subprocesses
+        return ctypes.CDLL(None, use_errno=True)
     except OSError:
         return None
 

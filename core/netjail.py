@@ -1,30 +1,30 @@
 """Run the Case in a network namespace of its own, with one door out: the relay.
 
-`python -m core.netjail --uds PATH --port PORT -- CASE_ARGV...` unshares the network
+`python -I -S core/netjail.py --uds PATH --port PORT -- CASE_ARGV...` unshares the network
 namespace (through a user namespace when the kernel wants one), brings up its loopback, and
 listens on 127.0.0.1:PORT there, forwarding each connection to the relay's Unix socket
 (a path in the filesystem, so it crosses namespaces). It then forks: the child execs the
 Case, which can reach nothing but that forwarder; the parent forwards until the Case exits
 and exits with its status (128+N when a signal N ended it).
 
-Stdlib only, run with `python -I` from the Case's cwd and environment: it imports nothing of
-the harness. The harness signals the whole process group, so the Case gets its own copy of
-every signal; the forwarder waits for it to exit rather than die first.
+Stdlib only and light (threads, no asyncio or argparse: it starts before every Case, so its
+start-up is the harness's overhead), run from the Case's cwd and environment: it imports
+nothing of the harness. The harness signals the whole process group, so the Case gets its
+own copy of every signal; the forwarder waits for it to exit rather than die first.
 `--probe` tries the same isolation and exits 0, or 1 with the reason on stdout.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
+import contextlib
 import ctypes
 import fcntl
 import os
 import signal
 import socket
 import struct
-import subprocess
 import sys
+import threading
 from pathlib import Path
 
 CLONE_NEWNET = 0x40000000
@@ -96,63 +96,48 @@ def jail(port: int) -> socket.socket:
         listener.close()
         raise JailError(f"listening on 127.0.0.1:{port} in the namespace: {exc.strerror}") \
             from None
-    listener.setblocking(False)
     return listener
 
 
 # -- forwarding -------------------------------------------------------------------------
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+def _pipe(src: socket.socket, dst: socket.socket) -> None:
     """Copy bytes as they arrive (a stream passes through token by token), then pass the
-    end of input on as a half-close."""
+    end of input on as a half-close; a broken side ends both directions."""
     try:
-        while data := await reader.read(COPY_SIZE):
-            writer.write(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
+        while data := src.recv(COPY_SIZE):
+            dst.sendall(data)
+        dst.shutdown(socket.SHUT_WR)
     except OSError:
-        writer.close()
+        for each in (src, dst):
+            with contextlib.suppress(OSError):
+                each.shutdown(socket.SHUT_RDWR)
 
 
-async def _forward(uds: str, case_r: asyncio.StreamReader,
-                   case_w: asyncio.StreamWriter) -> None:
+def _forward(case_side: socket.socket, uds: str) -> None:
+    relay_side = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        relay_r, relay_w = await asyncio.open_unix_connection(uds)
+        relay_side.connect(uds)
     except OSError:
-        case_w.close()
+        relay_side.close()
+        case_side.close()
         return
-    try:
-        await asyncio.gather(_pipe(case_r, relay_w), _pipe(relay_r, case_w))
-    finally:
-        relay_w.close()
-        case_w.close()
+    upward = threading.Thread(target=_pipe, args=(case_side, relay_side), daemon=True)
+    upward.start()
+    _pipe(relay_side, case_side)
+    upward.join()
+    relay_side.close()
+    case_side.close()
 
 
-async def _serve_until_exit(listener: socket.socket, uds: str, child: int) -> None:
-    loop = asyncio.get_running_loop()
-    exited = asyncio.Event()
-    pidfd = os.pidfd_open(child)
-    loop.add_reader(pidfd, exited.set)
-    connections: set[asyncio.Task[None]] = set()
-
-    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        connections.add(task)
+def _accept(listener: socket.socket, uds: str) -> None:
+    """Forever: each connection from the Case gets its own forwarding thread. Daemon
+    threads end with the process, when the Case has exited."""
+    while True:
         try:
-            await _forward(uds, reader, writer)
-        finally:
-            connections.discard(task)
-
-    server = await asyncio.start_server(accept, sock=listener)
-    try:
-        await exited.wait()
-    finally:
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
-        server.close()
-        for task in list(connections):
-            task.cancel()
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        threading.Thread(target=_forward, args=(conn, uds), daemon=True).start()
 
 
 def _exec_case(argv: list[str]) -> None:
@@ -182,7 +167,7 @@ def run(uds: str, port: int, argv: list[str]) -> int:
     if child == 0:
         listener.close()
         _exec_case(argv)
-    asyncio.run(_serve_until_exit(listener, uds, child))
+    threading.Thread(target=_accept, args=(listener, uds), daemon=True).start()
     _, status = os.waitpid(child, 0)
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
@@ -204,8 +189,10 @@ def probe() -> int:
 def netjail_available() -> tuple[bool, str]:
     """Whether the Case can be isolated here, asked of a throwaway process (an unshare
     cannot be undone) before the Case starts; the reason when not."""
+    import subprocess  # the harness's side only: the jail itself never needs it
+
     try:
-        proc = subprocess.run([sys.executable, "-I", __file__, "--probe"],
+        proc = subprocess.run([sys.executable, "-I", "-S", __file__, "--probe"],
                               capture_output=True, text=True, timeout=PROBE_TIMEOUT_S,
                               stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -216,23 +203,22 @@ def netjail_available() -> tuple[bool, str]:
 
 def launcher(uds: Path, port: int) -> list[str]:
     """The argv prefix that runs a Case inside the jail."""
-    return [sys.executable, "-I", __file__, "--uds", str(uds), "--port", str(port), "--"]
+    return [sys.executable, "-I", "-S", __file__, "--uds", str(uds), "--port", str(port), "--"]
 
 
-def main(args: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.netjail", description=__doc__)
-    parser.add_argument("--probe", action="store_true")
-    parser.add_argument("--uds")
-    parser.add_argument("--port", type=int)
-    parser.add_argument("argv", nargs=argparse.REMAINDER)
-    opts = parser.parse_args(args)
-    if opts.probe:
+USAGE = "usage: netjail.py --probe | --uds PATH --port PORT -- CASE_ARGV..."
+
+
+def main(args: list[str]) -> int:
+    """One fixed form, written only by `launcher()` and `netjail_available()`."""
+    if args == ["--probe"]:
         return probe()
-    argv = opts.argv[1:] if opts.argv[:1] == ["--"] else opts.argv
-    if not (opts.uds and opts.port and argv):
-        parser.error("needs --uds PATH --port PORT -- CASE_ARGV...")
-    return run(opts.uds, opts.port, argv)
+    if len(args) > 5 and args[0] == "--uds" and args[2] == "--port" and args[4] == "--" \
+            and args[3].isdigit():
+        return run(args[1], int(args[3]), args[5:])
+    print(USAGE, file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -21,7 +21,14 @@ import httpx
 from core.admission import check_admission
 from core.models import AdmissionStatus, Readiness, ReadinessCheck
 from core.rundir import utcnow
-from core.settings import API_KEY_VAR, ENDPOINT_VAR, PROFILES, Resolved, resolve
+from core.settings import (
+    API_KEY_VAR,
+    ENDPOINT_VAR,
+    PROFILES,
+    Resolved,
+    resolve,
+    verifies_tls,
+)
 
 EXIT_READY, EXIT_BLOCKED = 0, 3
 MAX_MODELS_SHOWN = 5
@@ -102,7 +109,8 @@ def probe_endpoint(
     started = time.monotonic()
     try:
         # trust_env=False: no proxy variable or .netrc may reroute the secret URL.
-        with httpx.Client(timeout=httpx.Timeout(timeout), trust_env=False) as client:
+        with httpx.Client(timeout=httpx.Timeout(timeout), trust_env=False,
+                          verify=verifies_tls(resolved.endpoint)) as client:
             response = client.get(url, headers=headers)
     except httpx.TimeoutException as exc:
         return _check("endpoint_reachable", "error",

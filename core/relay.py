@@ -19,7 +19,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.models import RelayRecord
 from core.rundir import utcnow
+from core.settings import verifies_tls
 
 UPSTREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=60.0)
 """Generous reads: a large model may think for minutes before its first token."""
@@ -54,27 +55,22 @@ _SILENT_LOGGING: dict[str, Any] = {
 """uvicorn's error log would print exceptions whose text may hold the upstream: drop it all."""
 
 
-class _SignalFreeServer(uvicorn.Server):
-    """uvicorn's serve() swaps in its own SIGINT/SIGTERM handlers (`capture_signals`) and
-    re-raises the signal afterwards; the harness owns those signals, so this one doesn't."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 class LoopbackServer:
     """An ASGI app served by uvicorn on 127.0.0.1:<ephemeral> (and on a Unix socket at
-    `uds`, when given) inside the running loop: silent, signal-free, and stopped within a
-    fraction of a second."""
+    `uds`, when given) inside the running loop: silent and signal-free (uvicorn's `serve()`
+    would swap in its own SIGINT/SIGTERM handlers; the harness owns those), and stopped at
+    once rather than on uvicorn's 100 ms ticks (`main_loop` polls `should_exit`, and its
+    `shutdown` sleeps 0.1 s before waiting for connections in 0.1 s steps)."""
 
-    def __init__(self, app: ASGIApp, *, grace_s: int = 1, uds: Path | None = None) -> None:
+    GRACE_S = 1.0
+    STEP_S = 0.005
+
+    def __init__(self, app: ASGIApp, *, uds: Path | None = None) -> None:
         self._app = app
-        self._grace_s = grace_s
         self._uds = uds
         self._bound_uds = False
-        self._server: _SignalFreeServer | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._server: uvicorn.Server | None = None
+        self._sockets: list[socket.socket] = []
         self.port = 0
 
     async def start(self) -> None:
@@ -103,26 +99,39 @@ class LoopbackServer:
             interface="asgi3",
             lifespan="off",
             server_header=False,
-            timeout_graceful_shutdown=self._grace_s,
         )
-        self._server = _SignalFreeServer(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=sockets))
-        while not self._server.started:
-            if self._task.done():
-                for each in sockets:
-                    each.close()
-                self._unlink()
-                failure = self._task.exception()
-                self._server = self._task = None
-                raise RuntimeError("the loopback server stopped while starting") from failure
-            await asyncio.sleep(0.005)
+        config.load()
+        server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
+        try:
+            await server.startup(sockets=sockets)
+        except BaseException:
+            for each in sockets:
+                each.close()
+            self._unlink()
+            raise
+        self._server, self._sockets = server, sockets
 
     async def stop(self) -> None:
-        if self._server is None or self._task is None:
+        """Stop listening, let requests in flight finish within the grace time, then cancel
+        what remains."""
+        server, self._server = self._server, None
+        if server is None:
             return
-        self._server.should_exit = True
-        await self._task
-        self._server = self._task = None
+        for listening in server.servers:
+            listening.close()
+        for sock in self._sockets:
+            sock.close()
+        state = server.server_state
+        for connection in list(state.connections):
+            connection.shutdown()
+        deadline = time.monotonic() + self.GRACE_S
+        while (state.connections or state.tasks) and time.monotonic() < deadline:
+            await asyncio.sleep(self.STEP_S)
+        for task in list(state.tasks):
+            task.cancel()
+        for listening in server.servers:
+            await listening.wait_closed()
         self._unlink()
 
     def _unlink(self) -> None:
@@ -282,8 +291,6 @@ class Relay:
         """Bind 127.0.0.1:0 and serve from the caller's running loop."""
         self._ledger_path.parent.mkdir(parents=True, exist_ok=True)
         self._ledger = self._ledger_path.open("a", encoding="utf-8")
-        # trust_env=False: no proxy variable or .netrc may reroute or annotate the secret URL.
-        self._client = httpx.AsyncClient(timeout=self._timeout, trust_env=False)
         try:
             await self._server.start()
         except BaseException:
@@ -340,8 +347,17 @@ class Relay:
             return self._refuse(pending, 403, reason, "model_not_admitted")
         return None
 
+    def _upstream_client(self) -> httpx.AsyncClient:
+        """Made at the first request, not at start: a Case that asks nothing costs no TLS
+        set-up and no client to close. trust_env=False: no proxy variable or .netrc may
+        reroute or annotate the secret URL."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self._timeout, trust_env=False,
+                                             verify=verifies_tls(self._upstream))
+        return self._client
+
     async def _forward(self, request: Request, body: bytes, pending: _Pending) -> Response:
-        assert self._client is not None, "Relay.start() was not awaited"
+        client = self._upstream_client()
         rest = request.url.path.removeprefix("/v1/")
         url = f"{self._upstream.get_secret_value().rstrip('/')}/{rest}"
         if request.url.query:
@@ -353,8 +369,8 @@ class Relay:
         if self._api_key is not None:
             headers["authorization"] = f"Bearer {self._api_key.get_secret_value()}"
         try:
-            upstream = await self._client.send(
-                self._client.build_request(request.method, url, content=body, headers=headers),
+            upstream = await client.send(
+                client.build_request(request.method, url, content=body, headers=headers),
                 stream=True,
             )
         except httpx.TimeoutException as exc:

@@ -181,6 +181,7 @@ class Runner:
         self.started = time.monotonic()
         self.started_at = utcnow()
         self.guard = Guard(resolved.model, resolved.fallback_markers, on_trip=self._on_trip)
+        self._probe: asyncio.Future[tuple[bool, str]] | None = None
 
     def _redact_counted(self, text: str) -> str:
         """Every JSON file and trace line passes here; the report counts what it masked."""
@@ -222,6 +223,9 @@ class Runner:
 
     async def _run(self) -> RunStatus:
         req, res, task = self.request, self.resolved, self.task
+        if req.engine != FAKE and res.case_network == "isolated":
+            # Asked of a throwaway process while the preflight runs: off the critical path.
+            self._probe = asyncio.ensure_future(asyncio.to_thread(netjail_available))
         self.writer.write_json(self.paths.manifest, Manifest(
             run_id=self.paths.run_id, task=req.task, engine=req.engine, profile=req.profile,
             provider=res.provider, model=res.model, harness_version=__version__,
@@ -259,7 +263,8 @@ class Runner:
             self.state.admission = admission.status
             self.event("admission_checked", status=admission.status, detail=admission.detail)
             return []
-        readiness: Readiness = await asyncio.to_thread(check_readiness, res)
+        readiness: Readiness = await asyncio.to_thread(check_readiness, res,
+                                                       redact=self.redactor.redact)
         self.writer.write_json(self.paths.readiness, readiness)
         self.event("readiness_checked", ready=readiness.ready,
                    checks={c.name: c.state for c in readiness.checks})
@@ -374,7 +379,8 @@ class Runner:
             self._block_late(f"{NETWORK_VAR} must be 'isolated' (the default) or 'host', "
                              f"not {choice!r}")
             return None
-        ok, detail = await asyncio.to_thread(netjail_available)
+        assert self._probe is not None, "started in _run for every isolated Case"
+        ok, detail = await self._probe
         if not ok:
             return self._on_host(f"isolation unavailable: {detail}")
         self.state.network = "isolated"

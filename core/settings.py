@@ -105,6 +105,13 @@ class Resolved:
                 if value is not None}
 
 
+def verifies_tls(endpoint: SecretStr) -> bool:
+    """httpx's `verify` for the upstream: only https has a certificate to check, and
+    loading the CA bundle costs ~25 ms a client. Neither of our clients follows redirects,
+    so a plain-http endpoint can never lead to an unverified https one."""
+    return endpoint.get_secret_value().lower().startswith("https:")
+
+
 def resolve(profile: str = "case-qwen") -> Resolved:
     """Read the environment once; raise ConfigError for what cannot be read at all."""
     if profile not in PROFILES:

@@ -3,9 +3,11 @@ the live progress lines of a plain `run`."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
+from core.cli import COMMAND_MODULES, build_parser
 from tests.conftest import Harness
 
 
@@ -105,3 +107,21 @@ def test_unusable_runs_root_is_a_usage_error(harness: Harness, tmp_path: Path) -
     assert proc.returncode == 2, proc.stderr
     assert "runs root" in proc.stderr and "--runs-root" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_each_command_loads_only_its_own_module_and_help_lists_them_all(
+    harness: Harness,
+) -> None:
+    for command, module in COMMAND_MODULES.items():
+        sub = _subcommands(build_parser(command))
+        assert command in sub, f"{module} does not register {command!r}"
+    assert set(_subcommands(build_parser())) == {*COMMAND_MODULES, "schema"}
+    listed = harness.run("--help").stdout
+    assert all(command in listed for command in COMMAND_MODULES)
+    proc = harness.run("no-such-command")
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
