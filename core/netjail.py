@@ -122,9 +122,10 @@ def _forward(case_side: socket.socket, uds: str) -> None:
         case_side.close()
         return
     upward = threading.Thread(target=_pipe, args=(case_side, relay_side), daemon=True)
-    upward.start()
-    _pipe(relay_side, case_side)
-    upward.join()
+    with contextlib.suppress(RuntimeError):  # out of threads: this connection just closes
+        upward.start()
+        _pipe(relay_side, case_side)
+        upward.join()
     relay_side.close()
     case_side.close()
 
@@ -137,7 +138,10 @@ def _accept(listener: socket.socket, uds: str) -> None:
             conn, _ = listener.accept()
         except OSError:
             return
-        threading.Thread(target=_forward, args=(conn, uds), daemon=True).start()
+        try:
+            threading.Thread(target=_forward, args=(conn, uds), daemon=True).start()
+        except RuntimeError:  # out of threads (a Case opening connections without end)
+            conn.close()
 
 
 def _exec_case(argv: list[str]) -> None:
