@@ -24,8 +24,8 @@ from core.task import TaskError
 
 COMMAND_MODULES = {
     "run": "core.commands",
-    "validate": "core.commands",
-    "runs": "core.commands",
+    "validate": "core.review",
+    "runs": "core.review",
     "health": "core.commands",
     "gates": "core.gates",
     "readiness": "core.readiness",
@@ -61,6 +61,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     schema = sub.add_parser("schema", help="JSON Schema of manifest, trace event and report")
     schema.set_defaults(func=_schema)
+    if command == "schema":
+        return parser
     wanted = COMMAND_MODULES.get(command or "")
     for name in dict.fromkeys(COMMAND_MODULES.values()):
         if wanted is None or name == wanted:

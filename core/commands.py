@@ -1,4 +1,4 @@
-"""The run-facing commands: `run`, `validate`, `runs`, `health`."""
+"""The commands that run something: `run` and `health`."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from pydantic import BaseModel
 
 from core.cli import UsageError, emit_json
 from core.readiness import check_readiness
+from core.review import runs_root
 from core.runner import RunRequest, run_sync
-from core.runs import find_run, list_runs
-from core.settings import PROFILES, Resolved, resolve
+from core.settings import PROFILES, resolve
 from core.validate import validate_run
 
 
@@ -89,16 +89,11 @@ class Progress:
         return ""
 
 
-def _runs_root(args: argparse.Namespace, resolved: Resolved | None = None) -> Path:
-    """--runs-root, else CTO_HARNESS_RUNS_ROOT (or its default)."""
-    return Path(args.runs_root) if args.runs_root else (resolved or resolve()).runs_root
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     if args.timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
     resolved = resolve(args.profile)
-    root = _runs_root(args, resolved)
+    root = runs_root(args, resolved)
     request = RunRequest(profile=args.profile, task=args.task, engine=args.engine,
                          baseline=not args.no_baseline, timeout=args.timeout,
                          retry_of=args.retry_of, demo=args.demo)
@@ -125,51 +120,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         for reason in report.reasons:
             print(f"  - {reason}", file=sys.stderr)
     return report.exit_code
-
-
-def _resolve_run_dir(arg: str, root: Path) -> Path:
-    path = Path(arg)
-    if path.is_dir():
-        return path
-    found = find_run(root, arg)
-    if found is None:
-        raise UsageError(f"no run directory at {arg} (nor a run id under {root})")
-    return found
-
-
-def cmd_validate(args: argparse.Namespace) -> int:
-    root = _runs_root(args)
-    result = validate_run(_resolve_run_dir(args.run_dir, root))
-    if args.json:
-        emit_json(result)
-    else:
-        mark = {"ok": "ok  ", "failed": "FAIL", "not_applicable": "n/a "}
-        print(f"{result.run_id}: {'valid' if result.ok else 'NOT valid'} "
-              f"(run {result.status}{', demo' if result.demo else ''})")
-        for problem in result.problems if not result.criteria else []:
-            print(f"  {problem}")
-        for c in result.criteria:
-            where = ", ".join(
-                f"{e.file}{f':{e.line}' if e.line else ''}{f' [{e.field}]' if e.field else ''}"
-                for e in c.evidence[:3])
-            print(f"  {mark[c.verdict]} {c.id:<26} {c.detail}" + (f"  ({where})" if where else ""))
-        print(f"  stage2 pass evidence: {'yes' if result.stage2_pass_evidence else 'no'}")
-    return 0 if result.ok else 1
-
-
-def cmd_runs(args: argparse.Namespace) -> int:
-    root = _runs_root(args)
-    rows = list_runs(root, limit=args.limit)
-    if args.json:
-        emit_json([r.model_dump(mode="json") for r in rows])
-        return 0
-    if not rows:
-        print(f"no runs under {root}")
-    for r in rows:
-        print(f"{r.run_id:<48} {r.status:<11} {r.engine or '-':<5} "
-              f"{(r.model or '-'):<18} checks {r.checks or '-':<6} guard {r.guard or '-'}"
-              + (" demo" if r.demo else "") + (f"  ({r.problem})" if r.problem else ""))
-    return 0
 
 
 class Health(BaseModel):
@@ -220,18 +170,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="use the embedded demo endpoint and the reference Case")
     run.add_argument("--json", action="store_true", help="one JSON object on stdout at the end")
     run.set_defaults(func=cmd_run)
-
-    val = sub.add_parser("validate", help="re-check a run's evidence against CTO-WORK-030")
-    val.add_argument("run_dir", metavar="RUN_DIR", help="a run directory or a run id")
-    val.add_argument("--runs-root", metavar="DIR")
-    val.add_argument("--json", action="store_true")
-    val.set_defaults(func=cmd_validate)
-
-    runs = sub.add_parser("runs", help="every run under the runs root with its summary")
-    runs.add_argument("--runs-root", metavar="DIR")
-    runs.add_argument("--limit", type=int)
-    runs.add_argument("--json", action="store_true")
-    runs.set_defaults(func=cmd_runs)
 
     health = sub.add_parser("health", help="readiness plus a fake-engine self-test")
     health.add_argument("--profile", default="case-qwen", choices=sorted(PROFILES))

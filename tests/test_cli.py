@@ -116,6 +116,7 @@ def test_each_command_loads_only_its_own_module_and_help_lists_them_all(
         sub = _subcommands(build_parser(command))
         assert command in sub, f"{module} does not register {command!r}"
     assert set(_subcommands(build_parser())) == {*COMMAND_MODULES, "schema"}
+    assert set(_subcommands(build_parser("schema"))) == {"schema"}
     listed = harness.run("--help").stdout
     assert all(command in listed for command in COMMAND_MODULES)
     proc = harness.run("no-such-command")
