@@ -16,10 +16,15 @@ Why it is built this way (each point closes a hole of a masker people trust toda
 - Streams hold back only the longest suffix that could still begin a form, so text that
   cannot be a secret is emitted at once; a range that could still grow is held whole, so
   any chunking gives the output of the whole text.
-- Speed: for inputs of 4 KiB and more, Hyperscan (when installed) finds every whole
-  form and every place a wrapped base64 form may lie, and only there does Python look.
-  Otherwise a regex of the forms' first bytes finds candidates and a walk over the bytes
-  decides: the same output, slower.
+- A merged range is named by the longest form at its start, which every search path
+  sees alike, so the marker does not depend on the chunking either.
+- Speed (bench/redact.py): for inputs of 4 KiB and more, Hyperscan (when installed)
+  finds every whole form and every place a wrapped base64 form may lie, and only there
+  does Python look. Otherwise a regex of the forms' first bytes finds candidates and a
+  walk over the bytes decides: the same output, slower. The suffix to hold back is a
+  dict lookup by its last two bytes (a walk only when a line break a wrapped base64 form
+  may cross lies near the end); ASCII chunks skip decoding; masked output is joined
+  from views of the text.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from urllib.parse import quote, unquote, unquote_plus, urlsplit
 
 try:
@@ -47,8 +53,13 @@ PREFILTER_MIN = 4096
 MAX_HOLD = 1 << 16
 """A chain of overlapping matches longer than this is emitted masked in pieces."""
 
-_B64_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_")
+_START, _END = itemgetter(0), itemgetter(1)
+_B64_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_"
 _NL, _CR = 0x0A, 0x0D
+_WRAP_TABLE = bytes(b"A"[0] if b in _B64_BYTES else _NL if b in (_NL, _CR) else b"."[0]
+                    for b in range(256))
+_WRAP_MARK = b"A" * WRAP_MIN + b"\n"
+"""In text translated by _WRAP_TABLE: a line break that a base64 form may cross."""
 
 
 @dataclass(frozen=True)
@@ -171,17 +182,24 @@ class Redactor:
                     self.forms.append(form)
         self._encoded = [f.value.encode("utf-8", "surrogatepass") for f in self.forms]
         self._wrappable = ["base64" in f.kind for f in self.forms]
-        self._markers = {f.secret: f"[REDACTED:{f.secret}]".encode() for f in self.forms}
+        self._markers = [f"[REDACTED:{f.secret}]".encode() for f in self.forms]
         self._text = _Forms(self._encoded, [i for i, w in enumerate(self._wrappable) if not w])
         self._b64 = _Forms(self._encoded, [i for i, w in enumerate(self._wrappable) if w])
+        self._heads = self._text.heads | self._b64.heads
+        self._tails: dict[bytes, list[bytes]] = {}
+        for prefix in sorted(self._text.extendable | self._b64.extendable, key=len, reverse=True):
+            if len(prefix) > 1:
+                self._tails.setdefault(prefix[-2:], []).append(prefix)
         self._by_head: dict[bytes, list[int]] = {}
         for index in sorted(range(len(self._encoded)), key=lambda i: -len(self._encoded[i])):
             self._by_head.setdefault(self._encoded[index][:MIN_FORM_LEN], []).append(index)
+        self._lengths = [len(raw) for raw in self._encoded]
         self._spans = [len(raw) + (2 * (len(raw) - 1) if wrap else 0)
                        for raw, wrap in zip(self._encoded, self._wrappable, strict=True)]
         self._max_span = max(self._spans, default=0)
         self._candidates = _candidate_regex(self._encoded, self._wrappable)
-        self._actions: list[int] = []
+        self._hit_meanings: list[tuple[int, int, int]] = []
+        """Per Hyperscan literal: (form or -1, its length, reach), see _prefilter_literals."""
         self._database: object | None = None
         self._database_built = False
         self._lock = threading.Lock()
@@ -267,9 +285,10 @@ class Redactor:
     def _prefilter(self) -> object | None:
         with self._lock:
             if not self._database_built:
-                actions = _prefilter_literals(self._encoded, self._wrappable, self._spans)
-                self._actions = list(actions.values())
-                self._database = _hyperscan_database(list(actions))
+                literals = _prefilter_literals(self._encoded, self._wrappable, self._spans)
+                self._hit_meanings = [(form, self._lengths[form] if form >= 0 else 0, reach)
+                                      for form, reach in literals.values()]
+                self._database = _hyperscan_database(list(literals))
                 self._database_built = True
         return self._database
 
@@ -277,27 +296,26 @@ class Redactor:
         """(start, end, form) of matches starting at or after `start`: whole forms straight
         from Hyperscan, and the regex and walk around a possibly wrapped base64 form;
         for a small input, or without Hyperscan, the regex and walk over everything."""
-        if len(data) - start < PREFILTER_MIN or self._prefilter() is None:
-            return self._search(data, [(start, len(data))])
-        hits: list[tuple[int, int]] = []
-        add = hits.append
+        size = len(data)
+        if size - start < PREFILTER_MIN or self._prefilter() is None:
+            return self._search(data, [(start, size)])
+        found: list[tuple[int, int, int]] = []
+        windows: list[tuple[int, int]] = []
+        add, near, meanings = found.append, windows.append, self._hit_meanings
 
         def on_match(literal: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
-            add((to, literal))
+            form, length, reach = meanings[literal]
+            end = start + to
+            if form >= 0:
+                add((end - length, end, form))
+            if reach:
+                near((max(start, end - reach), min(size, end + reach)))
 
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
             scratch = self._local.scratch = hyperscan.Scratch(self._database)
-        self._database.scan(data[start:], match_event_handler=on_match, scratch=scratch)
-        found: list[tuple[int, int, int]] = []
-        windows: list[tuple[int, int]] = []
-        size, actions, encoded = len(data), self._actions, self._encoded
-        for to, literal in hits:
-            action, end = actions[literal], start + to
-            if action >= 0:
-                found.append((end - len(encoded[action]), end, action))
-            else:
-                windows.append((max(start, end + action), min(size, end - action)))
+        view = memoryview(data)[start:] if start else data  # no copy of the text
+        self._database.scan(view, match_event_handler=on_match, scratch=scratch)
         if windows:
             found += self._search(data, _merge_windows(windows))
         return found
@@ -317,10 +335,26 @@ class Redactor:
         return found
 
     def _holdback(self, data: bytes, start: int) -> int:
-        """Start of the longest suffix that could still begin a form (len(data) if none):
-        where the first bytes of a form match, or among the last few bytes, walked."""
+        """Start of the longest suffix that could still begin a form (len(data) if none).
+        Without a line break a base64 form may cross near the end, that suffix is a
+        proper prefix of a form, looked up by its last two bytes; otherwise walked."""
         size = len(data)
         lo = max(start, size - self._max_span)
+        if self._wrap_between(data, lo, size):
+            return self._walk_back(data, lo)
+        for prefix in self._tails.get(data[-2:], ()):
+            if len(prefix) <= size - start and data.endswith(prefix):
+                return size - len(prefix)
+        return size - 1 if size > start and data[-1] in self._heads else size
+
+    def _wrap_between(self, data: bytes, lo: int, hi: int) -> bool:
+        """Whether a line break in data[lo:hi] may lie inside a wrapped base64 form."""
+        return bool(self._b64.heads) and (
+            _WRAP_MARK in data[max(0, lo - WRAP_MIN):hi].translate(_WRAP_TABLE))
+
+    def _walk_back(self, data: bytes, lo: int) -> int:
+        """The first place from `lo` on where a walk is still alive at the end."""
+        size = len(data)
         near = max(lo, size - MIN_FORM_LEN - 2)
         pos = lo
         while (m := self._candidates.search(data, pos)) is not None and m.start() < near:
@@ -339,33 +373,41 @@ class Redactor:
                 or (byte in b64.heads and self._walk(data, pos, b64, True)[2]))
 
     def _plan(self, data: bytes, start: int, final: bool,
-              carry: tuple[int, str] | None = None) -> tuple[list[tuple[int, int, str]], int]:
-        """Merged mask ranges over data[start:] and where output may stop (`cut`)."""
-        spans = [(s, e, self.forms[f].secret) for s, e, f in self._find(data, start)]
+              carry: tuple[int, int] | None = None) -> tuple[list[tuple[int, int, int]], int]:
+        """Merged mask ranges over data[start:], each named by the longest form at its start
+        (so every search path names it alike), and where output may stop (`cut`)."""
+        spans = self._find(data, start)
         if carry is not None:
             spans.append((start, start + carry[0], carry[1]))
-        spans.sort()
-        merged: list[tuple[int, int, str]] = []
-        for s, e, name in spans:
-            if merged and s < merged[-1][1]:
-                ps, pe, pname = merged[-1]
-                merged[-1] = (ps, max(pe, e), pname)
-            else:
-                merged.append((s, e, name))
         cut = len(data) if final else self._holdback(data, start)
-        for s, e, _ in merged:
-            if s < cut < e:
-                cut = s
+        if not spans:
+            return spans, cut
+        spans.sort(key=_END, reverse=True)  # then by start, stably: the longest first
+        spans.sort(key=_START)
+        merged = [spans[0]]
+        for span in spans:
+            last = merged[-1]
+            if span[0] >= last[1]:
+                merged.append(span)
+            elif span[1] > last[1]:
+                merged[-1] = (last[0], span[1], last[2])
+        for index in range(len(merged) - 1, -1, -1):
+            s, e, _ = merged[index]
+            if e <= cut:
                 break
+            if s < cut:
+                return merged[:index], s
         return [r for r in merged if r[0] < cut], cut
 
     def _render(self, data: bytes, start: int, cut: int,
-                ranges: list[tuple[int, int, str]]) -> bytes:
-        pieces, pos = [], start
-        for s, e, name in ranges:
-            pieces += [data[pos:s], self._markers[name]]
+                ranges: list[tuple[int, int, int]]) -> bytes:
+        if not ranges:
+            return data if start == 0 and cut == len(data) else data[start:cut]
+        pieces, pos, markers, view = [], start, self._markers, memoryview(data)
+        for s, e, form in ranges:
+            pieces += [view[pos:s], markers[form]]  # views: the text is copied once
             pos = e
-        pieces.append(data[pos:cut])
+        pieces.append(view[pos:cut])
         return b"".join(pieces)
 
 
@@ -379,8 +421,18 @@ def _merge_windows(windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+def _valid_utf8(data: bytes) -> bool:
+    """Whole characters of valid UTF-8 (surrogates are not): what decoding with
+    replacement and encoding again would give back unchanged, at half the cost."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _wrap_allowed(data: bytes, pos: int) -> bool:
-    return pos >= WRAP_MIN and all(b in _B64_BYTES for b in data[pos - WRAP_MIN:pos])
+    return pos >= WRAP_MIN and not data[pos - WRAP_MIN:pos].translate(None, _B64_BYTES)
 
 
 _LITERAL = [re.escape(bytes([byte])) for byte in range(256)]
@@ -412,27 +464,30 @@ def _candidate_regex(encoded: list[bytes], wrappable: list[bool]) -> re.Pattern[
 
 
 def _prefilter_literals(encoded: list[bytes], wrappable: list[bool],
-                        spans: list[int]) -> dict[bytes, int]:
-    """Hyperscan's literals, each with what a hit means: a form's index (a whole form, an
-    exact match), or -reach: a base64 form may be wrapped within `reach` bytes around the
-    hit. A wrapped form holds a break with 8 of its bytes on one side: those and the break
-    are the literal (a form too short for that is listed with its break in place)."""
-    actions: dict[bytes, int] = {}
+                        spans: list[int]) -> dict[bytes, tuple[int, int]]:
+    """Hyperscan's literals, each with what a hit means: (form, reach). `form` >= 0: that
+    whole form matches exactly. `reach` > 0: a base64 form may be wrapped within `reach`
+    bytes around the hit (a literal may mean both). A wrapped form holds a break with 8 of
+    its bytes on one side: those and the break are the literal (a form too short for that
+    is listed with its break in place)."""
+    literals: dict[bytes, tuple[int, int]] = {}
     half = MIN_FORM_LEN
-    for index, (raw, wrap, span) in enumerate(zip(encoded, wrappable, spans, strict=True)):
-        actions[raw] = index
+    for index, raw in enumerate(encoded):
+        literals[raw] = (index, 0)
+    for raw, wrap, span in zip(encoded, wrappable, spans, strict=True):
         if not wrap:
             continue
         for x in range(1, len(raw)):
             if x >= half:
-                literals = [raw[x - half:x] + b"\n", raw[x - half:x] + b"\r\n"]
+                breaks = [raw[x - half:x] + b"\n", raw[x - half:x] + b"\r\n"]
             elif len(raw) - x >= half:
-                literals = [b"\n" + raw[x:x + half]]
+                breaks = [b"\n" + raw[x:x + half]]
             else:
-                literals = [raw[:x] + b"\n" + raw[x:], raw[:x] + b"\r\n" + raw[x:]]
-            for literal in literals:
-                actions[literal] = min(actions.get(literal, 0), -span)
-    return actions
+                breaks = [raw[:x] + b"\n" + raw[x:], raw[:x] + b"\r\n" + raw[x:]]
+            for literal in breaks:
+                form, reach = literals.get(literal, (-1, 0))
+                literals[literal] = (form, max(reach, span))
+    return literals
 
 
 def _hyperscan_database(literals: list[bytes]) -> object | None:
@@ -454,12 +509,13 @@ class StreamRedactor:
         self._context = b""
         """The last bytes emitted, unmasked: what a wrapped base64 form looks back on."""
         self._pending = b""
-        self._carry: tuple[int, str] | None = None
+        self._carry: tuple[int, int] | None = None
+        """What a chain of matches cut short still covers: its length and form."""
         self.redactions = 0
 
     def feed(self, data: bytes) -> bytes:
-        if not self._decoder.getstate()[0] and data.isascii():
-            text = data
+        if not self._decoder.getstate()[0] and (data.isascii() or _valid_utf8(data)):
+            text = data  # its own re-encoding: no decoding round trip
         else:
             text = self._decoder.decode(data).encode("utf-8")
         return self._process(text, final=False)
@@ -478,22 +534,25 @@ class StreamRedactor:
         if cut == start and len(data) - start > MAX_HOLD and ranges == []:
             cut, ranges = self._split_chain(data, start)
         self.redactions += len(ranges)
-        out = redactor._render(data, start, cut, ranges)
+        if not ranges and not self._pending and cut == len(data):
+            out = text  # nothing masked, nothing held: the chunk itself, no copy
+        else:
+            out = redactor._render(data, start, cut, ranges)
         self._context = data[max(0, cut - WRAP_MIN):cut]
         self._pending = data[cut:]
         return out
 
-    def _split_chain(self, data: bytes, start: int) -> tuple[int, list[tuple[int, int, str]]]:
+    def _split_chain(self, data: bytes, start: int) -> tuple[int, list[tuple[int, int, int]]]:
         """An endless chain of overlapping matches: emit it masked up to where a form could
         still begin, and mask what it still covers beyond there in the next round."""
         redactor = self._redactor
         hold = redactor._holdback(data, start)
-        spans = [(s, e, redactor.forms[f].secret) for s, e, f in redactor._find(data, start)]
+        spans = redactor._find(data, start)
         end = max((e for s, e, _ in spans if s < hold), default=hold)
-        name = min(spans)[2] if spans else next(iter(redactor._markers))
+        form = min(spans)[2] if spans else 0
         if end > hold:
-            self._carry = (end - hold, name)
-        return hold, [(start, min(end, hold), name)]
+            self._carry = (end - hold, form)
+        return hold, [(start, min(end, hold), form)]
 
 
 class RedactingFilter(logging.Filter):

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
-from core.redact import MIN_FORM_LEN, RedactingFilter, Redactor
+from core.redact import MIN_FORM_LEN, PREFILTER_MIN, RedactingFilter, Redactor
 
 
 def endpoint() -> str:
@@ -95,6 +95,20 @@ def test_jenkins_hole_overlapping_secrets_leave_no_tail() -> None:
     text = b"<abcd1234wxyz>"
     for split in range(len(text) + 1):
         assert stream_all(redactor, [text[:split], text[split:]]) == b"<[REDACTED:first]>"
+
+
+def test_secrets_starting_alike_are_named_by_the_longer_on_every_path() -> None:
+    # Whole text of PREFILTER_MIN bytes and more goes through Hyperscan, which sees both
+    # forms at the same start; 7-byte pieces go through the regex and walk, which sees the
+    # longest only: the marker must not depend on which path ran.
+    short = secrets.token_hex(5)
+    longer = short + secrets.token_hex(3)
+    redactor = Redactor({"api_key": short, "relay_token": longer})
+    text = ("x" * PREFILTER_MIN + f" {longer} ").encode()
+    whole = redactor.redact(text.decode())
+    assert whole.endswith(" [REDACTED:relay_token] ")
+    assert stream_all(redactor, [text[i:i + 7] for i in range(0, len(text), 7)]) == (
+        whole.encode())
 
 
 # -- the forms ----------------------------------------------------------------------------

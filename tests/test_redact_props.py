@@ -11,7 +11,7 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from core.redact import Redactor
+from core.redact import PREFILTER_MIN, Redactor
 
 LABEL = st.text(string.ascii_lowercase + string.digits, min_size=1, max_size=8)
 TOKEN = st.text(string.ascii_letters + string.digits + "-_.~", min_size=1, max_size=16)
@@ -82,4 +82,35 @@ def test_stream_equals_whole_text_and_no_form_survives(
     streamed = b"".join(stream.feed(c) for c in chunked(data, cuts, bytewise)) + stream.flush()
     assert streamed == whole.encode()
     assert redactor.redact(whole) == whole
+    assert stream.redactions == redactor.redact_counted(data.decode("utf-8", "replace"))[1]
+
+
+PAD = b"".join(b"%05d INFO case: tool call passed 0.25\n" % i for i in range(120))
+
+
+def sized(data: bytes, sizes: list[int]) -> list[bytes]:
+    """Pieces of the given sizes in turn: small ones take the regex and walk, pieces of
+    PREFILTER_MIN bytes and more take Hyperscan where it is installed."""
+    pieces, pos, turn = [], 0, 0
+    while pos < len(data):
+        pieces.append(data[pos:pos + sizes[turn % len(sizes)]])
+        pos, turn = pos + sizes[turn % len(sizes)], turn + 1
+    return pieces
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.filter_too_much])
+@given(scenario(), st.lists(st.integers(32, 3 * PREFILTER_MIN), min_size=1, max_size=6),
+       st.integers(0, len(PAD)))
+def test_large_inputs_agree_whatever_the_search_path(
+    case: tuple[Redactor, bytes], sizes: list[int], tail: int
+) -> None:
+    redactor, data = case
+    data = PAD + data + PAD[:tail]
+    assert len(data) >= PREFILTER_MIN
+    whole = redactor.redact(data.decode("utf-8", "replace"))
+    stream = redactor.stream()
+    streamed = b"".join(stream.feed(c) for c in sized(data, sizes)) + stream.flush()
+    assert streamed == whole.encode()
     assert stream.redactions == redactor.redact_counted(data.decode("utf-8", "replace"))[1]
