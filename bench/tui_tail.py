@@ -2,35 +2,46 @@
 
     uv run python bench/tui_tail.py [--seconds 30] [--rate 10000] [--burst 1000000]
 
-A writer process appends lines stamped with their write time; the dashboard runs headless
-and every 10 ms the newest line on the Live log is read back: now minus its stamp is the
-write-to-display lag. Meanwhile a key (switch screen and back) is pressed every 0.5 s and
-timed. Then a burst brings the log past `--burst` lines and the resident memory is read
-before and after. Baseline, in the same run: `tail -f` of the same file, lag per line.
+A writer process appends lines stamped with their write time. The dashboard runs headless,
+but every frame it would send to a terminal is still rendered to its escape sequences (the
+work a real terminal costs) and the newest stamp in it noted with the time: the lag a user
+sees at an instant is that instant minus the newest stamp on screen, read on a 1 ms grid
+over the whole run (so a frame that comes late counts for all the time it is late). Meanwhile
+a key (switch screen and back) is pressed every 0.5 s and timed until the frame showing the
+other screen is out. Then a burst brings the log past `--burst` lines and the resident
+memory is read before and after. An endpoint and key are configured (invented), so the
+display's redaction runs as it does for a user. Baseline, in the same run and measured the
+same way: `tail -f` of the same file, read by a separate process as a terminal would.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import os
+import re
+import secrets
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from textual import events  # noqa: E402
+from textual._compositor import CompositorUpdate  # noqa: E402
+from textual.screen import Screen  # noqa: E402
 
-from core.settings import resolve  # noqa: E402
+from core.settings import API_KEY_VAR, ENDPOINT_VAR, resolve  # noqa: E402
 from tests.tui_fixtures import make_running  # noqa: E402
 from tui.app import Dashboard  # noqa: E402
-from tui.widgets.case_log import CaseLog  # noqa: E402
+from tui.screens.live import LiveScreen  # noqa: E402
+from tui.screens.runs import RunsScreen  # noqa: E402
 
 WRITER = """
 import os, sys, time
@@ -38,16 +49,36 @@ path, rate, seconds, n, stop_at = sys.argv[1], int(sys.argv[2]), float(sys.argv[
     int(sys.argv[4]), int(sys.argv[5])
 fd = os.open(path, os.O_WRONLY | os.O_APPEND)
 start, pad, t0 = n, "x" * 40, time.monotonic()
+first = last = time.time()
 while (elapsed := time.monotonic() - t0) < seconds and n < stop_at:
     due = min(stop_at, start + int(elapsed * rate) if rate else n + 5000)
     if due > n:
         now = time.time()
+        if n == start:
+            first = now
         os.write(fd, "".join(f"{i} {now:.6f} case output {pad}\\n" for i in range(n, due)).encode())
-        n = due
+        n, last = due, now
     else:
         time.sleep(0.0005)
-print(n)
+print(n, first, last)
 """
+
+TAIL_READER = """
+import os, re, time
+# What a terminal running `tail -f` gets: each read's arrival time and its newest stamp.
+stamp, buf, seen = re.compile(rb"(\\d+) (\\d+\\.\\d+) case output"), b"", []
+while chunk := os.read(0, 1 << 16):
+    now, buf = time.time(), buf + chunk
+    cut = buf.rfind(b"\\n")
+    if cut >= 0:
+        if found := stamp.match(buf, buf.rfind(b"\\n", 0, cut) + 1):
+            seen.append(f"{now:.6f} {found.group(2).decode()}")
+        buf = buf[cut + 1:]
+print("\\n".join(seen))
+"""
+
+STAMP = re.compile(r"(\d+) (\d+\.\d+) case output")
+GRID_S = 0.001
 
 
 def rss_mib() -> float:
@@ -62,103 +93,158 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
-def stamp_of(line: str) -> float | None:
-    parts = line.split(" ", 2)
-    try:
-        return float(parts[1])
-    except (IndexError, ValueError):
-        return None
+def seen_lags(seen: list[tuple[float, float | None]], start: float, end: float) -> list[float]:
+    """The lag on screen every millisecond from `start` to `end`: the instant minus the
+    newest stamp shown by then (minus `start` before any is). `seen` holds (time, newest
+    stamp shown from then on, 0 before any, None while the log is not on screen)."""
+    times = [t for t, _ in seen]
+    lags = []
+    for step in range(int((end - start) / GRID_S)):
+        now = start + step * GRID_S
+        at = bisect.bisect_right(times, now) - 1
+        if at < 0:
+            lags.append(now - start)
+        elif (shown := seen[at][1]) is not None:
+            lags.append(now - max(shown, start))
+    return lags
 
 
-def follow_with_tail(path: Path, lags: list[float], stop: threading.Event) -> subprocess.Popen:
-    proc = subprocess.Popen(["tail", "-n0", "-f", str(path)], stdout=subprocess.PIPE, text=True,
-                            bufsize=1)
+class Screenwatch:
+    """Renders each frame the app would send to a terminal (as a real terminal costs) and
+    notes the newest log line in it, and when; wakes whoever waits for a screen to show."""
 
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if stop.is_set():
-                break
-            if (ts := stamp_of(line)) is not None:
-                lags.append(time.time() - ts)
+    def __init__(self, app: Dashboard) -> None:
+        self.app = app
+        self.seen: list[tuple[float, float | None]] = []
+        self.newest_stamp: float | None = None
+        self.newest_line = -1
+        self._want: tuple[type[Screen], asyncio.Future[float]] | None = None
+        self._display = app._display
+        app._display = self.display  # type: ignore[method-assign]
 
-    threading.Thread(target=read, daemon=True).start()
-    return proc
+    def display(self, screen: Screen, renderable: object) -> None:
+        if not isinstance(renderable, CompositorUpdate) or self.app._batch_count:
+            self._display(screen, renderable)  # type: ignore[arg-type]
+            return
+        text = renderable.render_segments(self.app.console)
+        self._display(screen, renderable)
+        now = time.time()
+        live = isinstance(screen, LiveScreen)
+        if live:
+            for found in STAMP.finditer(text):
+                self.newest_line = max(self.newest_line, int(found.group(1)))
+                stamp = float(found.group(2))
+                self.newest_stamp = max(self.newest_stamp or stamp, stamp)
+        shown = (self.newest_stamp or 0.0) if live else None
+        if not self.seen or self.seen[-1][1] != shown:
+            self.seen.append((now, shown))
+        if self._want is not None and isinstance(screen, self._want[0]):
+            self._want[1].set_result(time.perf_counter())
+            self._want = None
+
+    async def press(self, key: str, shows: type[Screen]) -> float:
+        """Seconds from a key arriving (as the driver delivers it) to the frame of `shows`.
+        (Pilot.press also waits for the app to go idle, which a log at 10,000 lines/s
+        never lets it.)"""
+        done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._want = (shows, done)
+        t0 = time.perf_counter()
+        self.app.post_message(events.Key(key, key))
+        return await done - t0
+
+
+def start_tail(path: Path) -> tuple[subprocess.Popen, subprocess.Popen]:
+    tail = subprocess.Popen(["tail", "-n0", "-f", str(path)], stdout=subprocess.PIPE)
+    reader = subprocess.Popen([sys.executable, "-c", TAIL_READER], stdin=tail.stdout,
+                              stdout=subprocess.PIPE, text=True)
+    assert tail.stdout is not None
+    tail.stdout.close()
+    return tail, reader
+
+
+def tail_seen(tail: subprocess.Popen, reader: subprocess.Popen) -> list[tuple[float, float]]:
+    tail.terminate()
+    out = reader.communicate()[0]
+    return [(float(a), float(b)) for a, b in (line.split() for line in out.splitlines())]
+
+
+def write(path: Path, rate: int, seconds: float, start: int, stop_at: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(rate), str(seconds),
+                             str(start), str(stop_at)], stdout=subprocess.PIPE, text=True)
+
+
+def ended(writer: subprocess.Popen) -> tuple[int, float, float]:
+    n, first, last = writer.communicate()[0].split()
+    return int(n), float(first), float(last)
+
+
+async def wait_until(done: Callable[[], bool], period: float) -> None:
+    while not done():
+        await asyncio.sleep(period)
 
 
 async def bench(seconds: float, rate: int, burst: int) -> None:
     for name in [n for n in os.environ if n.startswith("CTO_HARNESS_")]:
         del os.environ[name]
+    # an endpoint and key as a user has them, so the display's redaction does its real work
+    os.environ[ENDPOINT_VAR] = f"http://127.0.0.1:9/{secrets.token_hex(8)}/v1"
+    os.environ[API_KEY_VAR] = secrets.token_hex(16)
     root = Path(tempfile.mkdtemp(prefix="cto-harness-tail-")) / "runs"
     run = make_running(root)
     log_path = run.paths.case_log
     app = Dashboard(root, run_id=run.paths.root.name, resolved=resolve())
-    lags: list[float] = []
-    keys: list[float] = []
-    tail_lags: list[float] = []
-    stop = threading.Event()
+    keys: dict[str, list[float]] = {"2": [], "1": []}
     async with app.run_test(size=(140, 40)) as pilot:
-        log = app.screen.query_one(CaseLog)
+        watch = Screenwatch(app)
         await pilot.pause(0.5)
-        tail = follow_with_tail(log_path, tail_lags, stop)
+        tail, reader = start_tail(log_path)
         await asyncio.sleep(0.3)
-        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(log_path), str(rate),
-                                   str(seconds), "0", str(10**12)],
-                                  stdout=subprocess.PIPE, text=True)
-        next_key = time.monotonic() + 0.5
+        writer = write(log_path, rate, seconds, 0, 10**12)
+        cpu_start = time.process_time()
         while writer.poll() is None:
-            if log.lines and (ts := stamp_of(log.lines[-1])) is not None:
-                lags.append(time.time() - ts)
-            if time.monotonic() >= next_key:
-                # the key as the terminal driver delivers it (Pilot.press also waits for
-                # the app to go idle, which a log at 10,000 lines/s never lets it)
-                t0 = time.perf_counter()
-                app.post_message(events.Key("2", "2"))
-                while app.current_mode != "runs" or not app.screen.is_mounted:
-                    await asyncio.sleep(0.001)
-                keys.append(time.perf_counter() - t0)
-                app.post_message(events.Key("1", "1"))
-                next_key = time.monotonic() + 0.5
-            await asyncio.sleep(0.01)
-        written = int(writer.communicate()[0])
-        stop.set()  # the baseline's figures are for the steady rate only
+            await asyncio.sleep(0.5)
+            if writer.poll() is None:
+                keys["2"].append(await watch.press("2", RunsScreen))
+                keys["1"].append(await watch.press("1", LiveScreen))
+        written, first, last = ended(writer)
+        cpu = (time.process_time() - cpu_start) / (last - first)
         await pilot.pause(0.5)
+        tail_events = tail_seen(tail, reader)  # the baseline's figures: the steady rate only
         rss_steady = rss_mib()
         # the burst: as fast as the writer can go, to `burst` lines in all
-        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(log_path), "0", "600",
-                                   str(written), str(burst)], stdout=subprocess.PIPE, text=True)
-        while writer.poll() is None:
-            await asyncio.sleep(0.05)
-        total = int(writer.communicate()[0])
-        last = f"{total - 1} "
+        writer = write(log_path, 0, 600, written, burst)
+        await wait_until(lambda: writer.poll() is not None, 0.05)
+        total, _, _ = ended(writer)
         t_catch = time.perf_counter()
-        while not (log.lines and log.lines[-1].startswith(last)):
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: watch.newest_line >= total - 1, 0.01)
         catch_up = time.perf_counter() - t_catch
         rss_after = rss_mib()
-        held = len(log.lines)
-    stop.set()
-    tail.terminate()
-    print(f"lines written at {rate:,}/s for {seconds:g} s: {written:,}")
-    print(f"dashboard lag write->display: p50 {pct(lags, .5) * 1000:.1f} ms, "
-          f"p95 {pct(lags, .95) * 1000:.1f} ms, max {max(lags) * 1000:.1f} ms "
-          f"({len(lags):,} samples)")
-    print(f"tail -f lag (baseline):       p50 {pct(tail_lags, .5) * 1000:.1f} ms, "
-          f"p95 {pct(tail_lags, .95) * 1000:.1f} ms ({len(tail_lags):,} lines)")
-    print(f"key press (switch screen) during it: p50 {pct(keys, .5) * 1000:.1f} ms, "
-          f"p95 {pct(keys, .95) * 1000:.1f} ms, max {max(keys) * 1000:.1f} ms ({len(keys)})")
-    print(f"after a burst to {total:,} lines: caught up {catch_up:.1f} s after the writer "
+        held = len(app.query_one("#case-log").lines)  # type: ignore[attr-defined]
+    lags = seen_lags(watch.seen, first, last)
+    tail_lags = seen_lags(tail_events, first, last)
+    presses = keys["2"] + keys["1"]
+    ms = [f"p50 {pct(v, .5) * 1000:.1f} ms, p95 {pct(v, .95) * 1000:.1f} ms" for v in
+          (lags, tail_lags, presses, keys["2"], keys["1"])]
+    print(f"lines written at {rate:,}/s for {seconds:g} s: {written:,}; the dashboard's CPU "
+          f"meanwhile: {cpu:.0%} of a core")
+    print(f"dashboard lag write->screen: {ms[0]}, max {max(lags) * 1000:.1f} ms "
+          f"({len(lags):,} ms on the grid, {len(watch.seen):,} frames changed it)")
+    print(f"tail -f lag (baseline):      {ms[1]}, max {max(tail_lags) * 1000:.1f} ms")
+    print(f"key press (switch screen) during it: {ms[2]}, max {max(presses) * 1000:.1f} ms "
+          f"({len(presses)}; to Runs {ms[3]}; back to Live {ms[4]})")
+    print(f"after a burst to {total:,} lines: on screen {catch_up:.2f} s after the writer "
           f"stopped; RSS {rss_steady:.0f} MiB at {written:,} lines -> {rss_after:.0f} MiB at "
-          f"{total:,}; lines held on screen {held:,} (ring {app.log_ring:,})")
+          f"{total:,}; lines held {held:,} (ring {app.log_ring:,})")
     print(f"median-lag ratio dashboard / tail -f: "
           f"{statistics.median(lags) / statistics.median(tail_lags):.1f}x")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--rate", type=int, default=10_000)
-    parser.add_argument("--burst", type=int, default=1_000_000)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=30, help="steady phase length")
+    parser.add_argument("--rate", type=int, default=10_000, help="lines per second")
+    parser.add_argument("--burst", type=int, default=1_000_000,
+                        help="lines in the log after the burst")
     args = parser.parse_args()
     asyncio.run(bench(args.seconds, args.rate, args.burst))
 

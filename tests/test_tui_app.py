@@ -13,6 +13,7 @@ import pytest
 from rich.console import Console
 from textual.message import Message
 from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widgets import DataTable, DirectoryTree, Input, Static, TabbedContent
 
 from core.settings import resolve
@@ -22,6 +23,7 @@ from tui.messages import RunGrew
 from tui.screens.detail import RunDetailScreen
 from tui.screens.dialogs import ConfirmScreen, EndpointScreen
 from tui.screens.help import HelpScreen
+from tui.screens.runs import RunsScreen
 from tui.widgets.case_log import CaseLog
 from tui.widgets.file_view import FileView
 from tui.widgets.runs_table import RunsTable
@@ -53,6 +55,10 @@ async def until(pilot: Pilot, ready: Callable[[], object], timeout: float = 8.0)
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {ready.__code__.co_names}")
         await pilot.pause(0.05)
+
+
+def footer_keys(screen: Screen) -> set[str]:
+    return {str(getattr(key, "key", "")) for key in screen.query("FooterKey")}
 
 
 def panel(app: Dashboard, name: str) -> StatusPanel:
@@ -183,6 +189,21 @@ async def test_log_follows_pauses_on_scroll_up_counts_and_resumes(tmp_path: Path
         await pilot.press("end")
         assert log.following
     assert grew and all(len(m.batch.log_lines) <= 1 << 16 for m in grew)
+
+
+async def test_switching_screens_reuses_them_and_their_footer_keys(tmp_path: Path) -> None:
+    run = make_running(tmp_path / "runs")
+    app = dashboard(run.paths.root.parent, run.paths.root)
+    async with app.run_test(size=SIZE) as pilot:
+        live = app.screen
+        await until(pilot, lambda: footer_keys(live) >= {"f", "slash"})
+        keys = list(live.query("FooterKey"))
+        await pilot.press("2")
+        runs = app.screen
+        assert isinstance(runs, RunsScreen) and runs.query_one(RunsTable).row_count == 1
+        await pilot.press("1", "2", "1")
+        assert app.screen is live and list(live.query("FooterKey")) == keys, "not rebuilt"
+        assert footer_keys(runs) >= {"slash", "question_mark"}
 
 
 async def test_log_ring_is_bounded(tmp_path: Path) -> None:

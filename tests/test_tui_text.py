@@ -3,12 +3,14 @@ what the Live panels say about each kind of run."""
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 from core.follow import RunTail
+from core.redact import Redactor
 from tests.tui_fixtures import QWEN, make_running, make_runs_root
 from tui.live_state import RunView
-from tui.terminal_text import MAX_LINE, clean_line
+from tui.terminal_text import MAX_LINE, clean_line, clean_lines
 
 
 def test_escape_sequences_never_survive() -> None:
@@ -33,6 +35,18 @@ def test_long_lines_are_cut_with_a_marker_saying_how_much() -> None:
     assert text.endswith("[cut: 500 more characters]")
     huge = clean_line("z" * 10_000_000)
     assert len(huge) < MAX_LINE + 60 and "9,998,000 more" in huge
+
+
+def test_redaction_comes_before_the_cut_so_no_start_of_a_secret_shows() -> None:
+    key = secrets.token_hex(16)
+    redact = Redactor({"api_key": key}).redact
+    [cut] = clean_lines([("x" * (MAX_LINE - 10) + key).encode()], redact)
+    assert key[:6] not in cut and "REDACTED" in cut and cut.endswith("more characters]")
+    batch = clean_lines([b"a " + key.encode(), b"plain", b"\x1b[31m" + key.encode() + b"\x1b[0m"],
+                        redact)
+    assert len(batch) == 3 and batch[1] == "plain"
+    assert all(key[:6] not in text and "REDACTED" in text for text in (batch[0], batch[2]))
+    assert clean_lines([b"\x07" + key.encode()], str) == ["␇" + key]  # no secrets known
 
 
 def test_tail_reads_only_what_was_added_and_waits_for_whole_lines(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -22,6 +23,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive, var
 from textual.screen import Screen
+from textual.widget import AwaitMount
 from watchfiles import awatch
 
 from core.models import EXIT_USAGE, Readiness
@@ -42,7 +44,12 @@ CHILD_POLL_S = 0.1
 
 
 class Dashboard(ReportsWorkerErrors, App[None]):
-    CSS_PATH: ClassVar[list[str | Path]] = ["global.tcss", "app.tcss"]  # type: ignore[misc]
+    CSS_PATH: ClassVar[list[str | Path]] = [  # type: ignore[misc]
+        "global.tcss", "app.tcss",
+        # Each screen's own, read up front too: read when the screen first shows, one
+        # reparses the whole stylesheet and restyles every screen, a stall on a key press.
+        "screens/live.tcss", "screens/runs.tcss", "screens/detail.tcss", "screens/dialogs.tcss",
+    ]
     TITLE = "cto-harness"
     MODES: ClassVar[dict[str, str | Callable[[], Screen]]] = {  # type: ignore[misc]
         "live": LiveScreen,
@@ -90,6 +97,8 @@ class Dashboard(ReportsWorkerErrors, App[None]):
         self.redact: Callable[[str], str] = display_redactor(resolved, None)
         self.started_runs: list[ChildRun] = []
         self.pinned: Path | None = self.runs_root / run_id if run_id else None
+        self._built = {self.DEFAULT_MODE}
+        self._instant = False
 
     def on_mount(self) -> None:
         if self.pinned is not None:
@@ -98,6 +107,46 @@ class Dashboard(ReportsWorkerErrors, App[None]):
         self._check_readiness()
         if self.demo:
             self._start(RunRequest(demo=True))
+        self.call_after_refresh(self._build_screens)
+
+    # -- screens ---------------------------------------------------------------------
+    def _build_screens(self) -> None:
+        """Build the screens `tab` switches between once the first frame is out, so that no
+        key press pays for it: Textual builds a mode's screen on its first switch and
+        restyles the whole app twice on the way (a few hundred ms)."""
+        if not self.is_running:  # already closing: Textual is taking the screens down
+            return
+        current = self.current_mode
+        built = [self.switch_mode(mode) for mode in self.SCREENS_IN_ORDER]
+        self.switch_mode(current)
+        self._freeze_when_built(built)
+
+    @work(group="build-screens", exit_on_error=False)
+    async def _freeze_when_built(self, built: list[AwaitMount]) -> None:
+        """Keep what the built dashboard holds out of the garbage collector's way: each full
+        collection otherwise walks all of it, a ~100 ms pause every second or so while a
+        log grows at 10,000 lines a second."""
+        for mounted in built:
+            await mounted
+        gc.freeze()
+
+    def on_unmount(self) -> None:
+        gc.unfreeze()  # what it froze may be garbage now (tests run many apps in a process)
+
+    def switch_mode(self, mode: str) -> AwaitMount:
+        """Textual's, except that a screen already built is drawn at once: Textual holds
+        every frame for 50 ms after a switch, to hide a new screen being put together."""
+        self._instant = mode in self._built
+        try:
+            mounted = super().switch_mode(mode)
+        finally:
+            self._instant = False
+        self._built.add(mode)
+        return mounted
+
+    def delay_update(self, delay: float = 0.05) -> None:
+        if not self._instant:
+            super().delay_update(delay)
 
     # -- live data ---------------------------------------------------------------------
     @work(exclusive=True, group="watch-root", exit_on_error=False)

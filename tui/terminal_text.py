@@ -9,6 +9,7 @@ escape sequences are dropped, other control characters are shown as visible symb
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 MAX_LINE = 2000
 """Characters kept of one line for display; the file on disk keeps them all."""
@@ -32,14 +33,39 @@ def _visible(match: re.Match[str]) -> str:
 
 def clean_line(raw: bytes | str, limit: int = MAX_LINE) -> str:
     """One line of Case output as plain, inert text for display."""
+    return _cut(*_inert(raw, limit), limit)
+
+
+def clean_lines(raws: list[bytes], redact: Callable[[str], str] = str,
+                limit: int = MAX_LINE) -> list[str]:
+    """A batch of lines made inert, then redacted, then cut for display. Redacted before the
+    cut, so a cut never leaves a secret's first characters showing; as one text, so a
+    secret wrapped over lines is still found and the redactor is called once per batch."""
+    inert = [_inert(raw, limit) for raw in raws]
+    if redact is str:
+        return [_cut(text, dropped, limit) for text, dropped in inert]
+    texts = redact("\n".join(text for text, _ in inert)).split("\n")
+    if len(texts) != len(inert):  # a mask took a line break: the counts no longer align
+        return [_cut(text, 0, limit) for text in texts]
+    return [_cut(text, dropped, limit) for text, (_, dropped) in zip(texts, inert, strict=True)]
+
+
+def _inert(raw: bytes | str, limit: int) -> tuple[str, int]:
+    """The line without escapes and with controls made visible, at most `limit * 4`
+    characters of it (sparing the regexes a multi-megabyte line), and how many it lost."""
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    if text.isprintable():  # the common case: nothing to neutralise
+        return (text, 0) if len(text) <= limit * 4 else (text[: limit * 4], len(text) - limit * 4)
     text = text.rstrip("\r\n")
     if "\r" in text:
         text = text.rsplit("\r", 1)[1]
     dropped = 0
-    if len(text) > limit * 4:  # spare the regexes a multi-megabyte line
+    if len(text) > limit * 4:
         dropped, text = len(text) - limit * 4, text[: limit * 4]
-    text = _CONTROLS.sub(_visible, _ESCAPES.sub("", text).expandtabs(4))
+    return _CONTROLS.sub(_visible, _ESCAPES.sub("", text).expandtabs(4)), dropped
+
+
+def _cut(text: str, dropped: int, limit: int) -> str:
     if len(text) > limit or dropped:
         dropped += max(0, len(text) - limit)
         text = f"{text[:limit]} … [cut: {dropped:,} more characters]"

@@ -20,7 +20,6 @@ from textual.screen import Screen
 from textual.widgets import (
     DataTable,
     DirectoryTree,
-    Footer,
     Header,
     Input,
     Static,
@@ -35,6 +34,7 @@ from core.validate import validate_run
 from tui.failures import ReportsWorkerErrors
 from tui.live_state import clock, to_seconds
 from tui.widgets.file_view import FileView
+from tui.widgets.footer import SteadyFooter
 from tui.widgets.runs_table import STATUS_STYLE
 from tui.widgets.timeline import seconds
 
@@ -106,7 +106,7 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
                 yield DirectoryTree(self.run_dir, id="tree")
                 with Vertical(id="file-pane"):
                     yield FileView(redact, id="file-view")
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#log-view", FileView).load(RunPaths(self.run_dir).case_log)

@@ -11,12 +11,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 from textual.worker import get_current_worker
 
 from core.runs import RunSummary, summarize
 from tui.failures import ReportsWorkerErrors
 from tui.messages import RowsSummarized
+from tui.screens.switched import SwitchedTo
+from tui.widgets.footer import SteadyFooter
 from tui.widgets.runs_table import RunsTable, matches
 
 FIRST_ROWS = 60
@@ -25,7 +27,7 @@ UNSETTLED = ("running", "unreadable")
 """Rows re-read every second: a run still going, or a folder caught before its manifest."""
 
 
-class RunsScreen(ReportsWorkerErrors, Screen[None]):
+class RunsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
     CSS_PATH = "runs.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter"),
@@ -45,7 +47,7 @@ class RunsScreen(ReportsWorkerErrors, Screen[None]):
                     id="filter")
         yield RunsTable(id="runs")
         yield Static(id="runs-status")
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         self.watch(self.app, "run_dirs", self._listed)

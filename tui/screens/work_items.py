@@ -16,11 +16,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from core.gates import GateReport, GateWatcher, RulesError, evidence_summary
 from core.sot import SotError
+from tui.screens.switched import SwitchedTo
 from tui.terminal_text import clean_line
+from tui.widgets.footer import SteadyFooter
 
 POLL_S = 1.0
 """How often the runs root, SOT and rules are stat'ed; only a change re-gates."""
@@ -35,7 +37,7 @@ def _safe(text: str) -> str:
     return clean_line(text)
 
 
-class WorkItemsScreen(Screen[None]):
+class WorkItemsScreen(SwitchedTo, Screen[None]):
     DEFAULT_CSS = """
     WorkItemsScreen { layout: vertical; }
     #wi-source { height: auto; padding: 0 1; background: $boost; }
@@ -61,7 +63,7 @@ class WorkItemsScreen(Screen[None]):
         yield Static(id="wi-acceptance-title")
         yield DataTable(id="wi-acceptance", cursor_type="row", zebra_stripes=True)
         yield Static(id="wi-detail")
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#wi-items", DataTable).add_columns(

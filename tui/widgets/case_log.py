@@ -13,13 +13,19 @@ from typing import ClassVar
 
 from rich.cells import cell_len
 from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+
+STRIP_CACHE = 256
+"""Rendered lines kept for redrawing (a few screens' worth): each holds a dozen objects the
+garbage collector walks, and at 10,000 lines a second a larger cache only lengthens its
+pauses."""
 
 
 class CaseLog(ScrollView, can_focus=True):
@@ -47,7 +53,8 @@ class CaseLog(ScrollView, can_focus=True):
         self._dropped = 0
         """Lines that fell off the front of the ring: absolute number of lines[0]."""
         self._width = 0
-        self._strips: LRUCache[tuple[int, int], Strip] = LRUCache(1024)
+        self._strips: LRUCache[tuple[int, int], Strip] = LRUCache(STRIP_CACHE)
+        self._style = Style()
         self.term = ""
         self._match: int | None = None
         """Absolute line number of the current search match."""
@@ -75,8 +82,9 @@ class CaseLog(ScrollView, can_focus=True):
         widest = max(len(line) if line.isascii() else cell_len(line) for line in lines)
         self._width = max(self._width, widest)
         self.virtual_size = Size(self._width, len(ring))
-        if self.following:
-            self.scroll_end(animate=False, x_axis=False)  # after the new size is laid out
+        if self.following:  # at once, so this very frame shows the end; forced, as Textual
+            # refuses to scroll until a layout has given the view its scrollbar
+            self.scroll_end(animate=False, x_axis=False, immediate=True, force=True)
         self.refresh()
 
     def reset(self, title: str) -> None:
@@ -90,25 +98,33 @@ class CaseLog(ScrollView, can_focus=True):
         self.virtual_size = Size(0, 0)
         self.border_title = title
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._style = self.rich_style  # once per frame: it costs as much as a line
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         index = scroll_y + y
         width = self.size.width
         if index >= len(self.lines):
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._style)
         number = self._dropped + index
         key = (number, hash((self.term, self._match == number)))
         strip = self._strips.get(key)
         if strip is None:
-            text = Text(self.lines[index], no_wrap=True, end="")
-            if self.term:
-                text.highlight_words([self.term], style="black on yellow", case_sensitive=False)
-            if self._match == number:
-                text.stylize("reverse")
-            strip = Strip(list(text.render(self.app.console)) or [Segment("")])
-            self._strips[key] = strip
-        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style).apply_offsets(
+            strip = self._strips[key] = self._strip(self.lines[index], number)
+        return strip.crop_extend(scroll_x, scroll_x + width, self._style).apply_offsets(
             scroll_x, index)
+
+    def _strip(self, line: str, number: int) -> Strip:
+        if not self.term and self._match != number:  # the common case: plain text
+            return Strip([Segment(line)], len(line) if line.isascii() else cell_len(line))
+        text = Text(line, no_wrap=True, end="")
+        if self.term:
+            text.highlight_words([self.term], style="black on yellow", case_sensitive=False)
+        if self._match == number:
+            text.stylize("reverse")
+        return Strip(list(text.render(self.app.console)) or [Segment("")])
 
     # -- follow mode -----------------------------------------------------------------
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:

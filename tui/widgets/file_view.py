@@ -20,7 +20,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
-from tui.terminal_text import MAX_LINE, clean_line
+from tui.terminal_text import MAX_LINE, clean_lines
 
 INDEX_CHUNK = 1 << 20
 
@@ -121,7 +121,7 @@ class FileView(ScrollView, can_focus=True):
             with self.path.open("rb") as fh:
                 fh.seek(start)
                 raw = fh.read(min(end - start, MAX_LINE * 4))
-            text = self.redact(clean_line(raw))
+            text = clean_lines([raw], self.redact)[0]
             if end - start > MAX_LINE * 4 and "[cut:" not in text:
                 text += " … [cut]"
             self._cache[number] = text

@@ -39,5 +39,5 @@ class StatusPanel(Static):
         text.append(f"{SYMBOLS[panel.tone]} {panel.state}", style=f"bold {colour[panel.tone]}")
         text.append("\n")
         text.append(panel.reason, style="default")
-        self.update(text)
+        self.update(text, layout=False)  # a fixed-size box: no layout pass for new words
         self.tooltip = panel.reason

@@ -45,4 +45,4 @@ class StageTimeline(Static):
             name_style = "bright_black" if stage.mark == "todo" else style
             table.add_row(Text(symbol, style=style), Text(stage.event, style=name_style),
                           Text(stage.at, style="bright_black"), seconds(stage.duration_s))
-        self.update(table)
+        self.update(table, layout=False)  # its size is set by CSS, not by the stages
