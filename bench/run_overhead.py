@@ -66,9 +66,11 @@ def harness_run(env: dict[str, str]) -> tuple[float, dict]:
     return wall, report
 
 
-STACK = "import pydantic_settings, httpx, httpcore._sync.http11, uvicorn, starlette.responses"
+STACK = ("import pydantic_settings, httpx, httpcore._sync.http11, uvicorn, starlette.responses"
+         "; import os; os._exit(0)")
 """The libraries every run needs (settings, readiness, relay): their import is a floor that
-no change to the harness's own code can go under."""
+no change to the harness's own code can go under. It leaves as `cto-harness` does, without
+tearing the interpreter down."""
 
 
 def main() -> None:
