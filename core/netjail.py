@@ -39,6 +39,9 @@ COPY_SIZE = 1 << 16
 JAIL_FAILED = 125
 """The exit code when isolation fails at run time: the Case was not started."""
 PROBE_TIMEOUT_S = 10.0
+_SELF = [sys.executable, "-I", "-S", __file__]
+"""This file as a script: isolated from the environment and without site-packages, so it
+starts in a few ms and imports nothing but the standard library."""
 
 
 class JailError(Exception):
@@ -196,7 +199,7 @@ def netjail_available() -> tuple[bool, str]:
     import subprocess  # the harness's side only: the jail itself never needs it
 
     try:
-        proc = subprocess.run([sys.executable, "-I", "-S", __file__, "--probe"],
+        proc = subprocess.run([*_SELF, "--probe"],
                               capture_output=True, text=True, timeout=PROBE_TIMEOUT_S,
                               stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -207,7 +210,7 @@ def netjail_available() -> tuple[bool, str]:
 
 def launcher(uds: Path, port: int) -> list[str]:
     """The argv prefix that runs a Case inside the jail."""
-    return [sys.executable, "-I", "-S", __file__, "--uds", str(uds), "--port", str(port), "--"]
+    return [*_SELF, "--uds", str(uds), "--port", str(port), "--"]
 
 
 USAGE = "usage: netjail.py --probe | --uds PATH --port PORT -- CASE_ARGV..."

@@ -70,7 +70,6 @@ class LoopbackServer:
         self._uds = uds
         self._bound_uds = False
         self._server: uvicorn.Server | None = None
-        self._sockets: list[socket.socket] = []
         self.port = 0
 
     async def start(self) -> None:
@@ -110,7 +109,7 @@ class LoopbackServer:
                 each.close()
             self._unlink()
             raise
-        self._server, self._sockets = server, sockets
+        self._server = server
 
     async def stop(self) -> None:
         """Stop listening, let requests in flight finish within the grace time, then cancel
@@ -119,9 +118,7 @@ class LoopbackServer:
         if server is None:
             return
         for listening in server.servers:
-            listening.close()
-        for sock in self._sockets:
-            sock.close()
+            listening.close()  # and its socket, which it owns since startup
         state = server.server_state
         for connection in list(state.connections):
             connection.shutdown()
