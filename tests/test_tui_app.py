@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from textual import events
 from textual.message import Message
 from textual.pilot import Pilot
 from textual.screen import Screen
@@ -188,6 +189,9 @@ async def test_log_follows_pauses_on_scroll_up_counts_and_resumes(tmp_path: Path
                                        for m in grew for e in m.batch.events))
         await pilot.press("end")
         assert log.following
+        await until(pilot, lambda: log.is_vertical_scroll_end)
+        await pilot._post_mouse_events([events.MouseScrollUp], log, offset=(5, 5))
+        assert not log.following, "the mouse wheel pauses follow mode too"
     assert grew and all(len(m.batch.log_lines) <= 1 << 16 for m in grew)
 
 

@@ -15,6 +15,7 @@ from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.geometry import Region, Size
@@ -127,10 +128,32 @@ class CaseLog(ScrollView, can_focus=True):
         return Strip(list(text.render(self.app.console)) or [Segment("")])
 
     # -- follow mode -----------------------------------------------------------------
+    # The reader's intent pauses follow mode at once, before any (animated) scroll moves:
+    # a batch landing mid-animation must be held, not scrolled to.
+    def _pause(self) -> None:
+        if self.following and self.scroll_y > 0:
+            self.following = False
+
+    def action_scroll_up(self) -> None:
+        self._pause()
+        super().action_scroll_up()
+
+    def action_page_up(self) -> None:
+        self._pause()
+        super().action_page_up()
+
+    def action_scroll_home(self) -> None:
+        self._pause()
+        super().action_scroll_home()
+
+    def _on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        if not (event.ctrl or event.shift):
+            self._pause()  # Widget's own handler, called next, does the scrolling
+
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
         if new_value < old_value and self.following and not self.is_vertical_scroll_end:
-            self.following = False  # the reader scrolled up: keep their place
+            self.following = False  # the scrollbar dragged up: keep the reader's place
 
     def action_follow(self) -> None:
         held = list(self._held)
