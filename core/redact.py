@@ -7,10 +7,10 @@ Why it is built this way (each point closes a hole of a masker people trust toda
 - Base64 may be wrapped (base64(1) and MIME at 76 columns, PEM at 64): a line break is
   accepted inside a base64 form when the 16 bytes before it are base64 characters, so a
   wrapped secret is caught and an ordinary line never waits for the next one.
-- Case: forms match case-sensitively (base64 needs it: case is data there). Hosts are
-  case-insensitive, so a URL is also registered with its scheme and host lowercased, the
-  spelling URL libraries print; other mixed-case spellings are not matched (folding every
-  chunk would cost a third of the throughput, see bench/redact.py).
+- Case: plain-text forms match whatever the ASCII case (a host is case-insensitive, and
+  percent-encoding's hex digits come in both cases), folded byte by byte where Python
+  looks and by Hyperscan's caseless flag where it scans, so no chunk is copied to fold
+  it. base64 forms match exactly: case is data there.
 - The mask is the union of all matches (overlapping ranges merged), so no tail of an
   overlapping secret survives, and a failed partial match never skips a restart.
 - Streams hold back only the longest suffix that could still begin a form, so text that
@@ -60,6 +60,8 @@ _WRAP_TABLE = bytes(b"A"[0] if b in _B64_BYTES else _NL if b in (_NL, _CR) else 
                     for b in range(256))
 _WRAP_MARK = b"A" * WRAP_MIN + b"\n"
 """In text translated by _WRAP_TABLE: a line break that a base64 form may cross."""
+_FOLD = bytes(range(256)).lower()
+"""ASCII lowercase of each byte, as bytes.lower() and Hyperscan's caseless flag fold."""
 
 
 @dataclass(frozen=True)
@@ -93,19 +95,12 @@ def _url_forms(value: str) -> list[tuple[str, str]]:
     if not parts.scheme or not parts.netloc or "://" not in value:
         return []
     rest = value.split("://", 1)[1]
-    userinfo, _, host_port = parts.netloc.rpartition("@")
-    tail = rest[len(parts.netloc):]
+    host_port = parts.netloc.rpartition("@")[2]
     forms = [("no_scheme", rest)]
     if parts.path.endswith("/"):
         trimmed = rest.replace(parts.netloc + parts.path, parts.netloc + parts.path.rstrip("/"), 1)
         forms += [("no_slash", f"{parts.scheme}://{trimmed}"), ("no_scheme_no_slash", trimmed)]
     forms.append(("host_port", host_port))
-    lowered = f"{parts.scheme.lower()}://{userinfo + '@' if userinfo else ''}"
-    lowered += host_port.lower() + tail
-    if lowered != value:
-        forms += [("lowercase_host", lowered),
-                  ("lowercase_host_no_scheme", lowered.split("://", 1)[1]),
-                  ("lowercase_host_port", host_port.lower())]
     if parts.password:
         forms.append(("userinfo_password", parts.password))
         forms.append(("userinfo_password_decoded", unquote(parts.password)))
@@ -140,7 +135,6 @@ def _encoded_forms(text: str) -> list[tuple[str, str]]:
     escaped = json.dumps(text, ensure_ascii=False)[1:-1]
     return [
         ("percent", percent),
-        ("percent_lower", re.sub("%[0-9A-F]{2}", lambda m: m.group(0).lower(), percent)),
         ("json", escaped),
         ("json_ascii", json.dumps(text)[1:-1]),
         ("json_slash", escaped.replace("/", "\\/")),
@@ -167,32 +161,40 @@ class Redactor:
     def __init__(self, secrets: Mapping[str, str]) -> None:
         self.forms: list[SecretForm] = []
         self.unmaskable: list[str] = []
-        seen: set[str] = set()
+        self._encoded: list[bytes] = []
+        """What each form matches: its UTF-8, ASCII-lowercased unless it is base64."""
         for name, value in secrets.items():
             if not value:
                 self.unmaskable.append(f"{name}:full")
                 continue
             for form in derive_forms(name, value):
-                if form.value in seen:
+                raw = form.value.encode("utf-8", "surrogatepass")
+                key = raw if "base64" in form.kind else raw.lower()
+                if key in self._encoded:
                     continue
-                seen.add(form.value)
                 if len(form.value) < MIN_FORM_LEN:
                     self.unmaskable.append(f"{form.secret}:{form.kind}")
                 else:
                     self.forms.append(form)
-        self._encoded = [f.value.encode("utf-8", "surrogatepass") for f in self.forms]
+                    self._encoded.append(key)
         self._wrappable = ["base64" in f.kind for f in self.forms]
         self._markers = [f"[REDACTED:{f.secret}]".encode() for f in self.forms]
         self._text = _Forms(self._encoded, [i for i, w in enumerate(self._wrappable) if not w])
         self._b64 = _Forms(self._encoded, [i for i, w in enumerate(self._wrappable) if w])
-        self._heads = self._text.heads | self._b64.heads
-        self._tails: dict[bytes, list[bytes]] = {}
-        for prefix in sorted(self._text.extendable | self._b64.extendable, key=len, reverse=True):
+        self._heads = {b for b in range(256) if _FOLD[b] in self._text.heads} | self._b64.heads
+        self._tails: dict[bytes, list[tuple[bytes, bool]]] = {}
+        """Proper prefixes of forms by their last two bytes, lowercased; longest first,
+        each with whether it matches caselessly."""
+        prefixes = [(p, True) for p in self._text.extendable]
+        prefixes += [(p, False) for p in self._b64.extendable]
+        for prefix, caseless in sorted(prefixes, key=lambda pc: len(pc[0]), reverse=True):
             if len(prefix) > 1:
-                self._tails.setdefault(prefix[-2:], []).append(prefix)
-        self._by_head: dict[bytes, list[int]] = {}
+                self._tails.setdefault(prefix[-2:].lower(), []).append((prefix, caseless))
+        self._by_head: tuple[dict[bytes, list[int]], dict[bytes, list[int]]] = ({}, {})
+        """Forms by their first bytes, longest first: plain-text ones (lowercased), base64."""
         for index in sorted(range(len(self._encoded)), key=lambda i: -len(self._encoded[i])):
-            self._by_head.setdefault(self._encoded[index][:MIN_FORM_LEN], []).append(index)
+            heads = self._by_head[self._wrappable[index]]
+            heads.setdefault(self._encoded[index][:MIN_FORM_LEN], []).append(index)
         self._lengths = [len(raw) for raw in self._encoded]
         self._spans = [len(raw) + (2 * (len(raw) - 1) if wrap else 0)
                        for raw, wrap in zip(self._encoded, self._wrappable, strict=True)]
@@ -249,7 +251,9 @@ class Redactor:
             if i >= size:
                 return best_end, best_form, True
             byte = data[i]
-            if wrappable and key and byte in (_CR, _NL):
+            if not wrappable:
+                byte = _FOLD[byte]
+            elif key and byte in (_CR, _NL):
                 if not _wrap_allowed(data, i):
                     return best_end, best_form, False
                 if byte == _CR:  # "\r\n"; a lone "\r" at the end may still become one
@@ -274,10 +278,17 @@ class Redactor:
         breaks = [i for i in (data.find(b"\n", pos, limit), data.find(b"\r", pos, limit))
                   if i >= 0]
         if not breaks or not _wrap_allowed(data, min(breaks)):
-            for form in self._by_head.get(data[pos:pos + MIN_FORM_LEN], ()):
-                if data.startswith(self._encoded[form], pos):
-                    return pos + len(self._encoded[form]), form
-            return -1, -1
+            head, found = data[pos:pos + MIN_FORM_LEN], (-1, -1)
+            for form in self._by_head[False].get(head.lower(), ()):
+                end = pos + self._lengths[form]
+                if data[pos:end].lower() == self._encoded[form]:
+                    found = end, form
+                    break
+            for form in self._by_head[True].get(head, ()):
+                end = pos + self._lengths[form]
+                if end > found[0] and data.startswith(self._encoded[form], pos):
+                    return end, form
+            return found
         end, form, _ = self._walk(data, pos, self._text, False)
         end2, form2, _ = self._walk(data, pos, self._b64, True)
         return (end2, form2) if end2 > end else (end, form)
@@ -288,7 +299,8 @@ class Redactor:
                 literals = _prefilter_literals(self._encoded, self._wrappable, self._spans)
                 self._hit_meanings = [(form, self._lengths[form] if form >= 0 else 0, reach)
                                       for form, reach in literals.values()]
-                self._database = _hyperscan_database(list(literals))
+                caseless = [f >= 0 and not self._wrappable[f] for f, _ in literals.values()]
+                self._database = _hyperscan_database(list(literals), caseless)
                 self._database_built = True
         return self._database
 
@@ -342,9 +354,11 @@ class Redactor:
         lo = max(start, size - self._max_span)
         if self._wrap_between(data, lo, size):
             return self._walk_back(data, lo)
-        for prefix in self._tails.get(data[-2:], ()):
-            if len(prefix) <= size - start and data.endswith(prefix):
-                return size - len(prefix)
+        for prefix, caseless in self._tails.get(data[-2:].lower(), ()):
+            n = len(prefix)
+            if n <= size - start and (data[size - n:].lower() == prefix if caseless
+                                      else data.endswith(prefix)):
+                return size - n
         return size - 1 if size > start and data[-1] in self._heads else size
 
     def _wrap_between(self, data: bytes, lo: int, hi: int) -> bool:
@@ -369,7 +383,7 @@ class Redactor:
     def _alive(self, data: bytes, pos: int) -> bool:
         byte = data[pos]
         text, b64 = self._text, self._b64
-        return ((byte in text.heads and self._walk(data, pos, text, False)[2])
+        return ((_FOLD[byte] in text.heads and self._walk(data, pos, text, False)[2])
                 or (byte in b64.heads and self._walk(data, pos, b64, True)[2]))
 
     def _plan(self, data: bytes, start: int, final: bool,
@@ -436,23 +450,24 @@ def _wrap_allowed(data: bytes, pos: int) -> bool:
 
 
 _LITERAL = [re.escape(bytes([byte])) for byte in range(256)]
+_CASELESS = [b"[%c%c]" % (byte, byte - 32) if 0x61 <= byte <= 0x7A else _LITERAL[byte]
+             for byte in range(256)]
 _WRAPPED = [rb"(?:\r?\n)?" + lit for lit in _LITERAL]
-
-
-def _token(byte: int, wrappable: bool, first: bool) -> bytes:
-    return _LITERAL[byte] if first or not wrappable else _WRAPPED[byte]
 
 
 def _candidate_regex(encoded: list[bytes], wrappable: list[bool]) -> re.Pattern[bytes]:
     """A regex for where a form may start: the first bytes of every form, line breaks
-    allowed anywhere inside base64 ones (a superset of what matches; the walk decides,
-    and a short regex compiles fast)."""
+    allowed anywhere inside base64 ones, any case in plain-text ones (a superset of what
+    matches; the walk decides, and a short regex compiles fast). First bytes stay
+    literal, each case its own branch, so the regex engine skips ahead by them."""
     trie: dict = {}
     for raw, wrap in zip(encoded, wrappable, strict=True):
-        node = trie
-        for i, byte in enumerate(raw[:MIN_FORM_LEN]):
-            node = node.setdefault(_token(byte, wrap, i == 0), {})
-        node[b""] = {}
+        firsts = {raw[0]} if wrap else {raw[0], bytes(raw[:1]).upper()[0]}
+        for first in firsts:
+            node = trie.setdefault(_LITERAL[first], {})
+            for byte in raw[1:MIN_FORM_LEN]:
+                node = node.setdefault(_WRAPPED[byte] if wrap else _CASELESS[byte], {})
+            node[b""] = {}
 
     def emit(node: dict) -> bytes:
         if b"" in node:
@@ -490,13 +505,14 @@ def _prefilter_literals(encoded: list[bytes], wrappable: list[bool],
     return literals
 
 
-def _hyperscan_database(literals: list[bytes]) -> object | None:
+def _hyperscan_database(literals: list[bytes], caseless: list[bool]) -> object | None:
     if hyperscan is None or not literals:
         return None
     expressions = [b"".join(b"\\x%02x" % byte for byte in lit) for lit in literals]
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     database.compile(expressions=expressions, ids=list(range(len(expressions))),
-                     elements=len(expressions), flags=0)
+                     elements=len(expressions),
+                     flags=[hyperscan.HS_FLAG_CASELESS if c else 0 for c in caseless])
     return database
 
 

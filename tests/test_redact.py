@@ -119,7 +119,7 @@ def test_every_form_of_a_url_is_derived_and_masked() -> None:
     redactor = Redactor({"endpoint": secret})
     kinds = {f.kind for f in redactor.forms}
     for kind in ("full", "no_scheme", "no_slash", "host_port", "userinfo_password",
-                 "query:key", "percent", "percent_lower", "json_slash",
+                 "query:key", "percent", "json_slash",
                  "base64:0", "base64:1", "base64:2", "base64:1:padded"):
         assert kind in kinds, kind
     url_safe = {f.kind for f in Redactor({"api_key": "??>>??>>~~~~"}).forms}
@@ -130,14 +130,33 @@ def test_every_form_of_a_url_is_derived_and_masked() -> None:
         assert out.startswith("see [REDACTED:endpoint]"), form.kind
 
 
-def test_json_escaped_percent_encoded_and_lowercased_host_forms() -> None:
+def test_json_escaped_and_percent_encoded_forms_in_any_case() -> None:
     secret = 'http://Spark-Box.Internal:8000/v1?key=a"b\\c'
     redactor = Redactor({"endpoint": secret})
     for text in (json.dumps({"url": secret}), json.dumps({"url": secret}).replace("/", "\\/"),
                  quote(secret, safe=""), quote(secret, safe="").lower(),
                  "http://spark-box.internal:8000/v1", "spark-box.internal:8000"):
         assert "[REDACTED:endpoint]" in redactor.redact(text), text
-    assert redactor.redact("SPARK-BOX.INTERNAL") == "SPARK-BOX.INTERNAL"  # documented
+
+
+@pytest.mark.parametrize("spelling", ["SPARK-{h}.INTERNAL:8443", "Spark-{h}.internal:8443",
+                                      "HTTPS://case:{p}@sPaRk-{h}.InTeRnAl:8443/v1/",
+                                      "https%3A%2F%2Fcase%3A{p}%40SPARK-{h}.INTERNAL%3a8443"])
+def test_a_host_in_any_ascii_case_is_masked_on_every_path(spelling: str) -> None:
+    host, password = secrets.token_hex(3), secrets.token_hex(5)
+    secret = f"https://case:{password}@spark-{host}.internal:8443/v1/?key={secrets.token_hex(8)}"
+    redactor = Redactor({"endpoint": secret})
+    leak = spelling.format(h=host.upper(), p=password)
+    small = f"upstream said: {leak} (retrying)\n"
+    big = "x" * PREFILTER_MIN + small  # Hyperscan's path, where it is installed
+    for text in (small, big):
+        whole = redactor.redact(text)
+        assert "[REDACTED:endpoint]" in whole and host.upper() not in whole.upper(), text[-80:]
+        data = text.encode()
+        for size in (1, 3, 64):
+            pieces = [data[i:i + size] for i in range(0, len(data), size)]
+            assert stream_all(redactor, pieces) == whole.encode(), size
+    assert redactor.redact("spark-box.internal") == "spark-box.internal"  # another host
 
 
 def test_secret_form_repr_hides_the_value() -> None:

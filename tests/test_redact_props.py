@@ -58,6 +58,8 @@ def scenario(draw: st.DrawFn) -> tuple[Redactor, bytes]:
             pieces.append((named["api_key"] + named["relay_token"]).encode())
         elif choice == 8:
             pieces.append(draw(st.binary(max_size=4)))  # often invalid UTF-8
+        elif plain := [f for f in redactor.forms if "base64" not in f.kind]:
+            pieces.append(draw(st.sampled_from(plain)).value.encode().swapcase())  # ASCII only
     return redactor, b"".join(pieces)
 
 
