@@ -18,6 +18,7 @@ from core.readiness import check_readiness
 from core.review import runs_root
 from core.runner import RunRequest, run_sync
 from core.settings import PROFILES, resolve
+from core.term import visible
 from core.validate import validate_run
 
 
@@ -47,7 +48,7 @@ class Progress:
 
     def __call__(self, event: dict[str, Any]) -> None:
         name = event["event"]
-        detail = self._detail(event)
+        detail = visible(self._detail(event))
         elapsed = f"{time.monotonic() - self.t0:6.1f}s"
         if self.tty:
             colour = "31" if name in self.SYMBOLS and name != "run_finished" else "36"
@@ -90,7 +91,7 @@ class Progress:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    if args.timeout <= 0:
+    if not args.timeout > 0:  # NaN too: it would time the Case out at once
         raise UsageError("--timeout must be a positive number of seconds")
     resolved = resolve(args.profile)
     root = runs_root(args, resolved)
@@ -116,9 +117,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                             stage2_passed=report.stage2_passed, demo=report.demo,
                             reasons=report.reasons))
     else:
-        print(f"{report.status}: {run_dir}", file=sys.stderr)
+        print(visible(f"{report.status}: {run_dir}"), file=sys.stderr)
         for reason in report.reasons:
-            print(f"  - {reason}", file=sys.stderr)
+            print(visible(f"  - {reason}"), file=sys.stderr)
     return report.exit_code
 
 
@@ -149,7 +150,7 @@ def cmd_health(args: argparse.Namespace) -> int:
         print(f"self-test: {'ok' if self_ok else 'FAILED'} (fake-engine run {report.status}, "
               f"validate {'ok' if validation.ok else 'failed'})")
         for c in readiness.checks:
-            print(f"  {c.state:<8} {c.name:<20} {c.detail}")
+            print(visible(f"  {c.state:<8} {c.name:<20} {c.detail}"))
         print(f"ready: {'yes' if readiness.ready else 'no'}")
     if not self_ok:
         return 4

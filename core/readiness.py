@@ -29,6 +29,7 @@ from core.settings import (
     resolve,
     verifies_tls,
 )
+from core.term import visible
 
 EXIT_READY, EXIT_BLOCKED = 0, 3
 MAX_MODELS_SHOWN = 5
@@ -197,7 +198,7 @@ def render(readiness: Readiness) -> str:
     for check in readiness.checks:
         lines.append(f"  {check.name:<{width}}  {check.state:<7}  {check.detail}")
     lines.append("ready" if readiness.ready else "blocked: fix the checks above that are not ok")
-    return "\n".join(lines)
+    return visible("\n".join(lines))  # model ids and details come from the endpoint
 
 
 def _readiness_command(args: argparse.Namespace) -> int:

@@ -40,6 +40,9 @@ UPSTREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=60.0
 """Generous reads: a large model may think for minutes before its first token."""
 
 ERROR_BODY_LIMIT = 64 * 1024
+MAX_BODY = 64 << 20
+"""A request body beyond this is refused (413): far above any chat request, even with
+images inline, and far below what would starve the harness of memory."""
 EXCERPT_CHARS = 500
 SSE_LINE_LIMIT = 1 << 20
 
@@ -321,12 +324,29 @@ class Relay:
         if request.method not in ("GET", "POST"):
             return self._refuse(pending, 405, f"method {request.method} is not relayed",
                                 "invalid_request_error")
-        body = await request.body()
+        body = await self._read_body(request)
+        if body is None:
+            return self._refuse(pending, 413, f"the request body is over {MAX_BODY >> 20} MiB",
+                                "invalid_request_error")
         if request.method == "POST":
             refusal = self._check_model(pending, body)
             if refusal is not None:
                 return refusal
         return await self._forward(request, body, pending)
+
+    @staticmethod
+    async def _read_body(request: Request) -> bytes | None:
+        """The body, or None past MAX_BODY: a Case streaming gigabytes must not make the
+        harness hold them (it would die, and with it the run's report)."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY:
+            return None
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                return None
+        return bytes(body)
 
     def _check_model(self, pending: _Pending, body: bytes) -> Response | None:
         try:

@@ -9,6 +9,7 @@ from pathlib import Path
 from core.cli import UsageError, emit_json
 from core.runs import find_run, list_runs
 from core.settings import Resolved, resolve
+from core.term import visible
 from core.validate import validate_run
 
 
@@ -34,15 +35,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
         emit_json(result)
     else:
         mark = {"ok": "ok  ", "failed": "FAIL", "not_applicable": "n/a "}
-        print(f"{result.run_id}: {'valid' if result.ok else 'NOT valid'} "
-              f"(run {result.status}{', demo' if result.demo else ''})")
+        print(visible(f"{result.run_id}: {'valid' if result.ok else 'NOT valid'} "
+                      f"(run {result.status}{', demo' if result.demo else ''})"))
         for problem in result.problems if not result.criteria else []:
-            print(f"  {problem}")
+            print(visible(f"  {problem}"))
         for c in result.criteria:
             where = ", ".join(
                 f"{e.file}{f':{e.line}' if e.line else ''}{f' [{e.field}]' if e.field else ''}"
                 for e in c.evidence[:3])
-            print(f"  {mark[c.verdict]} {c.id:<26} {c.detail}" + (f"  ({where})" if where else ""))
+            print(visible(f"  {mark[c.verdict]} {c.id:<26} {c.detail}"
+                          + (f"  ({where})" if where else "")))
         print(f"  stage2 pass evidence: {'yes' if result.stage2_pass_evidence else 'no'}")
     return 0 if result.ok else 1
 
@@ -56,9 +58,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no runs under {root}")
     for r in rows:
-        print(f"{r.run_id:<48} {r.status:<11} {r.engine or '-':<5} "
-              f"{(r.model or '-'):<18} checks {r.checks or '-':<6} guard {r.guard or '-'}"
-              + (" demo" if r.demo else "") + (f"  ({r.problem})" if r.problem else ""))
+        print(visible(f"{r.run_id:<48} {r.status:<11} {r.engine or '-':<5} "
+                      f"{(r.model or '-'):<18} checks {r.checks or '-':<6} "
+                      f"guard {r.guard or '-'}" + (" demo" if r.demo else "")
+                      + (f"  ({r.problem})" if r.problem else "")))
     return 0
 
 

@@ -72,12 +72,30 @@ def dump_json(data: BaseModel | dict[str, Any] | list[Any]) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
+def run_files(root: Path) -> list[Path]:
+    """Every regular file and symbolic link under `root`, links never followed: a Case can
+    plant a link to anything (its target is read by no one), or a FIFO (skipped: opening
+    one blocks)."""
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            path = Path(folder, name)
+            if path.is_symlink() or (name in files and path.is_file()):
+                found.append(path)
+    return sorted(found)
+
+
+def link_digest(path: Path) -> str:
+    """A link's hash is its target text's: retargeting it after the fact is caught."""
+    return hashlib.sha256(b"symlink:" + os.fsencode(os.readlink(path))).hexdigest()
+
+
 def artifact_hashes(paths: RunPaths) -> dict[str, str]:
     """SHA-256 of every file of the run but report.json and trace.jsonl (which vouch for
     the rest), by path relative to the run: what the report records and validate re-checks."""
     skip = {paths.report, paths.trace}
-    return {str(p.relative_to(paths.root)): sha256_file(p)
-            for p in sorted(paths.root.rglob("*")) if p.is_file() and p not in skip}
+    return {str(p.relative_to(paths.root)): link_digest(p) if p.is_symlink() else sha256_file(p)
+            for p in run_files(paths.root) if p not in skip}
 
 
 @dataclass(frozen=True)

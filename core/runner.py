@@ -13,6 +13,7 @@ import os
 import secrets
 import shlex
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -54,6 +55,7 @@ from core.rundir import (
     artifact_hashes,
     atomic_write_bytes,
     new_run_id,
+    run_files,
     utcnow,
 )
 from core.runs import process_start_ticks
@@ -212,14 +214,17 @@ class Runner:
                 loop.add_signal_handler(sig, self.cancel.set)
                 handled.append(sig)
         try:
-            status = await self._run()
-        except Exception as exc:  # the harness's own failure still gets a report
-            self.state.reasons.append(f"harness error: {type(exc).__name__}: {exc}")
-            status = "error"
+            try:
+                status = await self._run()
+            except Exception as exc:  # the harness's own failure still gets a report
+                self.state.reasons.append(f"harness error: {type(exc).__name__}: {exc}")
+                status = "error"
+            # Still under our handlers: a Ctrl-C now must not cut the leak scan's scrub or
+            # the report short (the run is over; the report says how it ended).
+            return self._finish(status)
         finally:
             for sig in handled:
                 loop.remove_signal_handler(sig)
-        return self._finish(status)
 
     async def _run(self) -> RunStatus:
         req, res, task = self.request, self.resolved, self.task
@@ -490,12 +495,16 @@ class Runner:
         return "failed" if reasons else "passed"
 
     def _scan_for_leaks(self) -> None:
-        files = sorted(p for p in self.paths.root.rglob("*") if p.is_file())
+        """Regular files only: a link the Case planted (to /proc/self/environ, say) is
+        never followed, so nothing outside the run is read, let alone copied in by a scrub."""
+        files = [p for p in run_files(self.paths.root) if not p.is_symlink()]
         findings = scan_paths(files, self.redactor, root=self.paths.root)
         for path in sorted({f.file for f in findings}):
             target = self.paths.root / path
             raw = target.read_bytes().decode("utf-8", errors="surrogateescape")
+            mode = stat.S_IMODE(target.stat().st_mode)
             atomic_write_bytes(target, self.redactor.redact(raw).encode("utf-8", "surrogateescape"))
+            target.chmod(mode)  # the scrubbed copy keeps the Case's file mode (an +x script)
         self.state.leaks = findings
         for finding in findings:
             self.event("leak_detected", **finding.model_dump())

@@ -25,6 +25,8 @@ CHUNK = 1 << 16
 MAX_PARTIAL = 1 << 20
 """An unfinished line longer than this is handed over as it stands: memory stays bounded
 even when a Case never prints a newline."""
+MAX_JSON_BYTES = 64 << 20
+"""A manifest or report beyond this is not the harness's: refused rather than loaded."""
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -52,9 +54,18 @@ class Unreadable(Exception):
 
 
 def _read_model(path: Path, model: type[M]) -> M | None:
+    """None when absent. Only a regular file is opened: a FIFO would block the reader
+    forever, a link could point anywhere, and the harness writes neither."""
+    if path.is_symlink():
+        raise Unreadable(f"{path.name}: a symbolic link, which the harness never writes")
     if not path.exists():
         return None
+    if not path.is_file():
+        raise Unreadable(f"{path.name}: not a regular file")
     try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise Unreadable(f"{path.name}: larger than {MAX_JSON_BYTES >> 20} MiB, which no "
+                             "run writes")
         return model.model_validate_json(path.read_bytes())
     except (ValidationError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -109,9 +120,11 @@ def process_start_ticks(pid: int) -> int | None:
 
 
 def harness_alive(manifest: Manifest) -> bool:
+    if manifest.harness_pid <= 0:  # 0 and -N would ask about whole process groups
+        return False
     try:
         os.kill(manifest.harness_pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # a pid no process can have
         return False
     except PermissionError:
         return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import itertools
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from core.models import EXIT_USAGE, LeakFinding
 from core.redact import Redactor
+from core.term import visible
 
 READ_CHUNK = 1 << 20
 
@@ -27,7 +29,7 @@ def _findings(name: str, chunks: Iterable[bytes], redactor: Redactor) -> Iterato
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     overlap = redactor._max_span
     carry, line, offset, covered = b"", 1, 0, 0
-    for raw in [*chunks, None]:
+    for raw in itertools.chain(chunks, [None]):  # lazily: a file may be larger than memory
         text = decoder.decode(raw, final=False) if raw is not None else decoder.decode(b"", True)
         data = carry + text.encode("utf-8")
         for start, end, form in redactor.matches(data):
@@ -157,7 +159,7 @@ def _run(args: argparse.Namespace) -> int:
                    "findings": [f.model_dump(mode="json") for f in findings]})
     else:
         for f in findings:
-            print(f"{f.file}:{f.line}: {f.secret} ({f.form})")
+            print(visible(f"{f.file}:{f.line}: {f.secret} ({f.form})"))
         print(f"cto-harness scan: {len(findings)} leak(s) found" if findings
               else f"cto-harness scan: clean ({len(redactor.forms)} forms looked for)",
               file=sys.stderr)

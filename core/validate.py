@@ -58,6 +58,8 @@ def check_chain(paths: RunPaths) -> tuple[list[dict], list[str]]:
     """Parse trace.jsonl and re-walk its hash chain; (events, problems)."""
     events: list[dict] = []
     problems: list[str] = []
+    if paths.trace.is_symlink() or (paths.trace.exists() and not paths.trace.is_file()):
+        return events, ["trace.jsonl is not a regular file (a link, FIFO or folder)"]
     if not paths.trace.exists():
         return events, ["trace.jsonl is missing"]
     prev = GENESIS_HASH

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from core.cli import COMMAND_MODULES, build_parser
@@ -126,3 +127,55 @@ def test_each_command_loads_only_its_own_module_and_help_lists_them_all(
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return action.choices
+
+
+def test_runs_survives_a_manifest_whose_pid_no_process_can_have(harness: Harness) -> None:
+    _, out = harness.run_json("run", "--engine", "fake")
+    manifest = json.loads((Path(out["run_dir"]) / "manifest.json").read_text())
+    for n, pid in enumerate([10**20, -1, 0]):
+        junk = harness.runs_root / f"2019010{n}T000000Z-r1-string-slugify-{n}"
+        junk.mkdir()
+        manifest.update(run_id=junk.name, harness_pid=pid)
+        (junk / "manifest.json").write_text(json.dumps(manifest))
+    code, rows = harness.run_json("runs")
+    assert code == 0
+    assert [r["status"] for r in rows[1:]] == ["interrupted"] * 3
+
+
+def test_validate_never_opens_a_fifo_or_a_link_in_place_of_a_run_file(
+    harness: Harness, tmp_path: Path
+) -> None:
+    _, out = harness.run_json("run", "--engine", "fake")
+    run_dir = Path(out["run_dir"])
+    (run_dir / "trace.jsonl").unlink()
+    os.mkfifo(run_dir / "trace.jsonl")  # opening it would wait for a writer forever
+    code, result = harness.run_json("validate", str(run_dir), timeout=20)
+    intact = next(c for c in result["criteria"] if c["id"] == "evidence_intact")
+    assert code == 1 and "trace.jsonl is not a regular file" in intact["detail"]
+    outside = tmp_path / "report-elsewhere.json"
+    (run_dir / "report.json").rename(outside)
+    (run_dir / "report.json").symlink_to(outside)
+    code, result = harness.run_json("validate", str(run_dir), timeout=20)
+    assert code == 1 and result["status"] == "unreadable"
+    assert "report.json: a symbolic link" in result["problems"][0]
+
+
+def test_a_nan_timeout_is_a_usage_error(harness: Harness) -> None:
+    proc = harness.run("run", "--engine", "fake", "--timeout", "nan")
+    assert proc.returncode == 2 and "--timeout" in proc.stderr
+    assert not harness.runs_root.exists()
+
+
+def test_escape_sequences_from_the_case_never_reach_the_terminal(harness: Harness) -> None:
+    """A Case asking for a model whose name clears the screen, retitles the window and
+    writes the clipboard (OSC 52): the human output shows the bytes, never sends them."""
+    hostile = "\x1b]52;c;cHduZWQ=\x07\x1b[2J\x1b]0;pwned\x07\x9bclaude-x"
+    harness.env["CTO_HARNESS_CASE_ARGS"] = (
+        f"--mode claude --ask-model '{hostile}' --workspace {{workspace}} --model {{model}}")
+    proc = harness.run("run", "--no-baseline")
+    assert proc.returncode == 1 and "guard_tripped" in proc.stderr, proc.stderr
+    run_dir = next(harness.runs_root.iterdir())
+    shown = harness.run("validate", str(run_dir)).stdout
+    for output in (proc.stderr, shown):
+        assert "\\x1b]52;c;" in output
+        assert not any(ch in output for ch in "\x1b\x07\x9b")

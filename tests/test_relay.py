@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from core.endpoint import ScriptedEndpoint, tokens
 from core.models import RelayRecord
 from core.redact import Redactor
-from core.relay import Relay, SsePassage
+from core.relay import MAX_BODY, Relay, SsePassage
 
 MODEL = "qwen3.6-35b-a3b"
 ANSWER = "def slugify(text):\n    return text.lower()\n"
@@ -178,6 +178,37 @@ async def test_refuses_posts_without_the_admitted_model(rig: Rig, payload: bytes
     assert "error" in response.json()
     assert rig.upstream.received == []
     assert ledger_lines(rig.ledger)[0].refused
+
+
+async def test_a_body_streamed_without_end_is_refused_not_held(rig: Rig) -> None:
+    """A Case streaming a body without end (chunked, no length) gets a 413 once it passes
+    MAX_BODY; the relay stops reading there instead of holding gigabytes in memory."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", rig.relay.port)
+    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: relay\r\n"
+                 b"Authorization: Bearer " + rig.token.encode() + b"\r\n"
+                 b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    piece = b"a" * (1 << 20)
+    frame = b"%x\r\n" % len(piece) + piece + b"\r\n"
+    for _ in range((MAX_BODY >> 20) + 8):  # past the limit, and the body never ends
+        writer.write(frame)
+        await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 413"), head
+    [record] = ledger_lines(rig.ledger)
+    assert record.status == 413 and record.refused and "MiB" in record.refused
+    assert rig.upstream.received == []
+
+
+async def test_a_declared_huge_body_is_refused_before_it_is_read(rig: Rig) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", rig.relay.port)
+    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: relay\r\n"
+                 b"Authorization: Bearer " + rig.token.encode() + b"\r\n"
+                 b"Content-Length: %d\r\n\r\n{}" % (MAX_BODY + 1))
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 413"), head
+    assert ledger_lines(rig.ledger)[0].status == 413
 
 
 @pytest.mark.parametrize("token", ["", "wrong"])

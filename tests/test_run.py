@@ -376,3 +376,27 @@ def test_terminate_or_hangup_cancels_and_reports(harness: Harness, sig: int) -> 
     stdout, _ = proc.communicate(timeout=30)
     assert proc.returncode == 130 and json.loads(stdout)["status"] == "cancelled"
     assert harness.report(run_dir)["status"] == "cancelled"
+
+
+def test_ctrl_c_while_the_run_is_being_sealed_still_writes_the_report(
+    harness: Harness,
+) -> None:
+    """The Case is done and the leak scan is reading a large file when Ctrl-C comes: the
+    scan, its scrub and the report still complete, and `--json` still prints its object."""
+    proc = harness.start("run", "--engine", "fake", "--json")
+    deadline = time.monotonic() + 30
+    while not list(harness.runs_root.glob("*/workspace")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    run_dir = next(harness.runs_root.glob("*/workspace")).parent
+    with (run_dir / "workspace" / "big.bin").open("wb") as fh:
+        for _ in range(384):
+            fh.write(b"y" * (1 << 20))
+    trace = run_dir / "trace.jsonl"
+    while "guard_verdict" not in trace.read_text() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert "report_written" not in trace.read_text(), "too quick to interrupt; grow big.bin"
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert json.loads(stdout)["run_dir"] == str(run_dir), stderr
+    assert harness.report(run_dir)["status"] == "failed"  # what the fake run came to
+    assert events(harness, str(run_dir))[-2:] == ["report_written", "run_finished"]

@@ -8,6 +8,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,25 @@ def test_scan_paths_names_file_line_secret_and_form_never_the_value(tmp_path: Pa
     assert got == [("blob.bin", 2, "endpoint", "base64"),
                    ("workspace/src/app.py", 3, "endpoint", "full")]
     assert secret not in repr(findings)
+
+
+def test_scan_reads_a_file_larger_than_it_holds(tmp_path: Path) -> None:
+    """A Case can leave a log or a workspace file of many gigabytes: the scan reads it
+    piece by piece (memory stays near a few read sizes) and still finds a leak at its end."""
+    secret = endpoint()
+    big = tmp_path / "case.log"
+    with big.open("wb") as fh:
+        for _ in range(64):
+            fh.write(b"chatter\n" * (1 << 17))  # 1 MiB a write, 64 MiB in all
+        fh.write(f"at the end {secret}\n".encode())
+    tracemalloc.start()
+    try:
+        findings = scan_paths([big], Redactor({"endpoint": secret}))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [(f.line, f.form) for f in findings] == [(64 * (1 << 17) + 1, "full")]
+    assert peak < 16 << 20, f"peak {peak >> 20} MiB for a 64 MiB file"
 
 
 def test_scan_finds_forms_across_read_pieces_and_counts_lines(tmp_path: Path) -> None:

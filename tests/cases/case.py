@@ -4,7 +4,7 @@
 good      asks the relay (streaming) for the model in CTO_HARNESS_CASE_MODEL, writes a correct
           solution
 naive     asks the relay, writes the naive solution (checks fail)
-claude    asks the relay for claude-sonnet-4-6 (a fallback attempt)
+claude    asks the relay for claude-sonnet-4-6 (a fallback attempt), or for --ask-model
 liar      asks for the admitted model but prints that it used claude-sonnet-4-6
 silent    writes a correct solution without asking any model
 hang      asks once, prints its pid, then sleeps forever
@@ -15,6 +15,8 @@ leak      reads a secret from --secret-file, prints it in pieces with pauses and
           workspace file, then behaves like good
 envdump   prints its environment (names and values), then behaves like good
 flood     prints --lines lines, then exits 0 without asking
+links     plants links in the workspace: one to /proc/self/environ (whoever follows it reads
+          its own environment), one to --secret-file, then behaves like good
 direct    tries a TCP connection to the host:port in --target-file (bypassing the relay),
           prints `direct: connected` or `direct: refused/unreachable (...)`, then behaves
           like good
@@ -78,6 +80,7 @@ def main() -> int:
     p.add_argument("--secret-file")
     p.add_argument("--lines", type=int, default=1000)
     p.add_argument("--target-file")
+    p.add_argument("--ask-model", default="claude-sonnet-4-6")
     a = p.parse_args()
     print(f"case: mode {a.mode}, model {a.model}", flush=True)
     if a.mode == "flood":
@@ -90,7 +93,7 @@ def main() -> int:
         write(a.workspace, GOOD)
         return 0
     if a.mode == "claude":
-        ask("claude-sonnet-4-6")
+        ask(a.ask_model)
         write(a.workspace, GOOD)
         return 0
     if a.mode == "hang":
@@ -123,6 +126,9 @@ def main() -> int:
             sys.stdout.write("\n")
         with open(os.path.join(a.workspace, "notes.txt"), "w") as fh:
             fh.write(f"endpoint was {secret}\n")
+    if a.mode == "links":
+        os.symlink("/proc/self/environ", os.path.join(a.workspace, "env.txt"))
+        os.symlink(os.path.abspath(a.secret_file), os.path.join(a.workspace, "endpoint.txt"))
     if a.mode == "direct":
         with open(a.target_file) as fh:
             host, port = fh.read().strip().rsplit(":", 1)
