@@ -112,6 +112,11 @@ def verifies_tls(endpoint: SecretStr) -> bool:
     return endpoint.get_secret_value().lower().startswith("https:")
 
 
+def _both_set(var: str) -> str:
+    return (f"both {var} and {var}_FILE are set: unset one, so which value a run uses is "
+            "never a guess")
+
+
 def resolve(profile: str = "case-qwen") -> Resolved:
     """Read the environment once; raise ConfigError for what cannot be read at all."""
     if profile not in PROFILES:
@@ -127,10 +132,14 @@ def resolve(profile: str = "case-qwen") -> Resolved:
     api_key, api_key_problem = settings.case_local_api_key, None
     if api_key is None and settings.case_local_api_key_file:
         api_key, api_key_problem = _read_secret_file(API_KEY_VAR, settings.case_local_api_key_file)
+    elif api_key is not None and settings.case_local_api_key_file:
+        api_key_problem = _both_set(API_KEY_VAR)
     if endpoint is not None:
         endpoint = SecretStr(endpoint.get_secret_value().strip())
         shape = endpoint_shape_problem(endpoint.get_secret_value())
         problem = f"{source} {shape}" if shape else None
+        if source == ENDPOINT_VAR and settings.case_local_base_url_file:
+            problem = _both_set(ENDPOINT_VAR)
     provider, model = PROFILES[profile]
     markers = DEFAULT_FALLBACK_MARKERS
     if settings.fallback_markers is not None:

@@ -129,6 +129,22 @@ def test_the_file_form_is_read(env: Callable[..., None], tmp_path: Path, case_bi
     assert "CTO_HARNESS_CASE_LOCAL_BASE_URL_FILE" in detail(readiness, "endpoint_config")
 
 
+@pytest.mark.parametrize("var", ["base_url", "api_key"])
+def test_a_value_and_its_file_both_set_is_invalid_not_a_silent_choice(
+        env: Callable[..., None], tmp_path: Path, var: str) -> None:
+    secret_file = tmp_path / "secret"
+    value = f"http://box-{secrets.token_hex(3)}.lan:8000/v1"
+    secret_file.write_text(value + "\n")
+    endpoint = {"case_local_base_url": "http://box.lan:8000/v1"} if var == "api_key" else {}
+    env(**endpoint, **{f"case_local_{var}": value, f"case_local_{var}_file": str(secret_file)})
+    readiness = check_readiness(resolve())
+    assert states(readiness)["endpoint_config"] == "invalid"
+    text = detail(readiness, "endpoint_config")
+    name = f"CTO_HARNESS_CASE_LOCAL_{var.upper()}"
+    assert f"both {name} and {name}_FILE are set" in text
+    assert value not in readiness.model_dump_json()
+
+
 def test_unreadable_url_file_is_invalid(env: Callable[..., None], tmp_path: Path) -> None:
     env(case_local_base_url_file=str(tmp_path / "absent"))
     readiness = check_readiness(resolve())

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,9 +24,10 @@ from textual.widgets import DataTable, DirectoryTree, Input, Static, TabbedConte
 from core.settings import resolve
 from tests.tui_fixtures import CASE_LOG, make_running, make_runs_root, run_id
 from tui.app import Dashboard, build_app
+from tui.launcher import ChildRun, RunRequest
 from tui.messages import RunGrew
 from tui.screens.detail import RunDetailScreen
-from tui.screens.dialogs import ConfirmScreen, EndpointScreen
+from tui.screens.dialogs import ConfirmScreen, EndpointScreen, QuitScreen
 from tui.screens.help import HelpScreen
 from tui.screens.runs import RunsScreen
 from tui.widgets.case_log import CaseLog
@@ -251,7 +256,7 @@ async def test_run_detail_tabs(runs: dict[str, Path]) -> None:
         file_view = detail.query_one("#file-view", FileView)
         file_view.load(runs["passed"] / "manifest.json")
         await until(pilot, lambda: file_view.line_count > 5)
-        await pilot.press("escape")
+        await pilot.press("escape", "escape")  # the tree to the tab bar, then out
         assert not isinstance(app.screen, RunDetailScreen)
 
 
@@ -328,10 +333,47 @@ async def test_cancel_with_no_run_in_flight_says_so(runs: dict[str, Path]) -> No
 
 async def test_command_palette_offers_every_action(runs: dict[str, Path]) -> None:
     app = dashboard(runs["passed"].parent)
-    async with app.run_test(size=SIZE):
-        titles = {c.title for c in app.get_system_commands(app.screen)}
-        assert {"Live", "Runs", "Retry run", "Cancel run", "Enter endpoint", "Keys", "Follow",
-                "Search", "Quit"} <= titles
+
+    def titles() -> set[str]:
+        return {c.title for c in app.get_system_commands(app.screen)}
+
+    async with app.run_test(size=SIZE) as pilot:
+        assert {"Live", "Runs", "Retry run", "Cancel run", "Enter endpoint", "Help", "Follow",
+                "Search", "Quit"} <= titles()
+        await pilot.press("2")
+        assert {"Filter", "Clear filter"} <= titles()
+        run_filter = next(c for c in app.get_system_commands(app.screen) if c.title == "Filter")
+        app.call_later(run_filter.callback)  # as the palette runs a command
+        await until(pilot, lambda: isinstance(app.focused, Input))
+        await app.push_screen(RunDetailScreen(runs["passed"]))
+        assert {"Back", "Search log"} <= titles()
+
+
+async def test_ctrl_q_and_the_palettes_quit_ask_while_a_run_started_here_goes(
+        runs: dict[str, Path]) -> None:
+    app = dashboard(runs["passed"].parent)
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    output = tempfile.TemporaryFile()  # noqa: SIM115 - the child's, closed by child.close()
+    child = ChildRun(RunRequest(), process, runs["passed"].parent, output)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            app.started_runs.append(child)
+            await pilot.press("ctrl+q")
+            assert isinstance(app.screen, QuitScreen), "ctrl+q asks as q does"
+            await pilot.press("ctrl+q")
+            assert len(app.screen_stack) == 2, "asking already: one dialog, not two"
+            await pilot.press("escape")
+            assert app.is_running and not isinstance(app.screen, QuitScreen)
+            palette_quit = next(c for c in app.get_system_commands(app.screen)
+                                if c.title == "Quit")
+            app.call_later(palette_quit.callback)
+            await until(pilot, lambda: isinstance(app.screen, QuitScreen))
+            await pilot.press("l")
+        assert process.poll() is None, "left running, as chosen"
+    finally:
+        process.kill()
+        process.wait()
+        child.close()
 
 
 def test_command_line_rejects_an_unknown_run(tmp_path: Path,
@@ -340,6 +382,137 @@ def test_command_line_rejects_an_unknown_run(tmp_path: Path,
         build_app(["--runs-root", str(tmp_path), "--run", run_id(0, 1)])
     assert exit_info.value.code == 2
     assert f"no run {run_id(0, 1)} under {tmp_path}" in capsys.readouterr().err
+
+
+def test_command_line_takes_a_run_folder_name_not_a_path(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    elsewhere = make_runs_root(tmp_path / "elsewhere")["passed"]
+    root = tmp_path / "runs"
+    root.mkdir()
+    for given in (f"../elsewhere/{elsewhere.name}", str(elsewhere), ".."):
+        with pytest.raises(SystemExit) as exit_info:
+            build_app(["--runs-root", str(root), "--run", given])
+        assert exit_info.value.code == 2
+        assert "--run takes a run's folder name under the runs root" in capsys.readouterr().err
+
+
+def unprivileged(argv: list[str]) -> list[str]:
+    """argv run as a user that file permissions apply to: root reads any folder, so as root
+    it runs in a user namespace where it is an ordinary user."""
+    if os.geteuid() != 0:
+        return argv
+    wrap = ["unshare", "--user", "--map-user=1000", "--map-group=1000"]
+    if shutil.which("unshare") is None or subprocess.run(
+            [*wrap, "true"], capture_output=True, timeout=10).returncode != 0:
+        pytest.skip("running as root with no user namespace: no folder is unreadable here")
+    return [*wrap, *argv]
+
+
+def test_command_line_names_an_unreadable_runs_root_without_a_traceback(
+        runs: dict[str, Path]) -> None:
+    root = runs["passed"].parent
+    tui = Path(sys.executable).parent / "cto-harness-tui"
+    root.chmod(0)
+    try:
+        result = subprocess.run(
+            unprivileged([str(tui), "--runs-root", str(root), "--run", runs["passed"].name]),
+            capture_output=True, text=True, timeout=60)
+    finally:
+        root.chmod(0o755)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"cto-harness-tui: runs root {root} cannot be read (Permission denied): fix its "
+        "permissions or choose another with --runs-root"]
+
+
+async def test_a_runs_root_that_is_a_file_is_named_on_live_and_runs(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    root.write_text("not a folder")
+    app = dashboard(root)
+    async with app.run_test(size=SIZE) as pilot:
+        getting_started = app.screen.query_one("#getting-started", Static)
+        await until(pilot, lambda: f"runs root {root} is a file, not a directory"
+                    in text_of(getting_started))
+        await pilot.press("2")
+        status = app.screen.query_one("#runs-status", Static)
+        await until(pilot, lambda: "is a file, not a directory" in text_of(status))
+
+
+async def test_live_follows_the_newest_run_never_a_stray_folder(runs: dict[str, Path]) -> None:
+    (runs["passed"].parent / "notes").mkdir()  # sorts after every UTC stamp
+    app = dashboard(runs["passed"].parent)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.live_run is not None)
+        assert app.live_run == runs["corrupt_report"], "the newest run, not notes/"
+
+
+async def test_live_on_a_folder_without_a_manifest_says_so(runs: dict[str, Path]) -> None:
+    folder = runs["passed"].parent / run_id(9, 1009)
+    folder.mkdir()
+    app = dashboard(folder.parent, folder)
+    async with app.run_test(size=SIZE) as pilot:
+        info = app.screen.query_one("#run-info", Static)
+        await until(pilot, lambda: "manifest.json missing" in text_of(info))
+        assert "unreadable" in text_of(info) and "no run yet" not in text_of(info)
+        readiness = panel(app, "readiness").panel
+        assert (readiness.state, readiness.reason) == ("unknown",
+                                                       "no manifest.json in this folder")
+
+
+async def test_live_on_a_blocked_run_shows_what_is_missing_in_the_logs_place(
+        runs: dict[str, Path]) -> None:
+    app = dashboard(runs["blocked"].parent, runs["blocked"])
+    async with app.run_test(size=SIZE) as pilot:
+        guide = app.screen.query_one("#getting-started", Static)
+        await until(pilot, lambda: guide.display and "r retries this run" in text_of(guide))
+        shown = text_of(guide)
+        assert "✗ endpoint_config: missing — CTO_HARNESS_CASE_LOCAL_BASE_URL is not set" in shown
+        assert "Press e to type the endpoint" in shown
+        assert not app.screen.query_one(CaseLog).display, "no Case ran: no log to show"
+
+
+async def test_run_detail_tabs_are_reachable_from_the_keyboard(runs: dict[str, Path]) -> None:
+    app = dashboard(runs["passed"].parent)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.push_screen(RunDetailScreen(runs["passed"]))
+        detail = app.screen
+        await until(pilot, lambda: detail.record.validation is not None)  # type: ignore[attr-defined]
+        trace = detail.query_one("#trace-table", DataTable)
+        await pilot.press("right", "down")  # the tab bar to Trace, then into its table
+        assert app.focused is trace
+        await pilot.press("down")
+        assert trace.cursor_row == 1, "the table has the keys now"
+        await pilot.press("escape", "right", "down")  # back to the tab bar, to Log
+        assert app.focused is detail.query_one("#log-view", FileView)
+        await pilot.press("escape", "right", "right", "right", "down")
+        tree = detail.query_one(DirectoryTree)
+        assert detail.query_one(TabbedContent).active == "files" and app.focused is tree
+        await until(pilot, lambda: tree.last_line > 3)
+        for _ in range(tree.last_line + 1):
+            if tree.cursor_node and str(tree.cursor_node.label) == "manifest.json":
+                break
+            await pilot.press("down")
+        await pilot.press("enter")
+        file_view = detail.query_one("#file-view", FileView)
+        await until(pilot, lambda: file_view.line_count > 5)
+        assert file_view.path == runs["passed"] / "manifest.json"
+        await pilot.press("escape")
+        assert app.screen is detail, "escape goes one level up: to the tab bar"
+        await pilot.press("escape")
+        assert app.screen is not detail
+
+
+async def test_run_detail_log_shows_a_long_progress_line_at_its_last_state(
+        tmp_path: Path) -> None:
+    run = make_running(tmp_path / "runs")
+    run.log(b"".join(b"progress %d%%\r" % i for i in range(5000)) + b"done: 42 files\n", "after")
+    app = dashboard(run.paths.root.parent, run.paths.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.push_screen(RunDetailScreen(run.paths.root))
+        view = app.screen.query_one("#log-view", FileView)
+        await until(pilot, lambda: view.line_count == 3)
+        assert view.line_text(1) == "done: 42 files"
+        assert view.line_text(2) == "after"
 
 
 async def test_known_secrets_are_redacted_again_at_display(tmp_path: Path,

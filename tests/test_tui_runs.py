@@ -109,7 +109,10 @@ async def test_quit_while_a_run_goes_asks_and_can_cancel_it(
 async def test_typed_endpoint_reaches_the_run_through_its_environment_only(
         harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     endpoint = harness.env[ENDPOINT_VAR]
+    stale = harness.runs_root.parent / "stale-endpoint"  # what the typed one replaces
+    stale.write_text("http://127.0.0.1:9/v1\n")
     env = {k: v for k, v in harness.env.items() if k != ENDPOINT_VAR}
+    env[f"{ENDPOINT_VAR}_FILE"] = str(stale)
     use_env(monkeypatch, env)
     monkeypatch.delenv(ENDPOINT_VAR, raising=False)
     app = Dashboard(harness.runs_root, resolved=resolve())

@@ -25,6 +25,12 @@ def test_bare_control_bytes_become_visible_symbols() -> None:
     assert clean_line("bell\x07 nul\x00 bs\x08") == "bell␇ nul␀ bs␈"
 
 
+def test_invisible_format_characters_that_reorder_or_hide_text_become_visible() -> None:
+    # "trojan source": a bidi override makes the terminal show text in another order
+    text = clean_line("ok \u202eevil\u202c \u2066x\u2069 zero\u200bwidth line\u2028sep\ufeff")
+    assert text == "ok �evil� �x� zero�width line�sep�"
+
+
 def test_carriage_return_progress_keeps_its_last_state() -> None:
     assert clean_line(b"10%\r50%\r100% done\r\n") == "100% done"
 
@@ -102,6 +108,7 @@ def test_panels_of_a_passed_run(tmp_path: Path) -> None:
     guard = view.guard_panel()
     assert (guard.state, guard.tone, guard.reason) == ("clear", "ok", f"3 requests, all {QWEN}")
     assert view.relay_panel().reason.startswith("3 requests · 0 refused · 0 errors")
+    assert view.readiness_panel().reason == "1 check ok"  # said as a person would
     assert view.results_line() == ("checks 3/3 passed · fake baseline failed (0/3) · "
                                    "discriminating: real passed, fake failed")
     stages = view.timeline(now=0)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import gc
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -41,6 +43,36 @@ from tui.screens.work_items import WorkItemsScreen
 
 DEFAULT_LOG_LINES = 10_000
 CHILD_POLL_S = 0.1
+RUN_FOLDER = re.compile(r"\d{8}T\d{6}Z-")
+"""How a run's folder name starts (its UTC stamp): Live follows only such folders, so a
+stray folder under the root (`notes`, `old`) is never taken for the most recent run."""
+
+
+def runs_root_problem(root: Path) -> str | None:
+    """Why the runs root cannot be listed, in words; None when it can, or when it does not
+    exist yet (the first run creates it)."""
+    try:
+        with os.scandir(root):
+            return None
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        return (f"runs root {root} is a file, not a directory: choose another with "
+                "--runs-root or CTO_HARNESS_RUNS_ROOT")
+    except OSError as exc:
+        return (f"runs root {root} cannot be read ({exc.strerror}): fix its permissions or "
+                "choose another with --runs-root")
+
+
+def _listing(root: Path) -> tuple[tuple[Path, ...], str | None]:
+    """The run folders under the root, or none and why not."""
+    problem = runs_root_problem(root)
+    if problem is not None:
+        return (), problem
+    try:
+        return tuple(list_run_dirs(root)), None
+    except OSError:  # its permissions changed between the two looks
+        return (), runs_root_problem(root)
 
 
 class Dashboard(ReportsWorkerErrors, App[None]):
@@ -67,7 +99,7 @@ class Dashboard(ReportsWorkerErrors, App[None]):
         Binding("c", "cancel_run", "Cancel"),
         Binding("e", "endpoint", "Endpoint"),
         Binding("question_mark", "help", "Help"),
-        Binding("q", "quit_app", "Quit"),
+        Binding("q", "quit", "Quit"),
     ]
 
     run_dirs: reactive[tuple[Path, ...]] = reactive(tuple, always_update=False)
@@ -76,6 +108,8 @@ class Dashboard(ReportsWorkerErrors, App[None]):
     """The run the Live screen follows."""
     readiness: var[tuple[Readiness | None, str | None]] = var((None, None))
     """The pre-run readiness check: (result, or why it could not run)."""
+    root_problem: var[str | None] = var(None)
+    """Why the runs root cannot be listed (a file, unreadable), or None."""
 
     def __init__(self, runs_root: Path, *, run_id: str | None = None, demo: bool = False,
                  log_ring: int = DEFAULT_LOG_LINES, resolved: Resolved | None = None,
@@ -155,20 +189,21 @@ class Dashboard(ReportsWorkerErrors, App[None]):
         own files are followed by polling (watchfiles batches changes up to 1.6 s)."""
         root = self.runs_root
         while True:
-            self.run_dirs = tuple(await asyncio.to_thread(list_run_dirs, root))
-            if not root.is_dir():
-                await asyncio.sleep(1.0)
+            self.run_dirs, self.root_problem = await asyncio.to_thread(_listing, root)
+            if self.root_problem is not None or not root.is_dir():
+                await asyncio.sleep(1.0)  # until it is created or mended
                 continue
             try:
                 async for _ in awatch(root, recursive=False, debounce=200, step=20,
                                       ignore_permission_denied=True):
-                    self.run_dirs = tuple(await asyncio.to_thread(list_run_dirs, root))
-            except (FileNotFoundError, RuntimeError):
+                    self.run_dirs, self.root_problem = await asyncio.to_thread(_listing, root)
+            except (OSError, RuntimeError):
                 await asyncio.sleep(1.0)
 
     def watch_run_dirs(self, dirs: tuple[Path, ...]) -> None:
-        if self.pinned is None and dirs and self.live_run != dirs[0]:
-            self.live_run = dirs[0]
+        newest = next((d for d in dirs if RUN_FOLDER.match(d.name)), None)
+        if self.pinned is None and newest is not None and self.live_run != newest:
+            self.live_run = newest
 
     @work(exclusive=True, group="readiness", exit_on_error=False)
     async def _check_readiness(self) -> None:
@@ -323,11 +358,14 @@ class Dashboard(ReportsWorkerErrors, App[None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
-    def action_quit_app(self) -> None:
+    async def action_quit(self) -> None:
+        """`q`, ctrl+q and the palette's Quit alike: ask first while a run started here goes."""
         running = self._running_children()
         if not running:
             self.exit()
             return
+        if isinstance(self.screen, QuitScreen):
+            return  # already asking
 
         def chosen(choice: QuitChoice | None) -> None:
             if choice == "cancel":
@@ -349,11 +387,14 @@ class Dashboard(ReportsWorkerErrors, App[None]):
         yield SystemCommand("Cancel run", "SIGINT the run in flight (c)", self.action_cancel_run)
         yield SystemCommand("Enter endpoint", "Masked, held in memory only (e)",
                             self.action_endpoint)
-        yield SystemCommand("Keys", "Every key of the dashboard (?)", self.action_help)
-        for name in ("follow", "search"):
-            if hasattr(screen, f"action_{name}"):
-                yield SystemCommand(name.capitalize(), f"{name} the log on this screen",
-                                    getattr(screen, f"action_{name}"))
+        if "work" in self.screens_in_order:
+            yield SystemCommand("Work items", "The SOT's items and what the evidence says (3)",
+                                lambda: self.action_show("work"))
+        yield SystemCommand("Help", "Every key of the dashboard (?)", self.action_help)
+        for binding in screen.BINDINGS:  # this screen's own keys, each by its name
+            if isinstance(binding, Binding) and binding.description:
+                yield SystemCommand(binding.description, f"on this screen ({binding.key})",
+                                    functools.partial(screen.run_action, binding.action))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -377,6 +418,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _usage_error(message: str) -> None:
+    print(f"cto-harness-tui: {message}", file=sys.stderr)
+    sys.exit(EXIT_USAGE)
+
+
+def _check_run_option(root: Path, run_id: str) -> None:
+    """`--run` names a run folder directly under the runs root, never a path elsewhere."""
+    if run_id in (".", "..") or Path(run_id).name != run_id:
+        _usage_error(f"--run takes a run's folder name under the runs root {root} (got "
+                     f"{run_id!r}); use --runs-root for another root")
+    if (problem := runs_root_problem(root)) is not None:
+        _usage_error(problem)
+    try:
+        found = find_run(root, run_id)
+    except OSError as exc:
+        _usage_error(f"cannot read run {run_id} under {root} ({exc.strerror})")
+    else:
+        if found is None:
+            _usage_error(f"no run {run_id} under {root}")
+
+
 def build_app(argv: list[str] | None = None) -> Dashboard:
     """The app from command-line arguments; bad ones exit 2 with a one-line message."""
     args = parse_args(argv)
@@ -389,9 +451,8 @@ def build_app(argv: list[str] | None = None) -> Dashboard:
     root = Path(args.runs_root) if args.runs_root else default_root
     if args.log_lines < 100:
         sys.exit(f"cto-harness-tui: --log-lines must be at least 100 (got {args.log_lines})")
-    if args.run and find_run(root, args.run) is None:
-        print(f"cto-harness-tui: no run {args.run} under {root}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
+    if args.run:
+        _check_run_option(root, args.run)
     if args.sot and not Path(args.sot).is_file():
         print(f"cto-harness-tui: --sot: no file at {args.sot}", file=sys.stderr)
         sys.exit(EXIT_USAGE)

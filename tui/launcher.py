@@ -94,8 +94,9 @@ class ChildRun:
 
 def start_run(request: RunRequest, runs_root: Path, endpoint: SecretStr | None) -> ChildRun:
     env = dict(os.environ)
-    if endpoint is not None:
+    if endpoint is not None:  # typed into the dashboard: it, not a file, is meant
         env[ENDPOINT_VAR] = endpoint.get_secret_value()
+        env.pop(f"{ENDPOINT_VAR}_FILE", None)
     output = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the child
     process = subprocess.Popen(request.argv(runs_root), env=env, stdin=subprocess.DEVNULL,
                                stdout=output, stderr=subprocess.STDOUT,

@@ -46,6 +46,10 @@ def _short_times(text: str) -> str:
     return _ISO.sub(lambda m: m.group(1), text)
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'s' * (count != 1)}"
+
+
 def to_seconds(ts: str) -> float | None:
     try:
         return datetime.fromisoformat(ts).timestamp()
@@ -68,6 +72,9 @@ class RunView:
     alive: bool = True
     """Whether the run's harness process still runs (no report and a dead harness:
     interrupted)."""
+    manifest_missing: bool = False
+    """The folder followed has had no manifest.json for a while: not a run, or a run whose
+    start was cut short."""
     _guard: Guard | None = None
 
     def apply(self, batch: RunBatch) -> None:
@@ -96,7 +103,7 @@ class RunView:
         if self.problems:
             return "unreadable"
         if self.manifest is None:
-            return "no run yet"
+            return "unreadable" if self.manifest_missing else "no run yet"
         return "running" if self.alive else "interrupted"
 
     # -- panels ---------------------------------------------------------------------
@@ -117,6 +124,8 @@ class RunView:
             return PanelState("blocked", "bad", "; ".join(blocked.get("reasons") or []))
         if self.readiness_error:
             return PanelState("unknown", "warn", self.readiness_error)
+        if self.manifest is None and self.manifest_missing:
+            return PanelState("unknown", "warn", "no manifest.json in this folder")
         if self.manifest is not None:
             return PanelState("checking", "idle", "waiting for readiness_checked")
         return PanelState("checking", "idle", "running the readiness checks…")
@@ -175,7 +184,8 @@ class RunView:
         tokens = sum((r.prompt_tokens or 0) + (r.completion_tokens or 0) for r in self.relay)
         latencies = sorted(r.latency_ms for r in self.relay)
         p50 = latencies[len(latencies) // 2]
-        reason = (f"{len(self.relay)} requests · {refused} refused · {errors} errors · "
+        reason = (f"{plural(len(self.relay), 'request')} · {refused} refused · "
+                  f"{plural(errors, 'error')} · "
                   f"{tokens:,} tokens · p50 {p50:.0f} ms")
         tone: Tone = "bad" if refused else "warn" if errors else "ok"
         return PanelState("refusing" if refused else "forwarding", tone, reason)
@@ -230,7 +240,7 @@ class RunView:
 
 def _from_readiness(readiness: Readiness) -> PanelState:
     if readiness.ready:
-        return PanelState("ready", "ok", f"{len(readiness.checks)} checks ok")
+        return PanelState("ready", "ok", f"{plural(len(readiness.checks), 'check')} ok")
     bad = [c for c in readiness.checks if c.state not in ("ok", "skipped")]
     first = bad[0].detail.split(";")[0] if bad else "not ready"  # the how-to is elsewhere
     more = f" (+{len(bad) - 1} more)" if len(bad) > 1 else ""

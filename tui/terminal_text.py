@@ -21,7 +21,10 @@ _ESCAPES = re.compile(
     r"|(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
     r"|\x1b[ -/]*[0-~]?"
 )
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e"
+                       r"\u2060-\u2069\ufeff]")
+"""C0/C1 controls, and the invisible format characters that reorder or hide text (bidi
+overrides as in "trojan source", line separators, zero-width spaces)."""
 
 
 def _visible(match: re.Match[str]) -> str:

@@ -25,6 +25,7 @@ from textual.widgets import (
     Static,
     TabbedContent,
     TabPane,
+    Tabs,
 )
 
 from core.models import Manifest, RelayRecord, Report, TraceEvent, Validation
@@ -32,7 +33,7 @@ from core.rundir import RunPaths
 from core.runs import Unreadable, load_manifest, load_report, read_relay, read_trace
 from core.validate import validate_run
 from tui.failures import ReportsWorkerErrors
-from tui.live_state import clock, to_seconds
+from tui.live_state import clock, plural, to_seconds
 from tui.widgets.file_view import FileView
 from tui.widgets.footer import SteadyFooter
 from tui.widgets.runs_table import STATUS_STYLE
@@ -74,6 +75,9 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
         Binding("slash", "search", "Search log"),
+        # `tab` switches screens, so ↓ is how the keyboard gets from the tab bar into a tab
+        # (escape goes back); the tables, tree and viewers handle ↓ themselves.
+        Binding("down", "into_tab", "Into tab", key_display="↓"),
     ]
 
     def __init__(self, run_dir: Path) -> None:
@@ -164,7 +168,8 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
                 f"{report.case_network} · {report.case_network_detail}",
                 style="" if report.case_network == "isolated" else "yellow"))
             relay = report.relay
-            table.add_row("relay", f"{relay.requests} requests · {relay.forwarded} forwarded · "
+            table.add_row("relay", f"{plural(relay.requests, 'request')} · "
+                                   f"{relay.forwarded} forwarded · "
                                    f"{relay.refused} refused · {relay.errors} errors · models "
                                    f"{', '.join(relay.models_seen) or 'none'}")
             checks = report.checks
@@ -278,11 +283,26 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
         self.query_one("#file-view", FileView).load(event.path)
 
     def action_back(self) -> None:
+        """One level up: from the search box to the log, from a tab's content to the tab
+        bar, from the tab bar out of Run detail."""
         box = self.query_one("#log-find", Input)
         if box.has_focus:
             self.query_one("#log-view", FileView).focus()
             return
+        tabs = self.query_one(TabbedContent).query_one(Tabs)
+        if self.focused is not None and self.focused is not tabs:
+            tabs.focus()
+            return
         self.app.pop_screen()
+
+    def action_into_tab(self) -> None:
+        """Focus the first thing in the open tab that takes keys (its table, tree, viewer)."""
+        tabs = self.query_one(TabbedContent)
+        pane = tabs.get_pane(tabs.active)
+        target = next((w for w in pane.query("*")
+                       if w.focusable and not isinstance(w, Input)), None)  # `/` has it
+        if target is not None:
+            target.focus()
 
     def action_search(self) -> None:
         self.query_one(TabbedContent).active = "log"

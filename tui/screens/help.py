@@ -14,7 +14,9 @@ from textual.widgets import Static
 KEYS: tuple[tuple[str, str], ...] = (
     ("1 / 2 / 3 / tab", "switch screens: Live, Runs, Work items (with --sot); tab cycles"),
     ("enter", "open the selected run in Run detail"),
-    ("escape", "back (close a dialog, leave Run detail, clear the filter)"),
+    ("← → / ↓", "Run detail: pick a tab on the tab bar / go into it (its table, tree, log)"),
+    ("escape", "back one level (close a dialog, out of a tab, leave Run detail, clear the "
+               "filter)"),
     ("r", "retry the selected or current run: same task, engine, profile; new run with retry_of"),
     ("c", "cancel the run in flight (SIGINT: it writes a `cancelled` report)"),
     ("e", "enter the endpoint URL, masked, held in memory, handed to runs started here"),

@@ -4,6 +4,7 @@ its stages, its log streaming, and its checks once known."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 from typing import ClassVar
@@ -78,6 +79,7 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
     def on_mount(self) -> None:
         self.watch(self.app, "readiness", self._readiness)
         self.watch(self.app, "live_run", self._show_run)
+        self.watch(self.app, "root_problem", lambda _: self._render_view())
         self.set_interval(1.0, self._tick)
         self._render_view()
 
@@ -145,8 +147,13 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
             self._render_view()
 
     def _tick(self) -> None:
-        """Once a second: the current stage's clock, and whether the harness still lives."""
+        """Once a second: the current stage's clock, whether the harness still lives, and
+        whether the folder followed is a run at all."""
         view = self.view
+        if (view.manifest is None and not view.manifest_missing and self.run_dir is not None
+                and not os.path.exists(self.run_dir / "manifest.json")):
+            view.manifest_missing = True
+            self._render_view()
         if view.report is None and view.manifest is not None:
             alive = harness_alive(view.manifest)
             if alive != view.alive:
@@ -166,10 +173,13 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         # one-line bars: new words never change their size, so no layout pass for them
         self.query_one("#run-info", Static).update(self._run_info(), layout=False)
         self.query_one("#results", Static).update(view.results_line() or " ", layout=False)
-        started = self.run_dir is not None
-        self.query_one("#getting-started").display = not started
-        self.query_one(CaseLog).display = started
-        if not started:
+        # Before any run, and for a run blocked before its Case (no log to show): what is
+        # missing and how to supply it, in the log's place.
+        log = self.query_one(CaseLog)
+        guide = self.run_dir is None or (view.status == "blocked" and not log.lines)
+        self.query_one("#getting-started").display = guide
+        log.display = not guide
+        if guide:
             self.query_one("#getting-started", Static).update(self._getting_started())
 
     def _run_info(self) -> Text:
@@ -191,18 +201,38 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
             text.append("  demo endpoint", style="bold black on yellow")
         for problem in view.problems:
             text.append(f" · {problem}", style="red")
+        if view.manifest is None and view.manifest_missing:
+            text.append(" · manifest.json missing: not a run, or its start was cut short",
+                        style="red")
         return text
 
     def _getting_started(self) -> Text:
         text = Text()
+        problem = self.app.root_problem  # type: ignore[attr-defined]
+        if problem is not None:
+            text.append(f"✗ {problem}\n\n", style="bold red")
+        if self.run_dir is not None:
+            return self._blocked_guide(text)
         if self.view.readiness is None:
             text.append(self.view.readiness_error or "Checking readiness…")
             return text
-        text.append("No run yet under this runs root. Readiness:\n\n", style="bold")
-        for line in how_to_supply(self.view.readiness):
-            text.append(line + "\n", style="red" if line.startswith("✗") else "default")
+        text.append(("" if problem else "No run yet under this runs root. ") + "Readiness:\n\n",
+                    style="bold")
+        _checklist(text, self.view.readiness)
         text.append("\nOr try the whole flow on the embedded demo endpoint: "
                     "cto-harness-tui --demo", style="bright_black")
+        return text
+
+    def _blocked_guide(self, text: Text) -> Text:
+        text.append("Blocked before the Case started: no request went to any model. ",
+                    style="bold")
+        if self.view.readiness is None:
+            reasons = self.view.report.reasons if self.view.report else []
+            text.append("\n\n" + self.app.redact("\n".join(reasons)) + "\n")  # type: ignore[attr-defined]
+        else:
+            text.append("Its readiness:\n\n", style="bold")
+            _checklist(text, self.view.readiness)
+        text.append("\nOnce it is supplied, r retries this run.", style="bright_black")
         return text
 
     # -- keys -------------------------------------------------------------------------
@@ -225,3 +255,8 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         if box.display:
             box.display = False
             self.query_one(CaseLog).focus()
+
+
+def _checklist(text: Text, readiness: Readiness) -> None:
+    for line in how_to_supply(readiness):
+        text.append(line + "\n", style="red" if line.startswith("✗") else "default")

@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -51,6 +52,7 @@ class RunsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
 
     def on_mount(self) -> None:
         self.watch(self.app, "run_dirs", self._listed)
+        self.watch(self.app, "root_problem", lambda _: self._count())
         self.set_interval(1.0, self._refresh_unsettled)
         self.query_one(RunsTable).focus()
 
@@ -161,7 +163,11 @@ class RunsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         text = f"{table.row_count:,} shown · {total:,} runs under {self.app.sub_title}"  # type: ignore[attr-defined]
         if loaded < total:
             text += f" · reading {loaded:,}/{total:,}…"
-        self.query_one("#runs-status", Static).update(text)
+        problem = self.app.root_problem  # type: ignore[attr-defined]
+        status = Text(text)
+        if problem is not None:
+            status.append(f" · {problem}", style="bold red")
+        self.query_one("#runs-status", Static).update(status)
 
     # -- drill in ----------------------------------------------------------------------
     @on(DataTable.RowSelected)

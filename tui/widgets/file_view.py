@@ -118,11 +118,20 @@ class FileView(ScrollView, can_focus=True):
         text = self._cache.get(number)
         if text is None and self.path is not None:
             start, end = self._offsets[number], self._offsets[number + 1]
+            window = MAX_LINE * 4
+            cut = end - start > window
             with self.path.open("rb") as fh:
                 fh.seek(start)
-                raw = fh.read(min(end - start, MAX_LINE * 4))
+                raw = fh.read(min(end - start, window))
+                if cut and b"\r" in raw:
+                    # a `\r`-rewritten line shows its last state: read its end instead
+                    fh.seek(end - window)
+                    tail = fh.read(window)
+                    last = tail.rfind(b"\r", 0, len(tail.rstrip(b"\r\n")))
+                    if last != -1:  # else its last state alone is too long: show the start
+                        raw, cut = tail[last:], False
             text = clean_lines([raw], self.redact)[0]
-            if end - start > MAX_LINE * 4 and "[cut:" not in text:
+            if cut and "[cut:" not in text:
                 text += " … [cut]"
             self._cache[number] = text
         return text or ""
