@@ -2,8 +2,9 @@
 
 Why it is built this way (each point closes a hole of a masker people trust today):
 - Forms, not just the value: a URL is also written without its scheme, without its
-  trailing `/`, as host:port, as its userinfo password or query values, percent-encoded,
-  JSON-escaped, and base64/base64url at all three byte alignments, padded or not.
+  trailing `/`, as host:port, as its userinfo password or query values, percent-encoded
+  (as quote() does it, or every byte), as hex, JSON-escaped, and base64/base64url at all
+  three byte alignments, padded or not.
 - Base64 may be wrapped (base64(1) and MIME at 76 columns, PEM at 64): a line break is
   accepted inside a base64 form when the 16 bytes before it are base64 characters, so a
   wrapped secret is caught and an ordinary line never waits for the next one.
@@ -133,8 +134,11 @@ def _base64_forms(text: str) -> list[tuple[str, str]]:
 def _encoded_forms(text: str) -> list[tuple[str, str]]:
     percent = quote(text, safe="")
     escaped = json.dumps(text, ensure_ascii=False)[1:-1]
+    raw = text.encode("utf-8", "surrogatepass")
     return [
         ("percent", percent),
+        ("percent_every_byte", "".join(f"%{byte:02X}" for byte in raw)),
+        ("hex", raw.hex()),
         ("json", escaped),
         ("json_ascii", json.dumps(text)[1:-1]),
         ("json_slash", escaped.replace("/", "\\/")),

@@ -119,7 +119,7 @@ def test_every_form_of_a_url_is_derived_and_masked() -> None:
     redactor = Redactor({"endpoint": secret})
     kinds = {f.kind for f in redactor.forms}
     for kind in ("full", "no_scheme", "no_slash", "host_port", "userinfo_password",
-                 "query:key", "percent", "json_slash",
+                 "query:key", "percent", "percent_every_byte", "hex", "json_slash",
                  "base64:0", "base64:1", "base64:2", "base64:1:padded"):
         assert kind in kinds, kind
     url_safe = {f.kind for f in Redactor({"api_key": "??>>??>>~~~~"}).forms}
@@ -133,8 +133,10 @@ def test_every_form_of_a_url_is_derived_and_masked() -> None:
 def test_json_escaped_and_percent_encoded_forms_in_any_case() -> None:
     secret = 'http://Spark-Box.Internal:8000/v1?key=a"b\\c'
     redactor = Redactor({"endpoint": secret})
+    every_byte = "".join(f"%{b:02x}" for b in secret.encode())
     for text in (json.dumps({"url": secret}), json.dumps({"url": secret}).replace("/", "\\/"),
-                 quote(secret, safe=""), quote(secret, safe="").lower(),
+                 quote(secret, safe=""), quote(secret, safe="").lower(), every_byte,
+                 secret.encode().hex().upper(), b"Spark-Box.Internal:8000".hex(),
                  "http://spark-box.internal:8000/v1", "spark-box.internal:8000"):
         assert "[REDACTED:endpoint]" in redactor.redact(text), text
 
