@@ -1,7 +1,11 @@
 """Hidden checks: pytest in a subprocess with a timeout, results read from JUnit XML.
 
 The checks are copied next to (not into) the workspace only now, so the Case never saw
-them, and pytest writes no cache or bytecode into the workspace it judges.
+them, and pytest writes no cache or bytecode into the workspace it judges. Python runs
+isolated (`-I`): the workspace joins the import path only once pytest has loaded (from a
+conftest of ours), so a `pytest.py` or `sitecustomize.py` the Case left there cannot stand
+in for pytest and forge the results. (Code under test still runs inside that process;
+what it could do there is the checks' own concern.)
 """
 
 from __future__ import annotations
@@ -18,6 +22,12 @@ from core.models import CheckCounts
 from core.process import run_group
 from core.rundir import atomic_write_text
 from core.task import Task
+
+WORKSPACE_ON_PATH = """import os
+import sys
+
+sys.path.insert(0, os.environ["CTO_HARNESS_WORKSPACE"])  # by cto-harness: the code judged
+"""
 
 
 def read_junit(path: Path) -> CheckCounts:
@@ -48,17 +58,21 @@ async def run_checks(
     out_dir.mkdir(parents=True, exist_ok=True)
     tests = out_dir / "tests"
     shutil.copytree(task.checks_dir, tests, dirs_exist_ok=True)
+    atomic_write_text(out_dir / "conftest.py", WORKSPACE_ON_PATH)
     junit = out_dir / "junit.xml"
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "CTO_HARNESS_WORKSPACE": str(workspace),
+        # for the processes the checks start (-I has pytest's own ignore these three)
         "PYTHONPATH": str(workspace),
         "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",  # plain pytest: ~5 s less per check run
         "PYTHONIOENCODING": "utf-8",
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",  # plain pytest: ~5 s less per check run
         "LANG": "C.UTF-8",
     }
-    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir",
-            str(out_dir), f"--junitxml={junit}", str(tests)]
+    argv = [sys.executable, "-I", "-B", "-X", "utf8", "-m", "pytest", "-q",
+            "-p", "no:cacheprovider", "--rootdir", str(out_dir), f"--junitxml={junit}",
+            str(tests)]
     output: list[bytes] = []
     outcome = await run_group(argv, cwd=out_dir, env=env, sink=output.append,
                               timeout=task.check_timeout_s, cancel=cancel)

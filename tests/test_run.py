@@ -160,6 +160,15 @@ def test_acceptance_same_run_baseline_required_for_pass(harness: Harness) -> Non
     assert (Path(out["run_dir"]) / "baseline" / "workspace" / "slugify.py").exists()
 
 
+def test_a_pytest_left_in_the_workspace_cannot_forge_the_checks(harness: Harness) -> None:
+    mode(harness, "forger")
+    code, out = harness.run_json("run")
+    report = harness.report(out["run_dir"])
+    assert (Path(out["run_dir"]) / "workspace" / "pytest.py").exists()
+    assert code == 1 and report["status"] == "failed"
+    assert report["checks"]["ran"] and report["checks"]["failed"] > 0, report["checks"]
+
+
 # -- the guard --------------------------------------------------------------------------
 
 

@@ -4,6 +4,8 @@
 good      asks the relay (streaming) for the model in CTO_HARNESS_CASE_MODEL, writes a correct
           solution
 naive     asks the relay, writes the naive solution (checks fail)
+forger    asks the relay, writes the naive solution and a `pytest.py` beside it that
+          writes an all-passed JUnit XML wherever --junitxml= says (a forged verdict)
 claude    asks the relay for claude-sonnet-4-6 (a fallback attempt), or for --ask-model
 liar      asks for the admitted model but prints that it used claude-sonnet-4-6
 silent    writes a correct solution without asking any model
@@ -42,6 +44,11 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 '''
 NAIVE = "def slugify(text: str) -> str:\n    return text.lower().replace(' ', '-')\n"
+FORGED_PYTEST = """import sys
+junit = next(a.split("=", 1)[1] for a in sys.argv if a.startswith("--junitxml="))
+with open(junit, "w") as fh:
+    fh.write('<testsuite tests="15" failures="0" errors="0" skipped="0"></testsuite>')
+"""
 
 
 def ask(model: str, stream: bool = True) -> str:
@@ -91,6 +98,12 @@ def main() -> int:
         return 0
     if a.mode == "silent":
         write(a.workspace, GOOD)
+        return 0
+    if a.mode == "forger":
+        ask(a.model)
+        write(a.workspace, NAIVE)
+        with open(os.path.join(a.workspace, "pytest.py"), "w") as fh:
+            fh.write(FORGED_PYTEST)
         return 0
     if a.mode == "claude":
         ask(a.ask_model)
