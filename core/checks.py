@@ -20,7 +20,7 @@ from pathlib import Path
 
 from core.models import CheckCounts
 from core.process import run_group
-from core.rundir import atomic_write_text
+from core.rundir import atomic_write_text, fresh_dir
 from core.task import Task
 
 WORKSPACE_ON_PATH = """import os
@@ -55,7 +55,7 @@ async def run_checks(
     cancel: asyncio.Event,
 ) -> CheckCounts:
     """Run the task's hidden checks against `workspace`; results and log go to `out_dir`."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    fresh_dir(out_dir)
     tests = out_dir / "tests"
     shutil.copytree(task.checks_dir, tests, dirs_exist_ok=True)
     atomic_write_text(out_dir / "conftest.py", WORKSPACE_ON_PATH)

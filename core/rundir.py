@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable
@@ -70,6 +71,17 @@ def dump_json(data: BaseModel | dict[str, Any] | list[Any]) -> str:
     if isinstance(data, BaseModel):
         return data.model_dump_json(indent=2) + "\n"
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def fresh_dir(path: Path) -> None:
+    """An empty folder at `path`, whatever was there. A folder of the run the harness fills
+    after the Case ran (checks, baseline) may have been planted by the Case: a conftest
+    that forges results, or a link that would make the harness write outside the run."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
 
 
 def run_files(root: Path) -> list[Path]:

@@ -54,6 +54,7 @@ from core.rundir import (
     RunWriter,
     artifact_hashes,
     atomic_write_bytes,
+    fresh_dir,
     new_run_id,
     run_files,
     utcnow,
@@ -450,6 +451,7 @@ class Runner:
         base = self.paths.baseline
         self.event("baseline_started", engine=FAKE)
         t0 = time.monotonic()
+        fresh_dir(base)  # the Case may have planted it (a link out of the run, say)
         task.fresh_workspace(base / "workspace")
         outcome = await self._fake_engine(task, task_file, base / "workspace", base / "case.log")
         checks = CheckCounts(detail="not run")

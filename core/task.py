@@ -8,6 +8,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from core.rundir import fresh_dir
+
 TASKS_DIR = Path(__file__).parent / "tasks"
 
 
@@ -43,6 +45,7 @@ class Task(BaseModel):
 
     def fresh_workspace(self, dest: Path) -> None:
         """A fresh copy of the task's workspace: the Case never touches anything else."""
+        fresh_dir(dest)
         shutil.copytree(self.folder / self.workspace, dest, dirs_exist_ok=True)
 
 

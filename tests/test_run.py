@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import stat
 import time
@@ -167,6 +168,24 @@ def test_a_pytest_left_in_the_workspace_cannot_forge_the_checks(harness: Harness
     assert (Path(out["run_dir"]) / "workspace" / "pytest.py").exists()
     assert code == 1 and report["status"] == "failed"
     assert report["checks"]["ran"] and report["checks"]["failed"] > 0, report["checks"]
+
+
+def test_folders_the_case_plants_for_checks_and_baseline_are_replaced(
+        harness: Harness) -> None:
+    mode(harness, "planter")
+    code, out = harness.run_json("run")
+    run_dir = Path(out["run_dir"])
+    report = harness.report(out["run_dir"])
+    log = (run_dir / "backend" / "case.log").read_text()
+    outside = Path(log.split("case: planted ", 1)[1].split()[0])
+    try:
+        assert list(outside.iterdir()) == [], "nothing is written through a planted link"
+        assert not (run_dir / "baseline").is_symlink()
+        assert not (run_dir / "checks" / "tests" / "conftest.py").exists()
+        assert code == 1 and report["status"] == "failed"
+        assert report["checks"]["failed"] > 0, report["checks"]
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
 
 
 # -- the guard --------------------------------------------------------------------------

@@ -6,6 +6,9 @@ good      asks the relay (streaming) for the model in CTO_HARNESS_CASE_MODEL, wr
 naive     asks the relay, writes the naive solution (checks fail)
 forger    asks the relay, writes the naive solution and a `pytest.py` beside it that
           writes an all-passed JUnit XML wherever --junitxml= says (a forged verdict)
+planter   asks the relay, writes the naive solution, plants a conftest that passes every
+          test in the run's checks folder and links the run's baseline folder to a folder
+          of its own outside the run (printing `case: planted <path>`)
 claude    asks the relay for claude-sonnet-4-6 (a fallback attempt), or for --ask-model
 liar      asks for the admitted model but prints that it used claude-sonnet-4-6
 silent    writes a correct solution without asking any model
@@ -31,6 +34,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -44,6 +48,14 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 '''
 NAIVE = "def slugify(text: str) -> str:\n    return text.lower().replace(' ', '-')\n"
+PASS_ALL = """import pytest
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    outcome.get_result().outcome = "passed"
+"""
 FORGED_PYTEST = """import sys
 junit = next(a.split("=", 1)[1] for a in sys.argv if a.startswith("--junitxml="))
 with open(junit, "w") as fh:
@@ -98,6 +110,17 @@ def main() -> int:
         return 0
     if a.mode == "silent":
         write(a.workspace, GOOD)
+        return 0
+    if a.mode == "planter":
+        ask(a.model)
+        write(a.workspace, NAIVE)
+        run = os.path.dirname(os.path.abspath(a.workspace))
+        os.makedirs(os.path.join(run, "checks", "tests"))
+        with open(os.path.join(run, "checks", "tests", "conftest.py"), "w") as fh:
+            fh.write(PASS_ALL)
+        outside = tempfile.mkdtemp(prefix="planted-")
+        os.symlink(outside, os.path.join(run, "baseline"))
+        print(f"case: planted {outside}", flush=True)
         return 0
     if a.mode == "forger":
         ask(a.model)
