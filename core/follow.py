@@ -7,14 +7,27 @@ that falls behind slows only itself, never the run that writes the files.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import ValidationError
 
 from core.models import Manifest, Readiness, RelayRecord, Report, TraceEvent
 from core.rundir import RunPaths
-from core.runs import CHUNK, Follower, Unreadable, load_manifest, load_report, parse_record
+from core.runs import (
+    CHUNK,
+    Follower,
+    OutOfReach,
+    Unreadable,
+    load_manifest,
+    load_report,
+    parse_record,
+)
+
+M = TypeVar("M", Manifest, Report)
 
 
 def load_readiness(run_dir: Path) -> Readiness | None:
@@ -37,7 +50,8 @@ class RunBatch:
     readiness: Readiness | None = None
     report: Report | None = None
     problems: list[str] = field(default_factory=list)
-    """Files that exist but cannot be read (a corrupt manifest or report), in words."""
+    """Files that exist but cannot be read (a corrupt manifest or report, a folder or file
+    out of reach), in words; each once, when it starts."""
     pending_bytes: int = 0
     """Bytes of the log still unread after this poll: the reader's backlog."""
 
@@ -60,6 +74,9 @@ class RunTail:
         self._trace = Follower(self.paths.trace)
         self._relay = Follower(self.paths.relay)
         self._have: set[str] = set()
+        self._out_of_reach: set[str] = set()
+        """Access problems of the previous poll: each is reported when it starts, not on
+        every poll, and again if it comes back after clearing."""
 
     def skip_ahead(self, keep_bytes: int) -> int:
         """Jump the log to `keep_bytes` before its end (dropping the line cut there); returns
@@ -70,9 +87,12 @@ class RunTail:
             return 0
         self._log.offset += pending - keep_bytes
         self._log.discard_partial()
-        with self.paths.case_log.open("rb") as fh:
-            fh.seek(self._log.offset - 1)
-            self._skip_partial = fh.read(1) != b"\n"
+        try:
+            with self.paths.case_log.open("rb") as fh:
+                fh.seek(self._log.offset - 1)
+                self._skip_partial = fh.read(1) != b"\n"
+        except OSError:  # out of reach since `pending` looked: assume a cut line
+            self._skip_partial = True
         return pending - keep_bytes
 
     @property
@@ -87,37 +107,83 @@ class RunTail:
             self._log.pending or self._trace.pending or self._relay.pending)
 
     def poll(self, log_bytes: int = CHUNK) -> RunBatch:
+        """What the files gained. A folder or file out of reach (its permissions) is a
+        problem in the batch, never an exception: the offsets stay, and following resumes
+        when it is readable again."""
         batch = RunBatch()
-        self._once(batch)
-        batch.events = [e for e in (parse_record(TraceEvent, raw)
-                                    for raw in self._trace.read(CHUNK)) if e is not None]
-        batch.relay = [r for r in (parse_record(RelayRecord, raw)
-                                   for raw in self._relay.read(CHUNK)) if r is not None]
-        batch.log_lines = self._log.read(log_bytes)
-        if self._skip_partial and batch.log_lines:
-            self._skip_partial = False
-            batch.log_lines = batch.log_lines[1:]  # began mid-line
+        out_of_reach: list[str] = []
+        if (problem := self._unsearchable_folder()) is not None:
+            out_of_reach.append(problem)  # every file in it is out of reach: say it once
+        else:
+            self._once(batch, out_of_reach)
+            batch.events = [e for e in (parse_record(TraceEvent, raw) for raw in
+                                        self._read(self._trace, CHUNK, out_of_reach))
+                            if e is not None]
+            batch.relay = [r for r in (parse_record(RelayRecord, raw) for raw in
+                                       self._read(self._relay, CHUNK, out_of_reach))
+                           if r is not None]
+            batch.log_lines = self._read(self._log, log_bytes, out_of_reach)
+            if self._skip_partial and batch.log_lines:
+                self._skip_partial = False
+                batch.log_lines = batch.log_lines[1:]  # began mid-line
+        batch.problems += [p for p in out_of_reach if p not in self._out_of_reach]
+        self._out_of_reach = set(out_of_reach)
         batch.pending_bytes = self._log.pending
         return batch
 
-    def _once(self, batch: RunBatch) -> None:
+    def _unsearchable_folder(self) -> str | None:
+        """Why the run's folder or its backend/ cannot be searched, or None. `folder/.`
+        resolves only with search permission on the folder (pathlib would drop the `.`);
+        absent is not a problem."""
+        for folder, name in ((self.paths.root, "run folder"), (self.paths.backend, "backend/")):
+            try:
+                os.stat(os.path.join(folder, "."))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as exc:
+                return f"{name} cannot be read ({exc.strerror})"
+        return None
+
+    @staticmethod
+    def _read(follower: Follower, max_bytes: int, out_of_reach: list[str]) -> list[bytes]:
+        try:
+            return follower.read(max_bytes)
+        except OutOfReach as exc:
+            out_of_reach.append(str(exc))
+            return []
+
+    @staticmethod
+    def _present(path: Path, out_of_reach: list[str]) -> bool:
+        try:
+            return path.exists()
+        except OSError as exc:
+            out_of_reach.append(f"{path.name}: {exc.strerror}")
+            return False
+
+    def _once(self, batch: RunBatch, out_of_reach: list[str]) -> None:
         """The manifest, readiness and report appear once, atomically: read each when it
         does (the report last, so its batch also carries the final lines)."""
         root = self.paths.root
-        if "manifest" not in self._have and self.paths.manifest.exists():
-            self._have.add("manifest")
-            try:
-                batch.manifest = load_manifest(root)
-            except Unreadable as exc:
-                batch.problems.append(str(exc))
-        if "readiness" not in self._have and self.paths.readiness.exists():
+        if "manifest" not in self._have and self._present(self.paths.manifest, out_of_reach):
+            batch.manifest = self._load("manifest", load_manifest, batch, out_of_reach)
+        if "readiness" not in self._have and self._present(self.paths.readiness, out_of_reach):
             batch.readiness = load_readiness(root)
             if batch.readiness is not None:
                 self._have.add("readiness")
-        if "report" not in self._have and self.paths.report.exists():
-            self._have.add("report")
-            try:
-                batch.report = load_report(root)
-            except Unreadable as exc:
-                batch.problems.append(str(exc))
+        if "report" not in self._have and self._present(self.paths.report, out_of_reach):
+            batch.report = self._load("report", load_report, batch, out_of_reach)
 
+    def _load(self, name: str, load: Callable[[Path], M | None], batch: RunBatch,
+              out_of_reach: list[str]) -> M | None:
+        """A corrupt file stays corrupt (each is written once, atomically): reported once
+        and given up. One out of reach is tried again on the next poll."""
+        try:
+            found = load(self.paths.root)
+        except OutOfReach as exc:
+            out_of_reach.append(str(exc))
+            return None
+        except Unreadable as exc:
+            batch.problems.append(str(exc))
+            found = None
+        self._have.add(name)
+        return found

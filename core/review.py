@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from core.cli import UsageError, emit_json
-from core.runs import find_run, list_runs
+from core.runs import RunsRootError, find_run, list_runs
 from core.settings import Resolved, resolve
 from core.term import visible
 from core.validate import validate_run
@@ -19,13 +19,33 @@ def runs_root(args: argparse.Namespace, resolved: Resolved | None = None) -> Pat
 
 
 def _resolve_run_dir(arg: str, root: Path) -> Path:
+    if not arg:  # Path("") is the current directory: never validate that by accident
+        raise UsageError("RUN_DIR is empty: give a run directory or a run id")
     path = Path(arg)
-    if path.is_dir():
-        return path
-    found = find_run(root, arg)
+    try:
+        if path.is_dir():
+            return path
+    except OSError as exc:
+        raise UsageError(f"RUN_DIR {arg} cannot be read ({exc.strerror})") from None
+    try:
+        found = find_run(root, arg)
+    except RunsRootError as exc:
+        raise UsageError(f"no run directory at {arg}, and {exc}") from None
     if found is None:
         raise UsageError(f"no run directory at {arg} (nor a run id under {root})")
     return found
+
+
+def positive_limit(text: str) -> int:
+    """--limit: a count of runs; 0 or less would drop runs silently, never list them."""
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of runs, 1 or more "
+                                         f"(got {text!r})")
+    return limit
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -51,7 +71,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     root = runs_root(args)
-    rows = list_runs(root, limit=args.limit)
+    try:
+        rows = list_runs(root, limit=args.limit)
+    except RunsRootError as exc:
+        raise UsageError(str(exc)) from None
     if args.json:
         emit_json([r.model_dump(mode="json") for r in rows])
         return 0
@@ -74,7 +97,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     runs = sub.add_parser("runs", help="every run under the runs root with its summary")
     runs.add_argument("--runs-root", metavar="DIR")
-    runs.add_argument("--limit", type=int)
+    runs.add_argument("--limit", type=positive_limit, metavar="N",
+                      help="only the N most recent runs")
     runs.add_argument("--json", action="store_true")
     runs.set_defaults(func=cmd_runs)
 

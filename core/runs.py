@@ -7,6 +7,7 @@ Readers never trust a file: a missing, partial or corrupt one becomes a state th
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -53,25 +54,55 @@ class Unreadable(Exception):
     """A run file that exists but cannot be read as its model; the message names the file."""
 
 
+class OutOfReach(Unreadable):
+    """A run file this reader may not open (its or its folder's permissions): unlike a
+    corrupt one, it may be readable on the next look."""
+
+
+class RunsRootError(OSError):
+    """The runs root is there but cannot be listed (a file, or not ours to read); the
+    message names it and what to do. An OSError with the cause's errno, so callers that
+    already catch OSError still do."""
+
+    def __init__(self, root: Path, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror, str(root))
+        choose = "choose another with --runs-root or CTO_HARNESS_RUNS_ROOT"
+        if isinstance(cause, NotADirectoryError):
+            what = "is a file" if root.is_file() else "has a file in its path"
+            self.message = f"runs root {root} {what}, not a directory: {choose}"
+        elif isinstance(cause, PermissionError):
+            self.message = (f"runs root {root} cannot be read ({cause.strerror}): fix its "
+                            f"permissions or {choose}")
+        else:
+            self.message = f"runs root {root} cannot be read ({cause.strerror}): {choose}"
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def _read_model(path: Path, model: type[M]) -> M | None:
     """None when absent. Only a regular file is opened: a FIFO would block the reader
     forever, a link could point anywhere, and the harness writes neither."""
-    if path.is_symlink():
-        raise Unreadable(f"{path.name}: a symbolic link, which the harness never writes")
-    if not path.exists():
-        return None
-    if not path.is_file():
-        raise Unreadable(f"{path.name}: not a regular file")
     try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise Unreadable(f"{path.name}: larger than {MAX_JSON_BYTES >> 20} MiB, which no "
-                             "run writes")
+        st = path.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:  # its folder cannot be searched
+        raise OutOfReach(f"{path.name}: {exc.strerror}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise Unreadable(f"{path.name}: a symbolic link, which the harness never writes")
+    if not stat.S_ISREG(st.st_mode):
+        raise Unreadable(f"{path.name}: not a regular file")
+    if st.st_size > MAX_JSON_BYTES:
+        raise Unreadable(f"{path.name}: larger than {MAX_JSON_BYTES >> 20} MiB, which no "
+                         "run writes")
+    try:
         return model.model_validate_json(path.read_bytes())
     except (ValidationError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise Unreadable(f"{path.name}: not a valid {model.__name__} ({first})") from None
     except OSError as exc:
-        raise Unreadable(f"{path.name}: {exc.strerror}") from None
+        raise OutOfReach(f"{path.name}: {exc.strerror}") from None
 
 
 def load_manifest(run_dir: Path) -> Manifest | None:
@@ -84,10 +115,16 @@ def load_report(run_dir: Path) -> Report | None:
 
 def _jsonl(path: Path, model: type[M]) -> Iterator[tuple[int, M | None]]:
     """(line number, record or None when that line is corrupt); a trailing partial line is
-    skipped, since its writer may still be finishing it."""
-    if not path.exists():
+    skipped, since its writer may still be finishing it. Only a regular file is opened (a
+    FIFO would block forever); one that cannot be yields nothing, and the run's validation
+    says why."""
+    try:
+        if not stat.S_ISREG(path.lstat().st_mode):
+            return
+        fh = path.open("rb")
+    except OSError:
         return
-    with path.open("rb") as fh:
+    with fh:
         for number, raw in enumerate(fh, start=1):
             if not raw.endswith(b"\n"):
                 return
@@ -134,11 +171,16 @@ def harness_alive(manifest: Manifest) -> bool:
 
 
 def list_run_dirs(root: Path) -> list[Path]:
-    """Run folders under the root, newest first (their names start with a UTC stamp)."""
+    """Run folders under the root, newest first (their names start with a UTC stamp); none
+    when the root does not exist yet (the first run creates it). RunsRootError when it
+    exists but cannot be listed: "no runs" would hide every run it holds."""
     try:
-        entries = [e for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")]
-    except (FileNotFoundError, NotADirectoryError):
+        with os.scandir(root) as found:
+            entries = [e for e in found if e.is_dir() and not e.name.startswith(".")]
+    except FileNotFoundError:
         return []
+    except OSError as exc:
+        raise RunsRootError(root, exc) from None
     return [Path(e.path) for e in sorted(entries, key=lambda e: e.name, reverse=True)]
 
 
@@ -179,8 +221,18 @@ def list_runs(root: Path, limit: int | None = None) -> list[RunSummary]:
 
 
 def find_run(root: Path, run_id: str) -> Path | None:
+    """The run folder `run_id` under the root, or None when there is none. A folder there
+    that cannot be searched is returned all the same, so its readers say why instead of
+    "no such run"; RunsRootError when it is the root that cannot be searched."""
     candidate = root / run_id
-    return candidate if (candidate / "manifest.json").exists() else None
+    try:
+        return candidate if (candidate / "manifest.json").exists() else None
+    except OSError:
+        pass  # the run's folder or the root is out of reach: which one?
+    try:
+        return candidate if candidate.is_dir() else None
+    except OSError as exc:
+        raise RunsRootError(root, exc) from None
 
 
 class Follower:
@@ -196,17 +248,24 @@ class Follower:
         self._partial = b""
 
     def read(self, max_bytes: int = CHUNK * 16) -> list[bytes]:
+        """OutOfReach when the file is there but not ours to read (its permissions): the
+        offset stays, so the next call resumes where this one stopped once it is readable again."""
         try:
             size = self.path.stat().st_size
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return []
+        except OSError as exc:
+            raise OutOfReach(f"{self.path.name}: {exc.strerror}") from None
         if size < self.offset:  # truncated or replaced: start again
             self.offset, self._partial = 0, b""
         if size == self.offset:
             return []
-        with self.path.open("rb") as fh:
-            fh.seek(self.offset)
-            data = fh.read(min(max_bytes, size - self.offset))
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read(min(max_bytes, size - self.offset))
+        except OSError as exc:
+            raise OutOfReach(f"{self.path.name}: {exc.strerror}") from None
         self.offset += len(data)
         data = self._partial + data
         lines = data.split(b"\n")
@@ -222,9 +281,9 @@ class Follower:
 
     @property
     def pending(self) -> int:
-        """Bytes written but not yet read."""
+        """Bytes written but not yet read; none while the file is absent or out of reach."""
         try:
             return max(0, self.path.stat().st_size - self.offset)
-        except FileNotFoundError:
+        except OSError:
             return 0
 

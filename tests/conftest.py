@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -96,3 +97,15 @@ def all_bytes(root: Path) -> Iterator[tuple[Path, bytes]]:
     for path in sorted(root.rglob("*")):
         if path.is_file():
             yield path, path.read_bytes()
+
+
+def unprivileged(argv: list[str]) -> list[str]:
+    """argv run as a user that file permissions apply to: root reads any folder, so as root
+    it runs in a user namespace where it is an ordinary user."""
+    if os.geteuid() != 0:
+        return argv
+    wrap = ["unshare", "--user", "--map-user=1000", "--map-group=1000"]
+    if shutil.which("unshare") is None or subprocess.run(
+            [*wrap, "true"], capture_output=True, timeout=10).returncode != 0:
+        pytest.skip("running as root with no user namespace: no folder is unreadable here")
+    return [*wrap, *argv]

@@ -6,10 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from core.cli import COMMAND_MODULES, build_parser
-from tests.conftest import Harness
+from tests.conftest import ROOT, Harness, unprivileged
+from tests.tui_fixtures import make_runs_root
 
 
 def test_schema_exports_the_run_directory_models(harness: Harness) -> None:
@@ -179,3 +182,79 @@ def test_escape_sequences_from_the_case_never_reach_the_terminal(harness: Harnes
     for output in (proc.stderr, shown):
         assert "\\x1b]52;c;" in output
         assert not any(ch in output for ch in "\x1b\x07\x9b")
+
+
+def test_runs_limit_below_one_is_a_usage_error(harness: Harness) -> None:
+    made = make_runs_root(harness.runs_root)
+    for limit in ("-1", "0"):
+        proc = harness.run("runs", "--limit", limit)
+        assert proc.returncode == 2 and "--limit" in proc.stderr, proc.stderr
+        assert proc.stdout == ""
+    code, rows = harness.run_json("runs", "--limit", "2")
+    assert code == 0
+    assert [r["run_id"] for r in rows] == sorted(p.name for p in made.values())[:-3:-1]
+
+
+def test_runs_names_a_runs_root_that_is_a_file(harness: Harness, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for root, what in ((blocker, "is a file"), (blocker / "runs", "has a file in its path")):
+        proc = harness.run("runs", "--runs-root", str(root), "--json")
+        assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+        assert proc.stderr.splitlines() == [
+            f"cto-harness: runs root {root} {what}, not a directory: choose another with "
+            "--runs-root or CTO_HARNESS_RUNS_ROOT"]
+    proc = harness.run("runs", "--runs-root", str(tmp_path / "not-yet"))
+    assert proc.returncode == 0
+    assert proc.stdout == f"no runs under {tmp_path / 'not-yet'}\n"
+
+
+def as_user(harness: Harness, *args: str) -> subprocess.CompletedProcess[str]:
+    """`cto-harness ARGS` run as a user that file permissions apply to."""
+    return subprocess.run(unprivileged([sys.executable, "-m", "core.cli", *args]),
+                          env=harness.env, capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+def test_runs_and_validate_name_an_unreadable_runs_root(harness: Harness) -> None:
+    passed = make_runs_root(harness.runs_root)["passed"]
+    root = harness.runs_root
+    root.chmod(0)
+    try:
+        listed = as_user(harness, "runs")
+        validated = as_user(harness, "validate", passed.name)
+    finally:
+        root.chmod(0o755)
+    unreadable = (f"runs root {root} cannot be read (Permission denied): fix its permissions "
+                  "or choose another with --runs-root or CTO_HARNESS_RUNS_ROOT")
+    assert listed.returncode == 2, listed.stderr
+    assert listed.stderr.splitlines() == [f"cto-harness: {unreadable}"]
+    assert validated.returncode == 2, validated.stderr
+    assert validated.stderr.splitlines() == [
+        f"cto-harness: no run directory at {passed.name}, and {unreadable}"]
+
+
+def test_runs_and_validate_name_an_unreadable_run_folder(harness: Harness) -> None:
+    made = make_runs_root(harness.runs_root)
+    made["passed"].chmod(0)
+    try:
+        listed = as_user(harness, "runs", "--json")
+        validated = as_user(harness, "validate", made["passed"].name, "--json")
+    finally:
+        made["passed"].chmod(0o755)
+    assert listed.returncode == 0, listed.stderr
+    rows = {r["run_id"]: r for r in json.loads(listed.stdout)}
+    assert len(rows) == len(made)
+    assert rows[made["passed"].name]["status"] == "unreadable"
+    assert rows[made["passed"].name]["problem"] == "manifest.json: Permission denied"
+    assert rows[made["failed"].name]["status"] == "failed", "the other runs are still listed"
+    assert validated.returncode == 1, validated.stderr
+    result = json.loads(validated.stdout)
+    assert result["status"] == "unreadable"
+    assert result["problems"] == ["manifest.json: Permission denied"]
+
+
+def test_validate_an_empty_run_dir_is_a_usage_error(harness: Harness) -> None:
+    proc = harness.run("validate", "", "--json")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        "cto-harness: RUN_DIR is empty: give a run directory or a run id"]

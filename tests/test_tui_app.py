@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, DirectoryTree, Input, Static, TabbedContent
 
 from core.settings import resolve
+from tests.conftest import unprivileged
 from tests.tui_fixtures import CASE_LOG, make_running, make_runs_root, run_id
 from tui.app import Dashboard, build_app
 from tui.launcher import ChildRun, RunRequest
@@ -396,18 +396,6 @@ def test_command_line_takes_a_run_folder_name_not_a_path(
         assert "--run takes a run's folder name under the runs root" in capsys.readouterr().err
 
 
-def unprivileged(argv: list[str]) -> list[str]:
-    """argv run as a user that file permissions apply to: root reads any folder, so as root
-    it runs in a user namespace where it is an ordinary user."""
-    if os.geteuid() != 0:
-        return argv
-    wrap = ["unshare", "--user", "--map-user=1000", "--map-group=1000"]
-    if shutil.which("unshare") is None or subprocess.run(
-            [*wrap, "true"], capture_output=True, timeout=10).returncode != 0:
-        pytest.skip("running as root with no user namespace: no folder is unreadable here")
-    return [*wrap, *argv]
-
-
 def test_command_line_names_an_unreadable_runs_root_without_a_traceback(
         runs: dict[str, Path]) -> None:
     root = runs["passed"].parent
@@ -423,6 +411,52 @@ def test_command_line_names_an_unreadable_runs_root_without_a_traceback(
     assert result.stderr.strip().splitlines() == [
         f"cto-harness-tui: runs root {root} cannot be read (Permission denied): fix its "
         "permissions or choose another with --runs-root"]
+
+
+FOLLOW_THROUGH_LOST_ACCESS = """
+import asyncio, sys
+from pathlib import Path
+from textual.widgets import Static
+from core.settings import resolve
+from tests.test_tui_app import SIZE, text_of, until
+from tests.tui_fixtures import make_running
+from tui.app import Dashboard
+from tui.widgets.case_log import CaseLog
+
+async def main(root: Path) -> None:
+    run = make_running(root)
+    app = Dashboard(root, run_id=run.paths.root.name, resolved=resolve())
+    async with app.run_test(size=SIZE) as pilot:
+        log, info = app.screen.query_one(CaseLog), app.screen.query_one("#run-info", Static)
+        await until(pilot, lambda: list(log.lines) == ["case: started"])
+        run.paths.root.chmod(0)
+        try:
+            await until(pilot, lambda: "run folder cannot be read (Permission denied)"
+                        in " ".join(text_of(info).split()))
+            assert "unreadable" in text_of(info)
+        finally:
+            run.paths.root.chmod(0o755)
+        run.log("case: after")
+        await until(pilot, lambda: list(log.lines)[-1:] == ["case: after"])
+        errors = [n.message for n in app._notifications if n.severity == "error"]
+        assert not errors, errors
+    print("followed through")
+
+asyncio.run(main(Path(sys.argv[1])))
+"""
+
+
+def test_live_names_a_run_folder_it_lost_access_to_and_resumes(tmp_path: Path) -> None:
+    """chmod 000 on the run being followed: Live says why it cannot read it (no one-off
+    "follow failed" toast), and follows on once the folder is readable again. Run as a
+    user that permissions apply to, so in a child process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CTO_HARNESS_")}
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        unprivileged([sys.executable, "-c", FOLLOW_THROUGH_LOST_ACCESS, str(tmp_path / "runs")]),
+        capture_output=True, text=True, timeout=90, cwd=root, env={**env, "PYTHONPATH": str(root)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1:] == ["followed through"]
 
 
 async def test_a_runs_root_that_is_a_file_is_named_on_live_and_runs(tmp_path: Path) -> None:
