@@ -17,6 +17,7 @@ AdmissionStatus = Literal[
 GuardState = Literal["armed", "clear", "tripped", "unproven"]
 Engine = Literal["case", "fake"]
 CaseNetwork = Literal["isolated", "host"]
+LeakPlace = Literal["content", "name", "link_target"]
 
 EVENTS: tuple[str, ...] = (
     "run_started",
@@ -175,10 +176,14 @@ class RedactionCounters(_Model):
 
 class LeakFinding(_Model):
     file: str
+    """The path, itself redacted: a name can hold the secret too."""
     line: int
+    """1-based in the file's bytes; 0 when the form is in a name or a link's target."""
     secret: str
     """The secret's name (e.g. `endpoint`), never its value."""
     form: str
+    where: LeakPlace = "content"
+    """What holds the form: the file's bytes, the entry's own name, or a link's target text."""
 
 
 class Durations(_Model):

@@ -5,7 +5,8 @@ KILL), grandchildren included. Its stdout and stderr share one pipe, drained as 
 (in the event loop) and passed through a sink (the streaming redactor and the
 guard) before reaching disk. We own the pipe's read end and the child's pidfd, so a
 grandchild that escapes the group and keeps the pipe open cannot hang us: once the child
-has exited we read on only for a short grace, then close our end.
+has exited we read on only for a short grace, then close our end. Should the harness die
+without ending a group (SIGKILL, a crash), the warden (core/warden.py) ends it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import fcntl
 import os
 import signal
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ COALESCE_S = 0.002
 read in large chunks (far less work per byte) for at most 2 ms of added latency."""
 KILL_GRACE_S = 3.0
 DRAIN_GRACE_S = 1.0
+WARDEN = Path(__file__).with_name("warden.py")
 
 
 @dataclass
@@ -46,6 +50,58 @@ class Outcome:
 def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+class _Lifeline:
+    """The write end of the warden's pipe, which this process alone holds: close-on-exec and
+    never passed on (every child is spawned with close_fds), and closed in a child forked
+    without exec. Its closing, when we die, is what tells the warden to end our groups."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.fd: int | None = None
+        self.warden: subprocess.Popen[bytes] | None = None
+
+    def _start(self) -> None:
+        read_end, write_end = os.pipe()
+        try:
+            self.warden = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(WARDEN)], stdin=read_end,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
+                start_new_session=True)
+        except OSError:
+            os.close(write_end)
+            return
+        finally:
+            os.close(read_end)
+        os.set_blocking(write_end, False)  # a stalled warden must never stall us
+        self.fd = write_end
+
+    def watch(self, pgid: int) -> None:
+        """Have the warden end this group should we die first; it starts with the first."""
+        with self.lock:
+            if self.fd is None:
+                self._start()
+            self._tell(b"+%d\n" % pgid)
+
+    def release(self, pgid: int) -> None:
+        """The group is ended: its number may one day be another's."""
+        with self.lock:
+            self._tell(b"-%d\n" % pgid)
+
+    def _tell(self, message: bytes) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):  # a warden gone or stalled: we carry on
+                os.write(self.fd, message)
+
+    def forget_in_child(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+        self.lock, self.fd, self.warden = threading.Lock(), None, None
+
+
+_LIFELINE = _Lifeline()
+os.register_at_fork(after_in_child=_LIFELINE.forget_in_child)
 
 
 class _Child:
@@ -132,6 +188,7 @@ async def run_group(
                                 start_new_session=True)
     except OSError as exc:
         return Outcome(exit_code=None, start_error=f"{type(exc).__name__}: {exc.strerror}")
+    _LIFELINE.watch(proc.pid)
     outcome = Outcome(exit_code=None)
     child = _Child(proc, sink, outcome)
     try:
@@ -157,6 +214,7 @@ async def run_group(
             _signal_group(proc.pid, signal.SIGKILL)
             proc.wait()
         child.close()
+        _LIFELINE.release(proc.pid)
     outcome.exit_code = proc.returncode
     outcome.duration_s = time.monotonic() - started
     return outcome

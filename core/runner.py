@@ -13,7 +13,6 @@ import os
 import secrets
 import shlex
 import signal
-import stat
 import sys
 import tempfile
 import time
@@ -53,14 +52,12 @@ from core.rundir import (
     RunPaths,
     RunWriter,
     artifact_hashes,
-    atomic_write_bytes,
     fresh_dir,
     new_run_id,
-    run_files,
     utcnow,
 )
 from core.runs import process_start_ticks
-from core.scan import scan_paths
+from core.scan import find_leaks, scrub
 from core.settings import API_KEY_VAR, ENDPOINT_VAR, ConfigError, Resolved
 from core.task import Task, load_task
 
@@ -497,18 +494,13 @@ class Runner:
         return "failed" if reasons else "passed"
 
     def _scan_for_leaks(self) -> None:
-        """Regular files only: a link the Case planted (to /proc/self/environ, say) is
-        never followed, so nothing outside the run is read, let alone copied in by a scrub."""
-        files = [p for p in run_files(self.paths.root) if not p.is_symlink()]
-        findings = scan_paths(files, self.redactor, root=self.paths.root)
-        for path in sorted({f.file for f in findings}):
-            target = self.paths.root / path
-            raw = target.read_bytes().decode("utf-8", errors="surrogateescape")
-            mode = stat.S_IMODE(target.stat().st_mode)
-            atomic_write_bytes(target, self.redactor.redact(raw).encode("utf-8", "surrogateescape"))
-            target.chmod(mode)  # the scrubbed copy keeps the Case's file mode (an +x script)
-        self.state.leaks = findings
-        for finding in findings:
+        """Every name, link target and regular file of the run, scrubbed where a form is
+        found. Links are never followed: a link the Case planted (to /proc/self/environ, say)
+        is retargeted as text, so nothing outside the run is read, let alone copied in."""
+        leaks = find_leaks([self.paths.root], self.redactor, root=self.paths.root)
+        self.state.leaks = [leak.finding for leak in leaks]  # reported even if a scrub fails
+        self.state.leaks = scrub(leaks, self.redactor, self.paths.root)
+        for finding in self.state.leaks:
             self.event("leak_detected", **finding.model_dump())
 
     def _finish(self, status: RunStatus) -> Report:

@@ -1,7 +1,9 @@
 """Leak scan: every form of every secret, in files or in the git index, reported by place.
 
-A finding names the file, the line, the secret and the form, never the value, so the
-report of a leak is not a leak. The run's end scans its whole directory with it, and
+A finding names the file (masked), the line, the secret and the form, never the value, so
+the report of a leak is not a leak. Bytes are not the only place: a name (a folder called
+after the quoted URL, a file after host:port) and a link's target text are written to disk
+too. The run's end scans its whole directory with it and scrubs what it finds, and
 `cto-harness scan` runs it on any path or, as a pre-commit hook, on what is staged.
 """
 
@@ -9,18 +11,24 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import contextlib
 import itertools
 import os
+import secrets
+import stat
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from core.models import EXIT_USAGE, LeakFinding
+from core.models import EXIT_USAGE, LeakFinding, LeakPlace
 from core.redact import Redactor
 from core.term import visible
 
 READ_CHUNK = 1 << 20
+NAME_MAX = 255
+"""Bytes one path component may hold (Linux, every common file system)."""
 
 
 def _findings(name: str, chunks: Iterable[bytes], redactor: Redactor) -> Iterator[LeakFinding]:
@@ -44,45 +52,151 @@ def _findings(name: str, chunks: Iterable[bytes], redactor: Redactor) -> Iterato
         carry = data[len(data) - keep:]
 
 
+def _text_findings(name: str, text: str, where: LeakPlace,
+                   redactor: Redactor) -> list[LeakFinding]:
+    """Findings in a name or a link's target (an OS string: undecodable bytes are
+    surrogate escapes), marked as such; a name has no line."""
+    raw = os.fsencode(text)
+    return [f.model_copy(update={"line": 0, "where": where})
+            for f in _findings(name, [raw], redactor)]
+
+
 def _file_chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as fh:
         while chunk := fh.read(READ_CHUNK):
             yield chunk
 
 
-def _walk_files(paths: Iterable[Path]) -> Iterator[Path]:
+def _entries(paths: Iterable[Path]) -> Iterator[tuple[Path, bool]]:
+    """Each argument's entries, sorted, with whether a link among them may be followed to
+    read the file it names: a folder's every entry below it (its links are entries, never
+    followed), or the argument itself (named by whoever asked, so followed)."""
     for path in paths:
         if path.is_dir() and not path.is_symlink():
             for folder, dirs, files in os.walk(path):
                 dirs.sort()
-                for file in sorted(files):
-                    candidate = Path(folder, file)
-                    if candidate.is_file() and not candidate.is_symlink():
-                        yield candidate
-        elif path.is_file():
-            yield path
+                for name in sorted((*dirs, *files)):
+                    yield Path(folder, name), False
+        else:
+            yield path, True
 
 
-def _display(path: Path, root: Path | None) -> str:
+def _display(path: Path, root: Path | None, redactor: Redactor) -> str:
+    """The path as a finding shows it: relative to `root`, valid UTF-8, and redacted."""
+    shown = path.as_posix()
     if root is not None:
+        with contextlib.suppress(ValueError):
+            shown = path.relative_to(root).as_posix()
+    return redactor.redact(os.fsencode(shown).decode("utf-8", "replace"))
+
+
+@dataclass(frozen=True)
+class Leak:
+    """A finding and the entry on disk it is about (its real path: the finding's is masked)."""
+
+    path: Path
+    finding: LeakFinding
+
+
+def find_leaks(paths: Iterable[Path], redactor: Redactor,
+               root: Path | None = None) -> list[Leak]:
+    """Every form in the names of the entries under `paths` (or of a path given itself),
+    in the target text of every link, and in every regular file's bytes. Links are never
+    followed below a folder: a link can point anywhere, and the file it names is scanned
+    where it lives if it is in `paths`."""
+    leaks: list[Leak] = []
+    for path, given in _entries(paths):
+        shown = _display(path, root, redactor)
         try:
-            return path.relative_to(root).as_posix()
-        except ValueError:
-            pass
-    return path.as_posix()
+            found = _text_findings(shown, path.name, "name", redactor)
+            if path.is_symlink():
+                found += _text_findings(shown, os.readlink(path), "link_target", redactor)
+            if path.is_file() and (given or not path.is_symlink()):
+                found += _findings(shown, _file_chunks(path), redactor)
+        except OSError:
+            continue  # vanished or unreadable while scanning: nothing of it was written out
+        leaks += [Leak(path, finding) for finding in found]
+    return leaks
 
 
 def scan_paths(paths: Iterable[Path], redactor: Redactor,
                root: Path | None = None) -> list[LeakFinding]:
-    """Findings in every regular file under `paths` (symlinks are not followed: a link can
-    point anywhere, the file it names is scanned where it lives if it is in `paths`)."""
-    findings: list[LeakFinding] = []
-    for path in _walk_files(paths):
-        try:
-            findings += _findings(_display(path, root), _file_chunks(path), redactor)
-        except OSError:
-            continue  # vanished or unreadable while scanning: nothing of it was written out
-    return findings
+    """The findings of `find_leaks`: what `cto-harness scan` reports."""
+    return [leak.finding for leak in find_leaks(paths, redactor, root)]
+
+
+def _fit(name: str, room: int = 0) -> str:
+    """`name` cut to what one path component may hold, leaving `room` bytes."""
+    raw = os.fsencode(name)
+    return name if len(raw) + room <= NAME_MAX else os.fsdecode(raw[:NAME_MAX - room])
+
+
+def _free_name(folder: Path, wanted: str) -> str:
+    """`wanted` (cut to fit), or with `.2`, `.3`, ... when an entry has that name already."""
+    name, n = _fit(wanted), 1
+    while os.path.lexists(folder / name):
+        n += 1
+        name = _fit(wanted, len(f".{n}")) + f".{n}"
+    return name
+
+
+def _spare(path: Path) -> Path:
+    """A fresh name beside `path` to build its replacement under: never derived from the
+    name (which may hold the secret, and be too long to add to)."""
+    return path.with_name(f".cto-harness-scrub-{secrets.token_hex(8)}")
+
+
+def _scrub_file(path: Path, redactor: Redactor) -> None:
+    """Rewrite the file masked, in one rename; it keeps its mode (an +x script)."""
+    raw = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    spare = _spare(path)
+    try:
+        with spare.open("xb") as fh:
+            fh.write(redactor.redact(raw).encode("utf-8", "surrogateescape"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        spare.chmod(mode)
+        os.replace(spare, path)
+    except BaseException:
+        spare.unlink(missing_ok=True)
+        raise
+
+
+def _scrub_link(link: Path, redactor: Redactor) -> None:
+    """Replace the link by one to the masked target text, in one rename."""
+    spare = _spare(link)
+    os.symlink(redactor.redact(os.readlink(link)), spare)
+    os.replace(spare, link)
+
+
+def scrub(leaks: list[Leak], redactor: Redactor, root: Path) -> list[LeakFinding]:
+    """Mask every leak in place: file bytes rewritten, links re-pointed at the masked text,
+    then entries renamed to their masked names, deepest first so a folder's children are
+    renamed while it still has the name they were found under. Returns the findings, each
+    naming its entry where it now is."""
+    where = {(leak.path, leak.finding.where) for leak in leaks}
+    for path, kind in sorted(where):
+        if kind == "content":
+            _scrub_file(path, redactor)
+        elif kind == "link_target":
+            _scrub_link(path, redactor)
+    renamed: dict[Path, str] = {}
+    named = sorted({p for p, kind in where if kind == "name"}, key=lambda p: -len(p.parts))
+    for path in named:
+        new = _free_name(path.parent, redactor.redact(path.name))
+        path.rename(path.parent / new)
+        renamed[path] = new
+
+    def now(path: Path) -> Path:
+        current, original = root, root
+        for part in path.relative_to(root).parts:
+            original = original / part
+            current = current / renamed.get(original, part)
+        return current
+
+    return [leak.finding.model_copy(update={"file": _display(now(leak.path), root, redactor)})
+            for leak in leaks]
 
 
 def _git(repo: Path, *args: str, data: bytes | None = None) -> bytes:
@@ -99,14 +213,15 @@ class GitError(Exception):
 
 
 def scan_git_index(repo: Path, redactor: Redactor) -> list[LeakFinding]:
-    """Findings in the blobs staged for the next commit (added, copied, modified, renamed):
-    what a pre-commit hook must stop, whatever the work tree holds."""
+    """Findings in the paths and blobs staged for the next commit (added, copied, modified,
+    renamed; a link's blob is its target text): what a pre-commit hook must stop, whatever
+    the work tree holds."""
     names = _git(repo, "diff", "--cached", "--name-only", "--no-renames", "-z",
                  "--diff-filter=ACM").split(b"\0")
     names = [n for n in names if n]
     if not names:
         return []
-    entries = _git(repo, "ls-files", "--stage", "-z", "--", *[n.decode() for n in names])
+    entries = _git(repo, "ls-files", "--stage", "-z", "--", *map(os.fsdecode, names))
     blobs: list[tuple[str, str]] = []
     for entry in entries.split(b"\0"):
         if entry:
@@ -122,7 +237,9 @@ def scan_git_index(repo: Path, redactor: Redactor) -> list[LeakFinding]:
         size = int(batch[pos:header_end].split()[2])
         content = batch[header_end + 1:header_end + 1 + size]
         pos = header_end + 1 + size + 1
-        findings += _findings(name, [content], redactor)
+        shown = redactor.redact(name)
+        findings += _text_findings(shown, name, "name", redactor)
+        findings += _findings(shown, [content], redactor)
     return findings
 
 
@@ -159,7 +276,9 @@ def _run(args: argparse.Namespace) -> int:
                    "findings": [f.model_dump(mode="json") for f in findings]})
     else:
         for f in findings:
-            print(visible(f"{f.file}:{f.line}: {f.secret} ({f.form})"))
+            place = f"{f.file}:{f.line}" if f.where == "content" else (
+                f"{f.file} (in its {'name' if f.where == 'name' else 'link target'})")
+            print(visible(f"{place}: {f.secret} ({f.form})"))
         print(f"cto-harness scan: {len(findings)} leak(s) found" if findings
               else f"cto-harness scan: clean ({len(redactor.forms)} forms looked for)",
               file=sys.stderr)
@@ -169,8 +288,10 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "scan", help="look for every form of the configured secrets in files or the git index",
-        description="Exit 1 when any form of the endpoint or API key is found (file:line, "
-                    "secret, form; never the value), 0 when clean, 2 on bad input.")
+        description="Exit 1 when any form of the endpoint or API key is found in a file's "
+                    "bytes (file:line), a file or folder name, or a link's target text "
+                    "(with the secret and form, never the value), 0 when clean, 2 on bad "
+                    "input.")
     parser.add_argument("paths", nargs="*", metavar="PATH", help="files or directories")
     parser.add_argument("--staged", action="store_true",
                         help="scan the blobs staged in the git index (a pre-commit hook)")

@@ -20,6 +20,7 @@ import pytest
 from core import netjail
 from core.endpoint import ScriptedEndpoint
 from tests.conftest import Harness
+from tests.test_run import harness_killed_ends_the_case_group
 
 AVAILABLE, WHY = netjail.netjail_available()
 if not AVAILABLE:
@@ -165,3 +166,7 @@ def test_timeout_ends_the_case_and_its_forwarder(harness: Harness) -> None:
     assert not Path(f"/proc/{jail_pid}").exists()
     assert _group_members(jail_pid) == []
     assert harness.report(run_dir)["case_exit_code"] == 128 + 15  # the Case's own TERM
+
+
+def test_killing_the_harness_ends_the_jail_and_the_case(harness: Harness) -> None:
+    harness_killed_ends_the_case_group(harness, "isolated")

@@ -11,6 +11,8 @@ import os
 import shutil
 import signal
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -18,6 +20,7 @@ from urllib.parse import quote
 import pytest
 
 from core.endpoint import ScriptedEndpoint
+from core.process import WARDEN
 from core.validate import validate_run
 from tests.conftest import CASE, QWEN, Harness, all_bytes
 
@@ -428,3 +431,79 @@ def test_ctrl_c_while_the_run_is_being_sealed_still_writes_the_report(
     assert json.loads(stdout)["run_dir"] == str(run_dir), stderr
     assert harness.report(run_dir)["status"] == "failed"  # what the fake run came to
     assert events(harness, str(run_dir))[-2:] == ["report_written", "run_finished"]
+
+
+def _alive(pid: int) -> bool:
+    """Still running: a zombie waiting for its new parent to reap it counts as gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return fields.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def harness_killed_ends_the_case_group(harness: Harness, network: str) -> None:
+    """SIGKILL the harness mid-run, so none of its handlers runs: the Case's group (its
+    leader, the Case, a grandchild in the group) must still be gone within a few seconds."""
+    harness.env["CTO_HARNESS_CASE_NETWORK"] = network
+    mode(harness, "hang", " --grandchild")
+    proc = harness.start("run", "--no-baseline", "--json")
+    pids: list[int] = []
+    try:
+        run_dir = wait_for_case(harness)
+        started = next(e for e in harness.trace(str(run_dir))
+                       if e["event"] == "case_process_started")
+        assert started["network"] == network
+        log = run_dir / "backend" / "case.log"
+        deadline = time.monotonic() + 30
+        while "case: pid " not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        text = log.read_text()
+        pids = sorted({started["pid"], int(text.split("case: pid ")[1].split()[0]),
+                       int(text.split("case: grandchild pid ")[1].split()[0])})
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 3
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [p for p in pids if _alive(p)] == [], "the Case outlived its harness"
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+        for pid in filter(_alive, pids):  # only after a failure: leave nothing behind
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_killing_the_harness_ends_the_case_group_on_the_host_network(
+    harness: Harness,
+) -> None:
+    harness_killed_ends_the_case_group(harness, "host")
+
+
+def _ignoring_term() -> subprocess.Popen[str]:
+    """A group leader that shrugs off SIGTERM, started and ready."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+         "signal.SIG_IGN); print('ready', flush=True); time.sleep(3600)"],
+        stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    return proc
+
+
+def test_warden_kills_what_term_did_not_end_and_spares_released_groups() -> None:
+    watched, released = _ignoring_term(), _ignoring_term()
+    try:
+        warden = subprocess.Popen([sys.executable, "-I", "-S", str(WARDEN)],
+                                  stdin=subprocess.PIPE)
+        assert warden.stdin is not None
+        warden.stdin.write(b"+%d\n+%d\n-%d\n" % (watched.pid, released.pid, released.pid))
+        t0 = time.monotonic()
+        warden.stdin.close()  # as when the harness dies: its end of the pipe closes
+        assert watched.wait(timeout=5) == -signal.SIGKILL
+        assert time.monotonic() - t0 < 1.5
+        assert warden.wait(timeout=5) == 0
+        assert released.poll() is None
+    finally:
+        for proc in (watched, released):
+            proc.kill()
+            proc.communicate()

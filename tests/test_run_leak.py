@@ -1,12 +1,15 @@
 """A Case that gets hold of the secret endpoint (only because this test hands it over) and
 prints it in several forms, in small writes with pauses, and writes it into a workspace
-file: nothing of it reaches any artifact, and the run reports the leak."""
+file, into file and folder names, and into a link's target: nothing of it stays in any
+artifact, and the run reports the leak."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
+import urllib.parse
 from pathlib import Path
 
 from core.endpoint import ScriptedEndpoint
@@ -72,3 +75,56 @@ def test_links_the_case_plants_are_never_followed(
     code, result = harness.run_json("validate", str(run_dir))
     intact = next(c for c in result["criteria"] if c["id"] == "evidence_intact")
     assert code == 1 and "workspace/endpoint.txt" in intact["detail"]
+
+
+def secret_bytes_under(root: Path, forms: list[bytes]) -> list[str]:
+    """Every place under `root` (names, link targets, file bytes) holding one of `forms`,
+    walked as bytes so a non-UTF-8 name is seen as written."""
+    found = []
+    for folder, dirs, files in os.walk(os.fsencode(root)):
+        for name in (*dirs, *files):
+            path = os.path.join(folder, name)
+            places = [("name", name.lower())]
+            if os.path.islink(path):
+                places.append(("link target", os.readlink(path).lower()))
+            elif os.path.isfile(path):
+                places.append(("content", Path(os.fsdecode(path)).read_bytes().lower()))
+            found += [f"{os.fsdecode(path)}: {place}" for place, data in places
+                      if any(form in data for form in forms)]
+    return found
+
+
+def test_case_that_writes_the_endpoint_into_names_and_link_targets_is_scrubbed(
+    harness: Harness, upstream: ScriptedEndpoint, tmp_path: Path
+) -> None:
+    password = secrets.token_urlsafe(12)
+    url = upstream.base_url.replace("http://", f"http://harness:{password}@")
+    host_port = urllib.parse.urlsplit(url).netloc.rpartition("@")[2]
+    harness.env["CTO_HARNESS_CASE_LOCAL_BASE_URL"] = url
+    handed = tmp_path / "handed-over"
+    handed.write_text(url)
+    harness.env["CTO_HARNESS_CASE_ARGS"] = (
+        f"--mode names --secret-file {handed} --workspace {{workspace}} --model {{model}}")
+    code, out = harness.run_json("run", "--no-baseline")
+    run_dir = Path(out["run_dir"])
+    report = harness.report(run_dir)
+    assert code == 1 and report["leak_detected"] is True
+    assert any("leak_detected" in r for r in report["reasons"])
+    places = {(f["file"], f["where"]) for f in report["leaks"]}
+    mark = "[REDACTED:endpoint]"
+    assert {(f"workspace/{mark}", "name"), (f"workspace/{mark}/{mark}.txt", "name"),
+            ("workspace/endpoint-link", "link_target")} == places
+    assert all(f["line"] == 0 for f in report["leaks"])
+    # Renamed children first, then their folder; the link points at the masked text.
+    assert (run_dir / "workspace" / mark / f"{mark}.txt").read_text() == "nothing secret in here\n"
+    assert os.readlink(run_dir / "workspace" / "endpoint-link") == mark
+    events = [e for e in harness.trace(run_dir) if e["event"] == "leak_detected"]
+    assert [{k: e[k] for k in f} for e, f in zip(events, report["leaks"], strict=True)
+            ] == report["leaks"]
+    forms = [f.lower().encode() for f in (url, url.split("://", 1)[1], host_port, password,
+                                          urllib.parse.quote(url, safe=""))]
+    assert secret_bytes_under(harness.runs_root, forms) == []
+    code, result = harness.run_json("validate", str(run_dir))
+    crit = {c["id"]: c for c in result["criteria"]}
+    assert crit["endpoint_not_written"]["verdict"] == "failed"
+    assert crit["evidence_intact"]["verdict"] == "ok", crit["evidence_intact"]["detail"]

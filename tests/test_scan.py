@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from core.redact import Redactor
-from core.scan import scan_git_index, scan_paths
+from core.scan import find_leaks, scan_git_index, scan_paths, scrub
 
 CLI = Path(sys.executable).with_name("cto-harness")
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -144,3 +144,88 @@ def quote_all(text: str) -> str:
     from urllib.parse import quote
 
     return quote(text, safe="")
+
+
+def plant_names(root: Path, secret: str) -> str:
+    """Write `secret` into names and a link target under `root`, never into bytes, beside a
+    clean non-UTF-8 name; returns its host:port."""
+    host_port = secret.split("://", 1)[1].split("/", 1)[0]
+    folder = root / "ws" / quote_all(secret)
+    folder.mkdir(parents=True)
+    (folder / f"{host_port}.log").write_text(f"and in the bytes: {secret}\n")
+    os.symlink(secret, root / "ws" / "x")
+    raw = os.fsencode(root / "ws")
+    for name in (b"caf\xe9-" + host_port.encode(), b"caf\xe9"):
+        Path(os.fsdecode(os.path.join(raw, name))).write_bytes(b"\xff clean\n")
+    return host_port
+
+
+def test_scan_paths_finds_the_secret_in_names_and_link_targets(tmp_path: Path) -> None:
+    secret = endpoint()
+    redactor = Redactor({"endpoint": secret})
+    plant_names(tmp_path, secret)
+    findings = scan_paths([tmp_path], redactor, root=tmp_path)
+    mark = "[REDACTED:endpoint]"
+    got = sorted((f.file, f.line, f.where, f.form) for f in findings)
+    assert got == [(f"ws/{mark}", 0, "name", "percent"),
+                   (f"ws/{mark}/{mark}.log", 0, "name", "host_port"),
+                   (f"ws/{mark}/{mark}.log", 1, "content", "full"),
+                   (f"ws/caf\ufffd-{mark}", 0, "name", "host_port"),
+                   ("ws/x", 0, "link_target", "full")]
+    assert secret.split("://")[1].split("/")[0] not in repr(findings)
+    given = scan_paths([tmp_path / "ws" / "x"], redactor)  # a link named itself: its target
+    assert [(f.file, f.where) for f in given] == [((tmp_path / "ws" / "x").as_posix(),
+                                                   "link_target")]
+
+
+def test_scrub_renames_bottom_up_retargets_links_and_keeps_other_bytes(tmp_path: Path) -> None:
+    secret = endpoint()
+    redactor = Redactor({"endpoint": secret})
+    host_port = plant_names(tmp_path, secret)
+    ws = tmp_path / "ws"
+    mark = "[REDACTED:endpoint]"
+    (ws / f"{mark}.txt").write_text("taken\n")  # the masked name of the next one exists
+    (ws / f"{host_port}.txt").write_text("mine\n")
+    key = secret.rsplit("=", 1)[1]
+    long_name = "k" * 3 + key * 20  # fits; masked it would not (19 bytes a 12-byte key)
+    (ws / long_name).write_text("long\n")
+    leaks = find_leaks([tmp_path], redactor, root=tmp_path)
+    findings = scrub(leaks, redactor, tmp_path)
+    assert scan_paths([tmp_path], redactor, root=tmp_path) == []
+    assert (ws / f"{mark}.txt").read_text() == "taken\n"
+    assert (ws / f"{mark}.txt.2").read_text() == "mine\n"
+    assert (ws / mark / f"{mark}.log").read_text() == f"and in the bytes: {mark}\n"
+    assert os.readlink(ws / "x") == mark
+    names = set(os.listdir(os.fsencode(ws)))
+    assert {b"caf\xe9", b"caf\xe9-" + mark.encode()} <= names
+    assert Path(os.fsdecode(os.path.join(os.fsencode(ws), b"caf\xe9"))).read_bytes() == (
+        b"\xff clean\n")
+    cut = next(n for n in names if n.startswith(b"kkk"))
+    assert len(cut) == 255 and key.encode() not in cut
+    assert not [n for n in names if n.startswith(b".cto-harness-scrub-")]
+    # Each finding now names its entry where it is on disk.
+    for finding in findings:
+        assert os.path.lexists(tmp_path / finding.file) or "\ufffd" in finding.file
+    assert f"ws/{mark}.txt.2" in {f.file for f in findings}
+
+
+def test_cli_reports_a_name_without_its_value(tmp_path: Path) -> None:
+    secret = endpoint()
+    (tmp_path / quote_all(secret)).mkdir()
+    hit = run_cli(".", cwd=tmp_path, secret=secret)
+    assert hit.returncode == 1, hit.stderr
+    assert hit.stdout == "[REDACTED:endpoint] (in its name): endpoint (percent)\n"
+    assert quote_all(secret) not in hit.stdout + hit.stderr
+
+
+@needs_git
+def test_scan_git_index_sees_a_staged_path_named_by_the_secret(tmp_path: Path) -> None:
+    secret = endpoint()
+    redactor = Redactor({"endpoint": secret})
+    assert git(tmp_path, "init", "-q").returncode == 0
+    host_port = secret.split("://", 1)[1].split("/", 1)[0]
+    (tmp_path / f"{host_port}.json").write_text("{}\n")
+    git(tmp_path, "add", ".")
+    findings = scan_git_index(tmp_path, redactor)
+    assert [(f.file, f.line, f.where) for f in findings] == [
+        ("[REDACTED:endpoint].json", 0, "name")]

@@ -12,7 +12,8 @@ planter   asks the relay, writes the naive solution, plants a conftest that pass
 claude    asks the relay for claude-sonnet-4-6 (a fallback attempt), or for --ask-model
 liar      asks for the admitted model but prints that it used claude-sonnet-4-6
 silent    writes a correct solution without asking any model
-hang      asks once, prints its pid, then sleeps forever
+hang      asks once, prints its pid, then sleeps forever; with --grandchild it first
+          starts a grandchild in its group that sleeps too, and prints its pid
 orphan    asks once, starts a grandchild that sleeps holding stdout, then sleeps itself
 escape    starts a grandchild in its own session holding stdout, and exits at once
 binary    prints invalid UTF-8 and control sequences, then behaves like good
@@ -22,6 +23,9 @@ envdump   prints its environment (names and values), then behaves like good
 flood     prints --lines lines, then exits 0 without asking
 links     plants links in the workspace: one to /proc/self/environ (whoever follows it reads
           its own environment), one to --secret-file, then behaves like good
+names     reads a secret URL from --secret-file and writes it into names, not bytes: a folder
+          named by the quoted URL holding a file named after its host:port, a link whose
+          target text is the URL, then behaves like good
 direct    tries a TCP connection to the host:port in --target-file (bypassing the relay),
           prints `direct: connected` or `direct: refused/unreachable (...)`, then behaves
           like good
@@ -37,6 +41,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 GOOD = '''import re
@@ -100,6 +105,7 @@ def main() -> int:
     p.add_argument("--lines", type=int, default=1000)
     p.add_argument("--target-file")
     p.add_argument("--ask-model", default="claude-sonnet-4-6")
+    p.add_argument("--grandchild", action="store_true")
     a = p.parse_args()
     print(f"case: mode {a.mode}, model {a.model}", flush=True)
     if a.mode == "flood":
@@ -134,6 +140,9 @@ def main() -> int:
         return 0
     if a.mode == "hang":
         ask(a.model)
+        if a.grandchild:
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+            print(f"case: grandchild pid {child.pid}", flush=True)
         print(f"case: pid {os.getpid()}", flush=True)
         time.sleep(3600)
     if a.mode == "orphan":
@@ -165,6 +174,16 @@ def main() -> int:
     if a.mode == "links":
         os.symlink("/proc/self/environ", os.path.join(a.workspace, "env.txt"))
         os.symlink(os.path.abspath(a.secret_file), os.path.join(a.workspace, "endpoint.txt"))
+    if a.mode == "names":
+        with open(a.secret_file) as fh:
+            secret = fh.read().strip()
+        host_port = urllib.parse.urlsplit(secret).netloc.rpartition("@")[2]
+        folder = os.path.join(a.workspace, urllib.parse.quote(secret, safe=""))
+        os.mkdir(folder)
+        with open(os.path.join(folder, host_port + ".txt"), "w") as fh:
+            fh.write("nothing secret in here\n")
+        os.symlink(secret, os.path.join(a.workspace, "endpoint-link"))
+        print("case: wrote the endpoint into names", flush=True)
     if a.mode == "direct":
         with open(a.target_file) as fh:
             host, port = fh.read().strip().rsplit(":", 1)
