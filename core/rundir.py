@@ -6,10 +6,12 @@ redactor and no reader ever sees a half-written file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import threading
 from collections.abc import Callable
@@ -97,16 +99,51 @@ def run_files(root: Path) -> list[Path]:
     return sorted(found)
 
 
+def reclaim(root: Path) -> None:
+    """Owner read and write (and search, for folders) on everything under `root`, links
+    left alone: a Case can chmod 000 a file holding the secret, or 0500 its folder, and the
+    leak scan must still read it and the scrub write there. What cannot be changed is left
+    for the scan to report."""
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        _grant(folder, stat.S_IRWXU)
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(Path(entry.path))
+                    elif entry.is_file(follow_symlinks=False):
+                        _grant(Path(entry.path), stat.S_IRUSR | stat.S_IWUSR)
+        except OSError:
+            continue
+
+
+def _grant(path: Path, bits: int) -> None:
+    with contextlib.suppress(OSError):
+        mode = path.lstat().st_mode
+        if mode & bits != bits:
+            path.chmod(stat.S_IMODE(mode) | bits)
+
+
 def link_digest(path: Path) -> str:
     """A link's hash is its target text's: retargeting it after the fact is caught."""
     return hashlib.sha256(b"symlink:" + os.fsencode(os.readlink(path))).hexdigest()
+
+
+def artifact_key(path: Path, root: Path) -> str:
+    """A file's path relative to the run, as text that survives JSON: bytes of a name that
+    are not UTF-8 (a Case may write any) are spelled `\\xNN`, and a backslash is doubled
+    first, so no two names share a key."""
+    raw = os.fsencode(path.relative_to(root)).replace(b"\\", b"\\\\")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def artifact_hashes(paths: RunPaths) -> dict[str, str]:
     """SHA-256 of every file of the run but report.json and trace.jsonl (which vouch for
     the rest), by path relative to the run: what the report records and validate re-checks."""
     skip = {paths.report, paths.trace}
-    return {str(p.relative_to(paths.root)): link_digest(p) if p.is_symlink() else sha256_file(p)
+    return {artifact_key(p, paths.root): link_digest(p) if p.is_symlink() else sha256_file(p)
             for p in run_files(paths.root) if p not in skip}
 
 

@@ -54,6 +54,7 @@ from core.rundir import (
     artifact_hashes,
     fresh_dir,
     new_run_id,
+    reclaim,
     utcnow,
 )
 from core.runs import process_start_ticks
@@ -497,6 +498,7 @@ class Runner:
         """Every name, link target and regular file of the run, scrubbed where a form is
         found. Links are never followed: a link the Case planted (to /proc/self/environ, say)
         is retargeted as text, so nothing outside the run is read, let alone copied in."""
+        reclaim(self.paths.root)
         leaks = find_leaks([self.paths.root], self.redactor, root=self.paths.root)
         self.state.leaks = [leak.finding for leak in leaks]  # reported even if a scrub fails
         self.state.leaks = scrub(leaks, self.redactor, self.paths.root)

@@ -9,11 +9,13 @@ import base64
 import json
 import os
 import secrets
+import subprocess
+import sys
 import urllib.parse
 from pathlib import Path
 
 from core.endpoint import ScriptedEndpoint
-from tests.conftest import Harness, all_bytes
+from tests.conftest import ROOT, Harness, all_bytes, unprivileged
 
 
 def test_case_that_leaks_the_endpoint_is_caught_and_scrubbed(
@@ -128,3 +130,27 @@ def test_case_that_writes_the_endpoint_into_names_and_link_targets_is_scrubbed(
     crit = {c["id"]: c for c in result["criteria"]}
     assert crit["endpoint_not_written"]["verdict"] == "failed"
     assert crit["evidence_intact"]["verdict"] == "ok", crit["evidence_intact"]["detail"]
+    assert {"workspace/odd-\\xff-name.txt", "workspace/odd-\\\\xff-name.txt"} <= set(
+        report["artifacts"]), "a name that is not UTF-8 and its look-alike: two keys"
+
+
+def test_a_secret_locked_behind_file_modes_is_still_found_and_scrubbed(
+    harness: Harness, upstream: ScriptedEndpoint, tmp_path: Path
+) -> None:
+    # As a user file modes apply to (root reads anything): the Case's chmod 000 must not
+    # hide the secret from the scan, nor a 0500 folder stop the scrub.
+    url = upstream.base_url.replace("http://", f"http://harness:{secrets.token_urlsafe(12)}@")
+    harness.env["CTO_HARNESS_CASE_LOCAL_BASE_URL"] = url
+    harness.env["CTO_HARNESS_CASE_NETWORK"] = "host"  # no namespace inside the test's own
+    handed = tmp_path / "handed-over"
+    handed.write_text(url)
+    harness.env["CTO_HARNESS_CASE_ARGS"] = (
+        f"--mode locked --secret-file {handed} --workspace {{workspace}} --model {{model}}")
+    proc = subprocess.run(
+        unprivileged([sys.executable, "-m", "core.cli", "run", "--no-baseline", "--json"]),
+        env=harness.env, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    out = json.loads(proc.stdout)
+    report = harness.report(out["run_dir"])
+    assert proc.returncode == 1 and report["status"] == "failed", report["reasons"]
+    assert [f["file"] for f in report["leaks"]] == ["workspace/locked/notes.txt"]
+    assert secret_bytes_under(harness.runs_root, [url.lower().encode()]) == []

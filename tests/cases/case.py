@@ -21,11 +21,14 @@ leak      reads a secret from --secret-file, prints it in pieces with pauses and
           workspace file, then behaves like good
 envdump   prints its environment (names and values), then behaves like good
 flood     prints --lines lines, then exits 0 without asking
+locked    reads a secret from --secret-file into workspace/locked/notes.txt, then makes
+          the file mode 000 and its folder 0500, then behaves like good
 links     plants links in the workspace: one to /proc/self/environ (whoever follows it reads
           its own environment), one to --secret-file, then behaves like good
 names     reads a secret URL from --secret-file and writes it into names, not bytes: a folder
           named by the quoted URL holding a file named after its host:port, a link whose
-          target text is the URL, then behaves like good
+          target text is the URL, and two files named `odd-\\xff-name.txt`: one with the byte
+          0xff (not UTF-8), one with those four characters; then behaves like good
 direct    tries a TCP connection to the host:port in --target-file (bypassing the relay),
           prints `direct: connected` or `direct: refused/unreachable (...)`, then behaves
           like good
@@ -171,6 +174,15 @@ def main() -> int:
             sys.stdout.write("\n")
         with open(os.path.join(a.workspace, "notes.txt"), "w") as fh:
             fh.write(f"endpoint was {secret}\n")
+    if a.mode == "locked":
+        with open(a.secret_file) as fh:
+            secret = fh.read().strip()
+        locked = os.path.join(a.workspace, "locked")
+        os.mkdir(locked)
+        with open(os.path.join(locked, "notes.txt"), "w") as fh:
+            fh.write(f"endpoint was {secret}\n")
+        os.chmod(os.path.join(locked, "notes.txt"), 0)
+        os.chmod(locked, 0o500)
     if a.mode == "links":
         os.symlink("/proc/self/environ", os.path.join(a.workspace, "env.txt"))
         os.symlink(os.path.abspath(a.secret_file), os.path.join(a.workspace, "endpoint.txt"))
@@ -183,6 +195,9 @@ def main() -> int:
         with open(os.path.join(folder, host_port + ".txt"), "w") as fh:
             fh.write("nothing secret in here\n")
         os.symlink(secret, os.path.join(a.workspace, "endpoint-link"))
+        for name in (b"odd-\xff-name.txt", b"odd-\\xff-name.txt"):  # not UTF-8; its look-alike
+            with open(os.path.join(os.fsencode(a.workspace), name), "w") as fh:
+                fh.write("a name that is not UTF-8\n")
         print("case: wrote the endpoint into names", flush=True)
     if a.mode == "direct":
         with open(a.target_file) as fh:
