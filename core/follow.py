@@ -50,14 +50,18 @@ class RunBatch:
     readiness: Readiness | None = None
     report: Report | None = None
     problems: list[str] = field(default_factory=list)
-    """Files that exist but cannot be read (a corrupt manifest or report, a folder or file
-    out of reach), in words; each once, when it starts."""
+    """Files that exist but cannot be read as what they should be (a corrupt manifest or
+    report), in words; each once: they are written once, so they stay so."""
+    out_of_reach: list[str] | None = None
+    """What cannot be read for its permissions (the run folder, a file), in words: the
+    whole current list whenever it changes (empty once access is back), else None."""
     pending_bytes: int = 0
     """Bytes of the log still unread after this poll: the reader's backlog."""
 
     def __bool__(self) -> bool:
         return bool(self.log_lines or self.events or self.relay or self.manifest
-                    or self.readiness or self.report or self.problems)
+                    or self.readiness or self.report or self.problems
+                    or self.out_of_reach is not None)
 
 
 class RunTail:
@@ -75,8 +79,7 @@ class RunTail:
         self._relay = Follower(self.paths.relay)
         self._have: set[str] = set()
         self._out_of_reach: set[str] = set()
-        """Access problems of the previous poll: each is reported when it starts, not on
-        every poll, and again if it comes back after clearing."""
+        """Access problems of the previous poll: a batch carries them only when they change."""
 
     def skip_ahead(self, keep_bytes: int) -> int:
         """Jump the log to `keep_bytes` before its end (dropping the line cut there); returns
@@ -126,8 +129,9 @@ class RunTail:
             if self._skip_partial and batch.log_lines:
                 self._skip_partial = False
                 batch.log_lines = batch.log_lines[1:]  # began mid-line
-        batch.problems += [p for p in out_of_reach if p not in self._out_of_reach]
-        self._out_of_reach = set(out_of_reach)
+        if set(out_of_reach) != self._out_of_reach:
+            batch.out_of_reach = out_of_reach
+            self._out_of_reach = set(out_of_reach)
         batch.pending_bytes = self._log.pending
         return batch
 

@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from core.models import Validation, Verdict
-from core.runs import Unreadable, list_run_dirs, load_manifest
+from core.runs import RunsRootError, Unreadable, list_run_dirs, load_manifest
 from core.settings import HarnessSettings
 from core.sot import ITEM_ID, Section, Sot, SotError, SotLine, parse_sot
 from core.validate import ACCEPTANCE, validate_run
@@ -455,7 +455,7 @@ def cmd_gates(args: argparse.Namespace) -> int:
     root = Path(args.runs_root) if args.runs_root else Path(HarnessSettings().runs_root)
     try:
         report = gate(Path(args.sot), Path(args.rules) if args.rules else None, root)
-    except (SotError, RulesError) as exc:
+    except (SotError, RulesError, RunsRootError) as exc:
         raise UsageError(str(exc)) from None
     if not report.items:
         raise UsageError(f"{args.sot}: no work items (headings like "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
 from pathlib import Path
 
 from core.models import (
@@ -58,12 +59,16 @@ def check_chain(paths: RunPaths) -> tuple[list[dict], list[str]]:
     """Parse trace.jsonl and re-walk its hash chain; (events, problems)."""
     events: list[dict] = []
     problems: list[str] = []
-    if paths.trace.is_symlink() or (paths.trace.exists() and not paths.trace.is_file()):
-        return events, ["trace.jsonl is not a regular file (a link, FIFO or folder)"]
-    if not paths.trace.exists():
+    try:
+        if not stat.S_ISREG(paths.trace.lstat().st_mode):
+            return events, ["trace.jsonl is not a regular file (a link, FIFO or folder)"]
+        fh = paths.trace.open("rb")
+    except (FileNotFoundError, NotADirectoryError):
         return events, ["trace.jsonl is missing"]
+    except OSError as exc:
+        return events, [f"trace.jsonl cannot be read ({exc.strerror})"]
     prev = GENESIS_HASH
-    with paths.trace.open("rb") as fh:
+    with fh:
         for number, raw in enumerate(fh, start=1):
             if not raw.endswith(b"\n"):
                 problems.append(f"trace.jsonl line {number} is cut short (no newline)")
@@ -171,7 +176,9 @@ def _criteria(paths: RunPaths, manifest: Manifest, report: Report,
     out.append(_c("endpoint_not_written", "failed" if report.leak_detected else "ok",
                   f"{len(leaks)} leak finding(s); the files were scrubbed" if leaks else
                   "the end-of-run leak scan found no form of any secret in the run's files",
-                  *([Evidence(file=f.file, line=f.line, detail=f"{f.secret}:{f.form}")
+                  *([Evidence(file=f.file, line=f.line,
+                              detail=f"{f.secret}:{f.form}"
+                              + ("" if f.where == "content" else f" in its {f.where}"))
                      for f in leaks[:10]] or [rep("leak_detected")])))
 
     if not is_case or not report.case_process_started:

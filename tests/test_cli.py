@@ -253,6 +253,28 @@ def test_runs_and_validate_name_an_unreadable_run_folder(harness: Harness) -> No
     assert result["problems"] == ["manifest.json: Permission denied"]
 
 
+def test_validate_names_an_unreadable_trace_and_gates_an_unreadable_root(
+        harness: Harness) -> None:
+    made = make_runs_root(harness.runs_root)
+    trace = made["passed"] / "trace.jsonl"
+    trace.chmod(0)
+    try:
+        validated = as_user(harness, "validate", made["passed"].name, "--json")
+    finally:
+        trace.chmod(0o644)
+    assert validated.returncode == 1, validated.stderr
+    assert "trace.jsonl cannot be read (Permission denied)" in validated.stdout
+    sot = harness.runs_root.parent / "PLAN.md"
+    sot.write_text("## CTO-WORK-030 - a work item\n\nStatus: blocked\n")
+    not_a_root = harness.runs_root.parent / "a-file"
+    not_a_root.write_text("")
+    gated = harness.run("gates", str(sot), "--runs-root", str(not_a_root))
+    assert gated.returncode == 2, gated.stderr
+    assert gated.stderr.strip() == (f"cto-harness: runs root {not_a_root} is a file, not a "
+                                    "directory: choose another with --runs-root or "
+                                    "CTO_HARNESS_RUNS_ROOT")
+
+
 def test_validate_an_empty_run_dir_is_a_usage_error(harness: Harness) -> None:
     proc = harness.run("validate", "", "--json")
     assert proc.returncode == 2 and proc.stdout == ""

@@ -410,7 +410,7 @@ def test_command_line_names_an_unreadable_runs_root_without_a_traceback(
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
         f"cto-harness-tui: runs root {root} cannot be read (Permission denied): fix its "
-        "permissions or choose another with --runs-root"]
+        "permissions or choose another with --runs-root or CTO_HARNESS_RUNS_ROOT"]
 
 
 FOLLOW_THROUGH_LOST_ACCESS = """
@@ -438,6 +438,8 @@ async def main(root: Path) -> None:
             run.paths.root.chmod(0o755)
         run.log("case: after")
         await until(pilot, lambda: list(log.lines)[-1:] == ["case: after"])
+        await until(pilot, lambda: "unreadable" not in text_of(info))
+        assert "running" in text_of(info) and "cannot be read" not in text_of(info)
         errors = [n.message for n in app._notifications if n.severity == "error"]
         assert not errors, errors
     print("followed through")

@@ -30,7 +30,15 @@ from watchfiles import awatch
 
 from core.models import EXIT_USAGE, Readiness
 from core.readiness import check_readiness
-from core.runs import Unreadable, find_run, harness_alive, list_run_dirs, load_manifest, load_report
+from core.runs import (
+    RunsRootError,
+    Unreadable,
+    find_run,
+    harness_alive,
+    list_run_dirs,
+    load_manifest,
+    load_report,
+)
 from core.settings import ConfigError, Resolved, resolve
 from tui.failures import ReportsWorkerErrors
 from tui.launcher import ChildRun, RunRequest, cancel_elsewhere, start_run
@@ -48,31 +56,12 @@ RUN_FOLDER = re.compile(r"\d{8}T\d{6}Z-")
 stray folder under the root (`notes`, `old`) is never taken for the most recent run."""
 
 
-def runs_root_problem(root: Path) -> str | None:
-    """Why the runs root cannot be listed, in words; None when it can, or when it does not
-    exist yet (the first run creates it)."""
-    try:
-        with os.scandir(root):
-            return None
-    except FileNotFoundError:
-        return None
-    except NotADirectoryError:
-        return (f"runs root {root} is a file, not a directory: choose another with "
-                "--runs-root or CTO_HARNESS_RUNS_ROOT")
-    except OSError as exc:
-        return (f"runs root {root} cannot be read ({exc.strerror}): fix its permissions or "
-                "choose another with --runs-root")
-
-
 def _listing(root: Path) -> tuple[tuple[Path, ...], str | None]:
-    """The run folders under the root, or none and why not."""
-    problem = runs_root_problem(root)
-    if problem is not None:
-        return (), problem
+    """The run folders under the root, or none and why not (a file, unreadable)."""
     try:
         return tuple(list_run_dirs(root)), None
-    except OSError:  # its permissions changed between the two looks
-        return (), runs_root_problem(root)
+    except RunsRootError as exc:
+        return (), str(exc)
 
 
 class Dashboard(ReportsWorkerErrors, App[None]):
@@ -428,12 +417,11 @@ def _check_run_option(root: Path, run_id: str) -> None:
     if run_id in (".", "..") or Path(run_id).name != run_id:
         _usage_error(f"--run takes a run's folder name under the runs root {root} (got "
                      f"{run_id!r}); use --runs-root for another root")
-    if (problem := runs_root_problem(root)) is not None:
-        _usage_error(problem)
     try:
+        list_run_dirs(root)  # the root itself first: a file, or unreadable
         found = find_run(root, run_id)
-    except OSError as exc:
-        _usage_error(f"cannot read run {run_id} under {root} ({exc.strerror})")
+    except RunsRootError as exc:
+        _usage_error(str(exc))
     else:
         if found is None:
             _usage_error(f"no run {run_id} under {root}")

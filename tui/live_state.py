@@ -67,6 +67,8 @@ class RunView:
     events: list[TraceEvent] = field(default_factory=list)
     relay: list[RelayRecord] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    out_of_reach: list[str] = field(default_factory=list)
+    """What cannot be read now for its permissions; it clears when access is back."""
     readiness_error: str | None = None
     """Why the pre-run readiness check could not run at all."""
     alive: bool = True
@@ -82,6 +84,8 @@ class RunView:
         self.readiness = batch.readiness or self.readiness
         self.report = batch.report or self.report
         self.problems += batch.problems
+        if batch.out_of_reach is not None:
+            self.out_of_reach = batch.out_of_reach
         self.events += batch.events
         if batch.relay and self._guard is None:
             # core's own guard, fed the same ledger: the live verdict before the report's
@@ -100,7 +104,7 @@ class RunView:
     def status(self) -> str:
         if self.report is not None:
             return self.report.status
-        if self.problems:
+        if self.problems or self.out_of_reach:
             return "unreadable"
         if self.manifest is None:
             return "unreadable" if self.manifest_missing else "no run yet"

@@ -4,7 +4,6 @@ its stages, its log streaming, and its checks once known."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from pathlib import Path
 from typing import ClassVar
@@ -135,7 +134,7 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
                 self.view.alive = harness_alive(batch.manifest)
             self.query_one(CaseLog).add_lines(message.lines)
             if batch.events or batch.relay or batch.manifest or batch.readiness or (
-                    batch.report or batch.problems):
+                    batch.report or batch.problems or batch.out_of_reach is not None):
                 self._render_view()  # log-only batches (the common case) skip the layout
         finally:
             self._consumed.set()
@@ -151,7 +150,7 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         whether the folder followed is a run at all."""
         view = self.view
         if (view.manifest is None and not view.manifest_missing and self.run_dir is not None
-                and not os.path.exists(self.run_dir / "manifest.json")):
+                and _absent(self.run_dir / "manifest.json")):
             view.manifest_missing = True
             self._render_view()
         if view.report is None and view.manifest is not None:
@@ -199,7 +198,7 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         text.append(view.status, style=f"bold {STATUS_STYLE.get(view.status, 'magenta')}")
         if view.manifest is not None and view.manifest.demo:
             text.append("  demo endpoint", style="bold black on yellow")
-        for problem in view.problems:
+        for problem in (*view.problems, *view.out_of_reach):
             text.append(f" · {problem}", style="red")
         if view.manifest is None and view.manifest_missing:
             text.append(" · manifest.json missing: not a run, or its start was cut short",
@@ -260,3 +259,15 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
 def _checklist(text: Text, readiness: Readiness) -> None:
     for line in how_to_supply(readiness):
         text.append(line + "\n", style="red" if line.startswith("✗") else "default")
+
+
+def _absent(path: Path) -> bool:
+    """Whether `path` is not there; one out of reach (its folder's permissions) may be, and
+    the follower says why it cannot be read."""
+    try:
+        path.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False

@@ -19,6 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from core.gates import GateReport, GateWatcher, RulesError, evidence_summary
+from core.runs import RunsRootError
 from core.sot import SotError
 from tui.screens.switched import SwitchedTo
 from tui.terminal_text import clean_line
@@ -78,7 +79,7 @@ class WorkItemsScreen(SwitchedTo, Screen[None]):
         while True:
             try:
                 report = await asyncio.to_thread(self.watcher.poll)
-            except (SotError, RulesError) as exc:
+            except (SotError, RulesError, RunsRootError) as exc:
                 self._show_error(str(exc))
             else:
                 if report is not None:
