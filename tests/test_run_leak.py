@@ -18,16 +18,24 @@ from core.endpoint import ScriptedEndpoint
 from tests.conftest import ROOT, Harness, all_bytes, unprivileged
 
 
-def test_case_that_leaks_the_endpoint_is_caught_and_scrubbed(
-    harness: Harness, upstream: ScriptedEndpoint, tmp_path: Path
-) -> None:
+def hand_over(harness: Harness, upstream: ScriptedEndpoint, tmp_path: Path,
+              mode: str) -> tuple[str, str]:
+    """Configure the endpoint with an invented password and hand it to the Case in `mode`
+    (only a test does that); (url, password)."""
     password = secrets.token_urlsafe(12)
     url = upstream.base_url.replace("http://", f"http://harness:{password}@")
     harness.env["CTO_HARNESS_CASE_LOCAL_BASE_URL"] = url
     handed = tmp_path / "handed-over"
     handed.write_text(url)
     harness.env["CTO_HARNESS_CASE_ARGS"] = (
-        f"--mode leak --secret-file {handed} --workspace {{workspace}} --model {{model}}")
+        f"--mode {mode} --secret-file {handed} --workspace {{workspace}} --model {{model}}")
+    return url, password
+
+
+def test_case_that_leaks_the_endpoint_is_caught_and_scrubbed(
+    harness: Harness, upstream: ScriptedEndpoint, tmp_path: Path
+) -> None:
+    url, password = hand_over(harness, upstream, tmp_path, "leak")
     code, out = harness.run_json("run", "--no-baseline")
     run_dir = Path(out["run_dir"])
     report = harness.report(run_dir)
@@ -99,14 +107,8 @@ def secret_bytes_under(root: Path, forms: list[bytes]) -> list[str]:
 def test_case_that_writes_the_endpoint_into_names_and_link_targets_is_scrubbed(
     harness: Harness, upstream: ScriptedEndpoint, tmp_path: Path
 ) -> None:
-    password = secrets.token_urlsafe(12)
-    url = upstream.base_url.replace("http://", f"http://harness:{password}@")
+    url, password = hand_over(harness, upstream, tmp_path, "names")
     host_port = urllib.parse.urlsplit(url).netloc.rpartition("@")[2]
-    harness.env["CTO_HARNESS_CASE_LOCAL_BASE_URL"] = url
-    handed = tmp_path / "handed-over"
-    handed.write_text(url)
-    harness.env["CTO_HARNESS_CASE_ARGS"] = (
-        f"--mode names --secret-file {handed} --workspace {{workspace}} --model {{model}}")
     code, out = harness.run_json("run", "--no-baseline")
     run_dir = Path(out["run_dir"])
     report = harness.report(run_dir)
@@ -139,13 +141,8 @@ def test_a_secret_locked_behind_file_modes_is_still_found_and_scrubbed(
 ) -> None:
     # As a user file modes apply to (root reads anything): the Case's chmod 000 must not
     # hide the secret from the scan, nor a 0500 folder stop the scrub.
-    url = upstream.base_url.replace("http://", f"http://harness:{secrets.token_urlsafe(12)}@")
-    harness.env["CTO_HARNESS_CASE_LOCAL_BASE_URL"] = url
+    url, _ = hand_over(harness, upstream, tmp_path, "locked")
     harness.env["CTO_HARNESS_CASE_NETWORK"] = "host"  # no namespace inside the test's own
-    handed = tmp_path / "handed-over"
-    handed.write_text(url)
-    harness.env["CTO_HARNESS_CASE_ARGS"] = (
-        f"--mode locked --secret-file {handed} --workspace {{workspace}} --model {{model}}")
     proc = subprocess.run(
         unprivileged([sys.executable, "-m", "core.cli", "run", "--no-baseline", "--json"]),
         env=harness.env, capture_output=True, text=True, timeout=120, cwd=ROOT)
