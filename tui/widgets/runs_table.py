@@ -8,8 +8,12 @@ from textual.widgets import DataTable
 from core.runs import RunSummary
 from tui.live_state import clock
 
-COLUMNS = ("time", "task", "engine", "status", "provider/model", "admission", "guard",
-           "checks", "duration", "note")
+WIDTHS = {"time": 14, "task": 20, "engine": 6, "status": 16, "provider/model": 26,
+          "admission": 12, "guard": 9, "checks": 7, "duration": 9, "note": 60}
+"""Fixed: columns that grow as rows load would jump, and DataTable measures an auto width
+only when it next idles, which a screen built in the background may not do in time (a
+table of label-wide columns was seen in a real terminal). Longer values are cropped."""
+COLUMNS = tuple(WIDTHS)
 STATUS_STYLE = {
     "passed": "green", "failed": "red", "blocked": "yellow", "error": "bold red",
     "cancelled": "yellow", "timed_out": "red", "running": "bold cyan",
@@ -61,8 +65,8 @@ class RunsTable(DataTable[str | Text]):
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.zebra_stripes = True
-        for name in COLUMNS:
-            self.add_column(name, key=name)
+        for name, width in WIDTHS.items():
+            self.add_column(name, key=name, width=width)
 
     def add_summaries(self, rows: list[RunSummary]) -> None:
         for row in rows:
