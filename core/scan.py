@@ -24,6 +24,7 @@ from pathlib import Path
 
 from core.models import EXIT_USAGE, LeakFinding, LeakPlace
 from core.redact import Redactor
+from core.rundir import atomic_write_bytes
 from core.term import visible
 
 READ_CHUNK = 1 << 20
@@ -140,32 +141,17 @@ def _free_name(folder: Path, wanted: str) -> str:
     return name
 
 
-def _spare(path: Path) -> Path:
-    """A fresh name beside `path` to build its replacement under: never derived from the
-    name (which may hold the secret, and be too long to add to)."""
-    return path.with_name(f".cto-harness-scrub-{secrets.token_hex(8)}")
-
-
 def _scrub_file(path: Path, redactor: Redactor) -> None:
     """Rewrite the file masked, in one rename; it keeps its mode (an +x script)."""
     raw = path.read_bytes().decode("utf-8", errors="surrogateescape")
-    mode = stat.S_IMODE(path.stat().st_mode)
-    spare = _spare(path)
-    try:
-        with spare.open("xb") as fh:
-            fh.write(redactor.redact(raw).encode("utf-8", "surrogateescape"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        spare.chmod(mode)
-        os.replace(spare, path)
-    except BaseException:
-        spare.unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, redactor.redact(raw).encode("utf-8", "surrogateescape"),
+                       mode=stat.S_IMODE(path.stat().st_mode))
 
 
 def _scrub_link(link: Path, redactor: Redactor) -> None:
-    """Replace the link by one to the masked target text, in one rename."""
-    spare = _spare(link)
+    """Replace the link by one to the masked target text, in one rename, built under a
+    name not derived from the link's (which may hold the secret, and be too long)."""
+    spare = link.with_name(f".cto-harness-{secrets.token_hex(8)}")
     os.symlink(redactor.redact(os.readlink(link)), spare)
     os.replace(spare, link)
 
