@@ -172,7 +172,7 @@ def test_a_nan_timeout_is_a_usage_error(harness: Harness) -> None:
 def test_escape_sequences_from_the_case_never_reach_the_terminal(harness: Harness) -> None:
     """A Case asking for a model whose name clears the screen, retitles the window and
     writes the clipboard (OSC 52): the human output shows the bytes, never sends them."""
-    hostile = "\x1b]52;c;cHduZWQ=\x07\x1b[2J\x1b]0;pwned\x07\x9bclaude-x"
+    hostile = "\x1b]52;c;cHduZWQ=\x07\x1b[2J\x1b]0;pwned\x07\x9bclaude-x\u202eevil"
     harness.env["CTO_HARNESS_CASE_ARGS"] = (
         f"--mode claude --ask-model '{hostile}' --workspace {{workspace}} --model {{model}}")
     proc = harness.run("run", "--no-baseline")
@@ -180,8 +180,8 @@ def test_escape_sequences_from_the_case_never_reach_the_terminal(harness: Harnes
     run_dir = next(harness.runs_root.iterdir())
     shown = harness.run("validate", str(run_dir)).stdout
     for output in (proc.stderr, shown):
-        assert "\\x1b]52;c;" in output
-        assert not any(ch in output for ch in "\x1b\x07\x9b")
+        assert "\\x1b]52;c;" in output and "\\u202eevil" in output
+        assert not any(ch in output for ch in "\x1b\x07\x9b\u202e")
 
 
 def test_runs_limit_below_one_is_a_usage_error(harness: Harness) -> None:

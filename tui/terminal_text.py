@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from core.term import UNSAFE
+
 MAX_LINE = 2000
 """Characters kept of one line for display; the file on disk keeps them all."""
 
@@ -21,10 +23,6 @@ _ESCAPES = re.compile(
     r"|(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
     r"|\x1b[ -/]*[0-~]?"
 )
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e"
-                       r"\u2060-\u2069\ufeff]")
-"""C0/C1 controls, and the invisible format characters that reorder or hide text (bidi
-overrides as in "trojan source", line separators, zero-width spaces)."""
 
 
 def _visible(match: re.Match[str]) -> str:
@@ -65,7 +63,7 @@ def _inert(raw: bytes | str, limit: int) -> tuple[str, int]:
     dropped = 0
     if len(text) > limit * 4:
         dropped, text = len(text) - limit * 4, text[: limit * 4]
-    return _CONTROLS.sub(_visible, _ESCAPES.sub("", text).expandtabs(4)), dropped
+    return UNSAFE.sub(_visible, _ESCAPES.sub("", text).expandtabs(4)), dropped
 
 
 def _cut(text: str, dropped: int, limit: int) -> str:
