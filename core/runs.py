@@ -7,7 +7,6 @@ Readers never trust a file: a missing, partial or corrupt one becomes a state th
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -15,7 +14,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from core.models import Manifest, RelayRecord, Report, TraceEvent
-from core.rundir import RunPaths
+from core.rundir import NotRegularFile, RunPaths, open_regular
 
 RowStatus = Literal[
     "passed", "failed", "blocked", "error", "cancelled", "timed_out",
@@ -84,25 +83,22 @@ def _read_model(path: Path, model: type[M]) -> M | None:
     """None when absent. Only a regular file is opened: a FIFO would block the reader
     forever, a link could point anywhere, and the harness writes neither."""
     try:
-        st = path.lstat()
+        with open_regular(path) as fh:
+            if os.fstat(fh.fileno()).st_size > MAX_JSON_BYTES:
+                raise Unreadable(f"{path.name}: larger than {MAX_JSON_BYTES >> 20} MiB, "
+                                 "which no run writes")
+            data = fh.read()
     except (FileNotFoundError, NotADirectoryError):
         return None
-    except OSError as exc:  # its folder cannot be searched
+    except NotRegularFile as exc:
+        raise Unreadable(f"{path.name}: {exc.strerror}") from None
+    except OSError as exc:  # its permissions, or its folder's
         raise OutOfReach(f"{path.name}: {exc.strerror}") from None
-    if stat.S_ISLNK(st.st_mode):
-        raise Unreadable(f"{path.name}: a symbolic link, which the harness never writes")
-    if not stat.S_ISREG(st.st_mode):
-        raise Unreadable(f"{path.name}: not a regular file")
-    if st.st_size > MAX_JSON_BYTES:
-        raise Unreadable(f"{path.name}: larger than {MAX_JSON_BYTES >> 20} MiB, which no "
-                         "run writes")
     try:
-        return model.model_validate_json(path.read_bytes())
+        return model.model_validate_json(data)
     except (ValidationError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise Unreadable(f"{path.name}: not a valid {model.__name__} ({first})") from None
-    except OSError as exc:
-        raise OutOfReach(f"{path.name}: {exc.strerror}") from None
 
 
 def load_manifest(run_dir: Path) -> Manifest | None:
@@ -119,9 +115,7 @@ def _jsonl(path: Path, model: type[M]) -> Iterator[tuple[int, M | None]]:
     FIFO would block forever); one that cannot be yields nothing, and the run's validation
     says why."""
     try:
-        if not stat.S_ISREG(path.lstat().st_mode):
-            return
-        fh = path.open("rb")
+        fh = open_regular(path)
     except OSError:
         return
     with fh:

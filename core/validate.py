@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import stat
 from pathlib import Path
 
 from core.models import (
@@ -22,7 +21,7 @@ from core.models import (
     Validation,
     Verdict,
 )
-from core.rundir import RunPaths, artifact_hashes, line_hash
+from core.rundir import NotRegularFile, RunPaths, artifact_hashes, line_hash, open_regular
 from core.runs import Unreadable, load_manifest, load_report
 from core.settings import PROFILES
 
@@ -60,9 +59,9 @@ def check_chain(paths: RunPaths) -> tuple[list[dict], list[str]]:
     events: list[dict] = []
     problems: list[str] = []
     try:
-        if not stat.S_ISREG(paths.trace.lstat().st_mode):
-            return events, ["trace.jsonl is not a regular file (a link, FIFO or folder)"]
-        fh = paths.trace.open("rb")
+        fh = open_regular(paths.trace)
+    except NotRegularFile:
+        return events, ["trace.jsonl is not a regular file (a link, FIFO or folder)"]
     except (FileNotFoundError, NotADirectoryError):
         return events, ["trace.jsonl is missing"]
     except OSError as exc:
