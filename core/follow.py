@@ -16,7 +16,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from core.models import Manifest, Readiness, RelayRecord, Report, TraceEvent
-from core.rundir import RunPaths
+from core.rundir import RunPaths, open_regular
 from core.runs import (
     CHUNK,
     Follower,
@@ -32,9 +32,9 @@ M = TypeVar("M", Manifest, Report)
 
 def load_readiness(run_dir: Path) -> Readiness | None:
     """backend/readiness.json, or None when absent or not (yet) a valid Readiness."""
-    path = RunPaths(run_dir).readiness
     try:
-        return Readiness.model_validate_json(path.read_bytes())
+        with open_regular(RunPaths(run_dir).readiness) as fh:  # a planted FIFO never blocks
+            return Readiness.model_validate_json(fh.read())
     except (OSError, ValidationError, ValueError):
         return None
 
@@ -156,31 +156,24 @@ class RunTail:
             out_of_reach.append(str(exc))
             return []
 
-    @staticmethod
-    def _present(path: Path, out_of_reach: list[str]) -> bool:
-        try:
-            return path.exists()
-        except OSError as exc:
-            out_of_reach.append(f"{path.name}: {exc.strerror}")
-            return False
-
     def _once(self, batch: RunBatch, out_of_reach: list[str]) -> None:
         """The manifest, readiness and report appear once, atomically: read each when it
         does (the report last, so its batch also carries the final lines)."""
         root = self.paths.root
-        if "manifest" not in self._have and self._present(self.paths.manifest, out_of_reach):
+        if "manifest" not in self._have:
             batch.manifest = self._load("manifest", load_manifest, batch, out_of_reach)
-        if "readiness" not in self._have and self._present(self.paths.readiness, out_of_reach):
+        if "readiness" not in self._have:
             batch.readiness = load_readiness(root)
             if batch.readiness is not None:
                 self._have.add("readiness")
-        if "report" not in self._have and self._present(self.paths.report, out_of_reach):
+        if "report" not in self._have:
             batch.report = self._load("report", load_report, batch, out_of_reach)
 
     def _load(self, name: str, load: Callable[[Path], M | None], batch: RunBatch,
               out_of_reach: list[str]) -> M | None:
-        """A corrupt file stays corrupt (each is written once, atomically): reported once
-        and given up. One out of reach is tried again on the next poll."""
+        """None until it appears. A corrupt file stays corrupt (each is written once,
+        atomically): reported once and given up. One out of reach is tried again on the
+        next poll."""
         try:
             found = load(self.paths.root)
         except OutOfReach as exc:
@@ -188,6 +181,8 @@ class RunTail:
             return None
         except Unreadable as exc:
             batch.problems.append(str(exc))
-            found = None
-        self._have.add(name)
+            self._have.add(name)
+            return None
+        if found is not None:
+            self._have.add(name)
         return found

@@ -3,7 +3,9 @@ what the Live panels say about each kind of run."""
 
 from __future__ import annotations
 
+import os
 import secrets
+import threading
 from pathlib import Path
 
 from core.follow import RunTail
@@ -91,6 +93,25 @@ def test_tail_can_start_near_the_end_of_a_huge_log(tmp_path: Path) -> None:
     lines = RunTail(run.paths.root, log_tail_bytes=1200).poll().log_lines
     assert lines[-1] == b"line 099999" and len(lines) == 1200 // 12
     assert all(line.startswith(b"line ") and len(line) == 11 for line in lines)
+
+
+def test_files_the_case_planted_as_fifos_or_links_never_stall_or_lead_the_follower(
+        tmp_path: Path) -> None:
+    run = make_running(tmp_path / "runs")
+    outside = tmp_path / "outside.json"
+    outside.write_text('{"ready": true, "checks": []}')
+    run.paths.readiness.unlink()
+    os.mkfifo(run.paths.readiness)
+    run.paths.report.symlink_to(outside)
+    polled: list[object] = []
+    reader = threading.Thread(target=lambda: polled.append(RunTail(run.paths.root).poll()),
+                              daemon=True)
+    reader.start()
+    reader.join(10)
+    assert not reader.is_alive(), "a FIFO in the run blocked the follower"
+    batch = polled[0]
+    assert batch.readiness is None and batch.report is None  # type: ignore[attr-defined]
+    assert batch.problems == ["report.json: a symbolic link, which the harness never writes"]  # type: ignore[attr-defined]
 
 
 def view_of(run_dir: Path) -> RunView:
