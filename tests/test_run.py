@@ -6,6 +6,8 @@ One named test per CTO-WORK-030 acceptance line a run can prove, then the hostil
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -14,6 +16,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -409,24 +412,47 @@ def test_terminate_or_hangup_cancels_and_reports(harness: Harness, sig: int) -> 
     assert harness.report(run_dir)["status"] == "cancelled"
 
 
+@contextlib.contextmanager
+def write_lease(path: Path) -> Iterator[Callable[[], bool]]:
+    """A write lease on `path` (fcntl F_SETLEASE): the next open() of it by another process
+    waits until the lease is released (or the kernel's lease-break-time, 45 s by default,
+    passes). Yields whether someone has opened it since, i.e. the lease is being broken."""
+    previous = signal.signal(signal.SIGIO, signal.SIG_IGN)  # the break's notice; default kills
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+        yield lambda: fcntl.fcntl(fd, fcntl.F_GETLEASE) != fcntl.F_WRLCK
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        os.close(fd)
+        signal.signal(signal.SIGIO, previous)
+
+
 def test_ctrl_c_while_the_run_is_being_sealed_still_writes_the_report(
     harness: Harness,
 ) -> None:
-    """The Case is done and the leak scan is reading a large file when Ctrl-C comes: the
-    scan, its scrub and the report still complete, and `--json` still prints its object."""
+    """Ctrl-C comes while the leak scan is reading the run's files: the scan, its scrub and
+    the report still complete, and `--json` still prints its object. The test holds the
+    scan itself: a file in the workspace under a write lease makes the scan's open() of it
+    wait, and the lease tells the test when that open came, so the interrupt lands inside
+    the sealing every time, not in a race against how long a scan takes."""
     proc = harness.start("run", "--engine", "fake", "--json")
     deadline = time.monotonic() + 30
     while not list(harness.runs_root.glob("*/workspace")) and time.monotonic() < deadline:
         time.sleep(0.005)
     run_dir = next(harness.runs_root.glob("*/workspace")).parent
-    with (run_dir / "workspace" / "big.bin").open("wb") as fh:
-        for _ in range(384):
-            fh.write(b"y" * (1 << 20))
-    trace = run_dir / "trace.jsonl"
-    while "guard_verdict" not in trace.read_text() and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert "report_written" not in trace.read_text(), "too quick to interrupt; grow big.bin"
-    proc.send_signal(signal.SIGINT)
+    held = run_dir / "workspace" / "held.bin"
+    held.write_bytes(b"y" * 4096)
+    with write_lease(held) as opened:
+        while not opened() and proc.poll() is None and time.monotonic() < deadline + 60:
+            time.sleep(0.005)
+        assert opened(), "the harness ended without scanning the workspace"
+        seen = events(harness, str(run_dir))
+        assert "guard_verdict" in seen and "report_written" not in seen, seen  # sealing, held
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)  # the interrupt is delivered while the scan still waits on the file
+        assert proc.poll() is None
     stdout, stderr = proc.communicate(timeout=60)
     assert json.loads(stdout)["run_dir"] == str(run_dir), stderr
     assert harness.report(run_dir)["status"] == "failed"  # what the fake run came to
