@@ -2,7 +2,9 @@
 
 It trips on a relay refusal of another model, an upstream answering with a model other than
 the one asked, a hosted-provider key or base URL in the Case's environment, and Case
-output matching fallback markers; each trip keeps its evidence (file + line). A run whose
+output matching fallback markers; each trip keeps its evidence (file + line). Markers seen
+while the Case's network was isolated (`markers_warn`: no hosted request was possible, and
+an agent's help text names hosted models) are kept as warnings instead. A run whose
 Case made no forwarded request for the admitted model is `unproven`: it cannot claim its
 model, so it cannot pass.
 """
@@ -28,9 +30,14 @@ class Guard:
         model: str,
         markers: tuple[str, ...],
         on_trip: Callable[[Evidence], None] | None = None,
+        on_warning: Callable[[Evidence], None] | None = None,
     ) -> None:
         self.model = model
         self.evidence: list[Evidence] = []
+        self.warnings: list[Evidence] = []
+        self.markers_warn = False
+        """Set before the Case starts when its network is isolated."""
+        self._on_warning = on_warning
         self.proven_requests = 0
         self._on_trip = on_trip
         self._markers = tuple(m.lower().encode() for m in markers if m)
@@ -93,12 +100,22 @@ class Guard:
                 continue
             self._last_marker_line = line
             word = marker.decode(errors="replace")
-            self._trip(Evidence(file="backend/case.log", line=line,
-                                detail=f"Case output mentions fallback marker {word!r}"))
+            self._marker_hit(Evidence(file="backend/case.log", line=line,
+                                      detail=f"Case output mentions fallback marker {word!r}"))
         keep = max(len(m) for m in self._markers) - 1
         cut = max(0, len(buf) - keep)
         self._lines_before_tail += buf.count(b"\n", 0, cut)
         self._tail = buf[cut:]
+
+
+    def _marker_hit(self, evidence: Evidence) -> None:
+        if not self.markers_warn:
+            self._trip(evidence)
+            return
+        evidence.detail += " (a warning: the Case's network was isolated)"
+        self.warnings.append(evidence)
+        if self._on_warning is not None:
+            self._on_warning(evidence)
 
 
 def _positions(haystack: bytes, needle: bytes) -> list[int]:

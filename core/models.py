@@ -73,6 +73,9 @@ class Manifest(_Model):
     demo: bool = False
     argv: list[str] = Field(default_factory=list)
     """The harness's own argv (never holds a secret: secrets come only from env or files)."""
+    case_bin_name: str | None = None
+    """The Case binary's file name (`aider`, `codex`, …), to tell agents apart; None for the
+    fake engine."""
 
 
 class TraceEvent(BaseModel):
@@ -129,6 +132,18 @@ class Evidence(_Model):
     line: int | None = None
     field: str | None = None
     detail: str = ""
+
+
+class CaseSetup(_Model):
+    """What the user handed the Case beyond the task (core/caseconf.py)."""
+
+    bin_name: str | None = None
+    stdin: Literal["none", "task"] = "none"
+    env: dict[str, str | None] = Field(default_factory=dict)
+    """CTO_HARNESS_CASE_ENV's names; each value too, unless the name says it is a
+    credential (`*_KEY`, `*TOKEN*`, …): then null."""
+    home_template: str | None = None
+    """The folder copied into the Case's private HOME (CTO_HARNESS_CASE_HOME_TEMPLATE)."""
 
 
 class RelayTotals(_Model):
@@ -220,7 +235,12 @@ class Report(_Model):
     """Why `host` (the opt-out, or why isolation was unavailable), or how it was isolated."""
     fallback_detected: bool
     fallback_evidence: list[Evidence] = Field(default_factory=list)
+    fallback_warnings: list[Evidence] = Field(default_factory=list)
+    """Fallback markers in the Case's output while its network was isolated: no hosted
+    request could have been made, so they are recorded, not a trip (help text names
+    hosted models)."""
     guard_state: GuardState
+    case_setup: CaseSetup | None = None
     relay: RelayTotals = Field(default_factory=RelayTotals)
     checks: CheckCounts = Field(default_factory=CheckCounts)
     baseline: BaselineOutcome

@@ -179,13 +179,18 @@ async def run_group(
     timeout: float | None,
     cancel: asyncio.Event,
     on_start: Callable[[int], None] | None = None,
+    stdin: Path | None = None,
 ) -> Outcome:
-    """Run `argv` to completion, timeout or cancel; every byte it prints goes to `sink`."""
+    """Run `argv` to completion, timeout or cancel; every byte it prints goes to `sink`.
+    Its stdin is /dev/null, or the file `stdin` (the task's prompt, for an agent that
+    reads it there)."""
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        with contextlib.ExitStack() as files:
+            source = files.enter_context(stdin.open("rb")) if stdin else subprocess.DEVNULL
+            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=source,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
     except OSError as exc:
         return Outcome(exit_code=None, start_error=f"{type(exc).__name__}: {exc.strerror}")
     _LIFELINE.watch(proc.pid)

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import httpx
 
 from core.admission import check_admission
+from core.caseconf import check_case_setup
 from core.models import AdmissionStatus, Readiness, ReadinessCheck
 from core.rundir import utcnow
 from core.settings import (
@@ -167,6 +168,8 @@ def check_readiness(
     checks = [
         config,
         check_case_bin(resolved.case_bin),
+        check_case_setup(resolved.case_args, resolved.case_env, resolved.case_stdin,
+                         resolved.case_home_template, redact),
         _check("admission", _ADMISSION_STATE[admission.status], admission.detail),
     ]
     ids: list[str] | None = None

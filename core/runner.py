@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import os
 import secrets
-import shlex
 import signal
 import sys
 import tempfile
@@ -23,12 +22,14 @@ from typing import Any
 
 from core import __version__
 from core.admission import check_admission
+from core.caseconf import CaseConfigError, case_argv, case_env, recorded_env, stdin_mode
 from core.checks import run_checks
 from core.guard import Guard
 from core.models import (
     EXIT_CODES,
     BaselineOutcome,
     CaseNetwork,
+    CaseSetup,
     CheckCounts,
     Comparison,
     Durations,
@@ -100,6 +101,7 @@ class _State:
     records: list[RelayRecord] = field(default_factory=list)
     network: CaseNetwork = "host"
     network_detail: str = "the Case did not start"
+    case_setup: CaseSetup | None = None
 
 
 def case_environment(relay_url: str, token: str, resolved: Resolved, task_file: Path,
@@ -116,26 +118,6 @@ def case_environment(relay_url: str, token: str, resolved: Resolved, task_file: 
         "PYTHONUNBUFFERED": "1",
     })
     return env
-
-
-def case_argv(case_bin: str, template: str, values: dict[str, str]) -> list[str]:
-    """`[bin, *args]`: the template is split first, so a path with spaces stays one arg, and
-    it may name only these placeholders: the endpoint cannot be put in argv."""
-    try:
-        words = shlex.split(template)
-    except ValueError as exc:
-        raise ArgvError(f"CTO_HARNESS_CASE_ARGS is not a valid shell line ({exc})") from None
-    try:
-        return [case_bin, *(w.format(**values) for w in words)]
-    except (KeyError, IndexError, ValueError) as exc:
-        names = ", ".join("{" + k + "}" for k in values)
-        raise ArgvError(
-            f"CTO_HARNESS_CASE_ARGS uses an unknown placeholder {exc}; it may use only {names}"
-        ) from None
-
-
-class ArgvError(Exception):
-    """The Case's argv cannot be built from CTO_HARNESS_CASE_ARGS."""
 
 
 def unavailable_text(reasons: list[str]) -> str:
@@ -181,7 +163,8 @@ class Runner:
         self.writer = RunWriter(self.paths, self._redact_counted)
         self.started = time.monotonic()
         self.started_at = utcnow()
-        self.guard = Guard(resolved.model, resolved.fallback_markers, on_trip=self._on_trip)
+        self.guard = Guard(resolved.model, resolved.fallback_markers, on_trip=self._on_trip,
+                           on_warning=self._on_warning)
         self._probe: asyncio.Future[tuple[bool, str]] | None = None
 
     def _redact_counted(self, text: str) -> str:
@@ -198,6 +181,9 @@ class Runner:
 
     def _on_trip(self, evidence: Evidence) -> None:
         self.event("guard_tripped", evidence=evidence.model_dump(exclude_none=True))
+
+    def _on_warning(self, evidence: Evidence) -> None:
+        self.event("guard_warning", evidence=evidence.model_dump(exclude_none=True))
 
     def _on_record(self, record: RelayRecord) -> None:
         self.state.records.append(record)
@@ -236,6 +222,8 @@ class Runner:
             started_at=self.started_at, harness_pid=os.getpid(),
             harness_start_ticks=process_start_ticks(os.getpid()), retry_of=req.retry_of,
             demo=req.demo, argv=sys.argv,
+            case_bin_name=Path(res.case_bin).name if res.case_bin and req.engine != FAKE
+            else None,
         ))
         self.event("run_started", run_id=self.paths.run_id, task=req.task, engine=req.engine,
                    profile=req.profile, demo=req.demo, retry_of=req.retry_of)
@@ -324,14 +312,9 @@ class Runner:
 
     async def _case(self, task_file: Path) -> Outcome | None:
         res = self.resolved
-        values = {"task_file": str(task_file), "workspace": str(self.paths.workspace),
-                  "model": res.model, "provider": res.provider}
-        try:
-            argv = case_argv(res.case_bin or "", res.case_args, values)
-        except ArgvError as exc:
-            return self._block_late(str(exc))
-        if any(self.redactor.redact(a) != a for a in argv):
-            return self._block_late("CTO_HARNESS_CASE_ARGS would put a secret in argv")
+        # Judged before the relay starts (its port is not known yet; the URL's shape is).
+        if self._case_command(task_file, "http://127.0.0.1:0/v1") is None:
+            return None
         network = await self._choose_network()
         if network is None:
             return None
@@ -343,17 +326,46 @@ class Runner:
         try:
             await relay.start()
             self.event("relay_started", url=relay.base_url)
+            command = self._case_command(task_file, relay.base_url)
+            assert command is not None, "judged above with the same settings"
+            argv, extra_env, stdin = command
             env = case_environment(relay.base_url, self.token, res, task_file,
                                    self.paths.workspace)
+            env.update(extra_env)
             self.guard.check_env(env)
+            self.guard.markers_warn = network == "isolated"
             jail = launcher(uds, relay.port) if uds else []
             return await self._supervise(argv, env, self.paths.workspace, self.paths.case_log,
-                                         self.request.timeout, scan=True, jail=jail)
+                                         self.request.timeout, scan=True, jail=jail,
+                                         stdin=stdin)
         finally:
             await relay.stop()
             if sock_dir is not None:
                 with contextlib.suppress(OSError):
                     sock_dir.rmdir()
+
+    def _case_command(self, task_file: Path, base_url: str
+                      ) -> tuple[list[str], dict[str, str], Path | None] | None:
+        """The Case's argv, extra environment and stdin from CTO_HARNESS_CASE_ARGS / _ENV /
+        _STDIN; None (the run blocked, naming the variable) when they are unusable or would
+        hand the Case a secret or a hosted provider."""
+        res = self.resolved
+        values = {"task_file": str(task_file), "workspace": str(self.paths.workspace),
+                  "model": res.model, "provider": res.provider, "base_url": base_url}
+        try:
+            task_text = task_file.read_text(encoding="utf-8", errors="replace")
+            argv = case_argv(res.case_bin or "", res.case_args, {**values, "task": task_text})
+            extra_env = case_env(res.case_env, values, self.redactor.redact)
+            stdin = stdin_mode(res.case_stdin)
+        except CaseConfigError as exc:
+            return self._block_late(str(exc))
+        if any(self.redactor.redact(a) != a for a in argv):
+            return self._block_late("CTO_HARNESS_CASE_ARGS would put a secret in argv")
+        self.state.case_setup = CaseSetup(
+            bin_name=Path(argv[0]).name, stdin=stdin,  # type: ignore[arg-type]
+            env=recorded_env(extra_env),
+            home_template=str(res.case_home_template) if res.case_home_template else None)
+        return argv, extra_env, task_file if stdin == "task" else None
 
     def _socket_dir(self) -> Path | None:
         """A private (0700) directory for the relay's Unix socket, outside the run directory
@@ -402,8 +414,8 @@ class Runner:
         self.event("run_blocked", reasons=[reason])
 
     async def _supervise(self, argv: list[str], env: dict[str, str], cwd: Path, log: Path,
-                         timeout: float, *, scan: bool, jail: list[str] | None = None
-                         ) -> Outcome:
+                         timeout: float, *, scan: bool, jail: list[str] | None = None,
+                         stdin: Path | None = None) -> Outcome:
         """Run a process with its output redacted (streaming) into `log`; behind `jail`
         (the netjail launcher) when given, which then leads the process group."""
         stream = self.redactor.stream()
@@ -423,7 +435,7 @@ class Runner:
 
             outcome = await run_group([*(jail or []), *argv], cwd=cwd, env=env, sink=sink,
                                       timeout=timeout, cancel=self.cancel,
-                                      on_start=started if scan else None)
+                                      on_start=started if scan else None, stdin=stdin)
             tail = stream.flush()
             fh.write(tail)
             if scan:
@@ -542,7 +554,8 @@ class Runner:
             case_exit_code=s.case.exit_code if s.case else None,
             case_network=s.network, case_network_detail=s.network_detail,
             fallback_detected=self.guard.tripped, fallback_evidence=self.guard.evidence,
-            guard_state=guard,
+            fallback_warnings=self.guard.warnings, guard_state=guard,
+            case_setup=s.case_setup,
             relay=RelayTotals(
                 requests=len(s.records),
                 forwarded=sum(1 for r in s.records if not r.refused),

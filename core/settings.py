@@ -42,6 +42,9 @@ class HarnessSettings(BaseSettings):
     runs_root: str = "./harness-runs"
     fallback_markers: str | None = None
     case_network: str | None = None
+    case_env: str | None = None
+    case_stdin: str | None = None
+    case_home_template: str | None = None
 
 
 def _read_secret_file(var: str, path: str) -> tuple[SecretStr | None, str | None]:
@@ -93,6 +96,12 @@ class Resolved:
     fallback_markers: tuple[str, ...]
     case_network: str
     """`isolated` (the default: the Case's own network namespace) or `host`."""
+    case_env: str | None = None
+    """CTO_HARNESS_CASE_ENV as written: `NAME=VALUE` shell words (core/caseconf.py)."""
+    case_stdin: str | None = None
+    """CTO_HARNESS_CASE_STDIN: `none` (the default) or `task`."""
+    case_home_template: Path | None = None
+    """CTO_HARNESS_CASE_HOME_TEMPLATE: a folder copied into the run's private HOME."""
 
     @property
     def endpoint_usable(self) -> bool:
@@ -161,4 +170,8 @@ def resolve(profile: str = "case-qwen") -> Resolved:
         runs_root=Path(settings.runs_root),
         fallback_markers=markers,
         case_network=(settings.case_network or "isolated").strip(),
+        case_env=settings.case_env,
+        case_stdin=settings.case_stdin,
+        case_home_template=Path(settings.case_home_template).expanduser()
+        if settings.case_home_template else None,
     )

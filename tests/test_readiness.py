@@ -87,7 +87,8 @@ def test_all_ok_is_ready(configured: ScriptedEndpoint) -> None:
     readiness = check(configured.base_url)
     assert readiness.ready
     assert states(readiness) == dict.fromkeys(
-        ["endpoint_config", "case_bin", "admission", "endpoint_reachable", "model_served"], "ok")
+        ["endpoint_config", "case_bin", "case_setup", "admission", "endpoint_reachable",
+         "model_served"], "ok")
     assert readiness.admission_status == "admitted"
     assert (readiness.provider, readiness.model) == ("qwen-local", MODEL)
     reach = next(c for c in readiness.checks if c.name == "endpoint_reachable")

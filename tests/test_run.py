@@ -219,15 +219,34 @@ def test_upstream_swapping_models_trips_the_guard(
     assert "claude-sonnet-4-6" in report["fallback_evidence"][0]["detail"]
 
 
-def test_case_output_naming_a_hosted_model_trips_the_guard(harness: Harness) -> None:
+def test_case_output_naming_a_hosted_model_trips_the_guard_on_the_host_network(
+        harness: Harness) -> None:
     mode(harness, "liar")
+    harness.env["CTO_HARNESS_CASE_NETWORK"] = "host"  # a hosted call was possible
     _, out = harness.run_json("run", "--no-baseline")
     report = harness.report(out["run_dir"])
-    assert report["guard_state"] == "tripped"
+    assert report["guard_state"] == "tripped" and not report["fallback_warnings"]
     ev = report["fallback_evidence"][0]
     assert ev["file"] == "backend/case.log"
     line = (Path(out["run_dir"]) / ev["file"]).read_text().splitlines()[ev["line"] - 1]
     assert "claude-sonnet-4-6" in line
+
+
+def test_case_output_naming_a_hosted_model_is_a_warning_when_isolated(
+        harness: Harness) -> None:
+    """mini-swe-agent's setup screen lists `anthropic/claude-…`: with only the relay
+    reachable no hosted call could be made, so the words are evidence, not a trip."""
+    mode(harness, "liar")
+    _, out = harness.run_json("run", "--no-baseline")
+    report = harness.report(out["run_dir"])
+    assert report["case_network"] == "isolated", report["case_network_detail"]
+    assert report["guard_state"] == "clear" and report["fallback_detected"] is False
+    ev = report["fallback_warnings"][0]
+    assert ev["file"] == "backend/case.log" and "isolated" in ev["detail"]
+    line = (Path(out["run_dir"]) / ev["file"]).read_text().splitlines()[ev["line"] - 1]
+    assert "claude-sonnet-4-6" in line
+    assert "guard_warning" in events(harness, out["run_dir"])
+    assert "guard_tripped" not in events(harness, out["run_dir"])
 
 
 def test_case_that_asks_no_model_is_unproven_and_cannot_pass(harness: Harness) -> None:

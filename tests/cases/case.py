@@ -20,6 +20,8 @@ binary    prints invalid UTF-8 and control sequences, then behaves like good
 leak      reads a secret from --secret-file, prints it in pieces with pauses and in a
           workspace file, then behaves like good
 envdump   prints its environment (names and values), then behaves like good
+show      prints one line `show: {json}` with its argv, its stdin's text, and the values of
+          the variables named by --show-env (comma-separated), then behaves like good
 flood     prints --lines lines, then exits 0 without asking
 locked    reads a secret from --secret-file into workspace/locked/notes.txt, then makes
           the file mode 000 and its folder 0500, then behaves like good
@@ -109,6 +111,8 @@ def main() -> int:
     p.add_argument("--target-file")
     p.add_argument("--ask-model", default="claude-sonnet-4-6")
     p.add_argument("--grandchild", action="store_true")
+    p.add_argument("--task-text")
+    p.add_argument("--show-env", default="")
     a = p.parse_args()
     print(f"case: mode {a.mode}, model {a.model}", flush=True)
     if a.mode == "flood":
@@ -208,6 +212,11 @@ def main() -> int:
         except OSError as exc:
             print(f"direct: refused/unreachable ({type(exc).__name__}: {exc.strerror})",
                   flush=True)
+    if a.mode == "show":
+        names = [n for n in a.show_env.split(",") if n]
+        shown = {"argv": sys.argv[1:], "stdin": sys.stdin.read(),
+                 "env": {n: os.environ.get(n) for n in names}}
+        print("show: " + json.dumps(shown), flush=True)
     if a.mode == "envdump":
         for k, v in sorted(os.environ.items()):
             print(f"env {k}={v}")
