@@ -3,7 +3,8 @@
 Why it is built this way (each point closes a hole of a masker people trust today):
 - Forms, not just the value: a URL is also written without its scheme, without its
   trailing `/`, as host:port, as its userinfo password or query values, percent-encoded
-  (as quote() does it, or every byte), as hex, JSON-escaped, and base64/base64url at all
+  (as quote() does it, `/` kept or not, or every byte), as hex, JSON-escaped (non-ASCII
+  and `/` escaped or not), and base64/base64url at all
   three byte alignments, padded or not.
 - Base64 may be wrapped (base64(1) and MIME at 76 columns, PEM at 64): a line break is
   accepted inside a base64 form when the 16 bytes before it are base64 characters, so a
@@ -137,11 +138,13 @@ def _encoded_forms(text: str) -> list[tuple[str, str]]:
     raw = text.encode("utf-8", "surrogatepass")
     return [
         ("percent", percent),
+        ("percent_keep_slash", quote(text)),  # urllib's default: `/` left as it is
         ("percent_every_byte", "".join(f"%{byte:02X}" for byte in raw)),
         ("hex", raw.hex()),
         ("json", escaped),
         ("json_ascii", json.dumps(text)[1:-1]),
         ("json_slash", escaped.replace("/", "\\/")),
+        ("json_ascii_slash", json.dumps(text)[1:-1].replace("/", "\\/")),  # PHP's default
         *_base64_forms(text),
     ]
 

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from core.redact import PREFILTER_MIN, Redactor
+from tests.secret_forms import survivors
 
 LABEL = st.text(string.ascii_lowercase + string.digits, min_size=1, max_size=8)
 TOKEN = st.text(string.ascii_letters + string.digits + "-_.~", min_size=1, max_size=16)
@@ -36,7 +37,7 @@ SECRET = st.one_of(urls(), st.text(min_size=8, max_size=24), TOKEN.filter(lambda
 
 
 @st.composite
-def scenario(draw: st.DrawFn) -> tuple[Redactor, bytes]:
+def scenario(draw: st.DrawFn) -> tuple[Redactor, bytes, dict[str, str]]:
     named = {"endpoint": draw(urls()), "api_key": draw(SECRET)}
     if draw(st.booleans()):  # an overlapping pair: the second starts with the first's tail
         first = named["api_key"]
@@ -60,7 +61,7 @@ def scenario(draw: st.DrawFn) -> tuple[Redactor, bytes]:
             pieces.append(draw(st.binary(max_size=4)))  # often invalid UTF-8
         elif plain := [f for f in redactor.forms if "base64" not in f.kind]:
             pieces.append(draw(st.sampled_from(plain)).value.encode().swapcase())  # ASCII only
-    return redactor, b"".join(pieces)
+    return redactor, b"".join(pieces), named
 
 
 def chunked(data: bytes, cuts: list[int], bytewise: bool) -> list[bytes]:
@@ -76,14 +77,15 @@ def chunked(data: bytes, cuts: list[int], bytewise: bool) -> list[bytes]:
                                  HealthCheck.filter_too_much])
 @given(scenario(), st.lists(st.integers(0, 10_000), max_size=12), st.booleans())
 def test_stream_equals_whole_text_and_no_form_survives(
-    case: tuple[Redactor, bytes], cuts: list[int], bytewise: bool
+    case: tuple[Redactor, bytes, dict[str, str]], cuts: list[int], bytewise: bool
 ) -> None:
-    redactor, data = case
+    redactor, data, named = case
     whole = redactor.redact(data.decode("utf-8", "replace"))
     stream = redactor.stream()
     streamed = b"".join(stream.feed(c) for c in chunked(data, cuts, bytewise)) + stream.flush()
     assert streamed == whole.encode()
     assert redactor.redact(whole) == whole
+    assert survivors(whole, named) == []  # the oracle's forms, derived without the redactor
     assert stream.redactions == redactor.redact_counted(data.decode("utf-8", "replace"))[1]
 
 
@@ -106,9 +108,9 @@ def sized(data: bytes, sizes: list[int]) -> list[bytes]:
 @given(scenario(), st.lists(st.integers(32, 3 * PREFILTER_MIN), min_size=1, max_size=6),
        st.integers(0, len(PAD)))
 def test_large_inputs_agree_whatever_the_search_path(
-    case: tuple[Redactor, bytes], sizes: list[int], tail: int
+    case: tuple[Redactor, bytes, dict[str, str]], sizes: list[int], tail: int
 ) -> None:
-    redactor, data = case
+    redactor, data, _named = case
     data = PAD + data + PAD[:tail]
     assert len(data) >= PREFILTER_MIN
     whole = redactor.redact(data.decode("utf-8", "replace"))
