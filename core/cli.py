@@ -30,6 +30,9 @@ COMMAND_MODULES = {
     "gates": "core.gates",
     "readiness": "core.readiness",
     "scan": "core.scan",
+    "tasks": "core.job_commands",
+    "job": "core.job_commands",
+    "jobs": "core.job_commands",
 }
 """Which module registers each command: a command imports only its own module (a `run`
 need not load the SOT parser), `--help` and a bad command load them all."""

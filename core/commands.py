@@ -97,7 +97,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     root = runs_root(args, resolved)
     request = RunRequest(profile=args.profile, task=args.task, engine=args.engine,
                          baseline=not args.no_baseline, timeout=args.timeout,
-                         retry_of=args.retry_of, demo=args.demo)
+                         retry_of=args.retry_of, demo=args.demo, tasks_dir=args.tasks,
+                         job_id=args.job_id, attempt=args.attempt)
     with ExitStack() as stack:
         if args.demo:
             from core.demo import demo_environment
@@ -160,7 +161,13 @@ def cmd_health(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run a Case (or the fake engine) on a task")
     run.add_argument("--profile", default="case-qwen", choices=sorted(PROFILES))
-    run.add_argument("--task", default="r1-string-slugify")
+    run.add_argument("--task", default="r1-string-slugify",
+                     help="a task id (bundled, or in --tasks DIR) or a path to a task folder")
+    run.add_argument("--tasks", metavar="DIR",
+                     help="a folder of task folders (default: CTO_HARNESS_TASKS_DIR, else the "
+                          "bundled tasks)")
+    run.add_argument("--job-id", help=argparse.SUPPRESS)  # set by `cto-harness job`
+    run.add_argument("--attempt", type=int, help=argparse.SUPPRESS)
     run.add_argument("--engine", default="case", choices=["case", "fake"])
     run.add_argument("--no-baseline", action="store_true",
                      help="skip the same-run fake baseline (then no pass can be claimed)")

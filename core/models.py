@@ -76,6 +76,12 @@ class Manifest(_Model):
     case_bin_name: str | None = None
     """The Case binary's file name (`aider`, `codex`, …), to tell agents apart; None for the
     fake engine."""
+    task_folder: str | None = None
+    """The task's folder when it is not a bundled task (`--tasks DIR`, a path to `--task`)."""
+    job_id: str | None = None
+    """The job this run is a trial of (`<runs_root>/jobs/<job_id>/job.json`), if any."""
+    attempt: int | None = None
+    """Which attempt of its task this trial is (1-based), when it belongs to a job."""
 
 
 class TraceEvent(BaseModel):
@@ -258,14 +264,23 @@ class Report(_Model):
 
 
 def schemas() -> dict[str, dict[str, Any]]:
-    """JSON Schema of the three run-directory files, for other tools."""
+    """JSON Schema of the run-directory files, task.json and job.json, for other tools."""
     return {
         "manifest": Manifest.model_json_schema(),
         "trace_event": TraceEvent.model_json_schema(),
         "report": Report.model_json_schema(),
         "relay_record": RelayRecord.model_json_schema(),
         "readiness": Readiness.model_json_schema(),
+        **_other_schemas(),
     }
+
+
+def _other_schemas() -> dict[str, dict[str, Any]]:
+    """The task folder's task.json and a job's job.json (their models import this one)."""
+    from core.job_model import Job
+    from core.task import Task
+
+    return {"task": Task.model_json_schema(), "job": Job.model_json_schema()}
 
 
 Verdict = Literal["ok", "failed", "not_applicable"]

@@ -81,6 +81,10 @@ class RunRequest:
     timeout: float = 1800.0
     retry_of: str | None = None
     demo: bool = False
+    tasks_dir: str | None = None
+    """Where `task` is looked up (--tasks); None: CTO_HARNESS_TASKS_DIR or the bundled."""
+    job_id: str | None = None
+    attempt: int | None = None
 
 
 @dataclass
@@ -140,13 +144,13 @@ class Runner:
     def __init__(self, request: RunRequest, resolved: Resolved, runs_root: Path,
                  listener: Listener | None = None) -> None:
         self.request = request
-        self.task = load_task(request.task)  # a bad task is a usage error, before any run
+        self.task = load_task(request.task, request.tasks_dir)  # a bad task: usage error, no run
         self.resolved = resolved
         self.listener = listener
         self.cancel = asyncio.Event()
         self.token = secrets.token_urlsafe(24)
         self.redactor = Redactor({"relay_token": self.token, **resolved.secrets()})
-        run_id = new_run_id(request.task)
+        run_id = new_run_id(self.task.id)
         root = runs_root / run_id
         n = 1
         while root.exists():
@@ -217,15 +221,17 @@ class Runner:
             # Asked of a throwaway process while the preflight runs: off the critical path.
             self._probe = asyncio.ensure_future(asyncio.to_thread(netjail_available))
         self.writer.write_json(self.paths.manifest, Manifest(
-            run_id=self.paths.run_id, task=req.task, engine=req.engine, profile=req.profile,
+            run_id=self.paths.run_id, task=task.id, engine=req.engine, profile=req.profile,
             provider=res.provider, model=res.model, harness_version=__version__,
             started_at=self.started_at, harness_pid=os.getpid(),
             harness_start_ticks=process_start_ticks(os.getpid()), retry_of=req.retry_of,
             demo=req.demo, argv=sys.argv,
             case_bin_name=Path(res.case_bin).name if res.case_bin and req.engine != FAKE
             else None,
+            task_folder=None if task.bundled else str(task.folder), job_id=req.job_id,
+            attempt=req.attempt,
         ))
-        self.event("run_started", run_id=self.paths.run_id, task=req.task, engine=req.engine,
+        self.event("run_started", run_id=self.paths.run_id, task=task.id, engine=req.engine,
                    profile=req.profile, demo=req.demo, retry_of=req.retry_of)
         self.event("config_resolved", endpoint_configured=res.endpoint_usable,
                    endpoint_source=res.endpoint_source, case_bin=res.case_bin,
@@ -546,7 +552,7 @@ class Runner:
         report = Report(
             run_id=self.paths.run_id, status=status, exit_code=EXIT_CODES[status],
             stage=s.stage, stage2_passed=status == "passed" and req.engine != FAKE,
-            reasons=s.reasons, task=req.task, engine=req.engine, demo=req.demo,
+            reasons=s.reasons, task=self.task.id, engine=req.engine, demo=req.demo,
             retry_of=req.retry_of, case_model_provider=res.provider, case_model=res.model,
             case_model_admission_status=s.admission,  # type: ignore[arg-type]
             endpoint_configured=res.endpoint_usable,

@@ -25,6 +25,8 @@ CHUNK = 1 << 16
 MAX_PARTIAL = 1 << 20
 """An unfinished line longer than this is handed over as it stands: memory stays bounded
 even when a Case never prints a newline."""
+JOBS_FOLDER = "jobs"
+"""`<runs_root>/jobs/` holds job folders, not a run (a run's name starts with its stamp)."""
 MAX_JSON_BYTES = 64 << 20
 """A manifest or report beyond this is not the harness's: refused rather than loaded."""
 M = TypeVar("M", bound=BaseModel)
@@ -170,7 +172,8 @@ def list_run_dirs(root: Path) -> list[Path]:
     exists but cannot be listed: "no runs" would hide every run it holds."""
     try:
         with os.scandir(root) as found:
-            entries = [e for e in found if e.is_dir() and not e.name.startswith(".")]
+            entries = [e for e in found if e.is_dir() and not e.name.startswith(".")
+                       and e.name != JOBS_FOLDER]
     except FileNotFoundError:
         return []
     except OSError as exc:
