@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from core.relay import LoopbackServer, openai_error
+from core.loopback import LoopbackServer, openai_error
 
 Responder = Callable[[list[dict[str, Any]]], str]
 DEFAULT_MODEL = "qwen3.6-35b-a3b"

@@ -5,8 +5,9 @@ the one asked, a hosted-provider key or base URL in the Case's environment, and 
 output matching fallback markers; each trip keeps its evidence (file + line). Markers seen
 while the Case's network was isolated (`markers_warn`: no hosted request was possible, and
 an agent's help text names hosted models) are kept as warnings instead. A run whose
-Case made no forwarded request for the admitted model is `unproven`: it cannot claim its
-model, so it cannot pass.
+Case made no request the admitted model was seen to answer is `unproven`, and so is one
+with any successful answer whose answering model could not be read (it could have been
+anyone's): it cannot claim its model, so it cannot pass.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class Guard:
         """Set before the Case starts when its network is isolated."""
         self._on_warning = on_warning
         self.proven_requests = 0
+        self.unreadable: list[int] = []
+        """Ledger lines of 2xx answers to a model request whose answering model was unread."""
         self._on_trip = on_trip
         self._markers = tuple(m.lower().encode() for m in markers if m)
         self._tail = b""
@@ -52,7 +55,15 @@ class Guard:
     def state(self) -> GuardState:
         if self.tripped:
             return "tripped"
-        return "clear" if self.proven_requests else "unproven"
+        return "clear" if self.proven_requests and not self.unreadable else "unproven"
+
+    def unproven_reason(self) -> str:
+        if self.unreadable:
+            lines = ", ".join(str(n) for n in self.unreadable[:5])
+            return (f"the upstream's answer at backend/relay.jsonl line {lines} did not say "
+                    "which model answered, so the run cannot claim its model")
+        return ("the Case made no request the admitted model was seen to answer through "
+                "the relay, so it cannot claim its model")
 
     def _trip(self, evidence: Evidence) -> None:
         self.evidence.append(evidence)
@@ -82,7 +93,10 @@ class Guard:
         elif not record.refused and not record.error and 200 <= record.status < 300 and (
             record.model_asked == self.model
         ):
-            self.proven_requests += 1
+            if record.model_answered == self.model:
+                self.proven_requests += 1
+            else:
+                self.unreadable.append(line)
 
     def scan_output(self, data: bytes) -> None:
         """Look for fallback markers in (already redacted) Case output, across chunks.

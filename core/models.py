@@ -6,6 +6,7 @@ and `cto-harness schema` exports their JSON Schema for other tools.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -158,8 +159,33 @@ class RelayTotals(_Model):
     refused: int = 0
     errors: int = 0
     models_seen: list[str] = Field(default_factory=list)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    """The models the upstream said answered; a model only asked for is not one."""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    """Sums over the records that reported a count; None when none did (an unknown count
+    is never 0). A sum over some records only is a lower bound: `usage_unknown` says how
+    many answered requests reported no usage."""
+    usage_unknown: int = 0
+
+    @classmethod
+    def of(cls, records: list[RelayRecord]) -> RelayTotals:
+        answered = [r for r in records if not r.refused and 200 <= r.status < 300
+                    and r.method == "POST"]
+        return cls(
+            requests=len(records),
+            forwarded=sum(1 for r in records if not r.refused),
+            refused=sum(1 for r in records if r.refused),
+            errors=sum(1 for r in records if r.error or r.status >= 400),
+            models_seen=sorted({r.model_answered for r in records if r.model_answered}),
+            prompt_tokens=_known_sum(r.prompt_tokens for r in records),
+            completion_tokens=_known_sum(r.completion_tokens for r in records),
+            usage_unknown=sum(1 for r in answered if r.completion_tokens is None),
+        )
+
+
+def _known_sum(counts: Iterable[int | None]) -> int | None:
+    known = [n for n in counts if n is not None]
+    return sum(known) if known else None
 
 
 class CheckCounts(_Model):

@@ -1,10 +1,12 @@
 """The loopback relay: the only door from the Case to the model.
 
 The Case gets `http://127.0.0.1:PORT/v1` and a per-run token; the harness alone knows the
-secret endpoint and forwards to it. On the way the relay refuses any model but the admitted
-one, passes streams through chunk by chunk while reading which model answered and the token
-usage, turns upstream failures into OpenAI-style errors with their text redacted, and
-appends one `RelayRecord` per request to the ledger (backend/relay.jsonl).
+secret endpoint and forwards to it. On the way the relay lets through only the routes and
+bodies `core.relay_rules` allows (refusing any model but the admitted one), passes answers
+through — streams chunk by chunk — while `core.relay_passage` reads which model answered
+and the token usage, turns upstream failures into OpenAI-style errors with their text
+redacted, and appends one `RelayRecord` per request to the ledger (backend/relay.jsonl),
+refusals included.
 
 Neither the upstream URL nor the token is ever logged, recorded or returned: uvicorn's
 loggers are silenced and every text that came from upstream passes `redact`.
@@ -12,12 +14,9 @@ loggers are silenced and every text that came from upstream passes `redact`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hmac
 import json
-import os
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -26,13 +25,24 @@ from typing import Any, TextIO
 
 import anyio
 import httpx
-import uvicorn
 from pydantic import SecretStr
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
+from core.loopback import LoopbackServer, openai_error
 from core.models import RelayRecord
+from core.relay_passage import Api, Observed, SsePassage, answered_model, error_message, sse_error
+from core.relay_rules import (
+    CONNECTION_LIMIT,
+    MAX_BODY,
+    BodyError,
+    Load,
+    Matched,
+    Unmatched,
+    match_route,
+    parse_body,
+)
 from core.rundir import utcnow
 from core.settings import verifies_tls
 
@@ -40,111 +50,10 @@ UPSTREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=60.0
 """Generous reads: a large model may think for minutes before its first token."""
 
 ERROR_BODY_LIMIT = 64 * 1024
-MAX_BODY = 64 << 20
-"""A request body beyond this is refused (413): far above any chat request, even with
-images inline, and far below what would starve the harness of memory."""
+ANSWER_LIMIT = 256 << 20
+"""A whole (unstreamed) answer beyond this is a 502, not held: embeddings of a large batch
+are the biggest honest answers, well under it."""
 EXCERPT_CHARS = 500
-SSE_LINE_LIMIT = 1 << 20
-
-_SILENT_LOGGING: dict[str, Any] = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"null": {"class": "logging.NullHandler"}},
-    "loggers": {
-        name: {"handlers": ["null"], "propagate": False}
-        for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
-    },
-}
-"""uvicorn's error log would print exceptions whose text may hold the upstream: drop it all."""
-
-
-class LoopbackServer:
-    """An ASGI app served by uvicorn on 127.0.0.1:<ephemeral> (and on a Unix socket at
-    `uds`, when given) inside the running loop: silent and signal-free (uvicorn's `serve()`
-    would swap in its own SIGINT/SIGTERM handlers; the harness owns those), and stopped at
-    once rather than on uvicorn's 100 ms ticks (`main_loop` polls `should_exit`, and its
-    `shutdown` sleeps 0.1 s before waiting for connections in 0.1 s steps)."""
-
-    GRACE_S = 1.0
-    STEP_S = 0.005
-
-    def __init__(self, app: ASGIApp, *, uds: Path | None = None) -> None:
-        self._app = app
-        self._uds = uds
-        self._bound_uds = False
-        self._server: uvicorn.Server | None = None
-        self.port = 0
-
-    async def start(self) -> None:
-        # Binding here (not in uvicorn) makes a bind failure a plain OSError, never the
-        # sys.exit() uvicorn calls, and gives the port before the first request.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        sockets = [sock]
-        if self._uds is not None:  # the same app, for a Case jailed in its own namespace
-            unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sockets.append(unix)
-            try:
-                unix.bind(str(self._uds))
-                self._bound_uds = True
-                os.chmod(self._uds, 0o600)
-            except OSError:
-                for each in sockets:
-                    each.close()
-                self._unlink()
-                raise
-        config = uvicorn.Config(
-            self._app,
-            log_config=_SILENT_LOGGING,
-            access_log=False,
-            interface="asgi3",
-            lifespan="off",
-            server_header=False,
-        )
-        config.load()
-        server = uvicorn.Server(config)
-        server.lifespan = config.lifespan_class(config)
-        try:
-            await server.startup(sockets=sockets)
-        except BaseException:
-            for each in sockets:
-                each.close()
-            self._unlink()
-            raise
-        self._server = server
-
-    async def stop(self) -> None:
-        """Stop listening, let requests in flight finish within the grace time, then cancel
-        what remains."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        for listening in server.servers:
-            listening.close()  # and its socket, which it owns since startup
-        state = server.server_state
-        for connection in list(state.connections):
-            connection.shutdown()
-        deadline = time.monotonic() + self.GRACE_S
-        while (state.connections or state.tasks) and time.monotonic() < deadline:
-            await asyncio.sleep(self.STEP_S)
-        for task in list(state.tasks):
-            task.cancel()
-        for listening in server.servers:
-            await listening.wait_closed()
-        self._unlink()
-
-    def _unlink(self) -> None:
-        """Remove the socket file this server made (and only that)."""
-        if self._uds is not None and self._bound_uds:
-            self._bound_uds = False
-            with contextlib.suppress(FileNotFoundError):
-                self._uds.unlink()
-
-
-def openai_error(status: int, message: str, kind: str) -> JSONResponse:
-    """The error shape OpenAI clients parse: {"error": {"message", "type", "code"}}."""
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status)
 
 
 class _ClosingStream(StreamingResponse):
@@ -158,78 +67,6 @@ class _ClosingStream(StreamingResponse):
             await self.body_iterator.aclose()  # type: ignore[attr-defined]
 
 
-class SsePassage:
-    """An SSE stream on its way to the Case: forwarded a whole line at a time (an event is
-    no use to a client before its line ends), reading the models, usage and errors as it
-    goes. An error event passes `redact` first, as every upstream error text does; the
-    model's tokens pass verbatim."""
-
-    def __init__(self, redact: Callable[[str], str]) -> None:
-        self._redact = redact
-        self._partial = b""
-        self.models: list[str] = []
-        self.usage: dict[str, Any] | None = None
-        self.error: str | None = None
-        self.events = 0
-
-    def feed(self, data: bytes) -> bytes:
-        """The complete lines of what has arrived so far, ready to forward."""
-        lines = (self._partial + data).split(b"\n")
-        self._partial = lines.pop()
-        out = b"".join(self._line(line) + b"\n" for line in lines)
-        if len(self._partial) > SSE_LINE_LIMIT:  # not SSE; don't hold an unbounded line
-            out, self._partial = out + self._partial, b""
-        return out
-
-    def flush(self) -> bytes:
-        """What is left when the stream ends without a final newline."""
-        rest, self._partial = self._partial, b""
-        return self._line(rest) if rest else b""
-
-    def _line(self, line: bytes) -> bytes:
-        if not line.startswith(b"data:"):
-            return line
-        try:
-            event = json.loads(line[5:])
-        except ValueError:
-            return line
-        if not isinstance(event, dict):
-            return line
-        self.events += 1
-        model = event.get("model")
-        if isinstance(model, str) and model and model not in self.models:
-            self.models.append(model)
-        if isinstance(event.get("usage"), dict):
-            self.usage = event["usage"]
-        if event.get("error") is None:
-            return line
-        self.error = self._redact(_error_message(event))
-        return self._redact(line.decode("utf-8", errors="replace")).encode()
-
-
-def _error_message(data: Any) -> str:
-    """The `error.message` of an OpenAI-style error body, else the body as text."""
-    if isinstance(data, dict):
-        error = data.get("error", data.get("detail", data.get("message")))
-        if isinstance(error, dict):
-            error = error.get("message", error)
-        if isinstance(error, str):
-            return error
-    return json.dumps(data, ensure_ascii=False)
-
-
-def answered_model(models: list[str], asked: str | None) -> str | None:
-    """The model the upstream says answered; any name but the asked one wins, so a swap
-    in the middle of a stream is never hidden behind a first chunk that looked right."""
-    other = [m for m in models if m != asked]
-    return other[0] if other else (models[0] if models else None)
-
-
-def _tokens(usage: Any, key: str) -> int | None:
-    value = usage.get(key) if isinstance(usage, dict) else None
-    return value if isinstance(value, int) else None
-
-
 @dataclass
 class _Pending:
     """What the relay learns about one request while it handles it."""
@@ -238,12 +75,13 @@ class _Pending:
     path: str
     started: float = field(default_factory=time.monotonic)
     model_asked: str | None = None
-    models: list[str] = field(default_factory=list)
+    seen: Observed = field(default_factory=Observed)
     status: int = 0
     stream: bool = False
     refused: str | None = None
     error: str | None = None
-    usage: dict[str, Any] | None = None
+    held: int = 0
+    """Body bytes counted against the relay's `Load` until the request ends."""
 
 
 class Relay:
@@ -262,6 +100,7 @@ class Relay:
         on_record: Callable[[RelayRecord], None] | None = None,
         timeout: httpx.Timeout = UPSTREAM_TIMEOUT,
         uds: Path | None = None,
+        load: Load | None = None,
     ) -> None:
         self._upstream = upstream
         self._api_key = api_key
@@ -271,9 +110,10 @@ class Relay:
         self._redact = redact
         self._on_record = on_record
         self._timeout = timeout
+        self._load = load or Load()
         self._ledger: TextIO | None = None
         self._client: httpx.AsyncClient | None = None
-        self._server = LoopbackServer(self._asgi, uds=uds)
+        self._server = LoopbackServer(self._asgi, uds=uds, connection_limit=CONNECTION_LIMIT)
         self.records: list[RelayRecord] = []
 
     def __repr__(self) -> str:
@@ -308,60 +148,111 @@ class Relay:
 
     # -- one request ----------------------------------------------------------------
     async def _asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Every HTTP request, whatever its path or method, is answered and recorded."""
+        """Every HTTP request, whatever its path or method, is answered and recorded.
+        (The server never upgrades to WebSocket, `ws="none"`: an upgrade request arrives
+        here as HTTP and is refused as such.)"""
         if scope["type"] != "http":
             return
-        response = await self._handle(Request(scope, receive))
-        await response(scope, receive, send)
-
-    async def _handle(self, request: Request) -> Response:
+        request = Request(scope, receive)
         pending = _Pending(method=request.method, path=self._redact(request.url.path))
+        if not self._load.enter():
+            reason = (f"{self._load.max_in_flight} requests are in flight already; "
+                      "retry when one has ended")
+            await self._refuse(pending, 429, reason, "rate_limit_exceeded")(scope, receive, send)
+            return
+        try:
+            response = await self._handle(request, pending)
+            await response(scope, receive, send)
+        finally:
+            self._load.leave()
+            self._load.release(pending.held)
+
+    async def _handle(self, request: Request, pending: _Pending) -> Response:
         auth = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(auth, self._expected_auth):
             return self._refuse(pending, 401, "missing or wrong relay token", "invalid_api_key")
-        if not request.url.path.startswith("/v1/"):
-            return self._refuse(pending, 404, "the relay serves only /v1/*", "not_found")
-        if request.method not in ("GET", "POST"):
-            return self._refuse(pending, 405, f"method {request.method} is not relayed",
+        if "upgrade" in request.headers:
+            return self._refuse(pending, 426, "WebSocket and other upgrades are not relayed; "
+                                "use plain HTTP (streams come as server-sent events)",
                                 "invalid_request_error")
-        body = await self._read_body(request)
-        if body is None:
-            return self._refuse(pending, 413, f"the request body is over {MAX_BODY >> 20} MiB",
-                                "invalid_request_error")
-        if request.method == "POST":
-            refusal = self._check_model(pending, body)
-            if refusal is not None:
-                return refusal
-        return await self._forward(request, body, pending)
+        matched = match_route(request.method, request.scope.get("raw_path") or b"")
+        if isinstance(matched, Unmatched):
+            kind = "not_found" if matched.status == 404 else "invalid_request_error"
+            return self._refuse(pending, matched.status, matched.reason, kind)
+        has_body = (request.headers.get("content-length", "0") not in ("", "0")
+                    or "transfer-encoding" in request.headers)
+        body = b""
+        if matched.route.body or has_body:
+            read = await self._read_body(request, pending)
+            if isinstance(read, Response):
+                return read
+            body = read
+        refusal = self._check(matched, body, pending)
+        if refusal is not None:
+            return refusal
+        return await self._forward(matched, body, pending)
 
-    @staticmethod
-    async def _read_body(request: Request) -> bytes | None:
-        """The body, or None past MAX_BODY: a Case streaming gigabytes must not make the
-        harness hold them (it would die, and with it the run's report)."""
+    async def _read_body(self, request: Request, pending: _Pending) -> bytes | Response:
+        """The body, held within MAX_BODY (413) and the relay's buffer cap (503): a Case
+        streaming gigabytes, or many Cases' bodies at once, must not make the harness hold
+        them (it would die, and with it the run's report). A declared length is counted
+        before a byte is read; an undeclared one as it grows."""
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY:
-            return None
-        body = bytearray()
+        if declared.isdigit():
+            if int(declared) > MAX_BODY:
+                return self._too_large(pending)
+            if not self._hold(pending, int(declared)):
+                return self._busy(pending)
+        chunks: list[bytes] = []
+        size = 0
         async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                return None
-        return bytes(body)
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_BODY:
+                return self._too_large(pending)
+            if size > pending.held and not self._hold(pending, size - pending.held):
+                return self._busy(pending)
+        return b"".join(chunks)
 
-    def _check_model(self, pending: _Pending, body: bytes) -> Response | None:
-        try:
-            data = json.loads(body)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            return self._refuse(pending, 400, "the request body is not a JSON object",
-                                "invalid_request_error")
-        asked = data.get("model")
-        pending.model_asked = self._redact(str(asked)) if asked is not None else None
-        pending.stream = data.get("stream") is True
-        if asked != self.model:
+    def _hold(self, pending: _Pending, size: int) -> bool:
+        if not self._load.hold(size):
+            return False
+        pending.held += size
+        return True
+
+    def _too_large(self, pending: _Pending) -> Response:
+        return self._refuse(pending, 413, f"the request body is over {MAX_BODY >> 20} MiB",
+                            "invalid_request_error")
+
+    def _busy(self, pending: _Pending) -> Response:
+        held = self._load.buffered >> 20
+        return self._refuse(pending, 503, f"the relay holds {held} MiB of request bodies "
+                            "already; retry when a request has ended", "server_error")
+
+    def _check(self, matched: Matched, body: bytes, pending: _Pending) -> Response | None:
+        """The body's shape and the model, on every request that can name one: a body on
+        a route that takes none is refused too, but its model is still read and judged
+        (a `GET` naming another model is a fallback attempt, recorded as one)."""
+        data: dict[str, Any] | None = None
+        problem = None
+        if body or matched.route.body:
+            try:
+                data = parse_body(body)
+            except BodyError as exc:
+                problem = str(exc)
+        asked = data.get("model") if data is not None else matched.path_model
+        if asked is not None:
+            pending.model_asked = self._redact(str(asked))
+            pending.stream = data is not None and data.get("stream") is True
+        if asked is not None and asked != self.model:
             reason = f"model {pending.model_asked!r} is not admitted; only {self.model!r} is"
             return self._refuse(pending, 403, reason, "model_not_admitted")
+        if not matched.route.body and body:
+            problem = f"{matched.route.method} /v1/{matched.route.path} takes no body"
+        elif matched.route.body and problem is None and asked is None:
+            problem = f"the body names no model; only {self.model!r} is admitted"
+        if problem is not None:
+            return self._refuse(pending, 400, problem, "invalid_request_error")
         return None
 
     def _upstream_client(self) -> httpx.AsyncClient:
@@ -373,21 +264,21 @@ class Relay:
                                              verify=verifies_tls(self._upstream))
         return self._client
 
-    async def _forward(self, request: Request, body: bytes, pending: _Pending) -> Response:
+    async def _forward(self, matched: Matched, body: bytes, pending: _Pending) -> Response:
+        """To the upstream base plus the matched route's own path (never the Case's path
+        or query), with the relay's own headers."""
         client = self._upstream_client()
-        rest = request.url.path.removeprefix("/v1/")
-        url = f"{self._upstream.get_secret_value().rstrip('/')}/{rest}"
-        if request.url.query:
-            url += f"?{request.url.query}"
-        headers = {"accept-encoding": "identity"}
-        for name in ("content-type", "accept"):
-            if name in request.headers:
-                headers[name] = request.headers[name]
+        url = f"{self._upstream.get_secret_value().rstrip('/')}/{matched.upstream_path}"
+        headers = {"accept-encoding": "identity", "accept": "application/json, text/event-stream"}
+        if body:
+            headers["content-type"] = "application/json"
         if self._api_key is not None:
             headers["authorization"] = f"Bearer {self._api_key.get_secret_value()}"
+        api: Api = "responses" if matched.route.path == "responses" else "chat"
         try:
             upstream = await client.send(
-                client.build_request(request.method, url, content=body, headers=headers),
+                client.build_request(matched.route.method, url, content=body or None,
+                                     headers=headers),
                 stream=True,
             )
         except httpx.TimeoutException as exc:
@@ -400,7 +291,7 @@ class Relay:
         if content_type.startswith("text/event-stream"):
             pending.stream, pending.status = True, upstream.status_code
             return _ClosingStream(
-                self._pass_stream(upstream, pending),
+                self._pass_stream(upstream, pending, api),
                 status_code=upstream.status_code,
                 media_type="text/event-stream",
                 headers={"cache-control": "no-cache"},
@@ -410,12 +301,20 @@ class Relay:
     async def _pass_whole(
         self, upstream: httpx.Response, pending: _Pending, content_type: str
     ) -> Response:
+        chunks: list[bytes] = []
+        size = 0
         try:
-            raw = await upstream.aread()
+            async for chunk in upstream.aiter_bytes():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > ANSWER_LIMIT:
+                    return self._fail(pending, 502, f"upstream answered with more than "
+                                      f"{ANSWER_LIMIT >> 20} MiB")
         except httpx.HTTPError as exc:
             return self._fail(pending, 502, f"upstream broke off ({self._describe(exc)})")
         finally:
             await upstream.aclose()
+        raw = b"".join(chunks)
         try:
             data = json.loads(raw)
         except ValueError:
@@ -423,20 +322,19 @@ class Relay:
                 pending, 502,
                 f"upstream answered HTTP {upstream.status_code} with a body that is not JSON",
             )
-        if isinstance(data, dict):
-            if isinstance(data.get("model"), str):
-                pending.models.append(data["model"])
-            pending.usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
+        pending.seen.see(data)
         pending.status = upstream.status_code
         self._finish(pending)
         return Response(raw, upstream.status_code, media_type=content_type or None)
 
     async def _pass_stream(
-        self, upstream: httpx.Response, pending: _Pending
+        self, upstream: httpx.Response, pending: _Pending, api: Api
     ) -> AsyncIterator[bytes]:
-        """Yield each line as it arrives; the ledger line is written when the stream ends,
-        however it ends."""
-        passage = SsePassage(self._redact)
+        """Yield the complete lines of each read as it arrives; the ledger line is written
+        when the stream ends, however it ends. A stream that carried no event becomes an
+        error event to the Case, never an empty 200 its client cannot explain."""
+        passage = SsePassage(self._redact, expected_model=self.model)
+        pending.seen = passage.seen
         try:
             async for chunk in upstream.aiter_bytes():
                 lines = passage.feed(chunk)
@@ -444,19 +342,19 @@ class Relay:
                     yield lines
             if rest := passage.flush():
                 yield rest
+            if not passage.events:
+                pending.error = "upstream stream carried no event"
+                yield sse_error(pending.error, api)
         except httpx.HTTPError as exc:
             kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "broke off"
             pending.error = f"upstream {kind} mid-stream ({self._describe(exc)})"
-            yield _sse_error(pending.error)
+            yield sse_error(pending.error, api)
         except BaseException:
             pending.error = "the Case closed the stream before it ended"
             raise
         finally:
-            pending.models, pending.usage = passage.models, passage.usage
-            if pending.error is None and passage.error is not None:
-                pending.error = f"upstream error in stream: {self._excerpt(passage.error)}"
-            if pending.error is None and not passage.events:
-                pending.error = "upstream stream carried no parseable event"
+            if pending.error is None and passage.seen.error is not None:
+                pending.error = f"upstream error in stream: {self._excerpt(passage.seen.error)}"
             self._finish(pending)
             with anyio.CancelScope(shield=True):
                 await upstream.aclose()
@@ -474,7 +372,7 @@ class Relay:
             await upstream.aclose()
         text = raw.decode("utf-8", errors="replace")
         with contextlib.suppress(ValueError):
-            text = _error_message(json.loads(text))
+            text = error_message(json.loads(text))
         status = upstream.status_code
         said = f": {self._excerpt(text)}" if text.strip() else ""
         message = f"upstream answered HTTP {status}{said}"
@@ -502,14 +400,15 @@ class Relay:
             method=pending.method,
             path=pending.path,
             model_asked=pending.model_asked,
-            model_answered=self._redact_opt(answered_model(pending.models, pending.model_asked)),
+            model_answered=self._redact_opt(answered_model(pending.seen.models,
+                                                           pending.model_asked)),
             status=pending.status,
             latency_ms=round((time.monotonic() - pending.started) * 1000, 1),
             stream=pending.stream,
             refused=pending.refused,
             error=self._redact_opt(pending.error),
-            prompt_tokens=_tokens(pending.usage, "prompt_tokens"),
-            completion_tokens=_tokens(pending.usage, "completion_tokens"),
+            prompt_tokens=pending.seen.prompt_tokens,
+            completion_tokens=pending.seen.completion_tokens,
         )
         self.records.append(record)
         if self._ledger is not None:
@@ -531,8 +430,3 @@ class Relay:
         text = self._excerpt(str(exc))
         return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
-
-
-def _sse_error(message: str) -> bytes:
-    payload = {"error": {"message": f"cto-harness relay: {message}", "type": "upstream_error"}}
-    return f"data: {json.dumps(payload)}\n\n".encode()

@@ -498,8 +498,7 @@ class Runner:
         if guard == "tripped":
             reasons.append("fallback detected: see fallback_evidence")
         elif guard == "unproven":
-            reasons.append("unproven: the Case made no request for the admitted model "
-                           "through the relay, so it cannot claim its model")
+            reasons.append(f"unproven: {self.guard.unproven_reason()}")
         if s.case and s.case.exit_code != 0:
             reasons.append(f"the Case exited with code {s.case.exit_code}")
         if not real:
@@ -547,8 +546,6 @@ class Runner:
                      + {None: "not run", True: "passed", False: "failed"}[fake_passed],
             )
         s.durations.total_s = round(time.monotonic() - self.started, 3)
-        models_seen = sorted({m for r in s.records for m in (r.model_asked, r.model_answered)
-                              if m})
         report = Report(
             run_id=self.paths.run_id, status=status, exit_code=EXIT_CODES[status],
             stage=s.stage, stage2_passed=status == "passed" and req.engine != FAKE,
@@ -562,15 +559,7 @@ class Runner:
             fallback_detected=self.guard.tripped, fallback_evidence=self.guard.evidence,
             fallback_warnings=self.guard.warnings, guard_state=guard,
             case_setup=s.case_setup,
-            relay=RelayTotals(
-                requests=len(s.records),
-                forwarded=sum(1 for r in s.records if not r.refused),
-                refused=sum(1 for r in s.records if r.refused),
-                errors=sum(1 for r in s.records if r.error or r.status >= 400),
-                models_seen=models_seen,
-                prompt_tokens=sum(r.prompt_tokens or 0 for r in s.records),
-                completion_tokens=sum(r.completion_tokens or 0 for r in s.records),
-            ),
+            relay=RelayTotals.of(s.records),
             checks=s.checks, baseline=s.baseline, comparison=comparison,
             redaction=RedactionCounters(forms=len(self.redactor.forms),
                                         unmaskable_forms=self.redactor.unmaskable,

@@ -22,7 +22,9 @@ from pydantic import SecretStr
 from core.endpoint import ScriptedEndpoint, tokens
 from core.models import RelayRecord
 from core.redact import Redactor
-from core.relay import MAX_BODY, Relay, SsePassage
+from core.relay import Relay
+from core.relay_passage import SsePassage
+from core.relay_rules import MAX_BODY
 
 MODEL = "qwen3.6-35b-a3b"
 ANSWER = "def slugify(text):\n    return text.lower()\n"
@@ -373,15 +375,19 @@ STREAM = sse(
 )
 
 
-@given(st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=12))
-def test_sse_passage_is_byte_faithful_however_the_stream_is_cut(cuts: list[int]) -> None:
+@given(st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=12),
+       st.sampled_from([None, MODEL]))
+def test_sse_passage_is_byte_faithful_however_the_stream_is_cut(
+        cuts: list[int], expected: str | None) -> None:
+    """With or without the expected model (which lets lines naming only it skip the parse),
+    every model and the usage are read, and the bytes pass unchanged."""
     bounds = [0, *sorted(cuts), len(STREAM)]
-    passage = SsePassage(masker("http://10.1.2.3:8000/v1"))
+    passage = SsePassage(masker("http://10.1.2.3:8000/v1"), expected_model=expected)
     out = b"".join(passage.feed(STREAM[a:b]) for a, b in itertools.pairwise(bounds))
     assert out + passage.flush() == STREAM
-    assert passage.models == [MODEL, "claude-sonnet-4-6"]
-    assert passage.usage == {"prompt_tokens": 3, "completion_tokens": 2}
-    assert passage.events == 3 and passage.error is None
+    assert passage.seen.models == [MODEL, "claude-sonnet-4-6"]
+    assert passage.seen.usage == {"prompt_tokens": 3, "completion_tokens": 2}
+    assert passage.events == 3 and passage.seen.error is None
 
 
 def test_sse_error_events_are_redacted_even_when_split_across_reads() -> None:
@@ -392,4 +398,4 @@ def test_sse_error_events_are_redacted_even_when_split_across_reads() -> None:
     out = passage.feed(event[:cut]) + passage.feed(event[cut:]) + passage.flush()
     assert secret.encode() not in out and MASK.encode() in out
     assert json.loads(out.split(b"\n")[0][6:])["error"]["type"] == "server_error"
-    assert passage.error == f"engine at {MASK} died"
+    assert passage.seen.error == f"engine at {MASK} died"
