@@ -1,10 +1,12 @@
 """A scripted OpenAI-compatible endpoint on loopback: the tests' upstream, the demo's model.
 
-It speaks the `/v1` HTTP that vLLM, SGLang and llama.cpp speak (`GET /v1/models`,
-`POST /v1/chat/completions`, plain or streamed as SSE with a usage chunk), answering from a
-deterministic `responder`. Knobs on the instance make it behave like a hostile upstream —
-swap models, fail, send garbage, demand a key, hang — so the harness is tested against
-the failures it must survive, over real HTTP.
+It speaks the `/v1` HTTP that vLLM, SGLang and llama.cpp speak (`GET /v1/models[/{id}]`,
+`POST /v1/chat/completions` and `POST /v1/responses`, whole or streamed as SSE — chat chunks
+with a usage chunk, Responses events as vLLM emits them), answering from a deterministic
+`responder`. Knobs on the instance make it behave like a hostile upstream — swap models,
+omit the model or the usage, end a stream with no event, fail, send garbage, demand a key,
+hang — so the harness is tested against the failures it must survive, over real HTTP.
+Every request is recorded, on any path and method, so a test sees what reached upstream.
 
 It serves from its own thread and event loop, so sync tests, async tests and the CLI all
 use it the same way: `with ScriptedEndpoint(...) as ep: ... ep.base_url`.
@@ -28,6 +30,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from core.endpoint_responses import (
+    ResponseShape,
+    responses_input_messages,
+    responses_usage,
+)
 from core.loopback import LoopbackServer, openai_error
 
 Responder = Callable[[list[dict[str, Any]]], str]
@@ -77,6 +84,9 @@ class ScriptedEndpoint:
       token_delay   seconds before each streamed token (a realistic pace for the demo)
       api_key       require `Authorization: Bearer <api_key>`, else 401
       hang          accept requests and never answer (until the endpoint stops)
+      omit_model    answer without naming a model (an answer the relay cannot attribute)
+      omit_usage    answer without usage, as llama-cpp-python's streams do
+      empty_stream  answer a streamed request 200 text/event-stream with no event at all
     """
 
     def __init__(
@@ -95,6 +105,9 @@ class ScriptedEndpoint:
         self.token_delay = token_delay
         self.api_key = api_key
         self.hang = False
+        self.omit_model = False
+        self.omit_usage = False
+        self.empty_stream = False
         self.received: list[Received] = []
         self.port = 0
         self._thread: threading.Thread | None = None
@@ -158,19 +171,23 @@ class ScriptedEndpoint:
 
     # -- HTTP -----------------------------------------------------------------------
     def _app(self) -> Starlette:
+        everything = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
         return Starlette(routes=[
             Route("/v1/models", self._models, methods=["GET"]),
+            Route("/v1/models/{model_id:path}", self._model, methods=["GET"]),
             Route("/v1/chat/completions", self._chat, methods=["POST"]),
+            Route("/v1/responses", self._responses, methods=["POST"]),
+            Route("/{anything:path}", self._elsewhere, methods=everything),
         ])
 
     async def _receive(self, request: Request) -> Received:
-        body = None
-        if request.method == "POST":
-            try:
-                body = json.loads(await request.body())
-            except ValueError:
-                body = None
-        seen = Received(request.method, request.url.path, request.headers.get("authorization"),
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+        seen = Received(request.method, path, request.headers.get("authorization"),
                         body if isinstance(body, dict) else None)
         self.received.append(seen)
         return seen
@@ -196,66 +213,132 @@ class ScriptedEndpoint:
         trouble = await self._misbehave(request, await self._receive(request))
         if trouble is not None:
             return trouble
-        model = {"id": self.model_id, "object": "model", "created": 0, "owned_by": "scripted"}
-        return JSONResponse({"object": "list", "data": [model]})
+        return JSONResponse({"object": "list", "data": [self._model_card()]})
 
-    async def _chat(self, request: Request) -> Response:
-        seen = await self._receive(request)
-        trouble = await self._misbehave(request, seen)
+    def _model_card(self) -> dict[str, Any]:
+        return {"id": self.model_id, "object": "model", "created": 0, "owned_by": "scripted"}
+
+    async def _model(self, request: Request) -> Response:
+        trouble = await self._misbehave(request, await self._receive(request))
         if trouble is not None:
             return trouble
-        body = seen.body
-        if body is None or not isinstance(body.get("messages"), list):
-            return openai_error(400, "expected a JSON object with `messages`",
-                                "invalid_request_error")
-        if body.get("model") != self.model_id:
-            return openai_error(404, f"The model `{body.get('model')}` does not exist.",
-                                "NotFoundError")
-        messages = body["messages"]
+        if request.path_params["model_id"] != self.model_id:
+            return openai_error(404, "no such model", "NotFoundError")
+        return JSONResponse(self._model_card())
+
+    async def _elsewhere(self, request: Request) -> Response:
+        """Any other path or method: recorded (a test asserts nothing got here), then a 404
+        as vLLM answers one."""
+        await self._receive(request)
+        return openai_error(404, "Not Found", "NotFoundError")
+
+    async def _accept(self, request: Request, field: str) -> tuple[dict[str, Any], Response | None]:
+        """The request's body, or the error a real server would give: knobs first, then
+        the body's shape (a body without `field` is a 400), then the model (404)."""
+        seen = await self._receive(request)
+        trouble = await self._misbehave(request, seen)
+        body = seen.body or {}
+        if trouble is None and field not in body:
+            trouble = openai_error(400, f"expected a JSON object with `{field}`",
+                                   "invalid_request_error")
+        if trouble is None and body.get("model") != self.model_id:
+            trouble = openai_error(404, f"The model `{body.get('model')}` does not exist.",
+                                   "NotFoundError")
+        return body, trouble
+
+    def _answering(self) -> dict[str, str]:
+        """The `model` field of an answer: the swapped one, or none at all."""
+        return {} if self.omit_model else {"model": self.answer_model or self.model_id}
+
+    async def _chat(self, request: Request) -> Response:
+        body, trouble = await self._accept(request, "messages")
+        if trouble is not None:
+            return trouble
+        messages = body["messages"] if isinstance(body["messages"], list) else []
         answer = self.responder(messages)
         pieces = tokens(answer)
-        prompt = sum(len(_text(m.get("content")).split()) for m in messages if isinstance(m, dict))
+        prompt = _prompt_words(messages)
         usage = {"prompt_tokens": prompt, "completion_tokens": len(pieces),
                  "total_tokens": prompt + len(pieces)}
-        model = self.answer_model or self.model_id
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         if body.get("stream") is True:
             options = body.get("stream_options")
             with_usage = isinstance(options, dict) and options.get("include_usage") is True
-            chunks = self._chunks(completion_id, model, pieces, usage if with_usage else None)
-            return StreamingResponse(chunks, media_type="text/event-stream")
+            usage_chunk = usage if with_usage and not self.omit_usage else None
+            return self._sse(self._chunks(completion_id, pieces, usage_chunk))
         return JSONResponse({
             "id": completion_id,
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": model,
+            **self._answering(),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
                          "finish_reason": "stop"}],
-            "usage": usage,
+            **({} if self.omit_usage else {"usage": usage}),
         })
 
-    async def _chunks(
-        self, completion_id: str, model: str, pieces: list[str], usage: dict[str, int] | None
-    ) -> AsyncIterator[bytes]:
-        created = int(time.time())
+    async def _responses(self, request: Request) -> Response:
+        """`POST /v1/responses`, stateless (`store` ignored, as vLLM does by default)."""
+        body, trouble = await self._accept(request, "input")
+        if trouble is not None:
+            return trouble
+        messages = responses_input_messages(body)
+        answer = self.responder(messages)
+        pieces = tokens(answer)
+        prompt = _prompt_words(messages)
+        usage = None if self.omit_usage else responses_usage(prompt, len(pieces))
+        shape = ResponseShape(model=self._answering().get("model"), usage=usage)
+        if body.get("stream") is True:
+            return self._sse(self._response_events(shape, pieces))
+        return JSONResponse(shape.response("completed", answer))
 
-        def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
-            event = {"id": completion_id, "object": "chat.completion.chunk",
-                     "created": created, "model": model, "choices": choices, **extra}
-            return f"data: {json.dumps(event)}\n\n".encode()
+    def _sse(self, events: AsyncIterator[bytes]) -> Response:
+        if self.empty_stream:
+            return StreamingResponse(iter(()), media_type="text/event-stream")
+        return StreamingResponse(events, media_type="text/event-stream")
 
-        def delta(content: dict[str, str], finish: str | None = None) -> list[dict[str, Any]]:
-            return [{"index": 0, "delta": content, "finish_reason": finish}]
-
+    async def _paced(self, pieces: list[str]) -> AsyncIterator[str]:
+        """The answer's pieces at the endpoint's pace, until it stops."""
         assert self._closing is not None
-        yield chunk(delta({"role": "assistant", "content": ""}))
         for piece in pieces:
             if self.token_delay:
                 await asyncio.sleep(self.token_delay)
             if self._closing.is_set():
                 return
+            yield piece
+
+    async def _chunks(
+        self, completion_id: str, pieces: list[str], usage: dict[str, int] | None
+    ) -> AsyncIterator[bytes]:
+        created = int(time.time())
+        answering = self._answering()
+
+        def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+            event = {"id": completion_id, "object": "chat.completion.chunk",
+                     "created": created, **answering, "choices": choices, **extra}
+            return f"data: {json.dumps(event)}\n\n".encode()
+
+        def delta(content: dict[str, str], finish: str | None = None) -> list[dict[str, Any]]:
+            return [{"index": 0, "delta": content, "finish_reason": finish}]
+
+        yield chunk(delta({"role": "assistant", "content": ""}))
+        async for piece in self._paced(pieces):
             yield chunk(delta({"content": piece}))
         yield chunk(delta({}, "stop"))
         if usage is not None:
             yield chunk([], usage=usage)
         yield b"data: [DONE]\n\n"
+
+    async def _response_events(self, shape: ResponseShape, pieces: list[str]
+                               ) -> AsyncIterator[bytes]:
+        for event in shape.opening():
+            yield event
+        text = ""
+        async for piece in self._paced(pieces):
+            text += piece
+            yield shape.delta(piece)
+        for event in shape.closing(text):
+            yield event
+
+
+def _prompt_words(messages: list[Any]) -> int:
+    return sum(len(_text(m.get("content")).split()) for m in messages if isinstance(m, dict))

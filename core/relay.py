@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import anyio
 import httpx
@@ -36,7 +36,6 @@ from core.relay_passage import Api, Observed, SsePassage, answered_model, error_
 from core.relay_rules import (
     CONNECTION_LIMIT,
     MAX_BODY,
-    BodyError,
     Load,
     Matched,
     Unmatched,
@@ -176,13 +175,11 @@ class Relay:
                                 "use plain HTTP (streams come as server-sent events)",
                                 "invalid_request_error")
         matched = match_route(request.method, request.scope.get("raw_path") or b"")
-        if isinstance(matched, Unmatched):
-            kind = "not_found" if matched.status == 404 else "invalid_request_error"
-            return self._refuse(pending, matched.status, matched.reason, kind)
+        takes_body = isinstance(matched, Matched) and matched.route.body
         has_body = (request.headers.get("content-length", "0") not in ("", "0")
                     or "transfer-encoding" in request.headers)
         body = b""
-        if matched.route.body or has_body:
+        if takes_body or has_body:
             read = await self._read_body(request, pending)
             if isinstance(read, Response):
                 return read
@@ -190,6 +187,7 @@ class Relay:
         refusal = self._check(matched, body, pending)
         if refusal is not None:
             return refusal
+        assert isinstance(matched, Matched), "_check refuses every unmatched request"
         return await self._forward(matched, body, pending)
 
     async def _read_body(self, request: Request, pending: _Pending) -> bytes | Response:
@@ -229,27 +227,33 @@ class Relay:
         return self._refuse(pending, 503, f"the relay holds {held} MiB of request bodies "
                             "already; retry when a request has ended", "server_error")
 
-    def _check(self, matched: Matched, body: bytes, pending: _Pending) -> Response | None:
-        """The body's shape and the model, on every request that can name one: a body on
-        a route that takes none is refused too, but its model is still read and judged
-        (a `GET` naming another model is a fallback attempt, recorded as one)."""
-        data: dict[str, Any] | None = None
-        problem = None
-        if body or matched.route.body:
-            try:
-                data = parse_body(body)
-            except BodyError as exc:
-                problem = str(exc)
-        asked = data.get("model") if data is not None else matched.path_model
+    def _check(self, matched: Matched | Unmatched, body: bytes,
+               pending: _Pending) -> Response | None:
+        """The model, on every request that names one, and then the route and the body.
+        A body where none belongs, or on a path that is not relayed, is refused too, but
+        its model is still read and judged: a `GET` naming another model is a fallback
+        attempt, recorded as one. A body naming `model` twice is judged on each name."""
+        parsed = parse_body(body) if body or (
+            isinstance(matched, Matched) and matched.route.body) else None
+        named = parsed.models if parsed is not None else []
+        if isinstance(matched, Matched) and matched.path_model is not None:
+            named = [*named, matched.path_model]
+        asked = next((m for m in named if m != self.model), named[0] if named else None)
         if asked is not None:
             pending.model_asked = self._redact(str(asked))
-            pending.stream = data is not None and data.get("stream") is True
+        if parsed is not None and parsed.data is not None:
+            pending.stream = parsed.data.get("stream") is True
+        if isinstance(matched, Unmatched):
+            kind = "not_found" if matched.status == 404 else "invalid_request_error"
+            return self._refuse(pending, matched.status, matched.reason, kind)
         if asked is not None and asked != self.model:
             reason = f"model {pending.model_asked!r} is not admitted; only {self.model!r} is"
             return self._refuse(pending, 403, reason, "model_not_admitted")
-        if not matched.route.body and body:
-            problem = f"{matched.route.method} /v1/{matched.route.path} takes no body"
-        elif matched.route.body and problem is None and asked is None:
+        route = matched.route
+        problem = parsed.problem if parsed is not None else None
+        if not route.body and body:
+            problem = f"{route.method} /v1/{route.path} takes no body"
+        elif route.body and problem is None and asked is None:
             problem = f"the body names no model; only {self.model!r} is admitted"
         if problem is not None:
             return self._refuse(pending, 400, problem, "invalid_request_error")

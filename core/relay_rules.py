@@ -142,30 +142,52 @@ def _bound_shape(body: bytes) -> None:
             raise BodyError(f"the body nests deeper than {MAX_DEPTH} levels")
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        raise BodyError("the body repeats a key within one object (which one an upstream "
-                        "honours is its parser's choice)")
-    return obj
-
-
 def _no_constant(name: str) -> Any:
     raise BodyError(f"the body holds {name}, which is not JSON")
 
 
-def parse_body(body: bytes) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Parsed:
+    """A body as the relay judged it."""
+
+    data: dict[str, Any] | None
+    """The object, or None when the body is refused (`problem` says why)."""
+    models: list[Any]
+    """Every top-level `model` value, in order, duplicates included: a body refused for
+    naming `model` twice still tells which models it named."""
+    problem: str | None = None
+
+
+def parse_body(body: bytes) -> Parsed:
     """A JSON object, parsed strictly and only after its shape is bounded."""
-    _bound_shape(body)
     try:
-        data = json.loads(body, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
-    except BodyError:
-        raise
+        _bound_shape(body)
+    except BodyError as exc:
+        return Parsed(None, [], str(exc))
+    repeated = False
+    outermost: list[tuple[str, Any]] = []
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        # Called innermost first, so the last call is the outermost object's.
+        nonlocal repeated, outermost
+        obj = dict(pairs)
+        repeated = repeated or len(obj) != len(pairs)
+        outermost = pairs
+        return obj
+
+    try:
+        data = json.loads(body, object_pairs_hook=unique, parse_constant=_no_constant)
+    except BodyError as exc:
+        return Parsed(None, [], str(exc))
     except (ValueError, RecursionError) as exc:
-        raise BodyError(f"the body is not JSON ({type(exc).__name__})") from None
+        return Parsed(None, [], f"the body is not JSON ({type(exc).__name__})")
     if not isinstance(data, dict):
-        raise BodyError("the body is not a JSON object")
-    return data
+        return Parsed(None, [], "the body is not a JSON object")
+    models = [value for key, value in outermost if key == "model"]
+    if repeated:
+        return Parsed(None, models, "the body repeats a key within one object (which one "
+                                    "an upstream honours is its parser's choice)")
+    return Parsed(data, models)
 
 
 # -- load -----------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from core.models import RelayRecord
 from core.redact import Redactor
 from core.relay import Relay
 from core.relay_passage import SsePassage
-from core.relay_rules import MAX_BODY
+from core.relay_rules import MAX_BODY, Load
 
 MODEL = "qwen3.6-35b-a3b"
 ANSWER = "def slugify(text):\n    return text.lower()\n"
@@ -75,11 +75,13 @@ def endpoint() -> Iterator[ScriptedEndpoint]:
 
 
 async def make_rig(tmp_path: Path, upstream: ScriptedEndpoint, *, api_key: str | None = None,
-                   timeout: httpx.Timeout | None = None) -> AsyncIterator[Rig]:
+                   timeout: httpx.Timeout | None = None, load: Load | None = None
+                   ) -> AsyncIterator[Rig]:
     token = secrets.token_hex(16)
     ledger = tmp_path / "backend" / "relay.jsonl"
     seen: list[RelayRecord] = []
     extra = {"timeout": timeout} if timeout is not None else {}
+    extra |= {"load": load} if load is not None else {}
     relay = Relay(upstream=SecretStr(upstream.base_url),
                   api_key=SecretStr(api_key) if api_key else None, model=MODEL, token=token,
                   ledger=ledger, redact=masker(upstream.base_url), on_record=seen.append,
