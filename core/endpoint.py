@@ -87,6 +87,8 @@ class ScriptedEndpoint:
       omit_model    answer without naming a model (an answer the relay cannot attribute)
       omit_usage    answer without usage, as llama-cpp-python's streams do
       empty_stream  answer a streamed request 200 text/event-stream with no event at all
+      responses_api serve POST /v1/responses (True); False answers it 404, as a server
+                    without the Responses API does
     """
 
     def __init__(
@@ -108,6 +110,7 @@ class ScriptedEndpoint:
         self.omit_model = False
         self.omit_usage = False
         self.empty_stream = False
+        self.responses_api = True
         self.received: list[Received] = []
         self.port = 0
         self._thread: threading.Thread | None = None
@@ -232,13 +235,15 @@ class ScriptedEndpoint:
         await self._receive(request)
         return openai_error(404, "Not Found", "NotFoundError")
 
-    async def _accept(self, request: Request, field: str) -> tuple[dict[str, Any], Response | None]:
+    async def _accept(self, request: Request, field: str, kinds: tuple[type, ...]
+                      ) -> tuple[dict[str, Any], Response | None]:
         """The request's body, or the error a real server would give: knobs first, then
-        the body's shape (a body without `field` is a 400), then the model (404)."""
+        the body's shape (`field` missing or of another type is a 400, as vLLM's request
+        validation answers before any generation), then the model (404)."""
         seen = await self._receive(request)
         trouble = await self._misbehave(request, seen)
         body = seen.body or {}
-        if trouble is None and field not in body:
+        if trouble is None and not isinstance(body.get(field), kinds):
             trouble = openai_error(400, f"expected a JSON object with `{field}`",
                                    "invalid_request_error")
         if trouble is None and body.get("model") != self.model_id:
@@ -251,10 +256,10 @@ class ScriptedEndpoint:
         return {} if self.omit_model else {"model": self.answer_model or self.model_id}
 
     async def _chat(self, request: Request) -> Response:
-        body, trouble = await self._accept(request, "messages")
+        body, trouble = await self._accept(request, "messages", (list,))
         if trouble is not None:
             return trouble
-        messages = body["messages"] if isinstance(body["messages"], list) else []
+        messages = body["messages"]
         answer = self.responder(messages)
         pieces = tokens(answer)
         prompt = _prompt_words(messages)
@@ -278,7 +283,9 @@ class ScriptedEndpoint:
 
     async def _responses(self, request: Request) -> Response:
         """`POST /v1/responses`, stateless (`store` ignored, as vLLM does by default)."""
-        body, trouble = await self._accept(request, "input")
+        if not self.responses_api:
+            return await self._elsewhere(request)
+        body, trouble = await self._accept(request, "input", (str, list))
         if trouble is not None:
             return trouble
         messages = responses_input_messages(body)

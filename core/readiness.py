@@ -24,6 +24,8 @@ from core.models import AdmissionStatus, Readiness, ReadinessCheck
 from core.rundir import utcnow
 from core.settings import (
     API_KEY_VAR,
+    CASE_API_VAR,
+    CASE_APIS,
     ENDPOINT_VAR,
     PROFILES,
     Resolved,
@@ -99,12 +101,13 @@ def _status_hint(status: int, has_key: bool) -> str:
     return "the endpoint is up but failing"
 
 
-def probe_endpoint(
-    resolved: Resolved, timeout: float, redact: Callable[[str], str]
-) -> tuple[ReadinessCheck, list[str] | None]:
-    """GET {base}/models: the reachability check, and the served model ids when readable."""
+def _call(resolved: Resolved, method: str, route: str, timeout: float,
+          redact: Callable[[str], str], name: str,
+          body: dict[str, Any] | None = None) -> tuple[httpx.Response | ReadinessCheck, float]:
+    """One request to {base}/{route} with the API key when set: the response, or the check
+    that says why none came; and the latency in ms."""
     assert resolved.endpoint is not None
-    url = resolved.endpoint.get_secret_value().rstrip("/") + "/models"
+    url = resolved.endpoint.get_secret_value().rstrip("/") + "/" + route
     headers = {"accept": "application/json"}
     if resolved.api_key is not None:
         headers["authorization"] = f"Bearer {resolved.api_key.get_secret_value()}"
@@ -113,15 +116,23 @@ def probe_endpoint(
         # trust_env=False: no proxy variable or .netrc may reroute the secret URL.
         with httpx.Client(timeout=httpx.Timeout(timeout), trust_env=False,
                           verify=verifies_tls(resolved.endpoint)) as client:
-            response = client.get(url, headers=headers)
+            response = client.request(method, url, headers=headers, json=body)
     except httpx.TimeoutException as exc:
-        return _check("endpoint_reachable", "error",
-                      f"timed out after {timeout:g} s ({type(exc).__name__})"), None
+        return _check(name, "error", f"timed out after {timeout:g} s ({type(exc).__name__})"), 0
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         text = " ".join(redact(str(exc)).split())
-        return _check("endpoint_reachable", "error",
-                      f"{type(exc).__name__}: {text}" if text else type(exc).__name__), None
-    latency = round((time.monotonic() - started) * 1000, 1)
+        return _check(name, "error",
+                      f"{type(exc).__name__}: {text}" if text else type(exc).__name__), 0
+    return response, round((time.monotonic() - started) * 1000, 1)
+
+
+def probe_endpoint(
+    resolved: Resolved, timeout: float, redact: Callable[[str], str]
+) -> tuple[ReadinessCheck, list[str] | None]:
+    """GET {base}/models: the reachability check, and the served model ids when readable."""
+    response, latency = _call(resolved, "GET", "models", timeout, redact, "endpoint_reachable")
+    if isinstance(response, ReadinessCheck):
+        return response, None
     status = response.status_code
     if status != 200:
         hint = _status_hint(status, resolved.api_key is not None)
@@ -136,6 +147,45 @@ def probe_endpoint(
                       f"HTTP 200 in {latency:g} ms, but the answer is not an OpenAI model list",
                       latency), None
     return _check("endpoint_reachable", "ok", f"HTTP 200 in {latency:g} ms", latency), ids
+
+
+ROUTE_PROBES: dict[str, tuple[str, str]] = {
+    "chat": ("chat/completions", "messages"),
+    "responses": ("responses", "input"),
+}
+"""The route each API's Case calls, and the field the probe gives a value of the wrong
+type, so a server that has the route refuses it (400/422) and generates nothing."""
+
+
+def probe_routes(resolved: Resolved, timeout: float,
+                 redact: Callable[[str], str]) -> ReadinessCheck:
+    """POST a deliberately invalid body to the route(s) the Case uses (CTO_HARNESS_CASE_API):
+    400/422 means the route is there; 404/405 means the endpoint does not serve it."""
+    if resolved.case_api not in CASE_APIS:
+        return _check("route_served", "invalid",
+                      f"{CASE_API_VAR} must be one of {', '.join(CASE_APIS)}, "
+                      f"not {visible(resolved.case_api)!r}")
+    apis = ["chat", "responses"] if resolved.case_api == "both" else [resolved.case_api]
+    found = []
+    for api in apis:
+        route, field = ROUTE_PROBES[api]
+        response, latency = _call(resolved, "POST", route, timeout, redact, "route_served",
+                                  {"model": resolved.model, field: 0})
+        if isinstance(response, ReadinessCheck):
+            return response
+        status = response.status_code
+        if status in (404, 405):
+            return _check("route_served", "missing",
+                          f"POST /{route} is not served (HTTP {status}); the Case's "
+                          f"{CASE_API_VAR}={resolved.case_api} needs it: serve it, or set "
+                          f"{CASE_API_VAR} to the API your Case speaks", latency)
+        if status in (401, 403) or status >= 500:
+            return _check("route_served", "error", f"POST /{route}: HTTP {status} in "
+                          f"{latency:g} ms: {_status_hint(status, resolved.api_key is not None)}",
+                          latency)
+        found.append(f"POST /{route} (HTTP {status} to a probe that generates nothing, "
+                     f"{latency:g} ms)")
+    return _check("route_served", "ok", "; ".join(found))
 
 
 def check_model_served(model: str, ids: list[str], redact: Callable[[str], str]) -> ReadinessCheck:
@@ -180,9 +230,11 @@ def check_readiness(
     checks.append(reachable)
     if ids is not None:
         checks.append(check_model_served(resolved.model, ids, redact))
+        checks.append(probe_routes(resolved, timeout, redact))
     else:
         why = "no model list was read" if reachable.state != "skipped" else reachable.detail
         checks.append(_check("model_served", "skipped", why))
+        checks.append(_check("route_served", "skipped", why))
     return Readiness(
         ready=all(c.state == "ok" for c in checks),
         checked_at=utcnow(),

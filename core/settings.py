@@ -21,6 +21,11 @@ DEFAULT_FALLBACK_MARKERS = ("anthropic", "claude-")
 
 ENDPOINT_VAR = "CTO_HARNESS_CASE_LOCAL_BASE_URL"
 API_KEY_VAR = "CTO_HARNESS_CASE_LOCAL_API_KEY"
+CASE_API_VAR = "CTO_HARNESS_CASE_API"
+CASE_APIS = ("chat", "responses", "both")
+"""Which generation route the Case calls, so readiness probes that one: `chat`
+(POST /chat/completions: aider, mini-swe-agent, Qwen Code), `responses` (POST /responses:
+Codex CLI), or `both`."""
 
 
 class ConfigError(Exception):
@@ -45,6 +50,7 @@ class HarnessSettings(BaseSettings):
     case_env: str | None = None
     case_stdin: str | None = None
     case_home_template: str | None = None
+    case_api: str | None = None
 
 
 def _read_secret_file(var: str, path: str) -> tuple[SecretStr | None, str | None]:
@@ -102,6 +108,8 @@ class Resolved:
     """CTO_HARNESS_CASE_STDIN: `none` (the default) or `task`."""
     case_home_template: Path | None = None
     """CTO_HARNESS_CASE_HOME_TEMPLATE: a folder copied into the run's private HOME."""
+    case_api: str = "chat"
+    """One of CASE_APIS, as given (readiness judges a bad value, naming the variable)."""
 
     @property
     def endpoint_usable(self) -> bool:
@@ -149,6 +157,12 @@ def resolve(profile: str = "case-qwen") -> Resolved:
         problem = f"{source} {shape}" if shape else None
         if source == ENDPOINT_VAR and settings.case_local_base_url_file:
             problem = _both_set(ENDPOINT_VAR)
+    if api_key is not None and api_key_problem is None and endpoint is not None and (
+        problem is None and _has_userinfo(endpoint)
+    ):
+        api_key_problem = (f"{source} holds a user:password and {API_KEY_VAR} is set too: "
+                           "the upstream would get the URL's Basic credentials and never the "
+                           "key; keep the credentials in one of the two")
     provider, model = PROFILES[profile]
     markers = DEFAULT_FALLBACK_MARKERS
     if settings.fallback_markers is not None:
@@ -174,4 +188,10 @@ def resolve(profile: str = "case-qwen") -> Resolved:
         case_stdin=settings.case_stdin,
         case_home_template=Path(settings.case_home_template).expanduser()
         if settings.case_home_template else None,
+        case_api=(settings.case_api or "chat").strip().lower(),
     )
+
+
+def _has_userinfo(endpoint: SecretStr) -> bool:
+    parts = urlsplit(endpoint.get_secret_value())
+    return parts.username is not None or parts.password is not None

@@ -191,7 +191,7 @@ def _criteria(paths: RunPaths, manifest: Manifest, report: Report,
         model_ok = (report.case_model == QWEN_MODEL and report.relay.models_seen
                     and set(report.relay.models_seen) == {QWEN_MODEL})
         out.append(_c("model_proven", "ok" if model_ok else "failed",
-                      f"case_model is {report.case_model}; relay saw "
+                      f"case_model is {report.case_model}; answered by "
                       f"{', '.join(report.relay.models_seen) or 'no request'}",
                       rep("case_model"), Evidence(file="backend/relay.jsonl")))
         out.append(_c("admission_proven", "ok" if report.case_model_admission_status
@@ -204,7 +204,9 @@ def _criteria(paths: RunPaths, manifest: Manifest, report: Report,
                  and not hosted_seen)
         out.append(_c("no_fallback", "ok" if clear else "failed",
                       f"guard {report.guard_state}; "
-                      + (f"{len(report.fallback_evidence)} trip(s)" if report.fallback_detected
+                      + (f"{len(report.fallback_evidence)} trip(s), first: "
+                         f"{report.fallback_evidence[0].detail}"
+                         if report.fallback_detected and report.fallback_evidence
                          else "no trip") + (f"; hosted models seen: {hosted_seen}"
                                             if hosted_seen else "")
                       + f"; Case network: {report.case_network} ({report.case_network_detail})",

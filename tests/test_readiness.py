@@ -88,7 +88,7 @@ def test_all_ok_is_ready(configured: ScriptedEndpoint) -> None:
     assert readiness.ready
     assert states(readiness) == dict.fromkeys(
         ["endpoint_config", "case_bin", "case_setup", "admission", "endpoint_reachable",
-         "model_served"], "ok")
+         "model_served", "route_served"], "ok")
     assert readiness.admission_status == "admitted"
     assert (readiness.provider, readiness.model) == ("qwen-local", MODEL)
     reach = next(c for c in readiness.checks if c.name == "endpoint_reachable")
@@ -281,3 +281,52 @@ def test_cli_blocked_exits_3_without_a_traceback(configured: ScriptedEndpoint) -
     assert f"127.0.0.1:{configured.port}" not in proc.stdout + proc.stderr
     table = run_cli()
     assert table.returncode == 3 and "blocked" in table.stdout
+
+
+def test_userinfo_and_an_api_key_both_set_is_named_as_the_conflict(
+        env: Callable[..., None], case_bin: Path, admission: Path,
+        upstream: ScriptedEndpoint) -> None:
+    user, password, key = secrets.token_hex(4), secrets.token_hex(8), secrets.token_hex(16)
+    url = f"http://{user}:{password}@127.0.0.1:{upstream.port}/v1"
+    env(case_local_base_url=url, case_local_api_key=key, case_bin=str(case_bin),
+        case_model_admission_file=str(admission))
+    readiness = check(url)
+    assert not readiness.ready and states(readiness)["endpoint_config"] == "invalid"
+    said = detail(readiness, "endpoint_config")
+    assert "CTO_HARNESS_CASE_LOCAL_BASE_URL" in said and "CTO_HARNESS_CASE_LOCAL_API_KEY" in said
+    assert "user:password" in said and "refused the API key" not in said
+    dumped = readiness.model_dump_json()
+    assert all(v not in dumped for v in (user, password, key))
+    assert upstream.received == []  # judged by shape, never sent
+
+
+@pytest.mark.parametrize("api", ["chat", "responses", "both"])
+def test_the_route_the_case_uses_is_probed_without_generating(
+        configured: ScriptedEndpoint, env: Callable[..., None], api: str) -> None:
+    env(case_api=api)
+    readiness = check(configured.base_url)
+    assert readiness.ready, detail(readiness, "route_served")
+    probes = [r for r in configured.received if r.method == "POST"]
+    wanted = {"chat": ["/v1/chat/completions"], "responses": ["/v1/responses"],
+              "both": ["/v1/chat/completions", "/v1/responses"]}[api]
+    assert [r.path for r in probes] == wanted
+    assert "HTTP 400" in detail(readiness, "route_served")  # refused: nothing generated
+
+
+def test_an_endpoint_without_the_responses_route_is_not_ready_for_codex(
+        configured: ScriptedEndpoint, env: Callable[..., None]) -> None:
+    configured.responses_api = False
+    assert check(configured.base_url).ready  # the default, chat, is served
+    env(case_api="responses")
+    readiness = check(configured.base_url)
+    assert not readiness.ready and states(readiness)["route_served"] == "missing"
+    assert "POST /responses" in detail(readiness, "route_served")
+    assert "CTO_HARNESS_CASE_API" in detail(readiness, "route_served")
+
+
+def test_an_unknown_case_api_is_invalid_naming_the_variable(
+        configured: ScriptedEndpoint, env: Callable[..., None]) -> None:
+    env(case_api="anthropic")
+    readiness = check(configured.base_url)
+    assert states(readiness)["route_served"] == "invalid"
+    assert "CTO_HARNESS_CASE_API" in detail(readiness, "route_served")
