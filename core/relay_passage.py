@@ -13,7 +13,8 @@ Streams are passed on as they arrive, a whole line at a time, and untouched but 
 events (redacted). To keep the relay's cost per chunk low, a `data:` line is parsed only
 when it can tell something new: the first event always is; after it, a line whose only
 `"model"` is the expected model and that names no usage, error or nested response (and
-holds no `\\u` escape that could spell one) is counted by byte search alone.
+holds no `\\u` escape that could spell one) is counted by byte search alone — and a whole
+read of such lines at once, by a few scans of the read.
 """
 
 from __future__ import annotations
@@ -113,6 +114,9 @@ class SsePassage:
             complete, self._partial = buf, b""
         if b"data:" not in complete:
             return complete
+        if self.events and self._all_plain(complete):
+            self.events += complete.count(b"\ndata:") + complete.startswith(b"data:")
+            return complete
         lines = complete.split(b"\n")
         changed = False
         for index, line in enumerate(lines):
@@ -150,6 +154,16 @@ class SsePassage:
             return None
         self.seen.error = self._redact(self.seen.error or "")
         return self._redact(line.decode("utf-8", errors="replace")).encode()
+
+    def _all_plain(self, block: bytes) -> bool:
+        """`_plain` for every line of `block` at once, in a few C-speed scans: nothing
+        telling anywhere, no `[DONE]` (not an event), and every `"model"` in it followed by
+        the expected model."""
+        if any(word in block for word in _TELLING) or b"[DONE]" in block:
+            return False
+        models = block.count(b'"model"')
+        return models == 0 or (self._as_expected is not None
+                               and len(self._as_expected.findall(block)) == models)
 
     def _plain(self, line: bytes) -> bool:
         """True when parsing `line` could tell nothing new (see the module's docstring)."""

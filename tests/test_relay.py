@@ -29,6 +29,7 @@ from core.relay_rules import MAX_BODY, Load
 MODEL = "qwen3.6-35b-a3b"
 ANSWER = "def slugify(text):\n    return text.lower()\n"
 MASK = "[REDACTED:endpoint]"
+CLAUDE_SWAP = "claude-sonnet-4-6"
 
 
 def chat(model: str = MODEL, stream: bool = False) -> dict:
@@ -401,3 +402,25 @@ def test_sse_error_events_are_redacted_even_when_split_across_reads() -> None:
     assert secret.encode() not in out and MASK.encode() in out
     assert json.loads(out.split(b"\n")[0][6:])["error"]["type"] == "server_error"
     assert passage.seen.error == f"engine at {MASK} died"
+
+
+@pytest.mark.parametrize("swap", [
+    f'"model": "{CLAUDE_SWAP}"',
+    f'"model":"{CLAUDE_SWAP}"',
+    f'"\\u006dodel": "{CLAUDE_SWAP}"',  # the key spelled with an escape
+    f'"model": "{MODEL}", "model": "{CLAUDE_SWAP}"',
+])
+@pytest.mark.parametrize("cut", [None, 1, 4096])
+def test_a_swap_deep_in_a_long_stream_is_seen_however_it_is_read(
+        swap: str, cut: int | None) -> None:
+    """Lines naming only the expected model skip the parse (the relay's fast path): one
+    naming another, however spelled, among thousands that do not, is still read."""
+    line = '{"object": "chat.completion.chunk", %s, "choices": [{"delta": {"content": "x"}}]}'
+    events = [line % f'"model": "{MODEL}"'] * 3000
+    events[2500] = line % swap
+    stream = sse(*events[:1]) + b"".join(f"data: {e}\n\n".encode() for e in events[1:])
+    passage = SsePassage(masker("http://10.1.2.3:8000/v1"), expected_model=MODEL)
+    step = cut or len(stream)
+    out = b"".join(passage.feed(stream[at:at + step]) for at in range(0, len(stream), step))
+    assert out + passage.flush() == stream
+    assert passage.seen.models == [MODEL, CLAUDE_SWAP] and passage.events == 3000

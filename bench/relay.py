@@ -1,0 +1,172 @@
+"""Benchmark: what the relay adds to a streamed completion, as a real run has it.
+
+A loopback upstream answers at once with the same streamed chat completion of 5,000 chunks
+(vLLM's chunk shape, then usage and `[DONE]`, in one write). The same client
+(bench/relay_case.py: a raw socket, no client library) reads it `--repeat` times:
+
+1. directly from the upstream;
+2. as the Case of `cto-harness run`, through the relay and the Case's network path (what
+   main has: the sandbox's or the netjail's door to the relay; `--network host` measures
+   the relay alone).
+
+Prints the median time to the first byte and to the last chunk each way, what the relay
+adds to the first byte, and the cost it adds per chunk. Aims: <= 5 ms added to the first
+byte, <= 10 us a chunk. Black-box before this work: direct 2.6 ms / 27 ms, through the
+relay 26 ms / 163 ms (27 us a chunk).
+
+    uv run python bench/relay.py [--chunks 5000] [--repeat 20] [--network isolated|host]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIENT = ROOT / "bench" / "relay_case.py"
+MODEL = "qwen3.6-35b-a3b"
+
+
+def stream_payload(chunks: int) -> bytes:
+    def chunk(delta: dict, finish: str | None = None, **extra: object) -> bytes:
+        event = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 0,
+                 "model": MODEL, "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                                              "finish_reason": finish}], **extra}
+        return b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"
+
+    parts = [chunk({"role": "assistant", "content": ""})]
+    parts += [chunk({"content": f" tok{i}"}) for i in range(chunks - 2)]
+    parts.append(chunk({}, "stop"))
+    usage = {"prompt_tokens": 1, "completion_tokens": chunks, "total_tokens": chunks + 1}
+    parts.append(b"data: " + json.dumps({"id": "chatcmpl-bench", "object":
+                 "chat.completion.chunk", "created": 0, "model": MODEL, "choices": [],
+                 "usage": usage}).encode() + b"\n\n")
+    parts.append(b"data: [DONE]\n\n")
+    return b"".join(parts)
+
+
+class Upstream:
+    """Answers GET /v1/models, the readiness probe (400), and every streamed chat request
+    with the whole payload in one write (chunked transfer, as vLLM streams)."""
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self.port = 0
+        self._ready = threading.Event()
+        threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True).start()
+        self._ready.wait(10)
+
+    async def _serve(self) -> None:
+        server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        await server.serve_forever()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                body = await reader.readexactly(length)
+                writer.write(self._answer(head.split(b" ")[1], body))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def _answer(self, path: bytes, body: bytes) -> bytes:
+        if path.endswith(b"/models"):
+            data = json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model"}]})
+            return self._whole(200, data.encode())
+        request = json.loads(body or b"{}")
+        if not isinstance(request.get("messages"), list):
+            return self._whole(400, b'{"error": {"message": "bad request"}}')
+        return (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                b"transfer-encoding: chunked\r\n\r\n"
+                + b"%x\r\n" % len(self.payload) + self.payload + b"\r\n0\r\n\r\n")
+
+    @staticmethod
+    def _whole(status: int, data: bytes) -> bytes:
+        return (b"HTTP/1.1 %d X\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+                % (status, len(data)) + data)
+
+
+def figures(lines: list[str]) -> dict[str, float]:
+    rows = [json.loads(line.split(" ", 1)[1]) for line in lines if line.startswith("BENCH ")]
+    if not rows:
+        raise SystemExit("the client printed no figures")
+    return {"ttfb_ms": statistics.median(r["ttfb_ms"] for r in rows),
+            "total_ms": statistics.median(r["total_ms"] for r in rows),
+            "chunks": rows[0]["chunks"], "n": len(rows)}
+
+
+def direct(port: int, repeat: int) -> dict[str, float]:
+    out = subprocess.run([sys.executable, str(CLIENT), "--url", f"http://127.0.0.1:{port}/v1",
+                          "--model", MODEL, "--repeat", str(repeat)],
+                         capture_output=True, text=True, check=True).stdout
+    return figures(out.splitlines())
+
+
+def through_harness(port: int, repeat: int, network: str) -> tuple[dict[str, float], str]:
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        admission = tmp / "admission.json"
+        admission.write_text(json.dumps({"admitted": [
+            {"provider": "qwen-local", "model": MODEL, "status": "admitted"}]}))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CTO_HARNESS_")}
+        env.update({
+            "CTO_HARNESS_CASE_LOCAL_BASE_URL": f"http://127.0.0.1:{port}/v1",
+            "CTO_HARNESS_CASE_BIN": sys.executable,
+            "CTO_HARNESS_CASE_ARGS": f"{CLIENT} --model {{model}} --repeat {repeat}",
+            "CTO_HARNESS_CASE_MODEL_ADMISSION_FILE": str(admission),
+            "CTO_HARNESS_RUNS_ROOT": str(tmp / "runs"),
+            "CTO_HARNESS_CASE_NETWORK": network,
+        })
+        proc = subprocess.run([sys.executable, "-m", "core.cli", "run", "--no-baseline",
+                               "--json"], env=env, capture_output=True, text=True, cwd=ROOT)
+        try:
+            report = json.loads(proc.stdout)
+        except ValueError:
+            raise SystemExit(f"cto-harness run said: {proc.stdout} {proc.stderr}") from None
+        run_dir = next((tmp / "runs").iterdir())
+        log = (run_dir / "backend" / "case.log").read_text()
+        path = f"{report.get('case_network')}: {report.get('case_network_detail')}"
+        return figures(log.splitlines()), path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--chunks", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--network", default="isolated", choices=["isolated", "host"])
+    args = parser.parse_args()
+    upstream = Upstream(stream_payload(args.chunks))
+    base = direct(upstream.port, args.repeat)
+    relayed, path = through_harness(upstream.port, args.repeat, args.network)
+    if relayed["chunks"] != base["chunks"]:
+        raise SystemExit(f"chunks differ: direct {base['chunks']}, relayed {relayed['chunks']}")
+    added_first = relayed["ttfb_ms"] - base["ttfb_ms"]
+    streaming = (relayed["total_ms"] - relayed["ttfb_ms"]) - (base["total_ms"] - base["ttfb_ms"])
+    per_chunk_us = streaming * 1000 / base["chunks"]  # what it adds after the first byte
+    print(f"{base['chunks']} chunks, median of {args.repeat}; Case's path: {path}")
+    print(f"  direct      first byte {base['ttfb_ms']:7.2f} ms   last chunk "
+          f"{base['total_ms']:7.2f} ms")
+    print(f"  relayed     first byte {relayed['ttfb_ms']:7.2f} ms   last chunk "
+          f"{relayed['total_ms']:7.2f} ms")
+    print(f"  added       first byte {added_first:7.2f} ms (aim <= 5)   per chunk "
+          f"{per_chunk_us:5.1f} us (aim <= 10)   total ratio "
+          f"{relayed['total_ms'] / base['total_ms']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
