@@ -209,6 +209,8 @@ def _criteria(paths: RunPaths, manifest: Manifest, report: Report,
                          if report.fallback_detected and report.fallback_evidence
                          else "no trip") + (f"; hosted models seen: {hosted_seen}"
                                             if hosted_seen else "")
+                      + (f"; {len(report.fallback_warnings)} marker warning(s) while "
+                         "isolated" if report.fallback_warnings else "")
                       + f"; Case network: {report.case_network} ({report.case_network_detail})",
                       rep("fallback_detected"), at(first("guard_verdict")),
                       *report.fallback_evidence[:5]))

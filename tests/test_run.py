@@ -247,6 +247,10 @@ def test_case_output_naming_a_hosted_model_is_a_warning_when_isolated(
     assert "claude-sonnet-4-6" in line
     assert "guard_warning" in events(harness, out["run_dir"])
     assert "guard_tripped" not in events(harness, out["run_dir"])
+    _, checked = harness.run_json("validate", out["run_dir"])
+    no_fallback = next(c for c in checked["criteria"] if c["id"] == "no_fallback")
+    assert no_fallback["verdict"] == "ok"
+    assert "1 marker warning(s) while isolated" in no_fallback["detail"]
 
 
 def test_case_that_asks_no_model_is_unproven_and_cannot_pass(harness: Harness) -> None:
