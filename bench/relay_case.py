@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The bench's client, run directly and as the Case of `cto-harness run` (bench/relay.py).
 
-Stdlib only, like any foreign Case. Makes `--repeat` streamed chat completions over a raw
-socket (no client library's cost in the figures) and prints one JSON line a request: the
+Stdlib only, like any foreign Case. Makes `--repeat` streamed chat completions over one kept-alive
+raw socket (no client library's cost in the figures), as an agent's client reuses its
+connection and prints one JSON line a request: the
 time to the first `data:` byte and to the `[DONE]` line, and the number of chunks seen.
 The URL and token come from `--url`/`--token`, else OPENAI_BASE_URL / OPENAI_API_KEY (as
 the harness gives them to a Case).
@@ -19,30 +20,30 @@ import time
 from urllib.parse import urlsplit
 
 
-def one(host: str, port: int, path: str, token: str, model: str) -> dict[str, float | int]:
+def one(sock: socket.socket, host: str, port: int, path: str, token: str,
+        model: str) -> dict[str, float | int]:
+    """One streamed request on a kept-alive connection, as an agent's client makes it."""
     body = json.dumps({"model": model, "stream": True,
                        "messages": [{"role": "user", "content": "go"}]}).encode()
     head = (f"POST {path}/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\n"
             f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
     started = time.perf_counter()
-    with socket.create_connection((host, port)) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.sendall(head + body)
-        buf = bytearray()
-        first = None
-        while True:
-            data = sock.recv(1 << 16)
-            if not data:
-                break
-            buf += data
-            if first is None and b"data:" in buf:
-                first = time.perf_counter()
-            if buf.find(b"[DONE]", max(0, len(buf) - len(data) - 8)) != -1:
-                break
-        done = time.perf_counter()
-    if first is None or b"[DONE]" not in buf:
-        raise SystemExit(f"no complete stream: {bytes(buf[:300])!r}")
+    sock.sendall(head + body)
+    buf = bytearray()
+    first = None
+    while True:
+        data = sock.recv(1 << 16)
+        if not data:
+            raise SystemExit("the server closed the connection")
+        buf += data
+        if first is None and b"data:" in buf:
+            first = time.perf_counter()
+        # the end of a chunked body, after the [DONE] line
+        if buf.endswith(b"\r\n0\r\n\r\n") and b"[DONE]" in buf[-64:]:
+            break
+    done = time.perf_counter()
+    assert first is not None
     return {"ttfb_ms": (first - started) * 1000, "total_ms": (done - started) * 1000,
             "chunks": buf.count(b"data: {")}
 
@@ -53,11 +54,18 @@ def main() -> int:
     parser.add_argument("--token", default=os.environ.get("OPENAI_API_KEY", "none"))
     parser.add_argument("--model", required=True)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--close", action="store_true")
     args, _ = parser.parse_known_args()
     parts = urlsplit(args.url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    sock = None
     for _ in range(args.repeat):
-        result = one(parts.hostname or "127.0.0.1", parts.port or 80,
-                     parts.path.rstrip("/"), args.token, args.model)
+        if sock is None or args.close:
+            if sock is not None:
+                sock.close()
+            sock = socket.create_connection((host, port))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        result = one(sock, host, port, parts.path.rstrip("/"), args.token, args.model)
         sys.stdout.write("BENCH " + json.dumps(result) + "\n")
         sys.stdout.flush()
     return 0

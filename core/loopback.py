@@ -49,7 +49,10 @@ class LoopbackServer:
     async def start(self) -> None:
         # Binding here (not in uvicorn) makes a bind failure a plain OSError, never the
         # sys.exit() uvicorn calls, and gives the port before the first request.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on accepted sockets whose proto
+        # says TCP, and without it a small write (a stream's first chunk after its headers,
+        # the end of a chunked body) waits out the client's delayed ACK, ~40 ms.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         sockets = [sock]

@@ -117,6 +117,9 @@ def _pipe(src: socket.socket, dst: socket.socket) -> None:
 
 
 def _forward(case_side: socket.socket, uds: str) -> None:
+    # Nagle off: a stream's small writes (a chunk, a chunked body's end) must not wait out
+    # the Case's delayed ACK (~40 ms) on a kept-alive connection.
+    case_side.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     relay_side = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         relay_side.connect(uds)

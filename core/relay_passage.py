@@ -28,6 +28,7 @@ from typing import Any, Literal
 Api = Literal["chat", "responses"]
 SSE_LINE_LIMIT = 1 << 20
 _TELLING = (b'"usage"', b'"error"', b'"response"', b"\\u")
+_STOPS = (*_TELLING, b"[DONE]")
 
 
 def error_message(data: Any) -> str:
@@ -104,6 +105,9 @@ class SsePassage:
         self._as_expected = (
             re.compile(rb'"model"\s*:\s*"' + re.escape(expected_model.encode()) + rb'"')
             if expected_model else None)
+        self._expected_spellings = tuple(
+            f'"model"{sep}"{expected_model}"'.encode() for sep in (":", ": ")
+        ) if expected_model else ()
 
     def feed(self, data: bytes) -> bytes:
         """The complete lines of what has arrived so far, ready to forward."""
@@ -114,17 +118,34 @@ class SsePassage:
             complete, self._partial = buf, b""
         if b"data:" not in complete:
             return complete
-        if self.events and self._all_plain(complete):
-            self.events += complete.count(b"\ndata:") + complete.startswith(b"data:")
-            return complete
-        lines = complete.split(b"\n")
+        if self.events:
+            return self._pass(complete)
+        # The first event is always parsed; what follows it in this read may go faster.
+        first = complete.find(b"\n", complete.find(b"data:")) + 1 or len(complete)
+        head = self._by_line(complete[:first])
+        rest = complete[first:]
+        return head + (self._pass(rest) if self.events else self._by_line(rest))
+
+    def _pass(self, text: bytes) -> bytes:
+        """`text` (whole lines) as it must be forwarded: its plain prefix counted by scans,
+        the lines from the first that could tell something read one by one."""
+        plain = self._plain_prefix(text)
+        if plain:
+            self.events += text.count(b"\ndata:", 0, plain) + text.startswith(b"data:")
+        if plain == len(text):
+            return text
+        return text[:plain] + self._by_line(text[plain:]) if plain else self._by_line(text)
+
+    def _by_line(self, text: bytes) -> bytes:
+        """Read each `data:` line of `text`; the text to forward (itself when unchanged)."""
+        lines = text.split(b"\n")
         changed = False
         for index, line in enumerate(lines):
             if line.startswith(b"data:"):
                 replaced = self._line(line)
                 if replaced is not None:
                     lines[index], changed = replaced, True
-        return b"\n".join(lines) if changed else complete
+        return b"\n".join(lines) if changed else text
 
     def flush(self) -> bytes:
         """What is left when the stream ends without a final newline."""
@@ -155,25 +176,38 @@ class SsePassage:
         self.seen.error = self._redact(self.seen.error or "")
         return self._redact(line.decode("utf-8", errors="replace")).encode()
 
-    def _all_plain(self, block: bytes) -> bool:
-        """`_plain` for every line of `block` at once, in a few C-speed scans: nothing
-        telling anywhere, no `[DONE]` (not an event), and every `"model"` in it followed by
-        the expected model."""
-        if any(word in block for word in _TELLING) or b"[DONE]" in block:
+    def _plain_prefix(self, block: bytes) -> int:
+        """How much of `block` (whole lines) `_plain` would pass line by line, found in a few
+        C-speed scans of the block: up to the line holding the first telling word or
+        `[DONE]`, provided every `"model"` before it is followed by the expected model."""
+        end = len(block)
+        for word in _STOPS:
+            at = block.find(word, 0, end)
+            if at != -1:
+                end = at
+        if end < len(block):
+            end = block.rfind(b"\n", 0, end) + 1
+        return end if self._only_expected(block, end) else 0
+
+    def _only_expected(self, text: bytes, end: int) -> bool:
+        """Whether every `"model"` in text[:end] is followed by the expected model: counted
+        in the two spellings servers use (compact, and json.dumps's), the regex only when
+        those fall short."""
+        models = text.count(b'"model"', 0, end)
+        if models == 0:
+            return True
+        if not self._expected_spellings:
             return False
-        models = block.count(b'"model"')
-        return models == 0 or (self._as_expected is not None
-                               and len(self._as_expected.findall(block)) == models)
+        spelled = sum(text.count(form, 0, end) for form in self._expected_spellings)
+        return spelled == models or (
+            self._as_expected is not None
+            and len(self._as_expected.findall(text, 0, end)) == models)
 
     def _plain(self, line: bytes) -> bool:
         """True when parsing `line` could tell nothing new (see the module's docstring)."""
         if any(word in line for word in _TELLING):
             return False
-        models = line.count(b'"model"')
-        if models == 0:
-            return True
-        return models == 1 and self._as_expected is not None and (
-            self._as_expected.search(line) is not None)
+        return line.count(b'"model"') <= 1 and self._only_expected(line, len(line))
 
 
 def sse_error(message: str, api: Api) -> bytes:
