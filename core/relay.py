@@ -5,8 +5,8 @@ secret endpoint and forwards to it. On the way the relay lets through only the r
 bodies `core.relay_rules` allows (refusing any model but the admitted one), passes answers
 through — streams chunk by chunk — while `core.relay_passage` reads which model answered
 and the token usage, turns upstream failures into OpenAI-style errors with their text
-redacted, and appends one `RelayRecord` per request to the ledger (backend/relay.jsonl),
-refusals included.
+redacted, and `core.relay_ledger` appends one `RelayRecord` per request to the ledger
+(backend/relay.jsonl), refusals included.
 
 Neither the upstream URL nor the token is ever logged, recorded or returned: uvicorn's
 loggers are silenced and every text that came from upstream passes `redact`.
@@ -17,11 +17,8 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
-import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
 
 import anyio
 import httpx
@@ -30,9 +27,16 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from core.loopback import LoopbackServer, openai_error
+from core.loopback import LoopbackServer
 from core.models import RelayRecord
-from core.relay_passage import Api, Observed, SsePassage, answered_model, error_message, sse_error
+from core.relay_ledger import Ledger, Pending
+from core.relay_passage import (
+    Api,
+    SsePassage,
+    error_message,
+    parse_answer,
+    sse_error,
+)
 from core.relay_rules import (
     CONNECTION_LIMIT,
     MAX_BODY,
@@ -42,7 +46,6 @@ from core.relay_rules import (
     match_route,
     parse_body,
 )
-from core.rundir import utcnow
 from core.settings import verifies_tls
 
 UPSTREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=60.0)
@@ -52,7 +55,6 @@ ERROR_BODY_LIMIT = 64 * 1024
 ANSWER_LIMIT = 256 << 20
 """A whole (unstreamed) answer beyond this is a 502, not held: embeddings of a large batch
 are the biggest honest answers, well under it."""
-EXCERPT_CHARS = 500
 
 
 class _ClosingStream(StreamingResponse):
@@ -64,23 +66,6 @@ class _ClosingStream(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             await self.body_iterator.aclose()  # type: ignore[attr-defined]
-
-
-@dataclass
-class _Pending:
-    """What the relay learns about one request while it handles it."""
-
-    method: str
-    path: str
-    started: float = field(default_factory=time.monotonic)
-    model_asked: str | None = None
-    seen: Observed = field(default_factory=Observed)
-    status: int = 0
-    stream: bool = False
-    refused: str | None = None
-    error: str | None = None
-    held: int = 0
-    """Body bytes counted against the relay's `Load` until the request ends."""
 
 
 class Relay:
@@ -105,15 +90,16 @@ class Relay:
         self._api_key = api_key
         self.model = model
         self._expected_auth = f"Bearer {token}".encode()
-        self._ledger_path = ledger
         self._redact = redact
-        self._on_record = on_record
         self._timeout = timeout
         self._load = load or Load()
-        self._ledger: TextIO | None = None
         self._client: httpx.AsyncClient | None = None
         self._server = LoopbackServer(self._asgi, uds=uds, connection_limit=CONNECTION_LIMIT)
-        self.records: list[RelayRecord] = []
+        self.ledger = Ledger(ledger, redact, on_record)
+
+    @property
+    def records(self) -> list[RelayRecord]:
+        return self.ledger.records
 
     def __repr__(self) -> str:
         return f"Relay(model={self.model!r}, port={self.port})"
@@ -128,8 +114,7 @@ class Relay:
 
     async def start(self) -> None:
         """Bind 127.0.0.1:0 and serve from the caller's running loop."""
-        self._ledger_path.parent.mkdir(parents=True, exist_ok=True)
-        self._ledger = self._ledger_path.open("a", encoding="utf-8")
+        self.ledger.open()
         try:
             await self._server.start()
         except BaseException:
@@ -141,9 +126,7 @@ class Relay:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
-        if self._ledger is not None:
-            self._ledger.close()
-            self._ledger = None
+        self.ledger.close()
 
     # -- one request ----------------------------------------------------------------
     async def _asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -153,11 +136,12 @@ class Relay:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
-        pending = _Pending(method=request.method, path=self._redact(request.url.path))
+        pending = Pending(method=request.method, path=self._redact(request.url.path))
         if not self._load.enter():
             reason = (f"{self._load.max_in_flight} requests are in flight already; "
                       "retry when one has ended")
-            await self._refuse(pending, 429, reason, "rate_limit_exceeded")(scope, receive, send)
+            refusal = self.ledger.refuse(pending, 429, reason, "rate_limit_exceeded")
+            await refusal(scope, receive, send)
             return
         try:
             response = await self._handle(request, pending)
@@ -166,14 +150,14 @@ class Relay:
             self._load.leave()
             self._load.release(pending.held)
 
-    async def _handle(self, request: Request, pending: _Pending) -> Response:
+    async def _handle(self, request: Request, pending: Pending) -> Response:
         auth = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(auth, self._expected_auth):
-            return self._refuse(pending, 401, "missing or wrong relay token", "invalid_api_key")
-        if "upgrade" in request.headers:
-            return self._refuse(pending, 426, "WebSocket and other upgrades are not relayed; "
-                                "use plain HTTP (streams come as server-sent events)",
-                                "invalid_request_error")
+            return self.ledger.refuse(pending, 401, "missing or wrong relay token",
+                                      "invalid_api_key")
+        if request.headers.get("upgrade", "").strip().lower() == "websocket":
+            return self.ledger.refuse(pending, 426, "WebSocket is not relayed; use plain HTTP "
+                                "(streams come as server-sent events)", "invalid_request_error")
         matched = match_route(request.method, request.scope.get("raw_path") or b"")
         takes_body = isinstance(matched, Matched) and matched.route.body
         has_body = (request.headers.get("content-length", "0") not in ("", "0")
@@ -190,7 +174,7 @@ class Relay:
         assert isinstance(matched, Matched), "_check refuses every unmatched request"
         return await self._forward(matched, body, pending)
 
-    async def _read_body(self, request: Request, pending: _Pending) -> bytes | Response:
+    async def _read_body(self, request: Request, pending: Pending) -> bytes | Response:
         """The body, held within MAX_BODY (413) and the relay's buffer cap (503): a Case
         streaming gigabytes, or many Cases' bodies at once, must not make the harness hold
         them (it would die, and with it the run's report). A declared length is counted
@@ -212,23 +196,23 @@ class Relay:
                 return self._busy(pending)
         return b"".join(chunks)
 
-    def _hold(self, pending: _Pending, size: int) -> bool:
+    def _hold(self, pending: Pending, size: int) -> bool:
         if not self._load.hold(size):
             return False
         pending.held += size
         return True
 
-    def _too_large(self, pending: _Pending) -> Response:
-        return self._refuse(pending, 413, f"the request body is over {MAX_BODY >> 20} MiB",
+    def _too_large(self, pending: Pending) -> Response:
+        return self.ledger.refuse(pending, 413, f"the request body is over {MAX_BODY >> 20} MiB",
                             "invalid_request_error")
 
-    def _busy(self, pending: _Pending) -> Response:
+    def _busy(self, pending: Pending) -> Response:
         held = self._load.buffered >> 20
-        return self._refuse(pending, 503, f"the relay holds {held} MiB of request bodies "
+        return self.ledger.refuse(pending, 503, f"the relay holds {held} MiB of request bodies "
                             "already; retry when a request has ended", "server_error")
 
     def _check(self, matched: Matched | Unmatched, body: bytes,
-               pending: _Pending) -> Response | None:
+               pending: Pending) -> Response | None:
         """The model, on every request that names one, and then the route and the body.
         A body where none belongs, or on a path that is not relayed, is refused too, but
         its model is still read and judged: a `GET` naming another model is a fallback
@@ -245,10 +229,10 @@ class Relay:
             pending.stream = parsed.data.get("stream") is True
         if isinstance(matched, Unmatched):
             kind = "not_found" if matched.status == 404 else "invalid_request_error"
-            return self._refuse(pending, matched.status, matched.reason, kind)
+            return self.ledger.refuse(pending, matched.status, matched.reason, kind)
         if asked is not None and asked != self.model:
             reason = f"model {pending.model_asked!r} is not admitted; only {self.model!r} is"
-            return self._refuse(pending, 403, reason, "model_not_admitted")
+            return self.ledger.refuse(pending, 403, reason, "model_not_admitted")
         route = matched.route
         problem = parsed.problem if parsed is not None else None
         if not route.body and body:
@@ -256,7 +240,7 @@ class Relay:
         elif route.body and problem is None and asked is None:
             problem = f"the body names no model; only {self.model!r} is admitted"
         if problem is not None:
-            return self._refuse(pending, 400, problem, "invalid_request_error")
+            return self.ledger.refuse(pending, 400, problem, "invalid_request_error")
         return None
 
     def _upstream_client(self) -> httpx.AsyncClient:
@@ -268,7 +252,7 @@ class Relay:
                                              verify=verifies_tls(self._upstream))
         return self._client
 
-    async def _forward(self, matched: Matched, body: bytes, pending: _Pending) -> Response:
+    async def _forward(self, matched: Matched, body: bytes, pending: Pending) -> Response:
         """To the upstream base plus the matched route's own path (never the Case's path
         or query), with the relay's own headers."""
         client = self._upstream_client()
@@ -286,9 +270,10 @@ class Relay:
                 stream=True,
             )
         except httpx.TimeoutException as exc:
-            return self._fail(pending, 504, f"upstream timed out ({type(exc).__name__})")
+            return self.ledger.fail(pending, 504, f"upstream timed out ({type(exc).__name__})")
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            return self._fail(pending, 502, f"upstream unreachable ({self._describe(exc)})")
+            said = self.ledger.describe(exc)
+            return self.ledger.fail(pending, 502, f"upstream unreachable ({said})")
         if upstream.status_code >= 300:
             return await self._upstream_error(upstream, pending)
         content_type = upstream.headers.get("content-type", "")
@@ -303,7 +288,7 @@ class Relay:
         return await self._pass_whole(upstream, pending, content_type)
 
     async def _pass_whole(
-        self, upstream: httpx.Response, pending: _Pending, content_type: str
+        self, upstream: httpx.Response, pending: Pending, content_type: str
     ) -> Response:
         chunks: list[bytes] = []
         size = 0
@@ -312,27 +297,28 @@ class Relay:
                 chunks.append(chunk)
                 size += len(chunk)
                 if size > ANSWER_LIMIT:
-                    return self._fail(pending, 502, f"upstream answered with more than "
+                    return self.ledger.fail(pending, 502, f"upstream answered with more than "
                                       f"{ANSWER_LIMIT >> 20} MiB")
         except httpx.HTTPError as exc:
-            return self._fail(pending, 502, f"upstream broke off ({self._describe(exc)})")
+            said = self.ledger.describe(exc)
+            return self.ledger.fail(pending, 502, f"upstream broke off ({said})")
         finally:
             await upstream.aclose()
         raw = b"".join(chunks)
         try:
-            data = json.loads(raw)
-        except ValueError:
-            return self._fail(
+            data, repeated = parse_answer(raw)
+        except (ValueError, RecursionError):
+            return self.ledger.fail(
                 pending, 502,
                 f"upstream answered HTTP {upstream.status_code} with a body that is not JSON",
             )
-        pending.seen.see(data)
+        pending.seen.see(data, repeated)
         pending.status = upstream.status_code
-        self._finish(pending)
+        self.ledger.finish(pending)
         return Response(raw, upstream.status_code, media_type=content_type or None)
 
     async def _pass_stream(
-        self, upstream: httpx.Response, pending: _Pending, api: Api
+        self, upstream: httpx.Response, pending: Pending, api: Api
     ) -> AsyncIterator[bytes]:
         """Yield the complete lines of each read as it arrives; the ledger line is written
         when the stream ends, however it ends. A stream that carried no event becomes an
@@ -351,19 +337,20 @@ class Relay:
                 yield sse_error(pending.error, api)
         except httpx.HTTPError as exc:
             kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "broke off"
-            pending.error = f"upstream {kind} mid-stream ({self._describe(exc)})"
+            pending.error = f"upstream {kind} mid-stream ({self.ledger.describe(exc)})"
             yield sse_error(pending.error, api)
         except BaseException:
             pending.error = "the Case closed the stream before it ended"
             raise
         finally:
             if pending.error is None and passage.seen.error is not None:
-                pending.error = f"upstream error in stream: {self._excerpt(passage.seen.error)}"
-            self._finish(pending)
+                said = self.ledger.excerpt(passage.seen.error)
+                pending.error = f"upstream error in stream: {said}"
+            self.ledger.finish(pending)
             with anyio.CancelScope(shield=True):
                 await upstream.aclose()
 
-    async def _upstream_error(self, upstream: httpx.Response, pending: _Pending) -> Response:
+    async def _upstream_error(self, upstream: httpx.Response, pending: Pending) -> Response:
         raw = b""
         try:
             async for chunk in upstream.aiter_bytes():
@@ -378,59 +365,11 @@ class Relay:
         with contextlib.suppress(ValueError):
             text = error_message(json.loads(text))
         status = upstream.status_code
-        said = f": {self._excerpt(text)}" if text.strip() else ""
+        said = f": {self.ledger.excerpt(text)}" if text.strip() else ""
         message = f"upstream answered HTTP {status}{said}"
         if status in (401, 403):
             message += " (the relay's API key, CTO_HARNESS_CASE_LOCAL_API_KEY, was refused)"
         # A client error passes through as itself; server errors, redirects and a refused
         # key are the upstream's fault, so the Case sees a gateway error.
         relayed = status if 400 <= status < 500 and status not in (401, 403) else 502
-        return self._fail(pending, relayed, message)
-
-    # -- outcomes -------------------------------------------------------------------
-    def _refuse(self, pending: _Pending, status: int, reason: str, kind: str) -> Response:
-        pending.status, pending.refused = status, reason
-        self._finish(pending)
-        return openai_error(status, f"cto-harness relay refused: {reason}", kind)
-
-    def _fail(self, pending: _Pending, status: int, message: str) -> Response:
-        pending.status, pending.error = status, message
-        self._finish(pending)
-        return openai_error(status, f"cto-harness relay: {message}", "upstream_error")
-
-    def _finish(self, pending: _Pending) -> None:
-        record = RelayRecord(
-            ts=utcnow(),
-            method=pending.method,
-            path=pending.path,
-            model_asked=pending.model_asked,
-            model_answered=self._redact_opt(answered_model(pending.seen.models,
-                                                           pending.model_asked)),
-            status=pending.status,
-            latency_ms=round((time.monotonic() - pending.started) * 1000, 1),
-            stream=pending.stream,
-            refused=pending.refused,
-            error=self._redact_opt(pending.error),
-            prompt_tokens=pending.seen.prompt_tokens,
-            completion_tokens=pending.seen.completion_tokens,
-        )
-        self.records.append(record)
-        if self._ledger is not None:
-            self._ledger.write(record.model_dump_json() + "\n")
-            self._ledger.flush()
-        if self._on_record is not None:
-            self._on_record(record)
-
-    def _redact_opt(self, text: str | None) -> str | None:
-        return None if text is None else self._redact(text)
-
-    def _excerpt(self, text: str) -> str:
-        """Redact the whole text first, then cut: a cut could split a secret in two."""
-        clean = " ".join(self._redact(text).split())
-        return clean if len(clean) <= EXCERPT_CHARS else clean[:EXCERPT_CHARS] + "…"
-
-    def _describe(self, exc: Exception) -> str:
-        """An httpx error's class and redacted text; never its request (which holds the URL)."""
-        text = self._excerpt(str(exc))
-        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
+        return self.ledger.fail(pending, relayed, message)

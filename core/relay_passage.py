@@ -42,6 +42,22 @@ def error_message(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
+def parse_answer(raw: bytes | str) -> tuple[Any, list[Any]]:
+    """JSON from the upstream, and every value of a `model` key named twice in one object:
+    which one a client honours is its parser's choice, so each is judged."""
+    repeated: list[Any] = []
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            models = [value for key, value in pairs if key == "model"]
+            if len(models) > 1:
+                repeated.extend(models)
+        return obj
+
+    return json.loads(raw, object_pairs_hook=pairs_hook), repeated
+
+
 def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -54,8 +70,12 @@ class Observed:
     usage: dict[str, Any] | None = None
     error: str | None = None
 
-    def see(self, data: Any) -> None:
-        """Read one JSON value: a whole answer or one stream event, of either API."""
+    def see(self, data: Any, repeated: list[Any] | None = None) -> None:
+        """Read one JSON value (a whole answer or one stream event, of either API) and the
+        models its objects named twice (`parse_answer`)."""
+        for model in repeated or ():
+            if isinstance(model, str) and model and model not in self.models:
+                self.models.append(model)
         if not isinstance(data, dict):
             return
         inner = data.get("response")
@@ -163,14 +183,14 @@ class SsePassage:
             self.events += 1
             return None
         try:
-            event = json.loads(line[5:])
-        except ValueError:
+            event, repeated = parse_answer(line[5:])
+        except (ValueError, RecursionError):
             return None
         if not isinstance(event, dict):
             return None
         self.events += 1
         had_error = self.seen.error
-        self.seen.see(event)
+        self.seen.see(event, repeated)
         if self.seen.error is had_error:
             return None
         self.seen.error = self._redact(self.seen.error or "")

@@ -171,3 +171,58 @@ async def test_websocket_upgrades_are_refused_and_recorded(rig: Rig, path: str) 
     assert rig.upstream.received == []
     [record] = ledger_lines(rig.ledger)
     assert record.status == 426 and record.refused and record.path == path
+
+
+class FixedUpstream:
+    """A raw HTTP/1.1 upstream that answers every request with the bytes it is given: the
+    answers no well-behaved server sends."""
+
+    def __init__(self, content_type: str, body: bytes) -> None:
+        self.head = (f"HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\n"
+                     f"content-length: {len(body)}\r\n\r\n").encode()
+        self.body = body
+        self.port = 0
+
+    async def __aenter__(self) -> FixedUpstream:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            await reader.readexactly(length)
+            writer.write(self.head + self.body)
+            await writer.drain()
+            writer.close()
+
+        self._server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._server.close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_answer_naming_model_twice_is_judged_on_each(tmp_path: Path,
+                                                              stream: bool) -> None:
+    """`{"model": "claude…", …, "model": "qwen…"}`: a parser keeping the last sees the
+    admitted model; the relay sees both, and the other one trips the guard."""
+    answer_object = (f'{{"id": "x", "object": "chat.completion", "model": "{CLAUDE}", '
+                     f'"choices": [], "model": "{MODEL}"}}')
+    if stream:
+        plain = f'{{"model": "{MODEL}", "choices": [{{"delta": {{"content": "hi"}}}}]}}'
+        body = (f"data: {plain}\n\ndata: {answer_object}\n\ndata: [DONE]\n\n").encode()
+    else:
+        body = answer_object.encode()
+    kind = "text/event-stream" if stream else "application/json"
+    async with FixedUpstream(kind, body) as upstream:
+        async for rig in make_rig(tmp_path, upstream):  # type: ignore[arg-type]
+            async with rig.client() as client:
+                response = await client.post("/chat/completions", json=chat(stream=stream))
+            assert response.status_code == 200
+            [record] = ledger_lines(rig.ledger)
+            assert record.model_answered == CLAUDE
+            assert judged([record]).state() == "tripped"
