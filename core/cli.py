@@ -42,6 +42,15 @@ class UsageError(Exception):
     """Bad arguments or input; the message says which and what to do."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse without abbreviations: `--dem` is a typo, never `--demo`. Subcommands'
+    parsers are made from this class too (add_subparsers copies the parser's class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def emit_json(data: Any) -> None:
     """One JSON document on stdout (CLI output is data others parse)."""
     if hasattr(data, "model_dump"):
@@ -56,13 +65,18 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="cto-harness",
         description="Run a Case against the admitted local model and prove it from files.",
     )
     parser.add_argument("--version", action="version", version=f"cto-harness {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    schema = sub.add_parser("schema", help="JSON Schema of manifest, trace event and report")
+    schema = sub.add_parser(
+        "schema", help="JSON Schema of the run directory's files: manifest, trace event, "
+                       "report, relay record and readiness",
+        description="Print one JSON object: the JSON Schema of the manifest, a trace event, "
+                    "the report, a relay record (backend/relay.jsonl) and the readiness file "
+                    "(backend/readiness.json), keyed by those names.")
     schema.set_defaults(func=_schema)
     if command == "schema":
         return parser

@@ -4,18 +4,32 @@ stack (relay, HTTP clients), so they answer at once."""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from core.cli import UsageError, emit_json
 from core.runs import RunsRootError, find_run, list_runs
-from core.settings import Resolved, resolve
+from core.settings import RUNS_ROOT_VAR, Resolved, resolve
 from core.term import visible
 from core.validate import validate_run
 
 
+def root_was_chosen(args: argparse.Namespace) -> bool:
+    """Whether the user named the runs root (option or variable) rather than taking the
+    default, which a fresh clone has not created yet."""
+    return bool(args.runs_root or os.environ.get(RUNS_ROOT_VAR))
+
+
 def runs_root(args: argparse.Namespace, resolved: Resolved | None = None) -> Path:
-    """--runs-root, else CTO_HARNESS_RUNS_ROOT (or its default)."""
-    return Path(args.runs_root) if args.runs_root else (resolved or resolve()).runs_root
+    """--runs-root, else CTO_HARNESS_RUNS_ROOT (or its default), as an absolute path (the
+    Case and the checks do not run in the folder it is relative to)."""
+    if args.runs_root:
+        return Path(args.runs_root).absolute()
+    return (resolved or resolve()).runs_root
+
+
+RUN_FILES = ("manifest.json", "trace.jsonl", "report.json")
+"""What a run folder holds from its first moments: a folder with none of them is not a run."""
 
 
 def _resolve_run_dir(arg: str, root: Path) -> Path:
@@ -24,6 +38,10 @@ def _resolve_run_dir(arg: str, root: Path) -> Path:
     path = Path(arg)
     try:
         if path.is_dir():
+            if not any(os.path.lexists(path / name) for name in RUN_FILES):
+                raise UsageError(f"RUN_DIR {arg} is not a run directory (it has none of "
+                                 f"{', '.join(RUN_FILES)}); give a folder under the runs "
+                                 "root, or a run id")
             return path
     except OSError as exc:
         raise UsageError(f"RUN_DIR {arg} cannot be read ({exc.strerror})") from None
@@ -55,7 +73,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         emit_json(result)
     else:
         mark = {"ok": "ok  ", "failed": "FAIL", "not_applicable": "n/a "}
-        print(visible(f"{result.run_id}: {'valid' if result.ok else 'NOT valid'} "
+        print(visible(f"{result.run_id}: {'accepted' if result.ok else 'NOT accepted'} "
                       f"(run {result.status}{', demo' if result.demo else ''})"))
         for problem in result.problems if not result.criteria else []:
             print(visible(f"  {problem}"))
@@ -78,8 +96,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.json:
         emit_json([r.model_dump(mode="json") for r in rows])
         return 0
+    if not rows and not root.exists() and root_was_chosen(args):
+        raise UsageError(f"runs root {root} does not exist: check --runs-root or "
+                         f"{RUNS_ROOT_VAR}")
     if not rows:
-        print(f"no runs under {root}")
+        print(visible(f"no runs under {root}"))
     for r in rows:
         print(visible(f"{r.run_id:<48} {r.status:<11} {r.engine or '-':<5} "
                       f"{(r.model or '-'):<18} checks {r.checks or '-':<6} "

@@ -26,6 +26,7 @@ CASE_APIS = ("chat", "responses", "both")
 """Which generation route the Case calls, so readiness probes that one: `chat`
 (POST /chat/completions: aider, mini-swe-agent, Qwen Code), `responses` (POST /responses:
 Codex CLI), or `both`."""
+RUNS_ROOT_VAR = "CTO_HARNESS_RUNS_ROOT"
 
 
 class ConfigError(Exception):
@@ -181,7 +182,9 @@ def resolve(profile: str = "case-qwen") -> Resolved:
         else None,
         provider=settings.case_model_provider or provider,
         model=settings.case_model or model,
-        runs_root=Path(settings.runs_root),
+        # Absolute from here on: the Case and the checks run in folders of their own, so a
+        # relative root (the default `./harness-runs`) named paths that did not exist there.
+        runs_root=Path(settings.runs_root).absolute(),
         fallback_markers=markers,
         case_network=(settings.case_network or "isolated").strip(),
         case_env=settings.case_env,

@@ -73,7 +73,7 @@ def test_validate_names_an_edited_trace_line(harness: Harness) -> None:
 def test_health_runs_readiness_and_a_self_test(harness: Harness) -> None:
     code, health = harness.run_json("health")
     assert code == 0, health
-    assert health["ok"] and health["ready"] and health["self_test"]["validate_ok"]
+    assert health["ok"] and health["ready"] and health["self_test"]["validate_accepted"]
 
 
 def test_plain_run_shows_the_stages_as_they_happen(harness: Harness) -> None:
@@ -205,8 +205,9 @@ def test_runs_names_a_runs_root_that_is_a_file(harness: Harness, tmp_path: Path)
             f"cto-harness: runs root {root} {what}, not a directory: choose another with "
             "--runs-root or CTO_HARNESS_RUNS_ROOT"]
     proc = harness.run("runs", "--runs-root", str(tmp_path / "not-yet"))
-    assert proc.returncode == 0
-    assert proc.stdout == f"no runs under {tmp_path / 'not-yet'}\n"
+    assert proc.returncode == 2 and proc.stdout == ""  # a root named but missing: a typo
+    assert proc.stderr == (f"cto-harness: runs root {tmp_path / 'not-yet'} does not exist: "
+                           "check --runs-root or CTO_HARNESS_RUNS_ROOT\n")
 
 
 def as_user(harness: Harness, *args: str) -> subprocess.CompletedProcess[str]:

@@ -23,7 +23,8 @@ from textual.widgets import DataTable, DirectoryTree, Input, Static, TabbedConte
 from core.settings import resolve
 from tests.conftest import unprivileged
 from tests.tui_fixtures import CASE_LOG, make_running, make_runs_root, run_id
-from tui.app import Dashboard, build_app
+from tui.app import Dashboard
+from tui.cli import build_app
 from tui.launcher import ChildRun, RunRequest
 from tui.messages import RunGrew
 from tui.screens.detail import RunDetailScreen

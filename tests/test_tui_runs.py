@@ -15,7 +15,8 @@ from textual.pilot import Pilot
 from core.runs import load_report
 from core.settings import ENDPOINT_VAR, resolve
 from tests.conftest import Harness
-from tui.app import Dashboard, build_app
+from tui.app import Dashboard
+from tui.cli import build_app
 from tui.screens.dialogs import ConfirmScreen, QuitScreen
 from tui.widgets.case_log import CaseLog
 from tui.widgets.status_panel import StatusPanel

@@ -7,14 +7,11 @@ Runs it starts are `cto-harness run` child processes, so neither can take the ot
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import functools
 import gc
-import os
 import re
-import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ClassVar
@@ -23,34 +20,28 @@ from pydantic import SecretStr
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive, var
 from textual.screen import Screen
 from textual.widget import AwaitMount
 from watchfiles import awatch
 
-from core.models import EXIT_USAGE, Readiness
+from core.models import Readiness
 from core.readiness import check_readiness
-from core.runs import (
-    RunsRootError,
-    Unreadable,
-    find_run,
-    harness_alive,
-    list_run_dirs,
-    load_manifest,
-    load_report,
-)
-from core.settings import ConfigError, Resolved, resolve
+from core.runs import RunsRootError, list_run_dirs
+from core.settings import Resolved
 from tui.failures import ReportsWorkerErrors
-from tui.launcher import ChildRun, RunRequest, cancel_elsewhere, start_run
+from tui.launcher import ChildRun, RunRequest
 from tui.redaction import display_redactor
-from tui.screens.dialogs import ConfirmScreen, EndpointScreen, QuitChoice, QuitScreen
+from tui.run_control import RunControl
+from tui.screens.dialogs import EndpointScreen
 from tui.screens.help import HelpScreen
 from tui.screens.live import LiveScreen
 from tui.screens.runs import RunsScreen
 from tui.screens.work_items import WorkItemsScreen
+from tui.terminal_text import safe
 
 DEFAULT_LOG_LINES = 10_000
-CHILD_POLL_S = 0.1
 RUN_FOLDER = re.compile(r"\d{8}T\d{6}Z-")
 """How a run's folder name starts (its UTC stamp): Live follows only such folders, so a
 stray folder under the root (`notes`, `old`) is never taken for the most recent run."""
@@ -64,7 +55,7 @@ def _listing(root: Path) -> tuple[tuple[Path, ...], str | None]:
         return (), str(exc)
 
 
-class Dashboard(ReportsWorkerErrors, App[None]):
+class Dashboard(RunControl, ReportsWorkerErrors, App[None]):
     CSS_PATH: ClassVar[list[str | Path]] = [  # type: ignore[misc]
         "global.tcss", "app.tcss",
         # Each screen's own, read up front too: read when the screen first shows, one
@@ -207,42 +198,6 @@ class Dashboard(ReportsWorkerErrors, App[None]):
         readiness = await asyncio.to_thread(check_readiness, resolved, redact=self.redact)
         self.readiness = (readiness, None)
 
-    # -- runs it starts --------------------------------------------------------------
-    def _start(self, request: RunRequest) -> None:
-        try:
-            child = start_run(request, self.runs_root, self.endpoint)
-        except OSError as exc:
-            self.notify(f"could not start cto-harness run: {exc.strerror}", severity="error")
-            return
-        self.started_runs.append(child)
-        what = "demo run" if request.demo else f"run of {request.task} ({request.engine})"
-        self.notify(f"started a {what}, harness pid {child.pid}", timeout=4)
-        self._await_child(child)
-
-    @work(group="children", exit_on_error=False)
-    async def _await_child(self, child: ChildRun) -> None:
-        """Show the child's run on Live as soon as its folder appears; say how it ended."""
-        run_dir = None
-        while child.running or run_dir is None:
-            if run_dir is None and (run_dir := child.run_dir()) is not None:
-                self.pinned = run_dir
-                self.live_run = run_dir
-                self.switch_mode("live")
-            if not child.running and run_dir is None:
-                break
-            await asyncio.sleep(CHILD_POLL_S)
-        code = child.process.returncode
-        if run_dir is None:
-            self.notify(self.redact(f"cto-harness run exited {code} before starting a run: "
-                                    f"{child.last_output()}"), severity="error", timeout=10)
-        else:
-            self.notify(f"{run_dir.name} ended (exit {code})", timeout=5)
-        self.pinned = None
-        child.close()
-
-    def _running_children(self) -> list[ChildRun]:
-        return [c for c in self.started_runs if c.running]
-
     # -- actions -------------------------------------------------------------------
     def _selected_run(self) -> Path | None:
         pick = getattr(self.screen, "selected_run", None)
@@ -264,74 +219,13 @@ class Dashboard(ReportsWorkerErrors, App[None]):
         current = order.index(self.current_mode) if self.current_mode in order else -1
         self.switch_mode(order[(current + 1) % len(order)])
 
-    def action_retry(self) -> None:
-        run_dir = self._selected_run()
-        if run_dir is None:
-            request = RunRequest()
-            question = (f"No run yet. Start {request.task} with engine {request.engine}, "
-                        f"profile {request.profile}?")
-        else:
-            try:
-                manifest = load_manifest(run_dir)
-            except Unreadable as exc:
-                self.notify(f"cannot retry {run_dir.name}: {exc}", severity="error")
-                return
-            if manifest is None:
-                self.notify(f"cannot retry {run_dir.name}: it has no manifest.json",
-                            severity="error")
-                return
-            request = RunRequest.retry(manifest)
-            question = (f"Retry {manifest.task} (engine {manifest.engine}, profile "
-                        f"{manifest.profile}{', demo endpoint' if manifest.demo else ''}) "
-                        f"as a new run with retry_of {manifest.run_id}?")
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._start(request)
-
-        self.push_screen(ConfirmScreen("Retry", question), answered)
-
-    def action_cancel_run(self) -> None:
-        target = self._cancel_target()
-        if target is None:
-            self.notify("no run in flight to cancel", severity="warning")
-            return
-        run_dir, child = target
-
-        def answered(yes: bool | None) -> None:
-            if not yes:
-                return
-            if child is not None:
-                child.cancel()
-            else:
-                manifest = load_manifest(run_dir)
-                if manifest is None or not cancel_elsewhere(manifest):
-                    self.notify(f"{run_dir.name}: its harness is already gone",
-                                severity="warning")
-                    return
-            self.notify(f"cancelling {run_dir.name}: it will write a cancelled report")
-
-        self.push_screen(ConfirmScreen("Cancel run", f"Cancel {run_dir.name}? Its harness gets "
-                                       "SIGINT, ends the Case and writes a cancelled report."),
-                         answered)
-
-    def _cancel_target(self) -> tuple[Path, ChildRun | None] | None:
-        """The selected run if it is in flight, else the newest run started here."""
-        mine = {c.run_dir(): c for c in self._running_children()}
-        run_dir = self._selected_run()
-        if run_dir is not None:
-            if run_dir in mine:
-                return run_dir, mine[run_dir]
-            try:
-                manifest, report = load_manifest(run_dir), load_report(run_dir)
-            except Unreadable:
-                manifest = report = None
-            if manifest is not None and report is None and harness_alive(manifest):
-                return run_dir, None
-        for path, child in reversed(list(mine.items())):
-            if path is not None:
-                return path, child
-        return None
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Textual's, always with markup off (widgets pass markup=True by default): a
+        message quoting a run's id, a file or an error shows its brackets as written, never
+        as styles or links."""
+        super().notify(safe(message), title=safe(title), severity=severity, timeout=timeout,
+                       markup=False)
 
     def action_endpoint(self) -> None:
         def entered(endpoint: SecretStr | None) -> None:
@@ -347,26 +241,9 @@ class Dashboard(ReportsWorkerErrors, App[None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
-    async def action_quit(self) -> None:
-        """`q`, ctrl+q and the palette's Quit alike: ask first while a run started here goes."""
-        running = self._running_children()
-        if not running:
-            self.exit()
-            return
-        if isinstance(self.screen, QuitScreen):
-            return  # already asking
-
-        def chosen(choice: QuitChoice | None) -> None:
-            if choice == "cancel":
-                for child in running:
-                    child.cancel()
-            if choice in ("leave", "cancel"):
-                self.exit()
-
-        self.push_screen(QuitScreen(len(running)), chosen)
-
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        """Our commands only, each in our words: Textual's stock ones (Keys, Maximize,
+        Screenshot, Theme) are not this dashboard's."""
         yield SystemCommand("Live", "The current or most recent run (1)",
                             lambda: self.action_show("live"))
         yield SystemCommand("Runs", "Every run under the runs root (2)",
@@ -380,78 +257,16 @@ class Dashboard(ReportsWorkerErrors, App[None]):
             yield SystemCommand("Work items", "The SOT's items and what the evidence says (3)",
                                 lambda: self.action_show("work"))
         yield SystemCommand("Help", "Every key of the dashboard (?)", self.action_help)
+        yield SystemCommand("Quit", "Leave the dashboard; asks first while a run started "
+                            "here goes (q)", self.action_quit)
         for binding in screen.BINDINGS:  # this screen's own keys, each by its name
             if isinstance(binding, Binding) and binding.description:
                 yield SystemCommand(binding.description, f"on this screen ({binding.key})",
                                     functools.partial(screen.run_action, binding.action))
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="cto-harness-tui",
-                                     description="Watch cto-harness runs live and drill into "
-                                                 "past ones.")
-    parser.add_argument("--runs-root", metavar="DIR",
-                        help="where runs live (default: CTO_HARNESS_RUNS_ROOT or ./harness-runs)")
-    parser.add_argument("--run", metavar="RUN_ID", help="show this run on Live")
-    parser.add_argument("--demo", action="store_true",
-                        help="start `cto-harness run --demo` (embedded demo endpoint) and show "
-                             "it live")
-    parser.add_argument("--log-lines", type=int, default=DEFAULT_LOG_LINES, metavar="N",
-                        help=f"recent log lines kept on Live (default {DEFAULT_LOG_LINES:,}); "
-                             "Run detail reads the whole file")
-    parser.add_argument("--sot", metavar="FILE", default=os.environ.get("CTO_HARNESS_SOT"),
-                        help="a planning SOT: adds the Work items screen (3); default: "
-                             "CTO_HARNESS_SOT")
-    parser.add_argument("--rules", metavar="FILE",
-                        help="gate rules for the SOT (default: found beside it)")
-    return parser.parse_args(argv)
-
-
-def _usage_error(message: str) -> None:
-    print(f"cto-harness-tui: {message}", file=sys.stderr)
-    sys.exit(EXIT_USAGE)
-
-
-def _check_run_option(root: Path, run_id: str) -> None:
-    """`--run` names a run folder directly under the runs root, never a path elsewhere."""
-    if run_id in (".", "..") or Path(run_id).name != run_id:
-        _usage_error(f"--run takes a run's folder name under the runs root {root} (got "
-                     f"{run_id!r}); use --runs-root for another root")
-    try:
-        list_run_dirs(root)  # the root itself first: a file, or unreadable
-        found = find_run(root, run_id)
-    except RunsRootError as exc:
-        _usage_error(str(exc))
-    else:
-        if found is None:
-            _usage_error(f"no run {run_id} under {root}")
-
-
-def build_app(argv: list[str] | None = None) -> Dashboard:
-    """The app from command-line arguments; bad ones exit 2 with a one-line message."""
-    args = parse_args(argv)
-    resolved, problem = None, None
-    try:
-        resolved = resolve()
-    except ConfigError as exc:
-        problem = str(exc)
-    default_root = resolved.runs_root if resolved else Path("harness-runs")
-    root = Path(args.runs_root) if args.runs_root else default_root
-    if args.log_lines < 100:
-        sys.exit(f"cto-harness-tui: --log-lines must be at least 100 (got {args.log_lines})")
-    if args.run:
-        _check_run_option(root, args.run)
-    if args.sot and not Path(args.sot).is_file():
-        print(f"cto-harness-tui: --sot: no file at {args.sot}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
-    return Dashboard(root, run_id=args.run, demo=args.demo, log_ring=args.log_lines,
-                     resolved=resolved, config_error=problem,
-                     sot=Path(args.sot) if args.sot else None,
-                     rules=Path(args.rules) if args.rules else None)
-
-
 def main(argv: list[str] | None = None) -> None:
-    from core.harden import harden_process
+    """The `cto-harness-tui` console script; its options are read in tui/cli.py."""
+    from tui.cli import main as run_dashboard
 
-    harden_process()  # it may hold a typed endpoint in memory
-    build_app(argv).run()
+    run_dashboard(argv)

@@ -32,6 +32,15 @@ def _visible(match: re.Match[str]) -> str:
     return "␡" if code == 0x7F else "�"
 
 
+def safe(text: str) -> str:
+    """Any string a run, a Case, a task or the upstream supplied (a model name, a file
+    name, a reason), as inert text: every terminal-unsafe character (core.term.UNSAFE: C0
+    but tab and newline, DEL, C1, bidi and zero-width controls) shown as a visible symbol,
+    so an escape sequence shows as `␛]52;…` instead of acting. The one filter every
+    screen's text from a run passes."""
+    return text if text.isprintable() else UNSAFE.sub(_visible, text)
+
+
 def clean_line(raw: bytes | str, limit: int = MAX_LINE) -> str:
     """One line of Case output as plain, inert text for display."""
     return _cut(*_inert(raw, limit), limit)

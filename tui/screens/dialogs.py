@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar, Literal
 
 from pydantic import SecretStr
@@ -14,8 +15,10 @@ from textual.widgets import Button, Input, Label, Static
 
 from core.settings import ENDPOINT_VAR, endpoint_shape_problem
 
+STILL_TRUE_POLL_S = 0.25
 
-class ConfirmScreen(ModalScreen[bool]):
+
+class ConfirmScreen(ModalScreen[bool | None]):
     """Enter confirms, Escape cancels."""
 
     CSS_PATH = "dialogs.tcss"
@@ -24,15 +27,28 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("escape", "answer(False)", "Cancel"),
     ]
 
-    def __init__(self, title: str, question: str) -> None:
+    def __init__(self, title: str, question: str,
+                 while_true: Callable[[], bool] | None = None) -> None:
         super().__init__()
         self.title_text = title
         self.question = question
+        self.while_true = while_true
+        """Checked a few times a second: once false (the run asked about has ended), the
+        dialog closes itself with None instead of answering a question that no longer
+        stands."""
+
+    def on_mount(self) -> None:
+        if self.while_true is not None:
+            self.set_interval(STILL_TRUE_POLL_S, self._still_true)
+
+    def _still_true(self) -> None:
+        if self.while_true is not None and not self.while_true() and self.is_current:
+            self.dismiss(None)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog") as box:
             box.border_title = self.title_text
-            yield Static(self.question, classes="question")
+            yield Static(self.question, classes="question", markup=False)
             yield Static("Enter confirms · Escape cancels", classes="hint")
 
     def action_answer(self, yes: bool) -> None:
