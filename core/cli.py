@@ -71,12 +71,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cto-harness {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # The list is the printed one itself, read only when `schema` is the command (building
+    # the schemas costs every other command time for nothing).
+    names = ", ".join(schemas()) if command == "schema" else "see schema --help"
     schema = sub.add_parser(
-        "schema", help="JSON Schema of the run directory's files: manifest, trace event, "
-                       "report, relay record and readiness",
-        description="Print one JSON object: the JSON Schema of the manifest, a trace event, "
-                    "the report, a relay record (backend/relay.jsonl) and the readiness file "
-                    "(backend/readiness.json), keyed by those names.")
+        "schema", help="JSON Schema of every file the harness writes or reads",
+        description=f"Print one JSON object: the JSON Schema of each file the harness writes "
+                    f"or reads, keyed by name: {names}.")
     schema.set_defaults(func=_schema)
     if command == "schema":
         return parser
