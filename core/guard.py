@@ -91,7 +91,7 @@ class Guard:
                                 detail=f"upstream answered {record.model_answered} "
                                        f"to a request for {record.model_asked}"))
         elif not record.refused and not record.error and 200 <= record.status < 300 and (
-            record.model_asked == self.model
+            record.model_asked == self.model and record.method == "POST"  # a generation
         ):
             if record.model_answered == self.model:
                 self.proven_requests += 1

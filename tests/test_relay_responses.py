@@ -83,6 +83,16 @@ async def test_answer_model_and_tokens_are_read_from_each_shape(
         assert kinds[-1] == "response.completed"
 
 
+async def test_looking_up_the_admitted_model_neither_proves_nor_unproves(rig: Rig) -> None:
+    """`GET /v1/models/{id}` names the model but generates nothing: it is no answer."""
+    async with rig.client() as client:
+        assert (await client.get(f"/models/{MODEL}")).status_code == 200
+    assert judged(ledger_lines(rig.ledger)).state() == "unproven"
+    await call(rig, "chat", False)
+    guard = judged(ledger_lines(rig.ledger))
+    assert (guard.state(), guard.proven_requests, guard.unreadable) == ("clear", 1, [])
+
+
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("api", APIS)
 async def test_a_swapped_model_trips_the_guard(rig: Rig, api: str, stream: bool) -> None:
