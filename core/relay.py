@@ -158,6 +158,9 @@ class Relay:
         if request.headers.get("upgrade", "").strip().lower() == "websocket":
             return self.ledger.refuse(pending, 426, "WebSocket is not relayed; use plain HTTP "
                                 "(streams come as server-sent events)", "invalid_request_error")
+        if request.headers.get("content-encoding", "identity").strip().lower() != "identity":
+            return self.ledger.refuse(pending, 415, "compressed request bodies are not "
+                                      "relayed; send the JSON as it is", "invalid_request_error")
         matched = match_route(request.method, request.scope.get("raw_path") or b"")
         takes_body = isinstance(matched, Matched) and matched.route.body
         has_body = (request.headers.get("content-length", "0") not in ("", "0")

@@ -6,6 +6,7 @@ The upstream records every request on any path, so "nothing reached upstream" is
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -178,3 +179,14 @@ async def test_past_the_cap_on_bytes_held_a_503_is_recorded(
         first, second = ledger_lines(rig.ledger)
         assert first.status == 503 and first.refused and second.status == 200
         assert len(upstream.received) == 1
+
+
+async def test_a_compressed_body_is_refused_not_judged_unread(rig: Rig) -> None:
+    """A body the relay cannot read is one it cannot judge: refused (415), never forwarded."""
+    body = gzip.compress(json.dumps(chat(CLAUDE)).encode())
+    status, answer = await raw(rig, "POST", "/v1/chat/completions", body,
+                               headers=("Content-Encoding: gzip",))
+    assert status == 415 and "compressed" in answer["error"]["message"]
+    assert rig.upstream.received == []
+    [record] = ledger_lines(rig.ledger)
+    assert record.status == 415 and record.refused
