@@ -40,9 +40,11 @@ from core.relay_passage import (
 from core.relay_rules import (
     CONNECTION_LIMIT,
     MAX_BODY,
+    NAME_CHARS,
     Load,
     Matched,
     Unmatched,
+    clip,
     match_route,
     parse_body,
 )
@@ -136,7 +138,8 @@ class Relay:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
-        pending = Pending(method=request.method, path=self._redact(request.url.path))
+        pending = Pending(method=clip(request.method, 16),
+                          path=clip(self._redact(request.url.path), 4 * NAME_CHARS))
         if not self._load.enter():
             reason = (f"{self._load.max_in_flight} requests are in flight already; "
                       "retry when one has ended")
@@ -227,7 +230,7 @@ class Relay:
             named = [*named, matched.path_model]
         asked = next((m for m in named if m != self.model), named[0] if named else None)
         if asked is not None:
-            pending.model_asked = self._redact(str(asked))
+            pending.model_asked = clip(self._redact(str(asked)))
         if parsed is not None and parsed.data is not None:
             pending.stream = parsed.data.get("stream") is True
         if isinstance(matched, Unmatched):

@@ -42,6 +42,15 @@ MAX_SEPARATORS = 2_000_000
 has a few thousand objects; these are two orders of magnitude above that, and bound what
 the parse can allocate to a small multiple of the body."""
 
+NAME_CHARS = 256
+"""A model name or path the Case sent is kept to this many characters in a record or a
+refusal: a 60 MiB `model` must not become a 60 MiB ledger line."""
+
+
+def clip(text: str, limit: int = NAME_CHARS) -> str:
+    """`text` cut to `limit` characters, with a mark when cut (redact before cutting)."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
 
 @dataclass(frozen=True)
 class Route:
@@ -110,9 +119,10 @@ def match_route(method: str, raw_path: bytes) -> Matched | Unmatched:
             return Unmatched(404, "not a model id the relay forwards")
         route = ROUTES["models"]
     if route is None:
-        return Unmatched(404, f"/v1/{rest} is not a route the relay forwards")
+        return Unmatched(404, f"/v1/{clip(rest)} is not a route the relay forwards")
     if method != route.method:
-        return Unmatched(405, f"{method} /v1/{rest} is not relayed; it takes {route.method}")
+        return Unmatched(405, f"{clip(method, 16)} /v1/{clip(rest)} is not relayed; "
+                              f"it takes {route.method}")
     return Matched(route, rest, path_model)
 
 

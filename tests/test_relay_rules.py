@@ -190,3 +190,18 @@ async def test_a_compressed_body_is_refused_not_judged_unread(rig: Rig) -> None:
     assert rig.upstream.received == []
     [record] = ledger_lines(rig.ledger)
     assert record.status == 415 and record.refused
+
+
+async def test_a_huge_model_name_or_path_is_recorded_clipped(rig: Rig) -> None:
+    name = CLAUDE + "x" * (8 << 20)
+    status, answer = await raw(rig, "POST", "/v1/chat/completions",
+                               json.dumps(chat(name)).encode())
+    long_path = "/v1/" + "a" * 50_000
+    gone, _ = await raw(rig, "GET", long_path)
+    assert (status, gone) == (403, 404)
+    assert len(json.dumps(answer)) < 2000
+    first, second = ledger_lines(rig.ledger)
+    assert first.model_asked and first.model_asked.startswith(CLAUDE)
+    assert len(first.model_asked) <= 257 and len(first.refused or "") < 1000
+    assert len(second.path) <= 1025
+    assert rig.ledger.stat().st_size < 10_000
