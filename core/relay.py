@@ -54,9 +54,6 @@ UPSTREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=60.0
 """Generous reads: a large model may think for minutes before its first token."""
 
 ERROR_BODY_LIMIT = 64 * 1024
-ANSWER_LIMIT = 256 << 20
-"""A whole (unstreamed) answer beyond this is a 502, not held: embeddings of a large batch
-are the biggest honest answers, well under it."""
 
 
 class _ClosingStream(StreamingResponse):
@@ -302,9 +299,11 @@ class Relay:
             async for chunk in upstream.aiter_bytes():
                 chunks.append(chunk)
                 size += len(chunk)
-                if size > ANSWER_LIMIT:
+                # A whole answer is held until it is complete: counted like request bodies.
+                if size > MAX_BODY or not self._hold(pending, len(chunk)):
                     return self.ledger.fail(pending, 502, f"upstream answered with more than "
-                                      f"{ANSWER_LIMIT >> 20} MiB")
+                                            f"{MAX_BODY >> 20} MiB, or than the relay can "
+                                            "hold beside the requests in flight")
         except httpx.HTTPError as exc:
             said = self.ledger.describe(exc)
             return self.ledger.fail(pending, 502, f"upstream broke off ({said})")

@@ -15,6 +15,7 @@ import pytest
 from core.endpoint import ScriptedEndpoint, tokens
 from core.guard import Guard
 from core.models import RelayRecord, RelayTotals
+from core.relay_rules import Load
 from tests.conftest import answer
 from tests.test_relay import MODEL, Rig, chat, ledger_lines, make_rig
 
@@ -236,3 +237,17 @@ async def test_an_answer_naming_model_twice_is_judged_on_each(tmp_path: Path,
             [record] = ledger_lines(rig.ledger)
             assert record.model_answered == CLAUDE
             assert judged([record]).state() == "tripped"
+
+
+async def test_a_whole_answer_past_what_the_relay_holds_is_a_recorded_502(
+        tmp_path: Path) -> None:
+    big = json.dumps({"model": MODEL, "choices": [], "pad": "x" * (3 << 20)}).encode()
+    async with FixedUpstream("application/json", big) as upstream:
+        async for rig in make_rig(tmp_path, upstream,  # type: ignore[arg-type]
+                                  load=Load(max_buffered=1 << 20)):
+            async with rig.client() as client:
+                response = await client.post("/chat/completions", json=chat())
+            assert response.status_code == 502
+            assert "relay can hold" in response.json()["error"]["message"]
+            [record] = ledger_lines(rig.ledger)
+            assert record.status == 502 and record.error
