@@ -8,6 +8,7 @@ demo, which `validate` never accepts as evidence for the real model.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import sys
 import tempfile
@@ -56,16 +57,31 @@ This gives `slugify("Hello, World!") == "hello-world"`, `slugify("  Crème Brûl
 """
 
 UNKNOWN_ANSWER = (
-    f"{LABEL}\n\nThe demo endpoint only knows the task r1-string-slugify, so it proposes no "
-    "edit for this one. Point the harness at a real model to work on other tasks.\n"
+    f"{LABEL}\n\nThe demo endpoint only knows the bundled tasks, so it proposes no edit for "
+    "this one. Point the harness at a real model to work on other tasks.\n"
 )
+ANSWERS_DIR = Path(__file__).parent / "demo_answers"
+"""One scripted answer per bundled task, `<task-id>.md`: some right, some wrong (a missed
+requirement, a rounding or ordering slip), as a model's would be, so a demo job shows a
+realistic mix of passes and failures."""
+
+
+def scripted_answer(prompt: str) -> str:
+    """The answer for the task whose heading (`# <task-id>`, TASK.md's first line) the
+    prompt holds; the slugify answer is written out above."""
+    if "r1-string-slugify" in prompt:
+        return SLUGIFY_ANSWER
+    for path in sorted(ANSWERS_DIR.glob("*.md")):
+        if re.search(rf"^# {re.escape(path.stem)}$", prompt, re.MULTILINE):
+            return path.read_text(encoding="utf-8")
+    return UNKNOWN_ANSWER
 
 
 def demo_responder(messages: list[dict]) -> str:
-    """The scripted answer to the reference Case's prompt: the slugify solution in the
+    """The scripted answer to the reference Case's prompt: a bundled task's answer in the
     Case's file-block format, or a plain reply naming no file for any other task."""
     prompt = "\n".join(str(m.get("content", "")) for m in messages if m.get("role") == "user")
-    return SLUGIFY_ANSWER if "r1-string-slugify" in prompt else UNKNOWN_ANSWER
+    return scripted_answer(prompt)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Word counting (see TASK.md)."""

@@ -1,0 +1,1 @@
+"""Discount codes (see TASK.md)."""

@@ -1,0 +1,23 @@
+"""Closed intervals [start, end] of numbers."""
+
+
+def merge(intervals):
+    """Merge overlapping intervals: the result is sorted by start and has no two intervals
+    that overlap or touch ([1, 2] and [2, 3] become [1, 3]). Empty input gives []. A pair
+    whose start is after its end raises ValueError; the input is never modified."""
+    pairs = [(start, end) for start, end in intervals]
+    for start, end in pairs:
+        if start > end:
+            raise ValueError(f"interval [{start}, {end}] ends before it starts")
+    result = []
+    for start, end in sorted(pairs):
+        if result and start <= result[-1][1]:
+            result[-1][1] = max(result[-1][1], end)
+        else:
+            result.append([start, end])
+    return result
+
+
+def covered(intervals):
+    """The total length the intervals cover, each point counted once."""
+    return sum(end - start for start, end in merge(intervals))
