@@ -8,6 +8,8 @@ Readers never trust a file: a corrupt job.json is a row that says so, never an e
 from __future__ import annotations
 
 import os
+import signal
+import sys
 from math import comb
 from pathlib import Path
 from typing import Literal
@@ -178,12 +180,15 @@ class JobRow(BaseModel):
     problem: str | None = None
 
 
-def job_row(job_dir: Path) -> JobRow:
-    try:
-        job = read_job(job_dir)
-    except JobError as exc:
-        return JobRow(job_id=job_dir.name, path=str(job_dir), state="unreadable",
-                      problem=str(exc))
+def job_row(job_dir: Path, job: Job | None = None) -> JobRow:
+    """The row of a job folder (read now unless `job` is given); a job.json that cannot be
+    read is a row that says why."""
+    if job is None:
+        try:
+            job = read_job(job_dir)
+        except JobError as exc:
+            return JobRow(job_id=job_dir.name, path=str(job_dir), state="unreadable",
+                          problem=str(exc))
     s = job.summary
     return JobRow(job_id=job.job_id, path=str(job_dir), state=live_state(job),
                   name=job.config.name, created_at=job.created_at, trials=len(job.trials),
@@ -223,3 +228,31 @@ def find_job(runs_root: Path, ref: str) -> Path:
             raise JobError(f"{path}: cannot be read ({exc.strerror})") from None
     raise JobError(f"no job {ref!r} (neither a job id under {jobs_root(runs_root)} nor a job "
                    "folder); `cto-harness jobs` lists them")
+
+
+def job_signature(job_dir: Path) -> tuple[int, int] | None:
+    """(mtime_ns, size) of job.json, to re-read only jobs that changed; None when absent."""
+    try:
+        st = os.stat(job_dir / JOB_FILE)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def cancel_job(job: Job) -> bool:
+    """SIGINT a running job's harness, as Ctrl-C would (every trial in flight then writes
+    its cancelled report); False when that harness is already gone."""
+    if not job_alive(job):
+        return False
+    try:
+        os.kill(job.harness_pid, signal.SIGINT)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def resume_argv(job_dir: Path, runs_root: Path, retry_errors: bool = True) -> list[str]:
+    """The `cto-harness job --resume` that completes a job (the dashboard's `r`)."""
+    argv = [sys.executable, "-m", "core.cli", "job", "--resume", str(job_dir), "--runs-root",
+            str(runs_root)]
+    return [*argv, "--retry-errors"] if retry_errors else argv

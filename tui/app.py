@@ -36,6 +36,7 @@ from tui.redaction import display_redactor
 from tui.run_control import RunControl
 from tui.screens.dialogs import EndpointScreen
 from tui.screens.help import HelpScreen
+from tui.screens.jobs import JobsScreen
 from tui.screens.live import LiveScreen
 from tui.screens.runs import RunsScreen
 from tui.screens.work_items import WorkItemsScreen
@@ -66,14 +67,16 @@ class Dashboard(RunControl, ReportsWorkerErrors, App[None]):
     MODES: ClassVar[dict[str, str | Callable[[], Screen]]] = {  # type: ignore[misc]
         "live": LiveScreen,
         "runs": RunsScreen,
+        "jobs": JobsScreen,
     }
     DEFAULT_MODE = "live"
-    SCREENS_IN_ORDER: ClassVar[list[str]] = ["live", "runs"]
+    SCREENS_IN_ORDER: ClassVar[list[str]] = ["live", "runs", "jobs"]
     """The order `tab` cycles through; number keys 1, 2, … pick by position."""
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("1", "show('live')", "Live"),
         Binding("2", "show('runs')", "Runs"),
         Binding("3", "show('work')", "Work items"),
+        Binding("4", "show('jobs')", "Jobs"),
         Binding("tab", "next_screen", "Next screen", show=False, priority=True),
         Binding("r", "retry", "Retry"),
         Binding("c", "cancel_run", "Cancel"),
@@ -248,6 +251,8 @@ class Dashboard(RunControl, ReportsWorkerErrors, App[None]):
                             lambda: self.action_show("live"))
         yield SystemCommand("Runs", "Every run under the runs root (2)",
                             lambda: self.action_show("runs"))
+        yield SystemCommand("Jobs", "Every job: progress, pass rate, its trials (4)",
+                            lambda: self.action_show("jobs"))
         yield SystemCommand("Retry run", "Same task, engine and profile, as a new run (r)",
                             self.action_retry)
         yield SystemCommand("Cancel run", "SIGINT the run in flight (c)", self.action_cancel_run)
