@@ -281,6 +281,8 @@ async def test_keys_switch_screens_and_open_help(runs: dict[str, Path]) -> None:
         await pilot.press("tab")
         assert app.current_mode == "runs"
         await pilot.press("tab")
+        assert app.current_mode == "jobs"
+        await pilot.press("tab")
         assert app.current_mode == "live"
         await pilot.press("2", "1")
         assert app.current_mode == "live"
