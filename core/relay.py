@@ -156,8 +156,9 @@ class Relay:
             return self.ledger.refuse(pending, 401, "missing or wrong relay token",
                                       "invalid_api_key")
         if request.headers.get("upgrade", "").strip().lower() == "websocket":
-            return self.ledger.refuse(pending, 426, "WebSocket is not relayed; use plain HTTP "
-                                "(streams come as server-sent events)", "invalid_request_error")
+            return self.ledger.refuse(pending, 426, "WebSocket is not relayed; use plain "
+                                      "HTTP (streams come as server-sent events)",
+                                      "invalid_request_error")
         if request.headers.get("content-encoding", "identity").strip().lower() != "identity":
             return self.ledger.refuse(pending, 415, "compressed request bodies are not "
                                       "relayed; send the JSON as it is", "invalid_request_error")
@@ -206,13 +207,14 @@ class Relay:
         return True
 
     def _too_large(self, pending: Pending) -> Response:
-        return self.ledger.refuse(pending, 413, f"the request body is over {MAX_BODY >> 20} MiB",
-                            "invalid_request_error")
+        return self.ledger.refuse(pending, 413, f"the request body is over "
+                                  f"{MAX_BODY >> 20} MiB", "invalid_request_error")
 
     def _busy(self, pending: Pending) -> Response:
         held = self._load.buffered >> 20
-        return self.ledger.refuse(pending, 503, f"the relay holds {held} MiB of request bodies "
-                            "already; retry when a request has ended", "server_error")
+        return self.ledger.refuse(pending, 503, f"the relay holds {held} MiB of request "
+                                  "bodies already; retry when a request has ended",
+                                  "server_error")
 
     def _check(self, matched: Matched | Unmatched, body: bytes,
                pending: Pending) -> Response | None:
@@ -367,7 +369,7 @@ class Relay:
         finally:
             await upstream.aclose()
         text = raw.decode("utf-8", errors="replace")
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(ValueError, RecursionError):  # not JSON: the text itself
             text = error_message(json.loads(text))
         status = upstream.status_code
         said = f": {self.ledger.excerpt(text)}" if text.strip() else ""
