@@ -9,13 +9,18 @@ A loopback upstream answers at once with the same streamed chat completion of 5,
    main has: the sandbox's or the netjail's door to the relay; `--network host` measures
    the relay alone).
 
+Then one stream of `--paced` chunks written one at a time, PACE_S apart, each stamped with
+its send time: how long a chunk takes to reach the client each way (what an agent waits
+on while a model generates).
+
 Prints the median (and best) time to the first byte and to the last chunk each way, what
 the relay adds to the first byte, and the cost it adds per chunk after it. On a shared
 machine the median carries the scheduler's noise; the best is nearer the path's own cost.
 Aims: <= 5 ms added to the first byte, <= 10 us a chunk. Black-box before this work (a new
 connection each request): direct 2.6 ms / 27 ms, relayed 26 ms / 163 ms (27 us a chunk).
 
-    uv run python bench/relay.py [--chunks 5000] [--repeat 20] [--network isolated|host]
+    uv run python bench/relay.py [--chunks 5000] [--repeat 20] [--paced 500]
+                                 [--network isolated|host]
 """
 
 from __future__ import annotations
@@ -29,11 +34,13 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT = ROOT / "bench" / "relay_case.py"
 MODEL = "qwen3.6-35b-a3b"
+PACE_S = 0.002
 
 
 def stream_payload(chunks: int) -> bytes:
@@ -78,12 +85,34 @@ class Upstream:
                 length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
                                if line.lower().startswith(b"content-length:")), 0)
                 body = await reader.readexactly(length)
+                paced = json.loads(body or b"{}").get("max_tokens")
+                if isinstance(paced, int):
+                    await self._paced(writer, paced)
+                    continue
                 writer.write(self._answer(head.split(b" ")[1], body))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             writer.close()
+
+    async def _paced(self, writer: asyncio.StreamWriter, chunks: int) -> None:
+        """A stream as a model generates it: one chunk a write, PACE_S apart, each carrying
+        the time it was sent (CLOCK_MONOTONIC, the same in every process)."""
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                     b"transfer-encoding: chunked\r\n\r\n")
+        for _ in range(chunks):
+            await asyncio.sleep(PACE_S)
+            event = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 0,
+                     "model": MODEL, "choices": [{"index": 0, "delta": {
+                         "content": f"t{time.perf_counter() * 1000:.4f}"},
+                         "logprobs": None, "finish_reason": None}]}
+            data = b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"
+            writer.write(b"%x\r\n" % len(data) + data + b"\r\n")
+            await writer.drain()
+        done = b"data: [DONE]\n\n"
+        writer.write(b"%x\r\n" % len(done) + done + b"\r\n0\r\n\r\n")
+        await writer.drain()
 
     def _answer(self, path: bytes, body: bytes) -> bytes:
         if path.endswith(b"/models"):
@@ -115,14 +144,23 @@ def figures(lines: list[str]) -> dict[str, float]:
     return out
 
 
-def direct(port: int, repeat: int) -> dict[str, float]:
+def paced_figures(lines: list[str]) -> dict[str, float]:
+    row = next((json.loads(line.split(" ", 1)[1]) for line in lines
+                if line.startswith("PACED ")), None)
+    if row is None:
+        raise SystemExit("the client printed no paced figures")
+    return row
+
+
+def direct(port: int, repeat: int, paced: int) -> tuple[dict[str, float], dict[str, float]]:
     out = subprocess.run([sys.executable, str(CLIENT), "--url", f"http://127.0.0.1:{port}/v1",
-                          "--model", MODEL, "--repeat", str(repeat)],
+                          "--model", MODEL, "--repeat", str(repeat), "--paced", str(paced)],
                          capture_output=True, text=True, check=True).stdout
-    return figures(out.splitlines())
+    return figures(out.splitlines()), paced_figures(out.splitlines())
 
 
-def through_harness(port: int, repeat: int, network: str) -> tuple[dict[str, float], str]:
+def through_harness(port: int, repeat: int, paced: int, network: str
+                    ) -> tuple[dict[str, float], dict[str, float], str]:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         admission = tmp / "admission.json"
@@ -132,7 +170,8 @@ def through_harness(port: int, repeat: int, network: str) -> tuple[dict[str, flo
         env.update({
             "CTO_HARNESS_CASE_LOCAL_BASE_URL": f"http://127.0.0.1:{port}/v1",
             "CTO_HARNESS_CASE_BIN": sys.executable,
-            "CTO_HARNESS_CASE_ARGS": f"{CLIENT} --model {{model}} --repeat {repeat}",
+            "CTO_HARNESS_CASE_ARGS": f"{CLIENT} --model {{model}} --repeat {repeat} "
+                                     f"--paced {paced}",
             "CTO_HARNESS_CASE_MODEL_ADMISSION_FILE": str(admission),
             "CTO_HARNESS_RUNS_ROOT": str(tmp / "runs"),
             "CTO_HARNESS_CASE_NETWORK": network,
@@ -146,18 +185,20 @@ def through_harness(port: int, repeat: int, network: str) -> tuple[dict[str, flo
             raise SystemExit(f"cto-harness run said: {proc.stdout} {proc.stderr}") from None
         log = (run_dir / "backend" / "case.log").read_text()
         path = f"{report.get('case_network')}: {report.get('case_network_detail')}"
-        return figures(log.splitlines()), path
+        return figures(log.splitlines()), paced_figures(log.splitlines()), path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chunks", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--paced", type=int, default=500, metavar="CHUNKS")
     parser.add_argument("--network", default="isolated", choices=["isolated", "host"])
     args = parser.parse_args()
     upstream = Upstream(stream_payload(args.chunks))
-    base = direct(upstream.port, args.repeat)
-    relayed, path = through_harness(upstream.port, args.repeat, args.network)
+    base, base_paced = direct(upstream.port, args.repeat, args.paced)
+    relayed, relayed_paced, path = through_harness(upstream.port, args.repeat, args.paced,
+                                                   args.network)
     if relayed["chunks"] != base["chunks"]:
         raise SystemExit(f"chunks differ: direct {base['chunks']}, relayed {relayed['chunks']}")
     added_first = relayed["ttfb_ms"] - base["ttfb_ms"]
@@ -176,6 +217,11 @@ def main() -> None:
           f"(best: {best_first:.2f} ms; {best_streaming * 1000 / base['chunks']:.1f} us)   "
           f"aims: <= 5 ms, <= 10 us")
     print(f"  ratio relayed/direct, last chunk: {relayed['total_ms'] / base['total_ms']:.1f}x")
+    print(f"{args.paced} chunks sent one at a time, {PACE_S * 1000:g} ms apart: each chunk's "
+          "delay from the upstream's write to the client (median; p90)")
+    for name, row in (("direct", base_paced), ("relayed", relayed_paced)):
+        print(f"  {name:<9} {row['median_ms']:8.3f} ms  ({row['p90_ms']:.3f} ms)")
+    print(f"  added     {relayed_paced['median_ms'] - base_paced['median_ms']:8.3f} ms a chunk")
 
 if __name__ == "__main__":
     main()

@@ -14,10 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
+import statistics
 import sys
 import time
 from urllib.parse import urlsplit
+
+STAMP = re.compile(rb'"content":"t([0-9.]+)"')
 
 
 def one(sock: socket.socket, host: str, port: int, path: str, token: str,
@@ -48,6 +52,31 @@ def one(sock: socket.socket, host: str, port: int, path: str, token: str,
             "chunks": buf.count(b"data: {")}
 
 
+def paced(sock: socket.socket, host: str, port: int, path: str, token: str, model: str,
+          chunks: int) -> list[float]:
+    """One stream whose chunks come one at a time, each stamped with when the upstream sent
+    it: how long each took to arrive, in ms."""
+    body = json.dumps({"model": model, "stream": True, "max_tokens": chunks,
+                       "messages": [{"role": "user", "content": "go"}]}).encode()
+    sock.sendall((f"POST {path}/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                  f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+                  f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
+    delays: list[float] = []
+    pending, tail, done = b"", b"", False
+    while True:
+        data = sock.recv(1 << 16)
+        now = time.perf_counter() * 1000
+        if not data:
+            raise SystemExit("the server closed the connection")
+        pending += data
+        cut = pending.rfind(b"\n") + 1
+        delays += [now - float(stamp) for stamp in STAMP.findall(pending, 0, cut)]
+        done = done or b"[DONE]" in pending[:cut]
+        pending, tail = pending[cut:], (tail + data)[-16:]
+        if done and tail.endswith(b"\r\n0\r\n\r\n"):
+            return delays
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", default=os.environ.get("OPENAI_BASE_URL"))
@@ -55,6 +84,8 @@ def main() -> int:
     parser.add_argument("--model", required=True)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--close", action="store_true")
+    parser.add_argument("--paced", type=int, default=0, metavar="CHUNKS",
+                        help="then one stream of CHUNKS chunks sent one at a time")
     args, _ = parser.parse_known_args()
     parts = urlsplit(args.url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -68,6 +99,13 @@ def main() -> int:
         result = one(sock, host, port, parts.path.rstrip("/"), args.token, args.model)
         sys.stdout.write("BENCH " + json.dumps(result) + "\n")
         sys.stdout.flush()
+    if args.paced:
+        assert sock is not None
+        delays = paced(sock, host, port, parts.path.rstrip("/"), args.token, args.model,
+                       args.paced)
+        sys.stdout.write("PACED " + json.dumps({
+            "chunks": len(delays), "median_ms": statistics.median(delays),
+            "p90_ms": sorted(delays)[int(len(delays) * 0.9)]}) + "\n")
     return 0
 
 
