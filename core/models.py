@@ -235,10 +235,50 @@ class LeakFinding(_Model):
 
 class Durations(_Model):
     total_s: float = 0.0
+    """Wall time from the run's start to just before report.json is written: every stage,
+    the leak scan and the artifact hashes included."""
     preflight_s: float = 0.0
     case_s: float | None = None
     checks_s: float | None = None
     baseline_s: float | None = None
+    scan_s: float | None = None
+    """The end-of-run leak scan and the artifact hashes."""
+
+
+class UnscannedEntry(_Model):
+    """A file (or folder) the leak scan did not read, and why: a form of the secret may be
+    in it, so a run with one cannot pass."""
+
+    file: str
+    """Relative to the run, redacted."""
+    reason: str
+
+
+class SparseFile(_Model):
+    """A file with holes: only its data was read (holes hold zeros, no form holds one)."""
+
+    file: str
+    size: int
+    data_bytes: int
+    """What was read: the blocks holding data."""
+
+
+class ScanSummary(_Model):
+    """What the end-of-run leak scan covered, within its budget (README, "Secret safety")."""
+
+    complete: bool = True
+    """Every entry of the run directory was looked at and every regular file read."""
+    entries: int = 0
+    files_read: int = 0
+    bytes_read: int = 0
+    seconds: float = 0.0
+    budget_s: float | None = None
+    budget_bytes: int | None = None
+    unscanned_count: int = 0
+    unscanned: list[UnscannedEntry] = Field(default_factory=list)
+    """The first of them (up to 200); `unscanned_count` counts all."""
+    sparse_count: int = 0
+    sparse: list[SparseFile] = Field(default_factory=list)
 
 
 class Report(_Model):
@@ -280,6 +320,7 @@ class Report(_Model):
     redaction: RedactionCounters = Field(default_factory=RedactionCounters)
     leak_detected: bool = False
     leaks: list[LeakFinding] = Field(default_factory=list)
+    scan: ScanSummary = Field(default_factory=ScanSummary)
     durations: Durations = Field(default_factory=Durations)
     started_at: str
     finished_at: str

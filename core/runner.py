@@ -43,6 +43,7 @@ from core.models import (
     RelayTotals,
     Report,
     RunStatus,
+    ScanSummary,
 )
 from core.netjail import launcher, netjail_available
 from core.process import Outcome, run_group
@@ -59,7 +60,8 @@ from core.rundir import (
     utcnow,
 )
 from core.runs import process_start_ticks
-from core.scan import find_leaks, scrub
+from core.runscan import max_bytes_from_env, scan_run, scan_seconds
+from core.scan import scrub
 from core.settings import API_KEY_VAR, ENDPOINT_VAR, ConfigError, Resolved
 from core.task import Task, load_task
 
@@ -103,6 +105,9 @@ class _State:
     other_redactions: int = 0
     durations: Durations = field(default_factory=Durations)
     records: list[RelayRecord] = field(default_factory=list)
+    scan: ScanSummary = field(default_factory=ScanSummary)
+    unhashed: set[str] = field(default_factory=set)
+    digests: dict[str, str] = field(default_factory=dict)
     network: CaseNetwork = "host"
     network_detail: str = "the Case did not start"
     case_setup: CaseSetup | None = None
@@ -149,6 +154,10 @@ class Runner:
         self.listener = listener
         self.cancel = asyncio.Event()
         self.token = secrets.token_urlsafe(24)
+        self.scan_bytes = max_bytes_from_env()
+        self.scan_seconds = scan_seconds(request.timeout)
+        self.case_timeout = request.timeout - self.scan_seconds
+        """--timeout bounds the Case and the leak scan together (README, "Secret safety")."""
         self.redactor = Redactor({"relay_token": self.token, **resolved.secrets()})
         run_id = new_run_id(self.task.id)
         root = runs_root / run_id
@@ -302,7 +311,9 @@ class Runner:
             self.state.reasons.append("cancelled while the Case ran")
             return "cancelled"
         if case.timed_out:
-            self.state.reasons.append(f"the Case ran past its timeout ({req.timeout:g} s)")
+            self.state.reasons.append(
+                f"the Case ran past its timeout ({self.case_timeout:g} s of the run's "
+                f"--timeout {req.timeout:g} s; the rest is the leak scan's)")
         t0 = time.monotonic()
         self.state.checks = await run_checks(task, self.paths.workspace, self.paths.checks,
                                              self.redactor.redact, self.cancel)
@@ -342,7 +353,7 @@ class Runner:
             self.guard.markers_warn = network == "isolated"
             jail = launcher(uds, relay.port) if uds else []
             return await self._supervise(argv, env, self.paths.workspace, self.paths.case_log,
-                                         self.request.timeout, scan=True, jail=jail,
+                                         self.case_timeout, scan=True, jail=jail,
                                          stdin=stdin)
         finally:
             await relay.stop()
@@ -460,7 +471,7 @@ class Runner:
                 "--workspace", str(workspace), "--naive", str(task.naive_dir)]
         env = {k: v for k, v in os.environ.items() if k in ENV_ALLOWLIST}
         env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
-        return await self._supervise(argv, env, workspace, log, self.request.timeout,
+        return await self._supervise(argv, env, workspace, log, self.case_timeout,
                                      scan=self.request.engine == FAKE)
 
     async def _baseline(self, task: Task, task_file: Path) -> None:
@@ -493,7 +504,7 @@ class Runner:
         real = s.checks.ran and s.checks.total > 0 and s.checks.passed == s.checks.total
         if self.request.engine == FAKE:
             reasons.append("fake engine: a baseline run, never evidence for a model")
-            return "passed" if real and not s.leaks else "failed"
+            return "passed" if real and not s.leaks and s.scan.complete else "failed"
         guard = self.guard.state()
         if guard == "tripped":
             reasons.append("fallback detected: see fallback_evidence")
@@ -512,13 +523,19 @@ class Runner:
         return "failed" if reasons else "passed"
 
     def _scan_for_leaks(self) -> None:
-        """Every name, link target and regular file of the run, scrubbed where a form is
-        found. Links are never followed: a link the Case planted (to /proc/self/environ, say)
-        is retargeted as text, so nothing outside the run is read, let alone copied in."""
+        """Every name, link target and regular file of the run, within the scan's budget,
+        scrubbed where a form is found. Links are never followed: a link the Case planted
+        (to /proc/self/environ, say) is retargeted as text, so nothing outside the run is
+        read, let alone copied in. What the budget left unread is listed, never skipped."""
         reclaim(self.paths.root)
-        leaks = find_leaks([self.paths.root], self.redactor, root=self.paths.root)
-        self.state.leaks = [leak.finding for leak in leaks]  # reported even if a scrub fails
-        self.state.leaks = scrub(leaks, self.redactor, self.paths.root)
+        scan = scan_run(self.paths.root, self.redactor, self.scan_seconds, self.scan_bytes)
+        self.state.scan = scan.summary
+        self.state.unhashed = scan.unscanned
+        self.state.digests = scan.digests
+        self.state.leaks = [leak.finding for leak in scan.leaks]  # reported if a scrub fails
+        if scan.leaks:
+            self.state.digests = {}  # scrubbed and renamed: hashed again where they are now
+            self.state.leaks = scrub(scan.leaks, self.redactor, self.paths.root)
         for finding in self.state.leaks:
             self.event("leak_detected", **finding.model_dump())
 
@@ -528,11 +545,17 @@ class Runner:
         if s.stage == 2 or s.case_started:
             self.event("guard_verdict", state=guard, evidence=len(self.guard.evidence),
                        proven_requests=self.guard.proven_requests)
+        t0 = time.monotonic()
         try:
             self._scan_for_leaks()
         except Exception as exc:
             s.reasons.append(f"leak scan failed: {type(exc).__name__}")
+            s.scan = ScanSummary(complete=False)
             status = "error"
+        if not s.scan.complete:
+            s.reasons.append(
+                f"unscanned: {s.scan.unscanned_count} file(s) of the run were not scanned for "
+                "leaks (see scan.unscanned), so it cannot claim the endpoint was not written")
         status = self._verdict(status)
         real = s.checks.ran and s.checks.total > 0 and s.checks.passed == s.checks.total
         fake_passed = None if s.baseline.status == "skipped" else s.baseline.status == "passed"
@@ -545,7 +568,9 @@ class Runner:
                 else f"real {'passed' if real else 'failed'}, fake "
                      + {None: "not run", True: "passed", False: "failed"}[fake_passed],
             )
-        s.durations.total_s = round(time.monotonic() - self.started, 3)
+        artifacts = artifact_hashes(self.paths, known=s.digests, unhashed=s.unhashed)
+        s.durations.scan_s = round(time.monotonic() - t0, 3)
+        s.durations.total_s = round(time.monotonic() - self.started, 3)  # the wall time
         report = Report(
             run_id=self.paths.run_id, status=status, exit_code=EXIT_CODES[status],
             stage=s.stage, stage2_passed=status == "passed" and req.engine != FAKE,
@@ -567,7 +592,7 @@ class Runner:
                                         other_redactions=s.other_redactions),
             leak_detected=bool(s.leaks), leaks=s.leaks, durations=s.durations,
             started_at=self.started_at, finished_at=utcnow(),
-            artifacts=artifact_hashes(self.paths), trace_head=self.writer.head,
+            scan=s.scan, artifacts=artifacts, trace_head=self.writer.head,
         )
         text = self.writer.write_json(self.paths.report, report)
         self.event("report_written", status=status,

@@ -22,17 +22,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.extents import data_ranges, looks_sparse, read_ranges
 from core.models import EXIT_USAGE, LeakFinding, LeakPlace
 from core.redact import Redactor
 from core.rundir import atomic_write_bytes
 from core.term import visible
 
-READ_CHUNK = 1 << 20
 NAME_MAX = 255
 """Bytes one path component may hold (Linux, every common file system)."""
 
 
-def _findings(name: str, chunks: Iterable[bytes], redactor: Redactor) -> Iterator[LeakFinding]:
+def findings(name: str, chunks: Iterable[bytes], redactor: Redactor) -> Iterator[LeakFinding]:
     """Scan a file's bytes in pieces that overlap by the longest form, counting lines;
     invalid UTF-8 reads as U+FFFD, as the redactor's streams write it."""
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
@@ -53,19 +53,29 @@ def _findings(name: str, chunks: Iterable[bytes], redactor: Redactor) -> Iterato
         carry = data[len(data) - keep:]
 
 
-def _text_findings(name: str, text: str, where: LeakPlace,
+def text_findings(name: str, text: str, where: LeakPlace,
                    redactor: Redactor) -> list[LeakFinding]:
     """Findings in a name or a link's target (an OS string: undecodable bytes are
     surrogate escapes), marked as such; a name has no line."""
     raw = os.fsencode(text)
     return [f.model_copy(update={"line": 0, "where": where})
-            for f in _findings(name, [raw], redactor)]
+            for f in findings(name, [raw], redactor)]
 
 
 def _file_chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as fh:
-        while chunk := fh.read(READ_CHUNK):
+    """The file's bytes in pieces; a sparse file's data only, a NUL where a hole was (no
+    form holds one, so none is found across it)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        end = 0
+        for offset, chunk in read_ranges(fd, data_ranges(fd, st.st_size, looks_sparse(st))):
+            if offset != end:
+                yield b"\0"
+            end = offset + len(chunk)
             yield chunk
+    finally:
+        os.close(fd)
 
 
 def _entries(paths: Iterable[Path]) -> Iterator[tuple[Path, bool]]:
@@ -109,11 +119,11 @@ def find_leaks(paths: Iterable[Path], redactor: Redactor,
     for path, given in _entries(paths):
         shown = _display(path, root, redactor)
         try:
-            found = _text_findings(shown, path.name, "name", redactor)
+            found = text_findings(shown, path.name, "name", redactor)
             if path.is_symlink():
-                found += _text_findings(shown, os.readlink(path), "link_target", redactor)
+                found += text_findings(shown, os.readlink(path), "link_target", redactor)
             if path.is_file() and (given or not path.is_symlink()):
-                found += _findings(shown, _file_chunks(path), redactor)
+                found += findings(shown, _file_chunks(path), redactor)
         except OSError:
             continue  # vanished or unreadable while scanning: nothing of it was written out
         leaks += [Leak(path, finding) for finding in found]
@@ -216,7 +226,7 @@ def scan_git_index(repo: Path, redactor: Redactor) -> list[LeakFinding]:
             if mode != b"160000":  # a submodule is a commit, not a blob
                 blobs.append((sha.decode(), name.decode("utf-8", "replace")))
     batch = _git(repo, "cat-file", "--batch", data="".join(f"{s}\n" for s, _ in blobs).encode())
-    findings: list[LeakFinding] = []
+    found: list[LeakFinding] = []
     pos = 0
     for _sha, name in blobs:
         header_end = batch.index(b"\n", pos)
@@ -224,9 +234,9 @@ def scan_git_index(repo: Path, redactor: Redactor) -> list[LeakFinding]:
         content = batch[header_end + 1:header_end + 1 + size]
         pos = header_end + 1 + size + 1
         shown = redactor.redact(name)
-        findings += _text_findings(shown, name, "name", redactor)
-        findings += _findings(shown, [content], redactor)
-    return findings
+        found += text_findings(shown, name, "name", redactor)
+        found += findings(shown, [content], redactor)
+    return found
 
 
 def _configured_redactor() -> Redactor | None:

@@ -21,7 +21,16 @@ from core.models import (
     Validation,
     Verdict,
 )
-from core.rundir import NotRegularFile, RunPaths, artifact_hashes, line_hash, open_regular
+from core.rundir import (
+    UNHASHED,
+    NotRegularFile,
+    RunPaths,
+    artifact_digest,
+    artifact_key,
+    line_hash,
+    open_regular,
+    run_files,
+)
 from core.runs import Unreadable, load_manifest, load_report
 from core.settings import PROFILES
 
@@ -91,15 +100,23 @@ def check_chain(paths: RunPaths) -> tuple[list[dict], list[str]]:
     return events, problems
 
 
+def _digest(path: Path) -> str:
+    try:
+        return artifact_digest(path)
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or 'not a regular file'}"
+
+
 def _integrity(paths: RunPaths, report: Report, events: list[dict],
                chain_problems: list[str]) -> Criterion:
     problems = list(chain_problems)
-    now = artifact_hashes(paths)
+    skip = {paths.report, paths.trace}
+    now = {artifact_key(p, paths.root): p for p in run_files(paths.root) if p not in skip}
     for rel, digest in sorted(report.artifacts.items()):
         if rel not in now:
             problems.append(f"{rel}: listed in the report but missing")
-        elif now[rel] != digest:
-            problems.append(f"{rel}: changed after the report was written (SHA-256 differs)")
+        elif digest != UNHASHED and _digest(now[rel]) != digest:
+            problems.append(f"{rel}: changed after the report was written (digest differs)")
     for rel in sorted(now.keys() - report.artifacts.keys()):
         problems.append(f"{rel}: not in the report's artifact list (added afterwards)")
     head = report.trace_head
@@ -171,14 +188,21 @@ def _criteria(paths: RunPaths, manifest: Manifest, report: Report,
             out.append(_c(cid, "not_applicable", "the endpoint config was supplied"
                           if is_case else "fake-engine run"))
 
-    leaks = report.leaks
-    out.append(_c("endpoint_not_written", "failed" if report.leak_detected else "ok",
-                  f"{len(leaks)} leak finding(s); the files were scrubbed" if leaks else
-                  "the end-of-run leak scan found no form of any secret in the run's files",
+    leaks, scan = report.leaks, report.scan
+    unscanned = "; ".join(f"{u.file}: {u.reason}" for u in scan.unscanned[:3])
+    out.append(_c("endpoint_not_written",
+                  "failed" if report.leak_detected or not scan.complete else "ok",
+                  (f"{len(leaks)} leak finding(s); the files were scrubbed" if leaks else
+                   "the end-of-run leak scan found no form of any secret in the run's files")
+                  + ("" if scan.complete else
+                     f"; but {scan.unscanned_count} file(s) were not scanned, so a form may "
+                     f"be in them ({unscanned}"
+                     + (", …" if scan.unscanned_count > 3 else "") + ")"),
                   *([Evidence(file=f.file, line=f.line,
                               detail=f"{f.secret}:{f.form}"
                               + ("" if f.where == "content" else f" in its {f.where}"))
-                     for f in leaks[:10]] or [rep("leak_detected")])))
+                     for f in leaks[:10]] or [rep("leak_detected")]),
+                  *([rep("scan.unscanned")] if not scan.complete else [])))
 
     if not is_case or not report.case_process_started:
         why = "fake-engine run" if not is_case else "the Case never started"
