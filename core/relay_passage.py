@@ -231,12 +231,21 @@ class SsePassage:
 
 
 def sse_error(message: str, api: Api) -> bytes:
-    """An error event as the Case's client expects it on its API's stream."""
+    """An error event as the Case's client expects it on its API's stream. On the Responses
+    API both an `error` event and a `response.failed` (whose `response.error` is what Codex
+    reads), so a client that knows either stops with the message."""
+    text = f"cto-harness relay: {message}"
     if api == "responses":
-        payload = {"type": "error", "code": "upstream_error", "param": None,
-                   "message": f"cto-harness relay: {message}", "sequence_number": 0}
-        return f"event: error\ndata: {json.dumps(payload)}\n\n".encode()
-    error = {"message": f"cto-harness relay: {message}", "type": "upstream_error", "code": 502}
+        error = {"type": "error", "code": "upstream_error", "param": None, "message": text,
+                 "sequence_number": 0}
+        failed = {"type": "response.failed", "sequence_number": 1, "response": {
+            "id": "resp_relay_error", "object": "response", "created_at": 0,
+            "status": "failed", "output": [], "parallel_tool_calls": False,
+            "tool_choice": "auto", "tools": [],
+            "error": {"code": "server_error", "message": text}}}
+        return (f"event: error\ndata: {json.dumps(error)}\n\n"
+                f"event: response.failed\ndata: {json.dumps(failed)}\n\n").encode()
+    error = {"message": text, "type": "upstream_error", "code": 502}
     return f"data: {json.dumps({'error': error})}\n\n".encode()
 
 

@@ -154,11 +154,14 @@ async def test_a_stream_with_no_event_becomes_an_error_event(rig: Rig, api: str)
     rig.upstream.empty_stream = True
     status, text, events = await call(rig, api, True)
     assert status == 200 and text == ""
-    [event] = events
-    message = event["error"]["message"] if api == "chat" else event["message"]
-    assert "carried no event" in message
-    if api == "responses":
-        assert event["type"] == "error"
+    if api == "chat":
+        [event] = events
+        assert "carried no event" in event["error"]["message"]
+    else:  # both an `error` event and a `response.failed`, whose error Codex reads
+        error, failed = events
+        assert error["type"] == "error" and "carried no event" in error["message"]
+        assert failed["type"] == "response.failed"
+        assert "carried no event" in failed["response"]["error"]["message"]
     [record] = ledger_lines(rig.ledger)
     assert record.error and "carried no event" in record.error
     assert judged([record]).state() == "unproven"
