@@ -183,8 +183,8 @@ def probe_routes(resolved: Resolved, timeout: float,
             return _check("route_served", "error", f"POST /{route}: HTTP {status} in "
                           f"{latency:g} ms: {_status_hint(status, resolved.api_key is not None)}",
                           latency)
-        found.append(f"POST /{route} (HTTP {status} to a probe that generates nothing, "
-                     f"{latency:g} ms)")
+        found.append(f"POST /{route} is served (HTTP {status} to a deliberately invalid "
+                     f"request, {latency:g} ms)")
     return _check("route_served", "ok", "; ".join(found))
 
 
