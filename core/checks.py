@@ -59,6 +59,9 @@ async def run_checks(
     tests = out_dir / "tests"
     shutil.copytree(task.checks_dir, tests, dirs_exist_ok=True)
     atomic_write_text(out_dir / "conftest.py", WORKSPACE_ON_PATH)
+    # pytest looks for its config upwards from the checks; found here, it looks no further:
+    # not into the folders above the runs root (a target repository's pyproject.toml).
+    atomic_write_text(out_dir / "pytest.ini", "[pytest]\n")
     junit = out_dir / "junit.xml"
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

@@ -294,8 +294,10 @@ def _unprovable(text: str) -> str:
     if _NOT_ALONE.search(plain):
         return "gate rule, not a run criterion: endpoint-config alone never unblocks these"
     if "target repository" in plain.lower():
-        return ("not provable by a run: proven by the audit-hook test "
-                "tests/test_no_target_repo.py::test_no_target_repository_path_is_opened")
+        return ("not provable by a run: proven by tests/test_no_target_repo.py (the harness's "
+                "opens and listings under an audit hook; every system call naming a path, "
+                "from the harness, the Case and the checks, under strace, run from a target "
+                "repository with the default runs root)")
     return "not provable by a run"
 
 

@@ -95,6 +95,18 @@ def open_regular(path: Path) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
+def enclosing_repository(path: Path) -> Path | None:
+    """The git work tree `path` sits in (its folder or the nearest above holding a `.git`),
+    or None. Only the existence of `.git` is looked at (lstat): nothing of the repository
+    is opened, listed or read, as the seed's "no Target Repository path may be inspected"
+    asks. No symlink is resolved (resolving would stat every component)."""
+    absolute = Path(os.path.abspath(path))
+    for folder in (absolute, *absolute.parents):
+        if os.path.lexists(folder / ".git"):
+            return folder
+    return None
+
+
 def fresh_dir(path: Path) -> None:
     """An empty folder at `path`, whatever was there. A folder of the run the harness fills
     after the Case ran (checks, baseline) may have been planted by the Case: a conftest

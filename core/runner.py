@@ -54,6 +54,7 @@ from core.rundir import (
     RunPaths,
     RunWriter,
     artifact_hashes,
+    enclosing_repository,
     fresh_dir,
     new_run_id,
     reclaim,
@@ -172,6 +173,14 @@ class Runner:
                 f"runs root {runs_root}: cannot create a run directory there ({exc.strerror}); "
                 "choose another with --runs-root or CTO_HARNESS_RUNS_ROOT") from None
         self.paths = RunPaths(root)
+        self.repository = enclosing_repository(runs_root)
+        """A git work tree the runs root sits in (`./harness-runs` run from a target
+        repository's folder): the runs are written into it, so every run says so."""
+        if self.repository is not None:
+            print(f"cto-harness: warning: the runs root {runs_root} is inside the git "
+                  f"repository {self.repository}; this run is written there. Set "
+                  "CTO_HARNESS_RUNS_ROOT (or --runs-root) to a folder outside it.",
+                  file=sys.stderr)
         self.state = _State()
         self.writer = RunWriter(self.paths, self._redact_counted)
         self.started = time.monotonic()
@@ -247,7 +256,8 @@ class Runner:
                    admission_file=str(res.admission_file) if res.admission_file else None,
                    provider=res.provider, model=res.model,
                    redaction_forms=len(self.redactor.forms),
-                   unmaskable_forms=self.redactor.unmaskable)
+                   unmaskable_forms=self.redactor.unmaskable,
+                   runs_root_in_repository=str(self.repository) if self.repository else None)
         blockers = await self._preflight()
         self.state.durations.preflight_s = round(time.monotonic() - self.started, 3)
         if self.cancel.is_set():

@@ -154,7 +154,8 @@ def test_gates_without_runs_lists_every_item_and_never_edits_the_sot(seed: Path,
     assert report["flattened"] and report["latest_real_run"] is None and report["runs"] == []
     rows = report["acceptance"]["CTO-WORK-030"]
     assert len(rows) == 14 and all(r["verdict"] is None for r in rows)
-    assert rows[10]["detail"].startswith("not provable by a run: proven by the audit-hook test")
+    assert rows[10]["detail"].startswith("not provable by a run: proven by "
+                                         "tests/test_no_target_repo.py")
     assert (seed.read_bytes(), seed.stat().st_mtime_ns) == before
     assert sorted(p.name for p in seed.parent.iterdir()) == ["cto-case-spark.md"]
 

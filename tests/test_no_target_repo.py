@@ -9,9 +9,14 @@ interpreter's own files are opened.
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import ROOT, Harness
 
@@ -60,3 +65,91 @@ def test_no_target_repository_path_is_opened(harness: Harness, tmp_path: Path) -
     stray = sorted(p for p in opened if Path(p) != ROOT  # listed by the import system
                    and not any(Path(p).is_relative_to(a) for a in allowed))
     assert stray == []
+
+
+STRACE = shutil.which("strace")
+SYSCALL = re.compile(r"^(\d+)\s+(\w+)\((.*)\)\s+=\s+(-?\d+|\?)")
+ONE_PATH = {"execve", "execveat", "readlink", "readlinkat", "listxattr", "llistxattr",
+            "getxattr", "lgetxattr"}
+"""Calls whose later strings are not paths: argv, or what the call wrote back."""
+PATH_ARG = re.compile(r'(?:(?:AT_FDCWD|\d+)<([^>]*)>, )?"((?:[^"\\]|\\.)*)"')
+
+
+def needs_strace() -> str:
+    if STRACE is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("strace is not installed: .ci/run installs it; this test proves the "
+                        "seed's 'no Target Repository path may be inspected' line")
+        pytest.skip("strace is not installed (apt-get install strace)")
+    return STRACE
+
+
+def touched_paths(log: Path, start_cwd: Path) -> list[tuple[str, str]]:
+    """(syscall, absolute path) of every path any traced process named: relative paths
+    resolved against the directory strace printed (-y) or the process's cwd, followed
+    through chdir and inherited across fork/clone."""
+    cwd: dict[str, str] = {}
+    root_pid: str | None = None
+    out: list[tuple[str, str]] = []
+    for line in log.read_text(errors="replace").splitlines():
+        m = SYSCALL.match(line)
+        if m is None:
+            continue
+        pid, call, args, result = m.groups()
+        root_pid = root_pid or pid
+        here = cwd.get(pid, str(start_cwd))
+        if call in ("clone", "clone3", "fork", "vfork") and result.isdigit():
+            cwd[result] = here
+            continue
+        if call == "getcwd":
+            continue  # names where the process is, touches nothing
+        named = PATH_ARG.findall(args)
+        for base, raw in named[:1] if call in ONE_PATH else named:
+            path = raw.encode().decode("unicode_escape")
+            full = os.path.normpath(os.path.join(base or here, path))
+            out.append((call, full))
+            if call == "chdir" and result == "0":
+                cwd[pid] = full
+    return out
+
+
+def test_run_from_a_target_repository_with_the_default_runs_root(harness: Harness,
+                                                                  tmp_path: Path) -> None:
+    """The user runs `cto-harness run` from their target repository's own folder with the
+    default runs root (`./harness-runs`). Every path the harness and everything it starts
+    (the Case, the checks, the baseline) names in a system call is recorded (strace -f, so
+    `stat`, `access`, `readlink` too, not only what Python's audit hooks see). Under the
+    repository only these may appear: the runs root the default puts there (the run is
+    written into it), and an lstat of `.git` that finds the repository, so the run can say
+    so. Nothing else of it is opened, listed or looked at."""
+    strace = needs_strace()
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    target = tmp_path / "target-repo"
+    target.mkdir()
+    (target / "private.py").write_text("TOKEN = 'not for the harness'\n")
+    (target / "src").mkdir()
+    (target / "src" / "app.py").write_text("print('app')\n")
+    subprocess.run(["git", "init", "-q", str(target)], check=True)
+    subprocess.run(["git", "-C", str(target), "add", "."], check=True)
+    env = {k: v for k, v in harness.env.items() if k != "CTO_HARNESS_RUNS_ROOT"}
+    env.pop("PYTHONPATH", None)  # as installed: nothing of the cwd on the import path
+    log = tmp_path / "strace.log"
+    script = Path(sys.executable).with_name("cto-harness")
+    proc = subprocess.run([strace, "-f", "-y", "-qq", "-s", "4096", "-o", str(log),
+                           "-e", "trace=%file,%process", "-e", "signal=none",
+                           str(script), "run", "--json"],
+                          cwd=target, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(json.loads(proc.stdout)["run_dir"])
+    runs_root = target / "harness-runs"
+    assert run_dir.parent == runs_root  # the default, resolved against the cwd
+    assert f"the runs root {runs_root} is inside the git repository {target};" in proc.stderr
+    started = json.loads((run_dir / "trace.jsonl").read_text().splitlines()[1])
+    assert started["runs_root_in_repository"] == str(target)
+    touched = touched_paths(log, target)
+    assert any(p.startswith(str(run_dir / "workspace")) for _, p in touched), "saw nothing"
+    inside = sorted({(call, p) for call, p in touched
+                     if Path(p).is_relative_to(target) and not Path(p).is_relative_to(runs_root)})
+    lstat_of_git = {("newfstatat", str(target / ".git")), ("lstat", str(target / ".git"))}
+    assert set(inside) <= lstat_of_git | {("newfstatat", str(target))}, inside
