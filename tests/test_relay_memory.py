@@ -84,9 +84,12 @@ async def send_large(port: int, token: str, body: memoryview) -> int | None:
         writer.close()
 
 
-@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
 async def test_many_large_bodies_at_once_are_refused_not_held(
         tmp_path: Path, stalled_upstream: str) -> None:
+    if not Path("/proc/self/status").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("no /proc here: the relay's memory bound cannot be measured")
+        pytest.skip("no /proc here: the relay's memory bound cannot be measured")
     token = secrets.token_hex(16)
     ledger = tmp_path / "relay.jsonl"
     env = {**os.environ, "RELAY_UPSTREAM": stalled_upstream, "RELAY_TOKEN": token,
