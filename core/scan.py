@@ -28,6 +28,8 @@ from core.redact import Redactor
 from core.rundir import atomic_write_bytes
 from core.term import visible
 
+SCRUB_MAX = 64 << 20
+"""The largest file masked in place (held in memory a few times over while masked)."""
 NAME_MAX = 255
 """Bytes one path component may hold (Linux, every common file system)."""
 
@@ -152,10 +154,20 @@ def _free_name(folder: Path, wanted: str) -> str:
 
 
 def _scrub_file(path: Path, redactor: Redactor) -> None:
-    """Rewrite the file masked, in one rename; it keeps its mode (an +x script)."""
+    """Rewrite the file masked, in one rename; it keeps its mode (an +x script). Masking
+    works on the whole text in memory, so a file over SCRUB_MAX bytes (a Case can write
+    the relay token, which it knows, 3 GiB into a sparse file) has its content replaced by
+    a note instead: the secret leaves the disk either way, and the memory stays bounded."""
+    st = path.stat()
+    if st.st_size > SCRUB_MAX:
+        note = (f"[cto-harness: this file ({st.st_size} bytes) held a form of a secret and is "
+                f"larger than {SCRUB_MAX} bytes, the most masked in place; its content was "
+                "removed]\n")
+        atomic_write_bytes(path, note.encode(), mode=stat.S_IMODE(st.st_mode))
+        return
     raw = path.read_bytes().decode("utf-8", errors="surrogateescape")
     atomic_write_bytes(path, redactor.redact(raw).encode("utf-8", "surrogateescape"),
-                       mode=stat.S_IMODE(path.stat().st_mode))
+                       mode=stat.S_IMODE(st.st_mode))
 
 
 def _scrub_link(link: Path, redactor: Redactor) -> None:

@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from core.extents import BLOCK, file_digest
 from core.redact import Redactor
 from core.rundir import UNHASHED, RunPaths, artifact_hashes
 from core.runscan import scan_run, scan_seconds
+from core.scan import scrub
 from core.validate import validate_run
 from tests.conftest import ROOT, Harness
 
@@ -203,3 +205,27 @@ def test_a_bad_byte_budget_is_a_usage_error_naming_the_variable(harness: Harness
     assert proc.returncode == 2, proc.stderr
     assert "CTO_HARNESS_SCAN_MAX_BYTES" in proc.stderr and "Traceback" not in proc.stderr
     assert not harness.runs_root.exists() or not any(harness.runs_root.iterdir())
+
+
+def test_a_leak_in_a_huge_sparse_file_is_scrubbed_in_bounded_memory(tmp_path: Path) -> None:
+    """A Case knows the relay token (a registered secret): written 3 GiB into a sparse
+    file, the scrub once read the whole 4 GiB into memory to mask it."""
+    token = secrets.token_urlsafe(24)
+    redactor = Redactor({"relay_token": token})
+    big = tmp_path / "big.bin"
+    with big.open("wb") as fh:
+        fh.truncate(4 << 30)
+        fh.seek(3 << 30)
+        fh.write(f"token={token}\n".encode())
+    scan = scan_run(tmp_path, redactor, seconds=60, max_bytes=1 << 20)
+    assert [leak.finding.line for leak in scan.leaks] == [1]
+    tracemalloc.start()
+    try:
+        findings = scrub(scan.leaks, redactor, tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [f.file for f in findings] == ["big.bin"]
+    assert peak < 64 << 20, f"peak {peak >> 20} MiB"
+    text = big.read_text()
+    assert token not in text and "its content was removed" in text
