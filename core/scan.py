@@ -80,13 +80,18 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
         os.close(fd)
 
 
-def _entries(paths: Iterable[Path]) -> Iterator[tuple[Path, bool]]:
+def _entries(paths: Iterable[Path],
+             unread: list[str]) -> Iterator[tuple[Path, bool]]:
     """Each argument's entries, sorted, with whether a link among them may be followed to
     read the file it names: a folder's every entry below it (its links are entries, never
-    followed), or the argument itself (named by whoever asked, so followed)."""
+    followed), or the argument itself (named by whoever asked, so followed). A folder that
+    cannot be listed goes to `unread`."""
+    def listing_failed(exc: OSError) -> None:
+        unread.append(f"{exc.filename}: cannot be listed ({exc.strerror})")
+
     for path in paths:
         if path.is_dir() and not path.is_symlink():
-            for folder, dirs, files in os.walk(path):
+            for folder, dirs, files in os.walk(path, onerror=listing_failed):
                 dirs.sort()
                 for name in sorted((*dirs, *files)):
                     yield Path(folder, name), False
@@ -111,14 +116,15 @@ class Leak:
     finding: LeakFinding
 
 
-def find_leaks(paths: Iterable[Path], redactor: Redactor,
-               root: Path | None = None) -> list[Leak]:
+def find_leaks(paths: Iterable[Path], redactor: Redactor, root: Path | None = None,
+               unread: list[str] | None = None) -> list[Leak]:
     """Every form in the names of the entries under `paths` (or of a path given itself),
     in the target text of every link, and in every regular file's bytes. Links are never
     followed below a folder: a link can point anywhere, and the file it names is scanned
-    where it lives if it is in `paths`."""
+    where it lives if it is in `paths`. What cannot be read is named in `unread`."""
     leaks: list[Leak] = []
-    for path, given in _entries(paths):
+    unread = [] if unread is None else unread
+    for path, given in _entries(paths, unread):
         shown = _display(path, root, redactor)
         try:
             found = text_findings(shown, path.name, "name", redactor)
@@ -126,16 +132,19 @@ def find_leaks(paths: Iterable[Path], redactor: Redactor,
                 found += text_findings(shown, os.readlink(path), "link_target", redactor)
             if path.is_file() and (given or not path.is_symlink()):
                 found += findings(shown, _file_chunks(path), redactor)
-        except OSError:
-            continue  # vanished or unreadable while scanning: nothing of it was written out
+        except FileNotFoundError:
+            continue  # vanished while scanning: nothing of it is left
+        except OSError as exc:
+            unread.append(f"{shown}: cannot be read ({exc.strerror})")
+            continue
         leaks += [Leak(path, finding) for finding in found]
     return leaks
 
 
-def scan_paths(paths: Iterable[Path], redactor: Redactor,
-               root: Path | None = None) -> list[LeakFinding]:
+def scan_paths(paths: Iterable[Path], redactor: Redactor, root: Path | None = None,
+               unread: list[str] | None = None) -> list[LeakFinding]:
     """The findings of `find_leaks`: what `cto-harness scan` reports."""
-    return [leak.finding for leak in find_leaks(paths, redactor, root)]
+    return [leak.finding for leak in find_leaks(paths, redactor, root, unread)]
 
 
 def _fit(name: str, room: int = 0) -> str:
@@ -272,25 +281,32 @@ def _run(args: argparse.Namespace) -> int:
               "set CTO_HARNESS_CASE_LOCAL_BASE_URL (or CTO_HARNESS_CASE_LOCAL_BASE_URL_FILE)",
               file=sys.stderr)
         return EXIT_USAGE
-    findings = scan_paths([Path(p) for p in args.paths], redactor)
+    unread: list[str] = []
+    findings = scan_paths([Path(p) for p in args.paths], redactor, unread=unread)
+    unread = [redactor.redact(u) for u in unread]  # a folder's name can hold the secret
     if args.staged:
         try:
             findings += scan_git_index(Path.cwd(), redactor)
         except (GitError, OSError) as exc:
             raise UsageError(f"scan --staged: git could not read the index here ({exc})") from None
     if args.json:
-        emit_json({"clean": not findings, "forms": len(redactor.forms),
+        emit_json({"clean": not findings and not unread, "forms": len(redactor.forms),
                    "unmaskable_forms": redactor.unmaskable,
-                   "findings": [f.model_dump(mode="json") for f in findings]})
+                   "findings": [f.model_dump(mode="json") for f in findings],
+                   "unread": unread})
     else:
         for f in findings:
             place = f"{f.file}:{f.line}" if f.where == "content" else (
                 f"{f.file} (in its {'name' if f.where == 'name' else 'link target'})")
             print(visible(f"{place}: {f.secret} ({f.form})"))
+        for problem in unread:
+            print(visible(f"cto-harness scan: not scanned: {problem}"), file=sys.stderr)
         print(f"cto-harness scan: {len(findings)} leak(s) found" if findings
+              else f"cto-harness scan: {len(unread)} path(s) could not be read, so not proven "
+                   "clean" if unread
               else f"cto-harness scan: clean ({len(redactor.forms)} forms looked for)",
               file=sys.stderr)
-    return 1 if findings else 0
+    return 1 if findings or unread else 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -298,7 +314,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "scan", help="look for every form of the configured secrets in files or the git index",
         description="Exit 1 when any form of the endpoint or API key is found in a file's "
                     "bytes (file:line), a file or folder name, or a link's target text "
-                    "(with the secret and form, never the value), 0 when clean, 2 on bad "
+                    "(with the secret and form, never the value), or when a file or folder "
+                    "cannot be read (named: not proven clean); 0 when clean, 2 on bad "
                     "input.")
     parser.add_argument("paths", nargs="*", metavar="PATH", help="files or directories")
     parser.add_argument("--staged", action="store_true",

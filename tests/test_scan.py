@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import shutil
@@ -15,6 +16,7 @@ import pytest
 
 from core.redact import Redactor
 from core.scan import find_leaks, scan_git_index, scan_paths, scrub
+from tests.conftest import unprivileged
 
 CLI = Path(sys.executable).with_name("cto-harness")
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -229,3 +231,30 @@ def test_scan_git_index_sees_a_staged_path_named_by_the_secret(tmp_path: Path) -
     findings = scan_git_index(tmp_path, redactor)
     assert [(f.file, f.line, f.where) for f in findings] == [
         ("[REDACTED:endpoint].json", 0, "name")]
+
+
+def test_cli_names_what_it_cannot_read_and_does_not_call_it_clean(tmp_path: Path) -> None:
+    """A folder it cannot list or a file it cannot open once passed as scanned: `clean`."""
+    secret = endpoint()
+    tree = tmp_path / "tree"
+    (tree / "locked").mkdir(parents=True)
+    (tree / "locked" / "notes.txt").write_text(secret)
+    (tree / "sealed.txt").write_text(secret)
+    (tree / "ok.txt").write_text("fine\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CTO_HARNESS_")}
+    env["CTO_HARNESS_CASE_LOCAL_BASE_URL"] = secret
+    (tree / "locked").chmod(0)
+    (tree / "sealed.txt").chmod(0)
+    try:
+        proc = subprocess.run(unprivileged([str(CLI), "scan", str(tree), "--json"]), env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        (tree / "locked").chmod(0o755)
+        (tree / "sealed.txt").chmod(0o644)
+    assert proc.returncode == 1, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["clean"] is False and out["findings"] == []
+    assert sorted(out["unread"]) == [
+        f"{tree / 'locked'}: cannot be listed (Permission denied)",
+        f"{tree / 'sealed.txt'}: cannot be read (Permission denied)"]
+    assert secret not in proc.stdout + proc.stderr
