@@ -160,7 +160,8 @@ type, so a server that has the route refuses it (400/422) and generates nothing.
 def probe_routes(resolved: Resolved, timeout: float,
                  redact: Callable[[str], str]) -> ReadinessCheck:
     """POST a deliberately invalid body to the route(s) the Case uses (CTO_HARNESS_CASE_API):
-    400/422 means the route is there; 404/405 means the endpoint does not serve it."""
+    404/405 means the endpoint does not serve it; 401/403 that it wants another key; any
+    other answer (400/422 from vLLM or SGLang, 500 from llama-cpp-python) that it has it."""
     if resolved.case_api not in CASE_APIS:
         return _check("route_served", "invalid",
                       f"{CASE_API_VAR} must be one of {', '.join(CASE_APIS)}, "
@@ -179,10 +180,12 @@ def probe_routes(resolved: Resolved, timeout: float,
                           f"POST /{route} is not served (HTTP {status}); the Case's "
                           f"{CASE_API_VAR}={resolved.case_api} needs it: serve it, or set "
                           f"{CASE_API_VAR} to the API your Case speaks", latency)
-        if status in (401, 403) or status >= 500:
+        if status in (401, 403):
             return _check("route_served", "error", f"POST /{route}: HTTP {status} in "
                           f"{latency:g} ms: {_status_hint(status, resolved.api_key is not None)}",
                           latency)
+        # Any other answer comes from the route's own handler: llama-cpp-python's server
+        # answers a body that fails its validation with a 500, vLLM and SGLang with 400/422.
         found.append(f"POST /{route} is served (HTTP {status} to a deliberately invalid "
                      f"request, {latency:g} ms)")
     return _check("route_served", "ok", "; ".join(found))
