@@ -15,6 +15,7 @@ import shutil
 import stat
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -145,13 +146,14 @@ def _file_paths(root: str) -> list[str]:
     return sorted(found)
 
 
-def reclaim(root: Path) -> None:
+def reclaim(root: Path, deadline: float | None = None) -> None:
     """Owner read and write (and search, for folders) on everything under `root`, links
     left alone: a Case can chmod 000 a file holding the secret, or 0500 its folder, and the
     leak scan must still read it and the scrub write there. What cannot be changed is left
-    for the scan to report."""
+    for the scan to report; so is what is left when time.monotonic() passes `deadline`
+    (the leak scan's budget counts this walk too)."""
     stack = [root]
-    while stack:
+    while stack and (deadline is None or time.monotonic() < deadline):
         folder = stack.pop()
         _grant(folder, stat.S_IRWXU)
         try:

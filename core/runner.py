@@ -537,8 +537,10 @@ class Runner:
         scrubbed where a form is found. Links are never followed: a link the Case planted
         (to /proc/self/environ, say) is retargeted as text, so nothing outside the run is
         read, let alone copied in. What the budget left unread is listed, never skipped."""
-        reclaim(self.paths.root)
-        scan = scan_run(self.paths.root, self.redactor, self.scan_seconds, self.scan_bytes)
+        started = time.monotonic()
+        reclaim(self.paths.root, deadline=started + self.scan_seconds)
+        scan = scan_run(self.paths.root, self.redactor, self.scan_seconds, self.scan_bytes,
+                        started=started)
         self.state.scan = scan.summary
         self.state.unhashed = scan.unscanned
         self.state.digests = scan.digests

@@ -71,9 +71,10 @@ class RunScan:
 
 
 class _Scanner:
-    def __init__(self, root: Path, redactor: Redactor, seconds: float, max_bytes: int) -> None:
+    def __init__(self, root: Path, redactor: Redactor, seconds: float, max_bytes: int,
+                 started: float | None) -> None:
         self.root, self.redactor = root, redactor
-        self.t0 = time.monotonic()
+        self.t0 = time.monotonic() if started is None else started
         self.deadline = self.t0 + seconds
         self.max_bytes = max_bytes
         self.out = RunScan(summary=ScanSummary(budget_s=round(seconds, 3),
@@ -238,7 +239,9 @@ class _Scanner:
                                            data_bytes=size))
 
 
-def scan_run(root: Path, redactor: Redactor, seconds: float, max_bytes: int) -> RunScan:
-    """Leaks in the names, link targets and files under `root`, within `seconds` and
-    `max_bytes` of reading; what was not read is listed (summary.unscanned)."""
-    return _Scanner(root, redactor, seconds, max_bytes).run()
+def scan_run(root: Path, redactor: Redactor, seconds: float, max_bytes: int,
+             started: float | None = None) -> RunScan:
+    """Leaks in the names, link targets and files under `root`, within `seconds` (from
+    `started`, a time.monotonic(), else now) and `max_bytes` of reading; what was not read
+    is listed (summary.unscanned)."""
+    return _Scanner(root, redactor, seconds, max_bytes, started).run()
