@@ -437,9 +437,10 @@ def test_terminate_or_hangup_cancels_and_reports(harness: Harness, sig: int) -> 
 
 @contextlib.contextmanager
 def write_lease(path: Path) -> Iterator[Callable[[], bool]]:
-    """A write lease on `path` (fcntl F_SETLEASE): the next open() of it by another process
-    waits until the lease is released (or the kernel's lease-break-time, 45 s by default,
-    passes). Yields whether someone has opened it since, i.e. the lease is being broken."""
+    """A write lease on `path` (fcntl F_SETLEASE): another process's open() of it waits
+    until the lease is released (a non-blocking open fails with EWOULDBLOCK until then; the
+    kernel ends the lease after lease-break-time, 45 s by default). Yields whether someone
+    has tried to open it since, i.e. the lease is being broken."""
     previous = signal.signal(signal.SIGIO, signal.SIG_IGN)  # the break's notice; default kills
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -457,9 +458,10 @@ def test_ctrl_c_while_the_run_is_being_sealed_still_writes_the_report(
 ) -> None:
     """Ctrl-C comes while the leak scan is reading the run's files: the scan, its scrub and
     the report still complete, and `--json` still prints its object. The test holds the
-    scan itself: a file in the workspace under a write lease makes the scan's open() of it
-    wait, and the lease tells the test when that open came, so the interrupt lands inside
-    the sealing every time, not in a race against how long a scan takes."""
+    scan itself: a file in the workspace under a write lease holds the scan at that file
+    (it retries the open within its time budget), and the lease tells the test when the
+    scan reached it, so the interrupt lands inside the sealing every time, not in a race
+    against how long a scan takes."""
     proc = harness.start("run", "--engine", "fake", "--json")
     deadline = time.monotonic() + 30
     while not list(harness.runs_root.glob("*/workspace")) and time.monotonic() < deadline:
