@@ -123,24 +123,26 @@ def run_files(root: Path) -> list[Path]:
     """Every regular file and symbolic link under `root`, links never followed: a Case can
     plant a link to anything (its target is read by no one), or a FIFO (skipped: opening
     one blocks)."""
-    return [Path(p) for p in _file_paths(str(root))]
+    return [Path(p) for p, _ in _file_paths(str(root))]
 
 
-def _file_paths(root: str) -> list[str]:
-    """run_files as strings, sorted: one scandir a folder, each entry's type from the
-    listing, so linear (a list membership test per name made 100,000 files cost a
-    minute), and no Path object per file (a third of the time at 100,000)."""
-    found: list[str] = []
-    stack = [root]
+def _file_paths(root: str, marked: set[str] | frozenset[str] = frozenset()
+                ) -> list[tuple[str, bool]]:
+    """run_files as strings, sorted, each with whether it lies under a `marked` folder: one
+    scandir a folder, each entry's type from the listing, so linear (a list membership
+    test per name made 100,000 files cost a minute), and no Path object per file (a third
+    of the time at 100,000)."""
+    found: list[tuple[str, bool]] = []
+    stack = [(root, root in marked)]
     while stack:
-        folder = stack.pop()
+        folder, under = stack.pop()
         try:
             with os.scandir(folder) as entries:
                 for entry in entries:
                     if entry.is_symlink() or entry.is_file(follow_symlinks=False):
-                        found.append(entry.path)
+                        found.append((entry.path, under))
                     elif entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
+                        stack.append((entry.path, under or entry.path in marked))
         except OSError:
             continue  # unreadable: the leak scan names it
     return sorted(found)
@@ -202,19 +204,22 @@ def artifact_digest(path: Path) -> str:
 
 
 def artifact_hashes(paths: RunPaths, known: dict[str, str] | None = None,
-                    unhashed: set[str] | frozenset[str] = frozenset()) -> dict[str, str]:
+                    unhashed: set[str] | frozenset[str] = frozenset(),
+                    unhashed_folders: set[str] | frozenset[str] = frozenset()
+                    ) -> dict[str, str]:
     """The digest of every file of the run but report.json and trace.jsonl (which vouch for
     the rest), by path relative to the run: what the report records and validate re-checks.
     `known`: digests of regular files already taken, by path (the leak scan's, as it read
-    them); `unhashed`: paths left unread (recorded as UNHASHED)."""
+    them); `unhashed`: files, and `unhashed_folders`: folders whose every file, left unread
+    by the scan, are recorded as UNHASHED without being read now either."""
     skip = {str(paths.report), str(paths.trace)}
     known = known or {}
     out: dict[str, str] = {}
-    for path in _file_paths(str(paths.root)):
+    for path, in_unread_folder in _file_paths(str(paths.root), unhashed_folders):
         if path in skip:
             continue
         key = artifact_key(Path(path), paths.root)
-        if path in unhashed:
+        if in_unread_folder or path in unhashed:
             out[key] = UNHASHED
         elif path in known:
             out[key] = known[path]

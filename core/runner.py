@@ -108,6 +108,7 @@ class _State:
     records: list[RelayRecord] = field(default_factory=list)
     scan: ScanSummary = field(default_factory=ScanSummary)
     unhashed: set[str] = field(default_factory=set)
+    unhashed_folders: set[str] = field(default_factory=set)
     digests: dict[str, str] = field(default_factory=dict)
     network: CaseNetwork = "host"
     network_detail: str = "the Case did not start"
@@ -543,6 +544,7 @@ class Runner:
                         started=started)
         self.state.scan = scan.summary
         self.state.unhashed = scan.unscanned
+        self.state.unhashed_folders = scan.unscanned_folders
         self.state.digests = scan.digests
         self.state.leaks = [leak.finding for leak in scan.leaks]  # reported if a scrub fails
         if scan.leaks:
@@ -566,7 +568,7 @@ class Runner:
             status = "error"
         if not s.scan.complete:
             s.reasons.append(
-                f"unscanned: {s.scan.unscanned_count} file(s) of the run were not scanned for "
+                f"unscanned: {s.scan.unscanned_count} entries of the run were not scanned for "
                 "leaks (see scan.unscanned), so it cannot claim the endpoint was not written")
         status = self._verdict(status)
         real = s.checks.ran and s.checks.total > 0 and s.checks.passed == s.checks.total
@@ -580,7 +582,8 @@ class Runner:
                 else f"real {'passed' if real else 'failed'}, fake "
                      + {None: "not run", True: "passed", False: "failed"}[fake_passed],
             )
-        artifacts = artifact_hashes(self.paths, known=s.digests, unhashed=s.unhashed)
+        artifacts = artifact_hashes(self.paths, known=s.digests, unhashed=s.unhashed,
+                                    unhashed_folders=s.unhashed_folders)
         s.durations.scan_s = round(time.monotonic() - t0, 3)
         s.durations.total_s = round(time.monotonic() - self.started, 3)  # the wall time
         report = Report(

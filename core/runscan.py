@@ -68,6 +68,8 @@ class RunScan:
     digests: dict[str, str] = field(default_factory=dict)
     """The content digest of every regular file read whole, as read, by path."""
     unscanned: set[str] = field(default_factory=set)
+    unscanned_folders: set[str] = field(default_factory=set)
+    """Folders not listed: nothing under them was read (nor is to be hashed)."""
 
 
 class _Scanner:
@@ -110,23 +112,26 @@ class _Scanner:
         while stack:
             folder = stack.pop()
             if self.late():
-                for rest in (folder, *stack):
+                for rest in (folder, *reversed(stack)):
                     self.skip(rest, f"folder not listed: {self.out_of_time}")
+                    self.out.unscanned_folders.add(rest)
                 break
             try:
                 with os.scandir(folder) as listing:
                     entries = sorted(listing, key=lambda e: e.name)
             except OSError as exc:
                 self.skip(folder, f"folder cannot be listed ({exc.strerror})")
+                self.out.unscanned_folders.add(folder)
                 continue
             self._names(folder, entries)
             subfolders = []
             for index, entry in enumerate(entries):
-                if self.late():
+                if self.late():  # the rest: files listed here, folders as the loop ends
                     for rest in entries[index:]:
-                        self.skip(rest.path, self.out_of_time)
-                    stack += [e.path for e in entries[index:]
-                              if e.is_dir(follow_symlinks=False)]
+                        if rest.is_dir(follow_symlinks=False):
+                            subfolders.append(rest.path)
+                        else:
+                            self.skip(rest.path, self.out_of_time)
                     break
                 self._entry(entry, subfolders)
             stack += reversed(subfolders)

@@ -195,7 +195,7 @@ def _criteria(paths: RunPaths, manifest: Manifest, report: Report,
                   (f"{len(leaks)} leak finding(s); the files were scrubbed" if leaks else
                    "the end-of-run leak scan found no form of any secret in the run's files")
                   + ("" if scan.complete else
-                     f"; but {scan.unscanned_count} file(s) were not scanned, so a form may "
+                     f"; but {scan.unscanned_count} entries were not scanned, so a form may "
                      f"be in them ({unscanned}"
                      + (", …" if scan.unscanned_count > 3 else "") + ")"),
                   *([Evidence(file=f.file, line=f.line,

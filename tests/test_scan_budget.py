@@ -113,6 +113,9 @@ def test_when_time_runs_out_what_is_left_is_listed(tmp_path: Path) -> None:
     assert not scan.summary.complete
     assert [u.file for u in scan.summary.unscanned] == ["."]
     assert "time budget (0 s) ran out" in scan.summary.unscanned[0].reason
+    hashes = artifact_hashes(RunPaths(tmp_path), known=scan.digests, unhashed=scan.unscanned,
+                             unhashed_folders=scan.unscanned_folders)
+    assert len(hashes) == 6 and set(hashes.values()) == {UNHASHED}  # not read afterwards
 
 
 @contextlib.contextmanager
@@ -183,7 +186,7 @@ def test_a_case_burying_the_scan_cannot_pass_and_the_report_says_why(
     assert all(u["file"].startswith("workspace/flood/")
                and u["reason"].startswith("over the byte budget") for u in scan["unscanned"])
     assert [(f["file"], f["size"]) for f in scan["sparse"]] == [("workspace/big.bin", 4 << 30)]
-    assert any(r.startswith(f"unscanned: {scan['unscanned_count']} file(s)")
+    assert any(r.startswith(f"unscanned: {scan['unscanned_count']} entries")
                for r in report["reasons"])
     assert sum(v == UNHASHED for v in report["artifacts"].values()) == scan["unscanned_count"]
     trace = harness.trace(run_dir)
@@ -229,3 +232,26 @@ def test_a_leak_in_a_huge_sparse_file_is_scrubbed_in_bounded_memory(tmp_path: Pa
     assert peak < 64 << 20, f"peak {peak >> 20} MiB"
     text = big.read_text()
     assert token not in text and "its content was removed" in text
+
+
+def test_a_scan_held_past_its_time_lists_each_unread_entry_once(tmp_path: Path) -> None:
+    """Held at a/held.txt by a lease until the time runs out: b/ is listed as one folder
+    not listed, and its files are not read for their hashes afterwards either."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    held = tmp_path / "a" / "held.txt"
+    held.write_text("held\n")
+    for i in range(3):
+        (tmp_path / "b" / f"{i}.txt").write_text("x")
+    (tmp_path / "c.txt").write_text("c\n")
+    with leased(held):
+        scan = scan_run(tmp_path, Redactor({"endpoint": endpoint()}), seconds=0.5,
+                        max_bytes=1 << 20)
+    assert [(u.file, u.reason.split(":")[0].split(" until")[0])
+            for u in scan.summary.unscanned] == [
+        ("a/held.txt", "held by a file lease"), ("b", "folder not listed")]
+    assert scan.summary.unscanned_count == 2 and scan.summary.files_read == 1
+    hashes = artifact_hashes(RunPaths(tmp_path), known=scan.digests, unhashed=scan.unscanned,
+                             unhashed_folders=scan.unscanned_folders)
+    assert hashes == {"a/held.txt": UNHASHED, "b/0.txt": UNHASHED, "b/1.txt": UNHASHED,
+                      "b/2.txt": UNHASHED, "c.txt": digest(tmp_path / "c.txt")}
