@@ -167,11 +167,8 @@ def _criteria(paths: RunPaths, manifest: Manifest, report: Report,
                       "demo endpoint: the real endpoint was not used",
                       Evidence(file="manifest.json", field="demo")))
     else:
-        out.append(_c("endpoint_config_supplied", "ok" if report.endpoint_configured
-                      else "failed",
-                      f"supplied through {config.get('endpoint_source')}" if configured
-                      else "the endpoint was not supplied (or unusable) at runtime",
-                      at(config), rep("endpoint_configured")))
+        out.append(_endpoint_supplied(report, config, configured, at(config),
+                                      rep("endpoint_configured")))
 
     if is_case and not report.endpoint_configured:
         ok = blocked is not None and started is None and report.status == "blocked"
@@ -259,6 +256,25 @@ def _criteria(paths: RunPaths, manifest: Manifest, report: Report,
         out.append(_c("stage2_pass_evidence", "ok", "Stage 2 passed on the real Case",
                       rep("stage2_passed")))
     return out
+
+
+def _endpoint_supplied(report: Report, config: dict | None, configured: bool,
+                       *evidence: Evidence) -> Criterion:
+    """ok only when the trace says where the endpoint came from: a field missing from the
+    trace fails the criterion with its reason, never reads as "supplied through None"."""
+    if not report.endpoint_configured:
+        return _c("endpoint_config_supplied", "failed",
+                  "the endpoint was not supplied (or unusable) at runtime", *evidence)
+    if config is None:
+        return _c("endpoint_config_supplied", "failed", "trace.jsonl has no config_resolved "
+                  "event: where the endpoint came from is not recorded", *evidence)
+    source = config.get("endpoint_source")
+    if not configured or not isinstance(source, str) or not source:
+        missing = "endpoint_configured" if not configured else "endpoint_source"
+        return _c("endpoint_config_supplied", "failed",
+                  f"config_resolved has no {missing}: the report says the endpoint was "
+                  "configured, the trace does not say how", *evidence)
+    return _c("endpoint_config_supplied", "ok", f"supplied through {source}", *evidence)
 
 
 def validate_run(run_dir: Path) -> Validation:

@@ -135,3 +135,23 @@ def test_dashboard_takes_no_abbreviation(tmp_path: Path, flag: str) -> None:
                           cwd=tmp_path, env=bare_env(), capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 2 and "unrecognized arguments" in proc.stderr
+
+
+def test_validate_never_prints_none_for_a_field_the_trace_lacks(tmp_path: Path) -> None:
+    from tests.tui_fixtures import QWEN, FixtureRun, run_id, stage2
+
+    run = FixtureRun(tmp_path / "runs", run_id(0, 2001))
+    run.event(0.05, "config_resolved", endpoint_configured=True, provider="qwen-local",
+              model=QWEN)  # no endpoint_source: how the endpoint was supplied is unknown
+    run.readiness(True)
+    run.event(0.3, "readiness_checked", ready=True, checks={"endpoint_config": "ok"})
+    run.event(0.35, "admission_checked", status="admitted", detail="admitted")
+    stage2(run)
+    run.report("passed", 9.5)
+    proc = cli("validate", str(run.paths.root), "--json", cwd=tmp_path)
+    criteria = {c["id"]: c for c in json.loads(proc.stdout)["criteria"]}
+    supplied = criteria["endpoint_config_supplied"]
+    assert supplied["verdict"] == "failed"
+    assert "config_resolved has no endpoint_source" in supplied["detail"]
+    text = cli("validate", str(run.paths.root), cwd=tmp_path).stdout
+    assert "None" not in text and "True" not in text and "False" not in text

@@ -126,8 +126,11 @@ class FixtureRun:
         self.writer.write_json(self.paths.readiness, readiness)
 
     def preflight(self, ready: bool = True) -> None:
-        self.event(0.05, "config_resolved", endpoint_configured=ready, provider="qwen-local",
-                   model=QWEN)
+        self.event(0.05, "config_resolved", endpoint_configured=ready,
+                   endpoint_source="CTO_HARNESS_CASE_LOCAL_BASE_URL" if ready else None,
+                   case_bin="/opt/agents/bin/case", admission_file="/etc/cto/admission.json",
+                   provider="qwen-local", model=QWEN, redaction_forms=24 if ready else 0,
+                   unmaskable_forms=[])
         self.readiness(ready)
         self.event(0.3, "readiness_checked", ready=ready,
                    checks={"endpoint_config": "ok" if ready else "missing"})
@@ -159,6 +162,12 @@ class FixtureRun:
         self.event(seconds + 0.01, "run_finished", status=status, exit_code=base["exit_code"])
 
 
+def exited(code: int, seconds: float) -> dict[str, Any]:
+    """case_process_exited's fields, as the runner writes them."""
+    return dict(exit_code=code, duration_s=seconds, timed_out=False, cancelled=False,
+                output_bytes=2048, start_error=None)
+
+
 def _checks(passed: int, total: int) -> CheckCounts:
     return CheckCounts(passed=passed, failed=total - passed, total=total, ran=True,
                        detail=f"{passed} of {total} checks passed")
@@ -178,11 +187,12 @@ CASE_LOG = [
 
 def stage2(run: FixtureRun, *, relay: int = 3, checks: tuple[int, int] = (3, 3)) -> None:
     run.event(0.4, "relay_started", url="http://127.0.0.1:40123/v1")
-    run.event(0.5, "case_process_started", pid=4242, argv=["case", "--task-file", "task.md"])
+    run.event(0.5, "case_process_started", pid=4242, argv=["case", "--task-file", "task.md"],
+              network="isolated")
     run.log(*CASE_LOG)
     for i in range(relay):
         run.relay(1 + i, QWEN, QWEN)
-    run.event(6.5, "case_process_exited", exit_code=0, duration_s=6.0)
+    run.event(6.5, "case_process_exited", **exited(0, 6.0))
     run.event(7.0, "checks_completed", **_checks(*checks).model_dump())
     run.event(7.1, "baseline_started", engine="fake")
     run.event(8.9, "baseline_completed", status="failed", checks=_checks(0, 3).model_dump())
@@ -225,14 +235,14 @@ def make_runs_root(root: Path) -> dict[str, Path]:
     run = FixtureRun(root, run_id(3, 1004), minute=3)
     run.preflight()
     run.event(0.4, "relay_started", url="http://127.0.0.1:40124/v1")
-    run.event(0.5, "case_process_started", pid=4243, argv=["case"])
+    run.event(0.5, "case_process_started", pid=4243, argv=["case"], network="isolated")
     run.log("case: trying the hosted model", "falling back to claude-sonnet-4-6")
     run.relay(1, QWEN, QWEN)
     run.relay(7, "claude-sonnet-4-6", None, status=403, refused="model not admitted")
     evidence = Evidence(file="backend/relay.jsonl", line=2, field="model_asked",
                         detail=f"relay refused claude-sonnet-4-6 at {run.at(7)}")
     run.event(7.01, "guard_tripped", evidence=evidence.model_dump(exclude_none=True))
-    run.event(8, "case_process_exited", exit_code=1, duration_s=7.5)
+    run.event(8, "case_process_exited", **exited(1, 7.5))
     run.event(8.2, "checks_completed", **_checks(0, 3).model_dump())
     run.event(9, "guard_verdict", state="tripped", evidence=1, proven_requests=1)
     run.report("failed", 9.5, fallback_detected=True, guard_state="tripped",
@@ -243,7 +253,7 @@ def make_runs_root(root: Path) -> dict[str, Path]:
 
     run = FixtureRun(root, run_id(4, 1005), pid=dead_pid(), minute=4)
     run.preflight()
-    run.event(0.5, "case_process_started", pid=4244, argv=["case"])
+    run.event(0.5, "case_process_started", pid=4244, argv=["case"], network="isolated")
     run.log("case: working…")
     made["interrupted"] = run.paths.root
 
@@ -269,6 +279,6 @@ def make_running(root: Path, minute: int = 7) -> FixtureRun:
     run = FixtureRun(root, run_id(minute, os.getpid()), pid=os.getpid(), minute=minute)
     run.preflight()
     run.event(0.4, "relay_started", url="http://127.0.0.1:40125/v1")
-    run.event(0.5, "case_process_started", pid=4245, argv=["case"])
+    run.event(0.5, "case_process_started", pid=4245, argv=["case"], network="isolated")
     run.log("case: started")
     return run
