@@ -104,7 +104,7 @@ class Dashboard(RunControl, ReportsWorkerErrors, App[None]):
             # The root as typed (as in the subtitle): the screen shows it.
             self.add_mode("work", lambda: WorkItemsScreen(sot, runs_root, rules))
             self.screens_in_order.append("work")
-        self.sub_title = str(runs_root)  # as the user typed it
+        self.sub_title = safe(str(runs_root))  # as the user typed it
         self.runs_root = runs_root.resolve()
         self.log_ring = log_ring
         self.demo = demo

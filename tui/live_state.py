@@ -50,6 +50,16 @@ def plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}{'s' * (count != 1)}"
 
 
+ALARMS = ("guard_tripped", "leak_detected", "run_blocked")
+
+
+def since_previous(events: list[TraceEvent]) -> list[float | None]:
+    """How long each event took to reach from the one before it (None for the first)."""
+    times = [to_seconds(e.ts) for e in events]
+    return [None if i == 0 or now is None or before is None else max(0.0, now - before)
+            for i, (before, now) in enumerate(zip([None, *times], times, strict=False))]
+
+
 def to_seconds(ts: str) -> float | None:
     try:
         return datetime.fromisoformat(ts).timestamp()
@@ -196,26 +206,24 @@ class RunView:
 
     # -- timeline and results -------------------------------------------------------
     def timeline(self, now: float) -> list[Stage]:
+        """Each event with the time it took to reach from the one before (the Case's run
+        on case_process_exited, the checks' on checks_completed); while the run goes, the
+        next stage is current, its clock running from the last event."""
         seen = self.events
-        stages: list[Stage] = []
-        for i, event in enumerate(seen):
-            start = to_seconds(event.ts)
-            end = to_seconds(seen[i + 1].ts) if i + 1 < len(seen) else None
-            last = i + 1 == len(seen)
-            running = last and self.status == "running" and event.event != "run_finished"
-            if running and start is not None:
-                end = now
-            mark = ("alarm" if event.event in ("guard_tripped", "leak_detected", "run_blocked")
-                    else "current" if running else "done")
-            duration = None if start is None or end is None else max(0.0, end - start)
-            stages.append(Stage(event.event, clock(event.ts), duration, mark))
+        stages = [Stage(event.event, clock(event.ts), took,
+                        "alarm" if event.event in ALARMS else "done")
+                  for event, took in zip(seen, since_previous(seen), strict=True)]
         if self.status == "running" and not self._event("run_blocked"):
             names = {e.event for e in seen}
             skip = {"run_blocked"}
-            if self.manifest.engine == "fake":
+            if self.manifest is not None and self.manifest.engine == "fake":
                 skip |= {"relay_started", "baseline_started", "baseline_completed"}
-            stages += [Stage(name, "", None, "todo") for name in EVENTS
-                       if name not in names and name not in skip]
+            todo = [name for name in EVENTS if name not in names and name not in skip]
+            last = to_seconds(seen[-1].ts) if seen else None
+            for i, name in enumerate(todo):
+                clock_runs = i == 0 and last is not None
+                stages.append(Stage(name, "", max(0.0, now - last) if clock_runs else None,
+                                    "current" if i == 0 else "todo"))
         return stages
 
     def results_line(self) -> str:

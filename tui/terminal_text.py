@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from rich.text import Text
+
 from core.term import UNSAFE
 
 MAX_LINE = 2000
@@ -39,6 +41,13 @@ def safe(text: str) -> str:
     so an escape sequence shows as `␛]52;…` instead of acting. The one filter every
     screen's text from a run passes."""
     return text if text.isprintable() else UNSAFE.sub(_visible, text)
+
+
+def inert(text: object, style: str = "") -> Text:
+    """`safe()` as a Rich Text: what a table cell, a panel or a title from a run shows.
+    Never a plain str there: Textual and Rich parse a str as markup, and a model name like
+    `[link=…]` would become a terminal hyperlink (an OSC 8 sequence)."""
+    return Text(safe(str(text)), style=style)
 
 
 def clean_line(raw: bytes | str, limit: int = MAX_LINE) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -28,16 +29,56 @@ from textual.widgets import (
     Tabs,
 )
 
+from core.check_cases import check_pairs
 from core.models import Manifest, RelayRecord, Report, TraceEvent, Validation
 from core.rundir import RunPaths
 from core.runs import Unreadable, load_manifest, load_report, read_relay, read_trace
 from core.validate import validate_run
 from tui.failures import ReportsWorkerErrors
-from tui.live_state import clock, plural, to_seconds
+from tui.live_state import ALARMS, clock, plural, since_previous
+from tui.terminal_text import inert, safe
 from tui.widgets.file_view import FileView
 from tui.widgets.footer import SteadyFooter
 from tui.widgets.runs_table import STATUS_STYLE
 from tui.widgets.timeline import seconds
+
+OUTCOME_STYLE = {"passed": "green", "failed": "red", "error": "bold red",
+                 "skipped": "bright_black"}
+
+
+def tokens(count: int | None) -> str:
+    """A token count; None is unknown (the upstream did not say), never 0."""
+    return "unknown" if count is None else f"{count:,}"
+
+
+def exit_code(code: int | None) -> str:
+    return "none (never started)" if code is None else str(code)
+
+
+def outcome_cell(outcome: str | None) -> Text:
+    if outcome is None:
+        return Text("not run", style="bright_black")
+    return inert(outcome, OUTCOME_STYLE.get(outcome, ""))
+
+
+def sandbox_line(sandbox: object) -> str:
+    """The report's case_sandbox in one line, whatever shape it has (a model or a dict):
+    its fields by name, none of Python's spellings (True, None) shown."""
+    fields = sandbox.model_dump() if hasattr(sandbox, "model_dump") else sandbox
+    if not isinstance(fields, dict):
+        return str(fields)
+    words = []
+    for key, value in fields.items():
+        if value is None or value == [] or value == {}:
+            continue
+        if isinstance(value, bool):
+            words.append(key.replace("_", " ") if value else f"no {key.replace('_', ' ')}")
+        elif isinstance(value, list):
+            words.append(f"{key.replace('_', ' ')}: {', '.join(map(str, value))}")
+        else:
+            words.append(f"{key.replace('_', ' ')}: {value}")
+    return " · ".join(words) or "recorded, no details"
+
 
 VERDICT = {"ok": ("✓", "green"), "failed": ("✗", "red"), "not_applicable": ("–", "bright_black")}
 
@@ -52,6 +93,8 @@ class RunRecord:
     relay: list[RelayRecord] = field(default_factory=list)
     validation: Validation | None = None
     problems: list[str] = field(default_factory=list)
+    check_pairs: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    """Each check's outcome, real beside fake."""
 
 
 def read_record(run_dir: Path) -> RunRecord:
@@ -64,10 +107,18 @@ def read_record(run_dir: Path) -> RunRecord:
     record.trace = read_trace(run_dir)
     record.relay = read_relay(run_dir)
     record.validation = validate_run(run_dir)
+    record.check_pairs = check_pairs(run_dir)
     return record
 
 
 REREAD_S = 2.0
+
+
+class RunFilesTree(DirectoryTree):
+    """The run's files: every name is the Case's to choose, so shown through `safe()`."""
+
+    def process_label(self, label: str | Text) -> Text:
+        return super().process_label(inert(label.plain if isinstance(label, Text) else label))
 
 
 class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
@@ -92,7 +143,7 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
     def compose(self) -> ComposeResult:
         redact = self.app.redact  # type: ignore[attr-defined]
         yield Header()
-        yield Static(Text(self.run_dir.name, style="bold"), id="detail-title")
+        yield Static(inert(self.run_dir.name, "bold"), id="detail-title")
         with TabbedContent(id="tabs"):
             with TabPane("Summary", id="summary"), VerticalScroll():
                 yield Static("reading…", id="report")
@@ -107,7 +158,7 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
             with TabPane("Baseline", id="baseline"), VerticalScroll():
                 yield Static(id="baseline-view")
             with TabPane("Files", id="files"), Horizontal():
-                yield DirectoryTree(self.run_dir, id="tree")
+                yield RunFilesTree(self.run_dir, id="tree")
                 with Vertical(id="file-pane"):
                     yield FileView(redact, id="file-view")
         yield SteadyFooter()
@@ -141,53 +192,64 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold", no_wrap=True)
         table.add_column()
+
+        def row(label: str, value: object, style: str = "") -> None:
+            table.add_row(label, inert(redact(str(value)), style))
+
         status = report.status if report else (record.validation.status
                                                 if record.validation else "unknown")
-        table.add_row("status", Text(status, style=STATUS_STYLE.get(status, "magenta")))
+        row("status", status, STATUS_STYLE.get(status, "magenta"))
         for problem in record.problems:
-            table.add_row("problem", Text(problem, style="red"))
+            row("problem", problem, "red")
         if manifest is not None:
-            table.add_row("task", f"{manifest.task} · engine {manifest.engine} · "
-                                  f"profile {manifest.profile}")
+            row("task", f"{manifest.task} · engine {manifest.engine} · profile "
+                        f"{manifest.profile}")
+            if manifest.case_bin_name:
+                row("case", manifest.case_bin_name)
             if manifest.demo:
-                table.add_row("endpoint", Text("demo endpoint: never evidence for the real "
-                                               "model", style="black on yellow"))
+                row("endpoint", "demo endpoint: never evidence for the real model",
+                    "black on yellow")
             if manifest.retry_of:
-                table.add_row("retry of", manifest.retry_of)
+                row("retry of", manifest.retry_of)
         if report is not None:
-            table.add_row("stage", f"{report.stage} (stage 2 passed: {report.stage2_passed})")
-            table.add_row("provider / model", f"{report.case_model_provider} / "
-                                              f"{report.case_model}")
-            table.add_row("admission", report.case_model_admission_status)
-            table.add_row("fallback", Text(
-                f"{'DETECTED' if report.fallback_detected else 'none'} · guard "
-                f"{report.guard_state}", style="bold red" if report.fallback_detected else ""))
-            for ev in report.fallback_evidence:
-                table.add_row("", redact(f"{ev.file}:{ev.line or ''} {ev.detail}"))
-            table.add_row("case network", Text(
-                f"{report.case_network} · {report.case_network_detail}",
-                style="" if report.case_network == "isolated" else "yellow"))
-            relay = report.relay
-            table.add_row("relay", f"{plural(relay.requests, 'request')} · "
-                                   f"{relay.forwarded} forwarded · "
-                                   f"{relay.refused} refused · {relay.errors} errors · models "
-                                   f"{', '.join(relay.models_seen) or 'none'}")
-            checks = report.checks
-            table.add_row("checks", f"{checks.passed}/{checks.total} passed"
-                          if checks.ran else f"not run ({checks.detail})")
-            table.add_row("baseline", f"{report.baseline.status} · "
-                          + (report.comparison.detail if report.comparison else "no comparison"))
-            red = report.redaction
-            table.add_row("redaction", f"{red.forms} forms · {red.log_redactions} in the log · "
-                                       f"leaks {'FOUND' if report.leak_detected else 'none'}")
-            table.add_row("duration", seconds(report.durations.total_s))
-            for reason in report.reasons:
-                table.add_row("reason", redact(reason))
+            self._report_rows(report, row)
         elif manifest is not None:
-            table.add_row("report", "none yet (running or interrupted)")
+            row("report", "none yet (running or interrupted)")
         self.query_one("#report", Static).update(Group(Text("Report", style="bold underline"),
                                                       table))
         self.query_one("#evidence", Static).update(self._evidence())
+
+    @staticmethod
+    def _report_rows(report: Report, row: Callable[..., None]) -> None:
+        row("stage", f"{report.stage} · stage 2 "
+                     f"{'passed' if report.stage2_passed else 'not passed'}")
+        row("provider / model", f"{report.case_model_provider} / {report.case_model}")
+        row("admission", report.case_model_admission_status)
+        row("fallback", f"{'DETECTED' if report.fallback_detected else 'none'} · guard "
+                        f"{report.guard_state}", "bold red" if report.fallback_detected else "")
+        for ev in report.fallback_evidence:
+            row("", f"{ev.file}{f':{ev.line}' if ev.line else ''} {ev.detail}")
+        row("case network", f"{report.case_network} · {report.case_network_detail}",
+            "" if report.case_network == "isolated" else "yellow")
+        sandbox = getattr(report, "case_sandbox", None)
+        if sandbox is not None:
+            row("case sandbox", sandbox_line(sandbox))
+        relay = report.relay
+        row("relay", f"{plural(relay.requests, 'request')} · {relay.forwarded} forwarded · "
+                     f"{relay.refused} refused · {plural(relay.errors, 'error')} · tokens "
+                     f"{tokens(relay.prompt_tokens)} in / {tokens(relay.completion_tokens)} "
+                     f"out · models {', '.join(relay.models_seen) or 'none'}")
+        checks = report.checks
+        row("checks", f"{checks.passed}/{checks.total} passed" if checks.ran
+            else f"not run ({checks.detail})")
+        row("baseline", f"{report.baseline.status} · "
+            + (report.comparison.detail if report.comparison else "no comparison"))
+        red = report.redaction
+        row("redaction", f"{red.forms} forms · {red.log_redactions} in the log · leaks "
+                         f"{'FOUND' if report.leak_detected else 'none'}")
+        row("duration", seconds(report.durations.total_s))
+        for reason in report.reasons:
+            row("reason", reason)
 
     def _evidence(self) -> Group:
         validation = self.record.validation
@@ -208,26 +270,23 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
             pointers = ", ".join(
                 f"{e.file}{f':{e.line}' if e.line else ''}{f' {e.field}' if e.field else ''}"
                 for e in c.evidence)
-            table.add_row(Text(symbol, style=colour), c.id, c.detail, Text(pointers,
-                                                                           style="cyan"))
-        problems = [Text(f"! {p}", style="red") for p in validation.problems]
+            table.add_row(Text(symbol, style=colour), inert(c.id), inert(c.detail),
+                          inert(pointers, "cyan"))
+        problems = [inert(f"! {p}", "red") for p in validation.problems]
         return Group(title, verdict, table, *problems)
 
     def _trace(self) -> None:
         table = self.query_one("#trace-table", DataTable)
         table.clear(columns=True)  # read again while the run goes on
-        table.add_columns("seq", "time", "+", "event", "fields")
+        table.add_columns("seq", "time", "took", "event", "fields")
         events = self.record.trace
         redact = self.app.redact  # type: ignore[attr-defined]
-        for i, ev in enumerate(events):
-            start = to_seconds(ev.ts)
-            end = to_seconds(events[i + 1].ts) if i + 1 < len(events) else None
-            took = seconds(end - start) if start is not None and end is not None else ""
+        for took, ev in zip(since_previous(events), events, strict=True):
             extra = json.dumps(ev.model_extra or {}, ensure_ascii=False, default=str)
-            style = "bold red" if ev.event in ("guard_tripped", "leak_detected",
-                                               "run_blocked") else ""
-            table.add_row(str(ev.seq), clock(ev.ts), took, Text(ev.event, style=style),
-                          redact(extra[:160] + ("…" if len(extra) > 160 else "")))
+            style = "bold red" if ev.event in ALARMS else ""
+            table.add_row(str(ev.seq), clock(ev.ts), seconds(took),
+                          inert(ev.event, style),
+                          inert(redact(extra[:160] + ("…" if len(extra) > 160 else ""))))
 
     def _relay(self) -> None:
         table = self.query_one("#relay-table", DataTable)
@@ -236,12 +295,12 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
                           "tokens in/out", "refused / error")
         for r in self.record.relay:
             bad = r.refused or r.error or r.status >= 400
-            table.add_row(clock(r.ts), f"{r.method} {r.path}", r.model_asked or "",
-                          r.model_answered or "",
+            table.add_row(clock(r.ts), inert(f"{r.method} {r.path}"), inert(r.model_asked or ""),
+                          inert(r.model_answered or ""),
                           Text(str(r.status), style="red" if bad else "green"),
                           f"{r.latency_ms:.0f} ms",
-                          f"{r.prompt_tokens or 0}/{r.completion_tokens or 0}",
-                          Text(r.refused or r.error or "", style="red"))
+                          f"{tokens(r.prompt_tokens)}/{tokens(r.completion_tokens)}",
+                          inert(r.refused or r.error or "", "red"))
         if not self.record.relay:
             table.add_row("", "no request went through the relay", "", "", "", "", "", "")
 
@@ -260,21 +319,23 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
             else "failed"
         table.add_row("outcome", Text(real_status, style=STATUS_STYLE.get(real_status, "")),
                       Text(base.status, style=STATUS_STYLE.get(base.status, "")))
-        table.add_row("exit code", str(report.case_exit_code), str(base.exit_code))
+        table.add_row("exit code", exit_code(report.case_exit_code), exit_code(base.exit_code))
         table.add_row("checks", f"{checks.passed}/{checks.total}",
                       f"{base.checks.passed}/{base.checks.total}")
-        table.add_row("detail", checks.detail, base.checks.detail)
+        table.add_row("detail", inert(checks.detail), inert(base.checks.detail))
+        for name, real, fake in self.record.check_pairs:
+            table.add_row(inert(name), outcome_cell(real), outcome_cell(fake))
         table.add_row("log", "backend/case.log", "baseline/case.log")
         comparison = report.comparison
         verdict = Text("\n")
         if comparison is None:
             verdict.append("No comparison: the Case never ran.", style="yellow")
         elif comparison.discriminating:
-            verdict.append(f"Discriminating: {comparison.detail}. The checks tell a real "
-                           "solution from the fake one.", style="green")
+            verdict.append(safe(f"Discriminating: {comparison.detail}. The checks tell a real "
+                                "solution from the fake one."), style="green")
         else:
-            verdict.append(f"Not discriminating: {comparison.detail}. No pass claim can rest "
-                           "on it.", style="red")
+            verdict.append(safe(f"Not discriminating: {comparison.detail}. No pass claim can "
+                                "rest on it."), style="red")
         view.update(Group(table, verdict))
 
     # -- keys and events -------------------------------------------------------------

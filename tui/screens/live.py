@@ -23,7 +23,7 @@ from tui.failures import ReportsWorkerErrors
 from tui.live_state import RunView, how_to_supply
 from tui.messages import RunGrew
 from tui.screens.switched import SwitchedTo
-from tui.terminal_text import clean_lines
+from tui.terminal_text import clean_lines, inert, safe
 from tui.widgets.case_log import CaseLog
 from tui.widgets.footer import SteadyFooter
 from tui.widgets.runs_table import STATUS_STYLE
@@ -92,7 +92,7 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
             return
         self.run_dir = run_dir
         self.view = RunView(readiness_error=None)
-        self.query_one(CaseLog).reset(f"Case log · {run_dir.name}")
+        self.query_one(CaseLog).reset(inert(f"Case log · {run_dir.name}"))
         self._render_view()
         self._follow(run_dir)
 
@@ -171,7 +171,8 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         self.query_one(StageTimeline).show(view.timeline(time.time()))
         # one-line bars: new words never change their size, so no layout pass for them
         self.query_one("#run-info", Static).update(self._run_info(), layout=False)
-        self.query_one("#results", Static).update(view.results_line() or " ", layout=False)
+        self.query_one("#results", Static).update(inert(view.results_line() or " "),
+                                                  layout=False)
         # Before any run, and for a run blocked before its Case (no log to show): what is
         # missing and how to supply it, in the log's place.
         log = self.query_one(CaseLog)
@@ -188,18 +189,18 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
             text.append(" · r runs the default task once the endpoint is ready · ? help",
                         style="bright_black")
             return text
-        text.append(self.run_dir.name, style="bold")
+        text.append(safe(self.run_dir.name), style="bold")
         if view.manifest is not None:
             m = view.manifest
-            text.append(f" · {m.task} · {m.engine} · {m.provider}/{m.model}")
+            text.append(safe(f" · {m.task} · {m.engine} · {m.provider}/{m.model}"))
             if m.retry_of:
-                text.append(f" · retry of {m.retry_of}", style="bright_black")
+                text.append(safe(f" · retry of {m.retry_of}"), style="bright_black")
         text.append(" · ")
         text.append(view.status, style=f"bold {STATUS_STYLE.get(view.status, 'magenta')}")
         if view.manifest is not None and view.manifest.demo:
             text.append("  demo endpoint", style="bold black on yellow")
         for problem in (*view.problems, *view.out_of_reach):
-            text.append(f" · {problem}", style="red")
+            text.append(safe(f" · {problem}"), style="red")
         if view.manifest is None and view.manifest_missing:
             text.append(" · manifest.json missing: not a run, or its start was cut short",
                         style="red")
@@ -209,7 +210,7 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         text = Text()
         problem = self.app.root_problem  # type: ignore[attr-defined]
         if problem is not None:
-            text.append(f"✗ {problem}\n\n", style="bold red")
+            text.append(safe(f"✗ {problem}\n\n"), style="bold red")
         if self.run_dir is not None:
             return self._blocked_guide(text)
         if self.view.readiness is None:
@@ -227,7 +228,7 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
                     style="bold")
         if self.view.readiness is None:
             reasons = self.view.report.reasons if self.view.report else []
-            text.append("\n\n" + self.app.redact("\n".join(reasons)) + "\n")  # type: ignore[attr-defined]
+            text.append("\n\n" + safe(self.app.redact("\n".join(reasons))) + "\n")  # type: ignore[attr-defined]
         else:
             text.append("Its readiness:\n\n", style="bold")
             _checklist(text, self.view.readiness)
@@ -258,7 +259,7 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
 
 def _checklist(text: Text, readiness: Readiness) -> None:
     for line in how_to_supply(readiness):
-        text.append(line + "\n", style="red" if line.startswith("✗") else "default")
+        text.append(safe(line) + "\n", style="red" if line.startswith("✗") else "default")
 
 
 def _absent(path: Path) -> bool:

@@ -7,7 +7,6 @@ import asyncio
 from pathlib import Path
 from typing import ClassVar
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -19,6 +18,7 @@ from core.runs import RunSummary, summarize
 from tui.failures import ReportsWorkerErrors
 from tui.messages import RowsSummarized
 from tui.screens.switched import SwitchedTo
+from tui.terminal_text import inert, safe
 from tui.widgets.footer import SteadyFooter
 from tui.widgets.runs_table import RunsTable, matches
 
@@ -164,9 +164,9 @@ class RunsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         if loaded < total:
             text += f" · reading {loaded:,}/{total:,}…"
         problem = self.app.root_problem  # type: ignore[attr-defined]
-        status = Text(text)
+        status = inert(text)
         if problem is not None:
-            status.append(f" · {problem}", style="bold red")
+            status.append(safe(f" · {problem}"), style="bold red")
         self.query_one("#runs-status", Static).update(status)
 
     # -- drill in ----------------------------------------------------------------------

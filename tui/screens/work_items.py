@@ -22,7 +22,7 @@ from core.gates import GateReport, GateWatcher, RulesError, evidence_summary
 from core.runs import RunsRootError
 from core.sot import SotError
 from tui.screens.switched import SwitchedTo
-from tui.terminal_text import clean_line
+from tui.terminal_text import inert, safe
 from tui.widgets.footer import SteadyFooter
 
 POLL_S = 1.0
@@ -35,7 +35,7 @@ VERDICT_STYLE = {"ok": "bold green", "failed": "bold red", "not_applicable": "br
 
 def _safe(text: str) -> str:
     """SOT text is the user's: control sequences in it must not reach the terminal."""
-    return clean_line(text)
+    return safe(text)
 
 
 class WorkItemsScreen(SwitchedTo, Screen[None]):
@@ -111,7 +111,7 @@ class WorkItemsScreen(SwitchedTo, Screen[None]):
         source.append(f"{len(report.runs)} run(s), {real} non-demo under "
                       f"{_safe(report.runs_root)}")
         if report.latest_real_run:
-            source.append(f"  ·  latest real run {report.latest_real_run}")
+            source.append(safe(f"  ·  latest real run {report.latest_real_run}"))
         self.query_one("#wi-source", Static).update(source)
         self._fill_items(report)
         self._fill_acceptance(report)
@@ -122,8 +122,9 @@ class WorkItemsScreen(SwitchedTo, Screen[None]):
         table.clear()
         for g in report.items:
             written = g.written_status or ("(no status)" if g.in_sot else "(not here)")
-            table.add_row(g.id, _safe(written), Text(g.could_be, COULD_BE_STYLE[g.could_be]),
-                          evidence_summary(g), _safe(g.title or ""), key=g.id)
+            table.add_row(inert(g.id), inert(written), Text(g.could_be,
+                                                            COULD_BE_STYLE[g.could_be]),
+                          inert(evidence_summary(g)), inert(g.title or ""), key=g.id)
         if report.items:
             table.move_cursor(row=min(keep, len(report.items) - 1))
 
@@ -137,11 +138,11 @@ class WorkItemsScreen(SwitchedTo, Screen[None]):
             return
         source = (f"latest real run {report.latest_real_run}" if report.latest_real_run
                   else "no real run yet")
-        title.update(Text(f"Acceptance · {source}", style="bold"))
+        title.update(inert(f"Acceptance · {source}", "bold"))
         for item_id, rows in report.acceptance.items():
             for index, row in enumerate(rows):
                 verdict = Text(row.verdict or "-", VERDICT_STYLE.get(row.verdict or "", ""))
-                table.add_row(verdict, row.criterion or "-", _safe(row.text),
+                table.add_row(verdict, inert(row.criterion or "-"), inert(row.text),
                               key=f"{item_id}#{index}")
 
     @on(DataTable.RowHighlighted)

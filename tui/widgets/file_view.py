@@ -20,7 +20,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
-from tui.terminal_text import MAX_LINE, clean_lines
+from tui.terminal_text import MAX_LINE, clean_lines, inert
 
 INDEX_CHUNK = 1 << 20
 
@@ -66,7 +66,7 @@ class FileView(ScrollView, can_focus=True):
 
     def load(self, path: Path) -> None:
         self.path = path
-        self.border_title = str(path.name)
+        self.border_title = inert(path.name)
         self._offsets = array("q", [0])
         self._cache.clear()
         self._matches, self._match, self._term = [], -1, ""

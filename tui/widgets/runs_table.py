@@ -7,6 +7,7 @@ from textual.widgets import DataTable
 
 from core.runs import RunSummary
 from tui.live_state import clock
+from tui.terminal_text import inert
 
 WIDTHS = {"time": 14, "task": 20, "engine": 6, "status": 16, "provider/model": 26,
           "admission": 12, "guard": 9, "checks": 7, "duration": 9, "note": 60}
@@ -31,23 +32,23 @@ def when(row: RunSummary) -> str:
     return "?"
 
 
-def cells(row: RunSummary) -> tuple[str | Text, ...]:
-    status = Text(row.status, style=STATUS_STYLE.get(row.status, ""))
+def cells(row: RunSummary) -> tuple[Text, ...]:
+    """The row's cells, each through `inert()`: every field came from a run's files."""
+    status = inert(row.status, STATUS_STYLE.get(row.status, ""))
     if row.demo:
         status.append(" demo", style="black on yellow")
-    guard = Text(row.guard or "", style="bold red" if row.guard == "tripped" else "")
     note = row.problem or (f"retry of {row.retry_of}" if row.retry_of else "")
     return (
-        when(row),
-        row.task or "",
-        row.engine or "",
+        inert(when(row)),
+        inert(row.task or ""),
+        inert(row.engine or ""),
         status,
-        f"{row.provider}/{row.model}" if row.provider else "",
-        row.admission or "",
-        guard,
-        row.checks or "",
-        f"{row.duration_s:.1f} s" if row.duration_s is not None else "",
-        Text(note, style="bright_black"),
+        inert(f"{row.provider}/{row.model}" if row.provider else ""),
+        inert(row.admission or ""),
+        inert(row.guard or "", "bold red" if row.guard == "tripped" else ""),
+        inert(row.checks or ""),
+        inert(f"{row.duration_s:.1f} s" if row.duration_s is not None else ""),
+        inert(note, "bright_black"),
     )
 
 

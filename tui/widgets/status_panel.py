@@ -7,6 +7,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from tui.live_state import PanelState
+from tui.terminal_text import inert, safe
 
 TONES = ("ok", "bad", "warn", "idle")
 SYMBOLS = {"ok": "●", "bad": "✗", "warn": "▲", "idle": "○"}
@@ -36,8 +37,9 @@ class StatusPanel(Static):
             self.set_class(panel.tone == tone, f"-{tone}")
         colour = {"ok": "green", "bad": "red", "warn": "yellow", "idle": "bright_black"}
         text = Text()
-        text.append(f"{SYMBOLS[panel.tone]} {panel.state}", style=f"bold {colour[panel.tone]}")
+        text.append(f"{SYMBOLS[panel.tone]} {safe(panel.state)}",
+                    style=f"bold {colour[panel.tone]}")
         text.append("\n")
-        text.append(panel.reason, style="default")
+        text.append(safe(panel.reason), style="default")
         self.update(text, layout=False)  # a fixed-size box: no layout pass for new words
-        self.tooltip = panel.reason
+        self.tooltip = inert(panel.reason)

@@ -7,6 +7,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from tui.live_state import Stage
+from tui.terminal_text import inert
 
 MARKS = {"done": ("✓", "green"), "current": ("▶", "bold cyan"), "todo": ("·", "bright_black"),
          "alarm": ("!", "bold red")}
@@ -43,6 +44,6 @@ class StageTimeline(Static):
         for stage in stages:
             symbol, style = MARKS[stage.mark]
             name_style = "bright_black" if stage.mark == "todo" else style
-            table.add_row(Text(symbol, style=style), Text(stage.event, style=name_style),
+            table.add_row(Text(symbol, style=style), inert(stage.event, name_style),
                           Text(stage.at, style="bright_black"), seconds(stage.duration_s))
         self.update(table, layout=False)  # its size is set by CSS, not by the stages
