@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from textual.drivers import headless_driver
@@ -17,7 +18,7 @@ from textual.widgets import TabbedContent
 from core.models import Evidence
 from core.settings import resolve
 from tests.test_tui_app import until
-from tests.tui_fixtures import QWEN, FixtureRun, exited, run_id, stage2
+from tests.tui_fixtures import FixtureRun, exited, run_id, stage2
 from tui.app import Dashboard
 from tui.screens.detail import RunDetailScreen
 from tui.widgets.runs_table import RunsTable
@@ -41,7 +42,7 @@ TEXTUAL_OWN = re.compile(
 class RecordingDriver(headless_driver.HeadlessDriver):
     """Headless input, but every frame rendered and its bytes kept, as a terminal gets them."""
 
-    written: list[str] = []
+    written: ClassVar[list[str]] = []
 
     @property
     def is_headless(self) -> bool:

@@ -8,6 +8,8 @@ import secrets
 import threading
 from pathlib import Path
 
+import pytest
+
 from core.follow import RunTail
 from core.redact import Redactor
 from tests.tui_fixtures import QWEN, make_running, make_runs_root
@@ -159,7 +161,11 @@ def test_a_run_in_flight_marks_its_current_stage_and_what_is_to_come(tmp_path: P
     view = view_of(make_running(tmp_path).paths.root)
     stages = view.timeline(now=10**10)
     current = [s for s in stages if s.mark == "current"]
-    assert [s.event for s in current] == ["case_process_started"]
+    # the stage under way is the one still to come: the Case runs until case_process_exited
+    assert [s.event for s in current] == ["case_process_exited"]
+    assert current[0].duration_s is not None and current[0].duration_s > 0
+    started = next(s for s in stages if s.event == "case_process_started")
+    assert started.mark == "done" and started.duration_s == pytest.approx(0.1)
     assert stages[-1] == stages[-1].__class__("run_finished", "", None, "todo")
     view.alive = False
     assert view.status == "interrupted"
