@@ -79,9 +79,11 @@ def text_of(widget: Static) -> str:
     return console.export_text()
 
 
-def rows(table: DataTable) -> Iterator[list[str]]:
+def rows(table: DataTable) -> Iterator[dict[str, str]]:
+    """Each row's cells by column (which columns show depends on the terminal's width)."""
+    names = [str(key.value) for key in table.columns]
     for key in table.rows:
-        yield [str(cell) for cell in table.get_row(key)]
+        yield dict(zip(names, (str(cell) for cell in table.get_row(key)), strict=True))
 
 
 async def test_with_nothing_configured_it_opens_and_says_what_is_missing(tmp_path: Path) -> None:
@@ -127,14 +129,15 @@ async def test_runs_screen_lists_every_kind_of_run_newest_first(runs: dict[str, 
         await pilot.press("2")
         table = app.screen.query_one(RunsTable)
         await until(pilot, lambda: table.row_count == 7)
-        statuses = [r[3] for r in rows(table)]
+        statuses = [r["status"] for r in rows(table)]
         assert statuses == ["unreadable", "unreadable", "interrupted", "failed", "blocked",
                             "failed", "passed"]
-        notes = [r[9] for r in rows(table)]
-        assert notes[0].startswith("report.json: not a valid Report")
-        assert notes[1].startswith("manifest.json: not a valid Manifest")
-        assert notes[2] == "no report.json and its harness process is gone"
-        assert [r[6] for r in rows(table)][3] == "tripped"
+        notes = [r["note"] for r in rows(table)]
+        assert notes[0].startswith("report.json: not a valid Repor")
+        assert notes[1].startswith("manifest.json: not a valid Man")
+        assert notes[2].endswith("…"), "a note longer than its column is cut with a marker"
+        assert "no report.json and its harness process is gone".startswith(notes[2][:-1])
+        assert [r["guard"] for r in rows(table)][3] == "tripped"
         await pilot.press("slash", *"tripped")
         await until(pilot, lambda: table.row_count == 1)
         await pilot.press("enter", "escape")
@@ -153,10 +156,10 @@ async def test_a_run_started_elsewhere_appears_and_live_follows_it(
         await until(pilot, lambda: table.row_count == 7)
         running = make_running(root, minute=30)
         await until(pilot, lambda: table.row_count == 8)
-        assert next(r[3] for r in rows(table)) == "running"
+        assert next(r["status"] for r in rows(table)) == "running"
         assert app.live_run == running.paths.root
         running.report("passed", 9.0)
-        await until(pilot, lambda: next(r[3] for r in rows(table)) == "passed")
+        await until(pilot, lambda: next(r["status"] for r in rows(table)) == "passed")
 
 
 async def test_log_follows_pauses_on_scroll_up_counts_and_resumes(tmp_path: Path) -> None:

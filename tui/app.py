@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from pydantic import SecretStr
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
@@ -43,6 +43,7 @@ from tui.screens.work_items import WorkItemsScreen
 from tui.terminal_text import safe
 
 DEFAULT_LOG_LINES = 10_000
+NARROW, SHORT = 120, 30
 RUN_FOLDER = re.compile(r"\d{8}T\d{6}Z-")
 """How a run's folder name starts (its UTC stamp): Live follows only such folders, so a
 stray folder under the root (`notes`, `old`) is never taken for the most recent run."""
@@ -81,6 +82,8 @@ class Dashboard(RunControl, ReportsWorkerErrors, App[None]):
         Binding("r", "retry", "Retry"),
         Binding("c", "cancel_run", "Cancel"),
         Binding("e", "endpoint", "Endpoint"),
+        Binding("y", "copy('id')", "Copy run id", show=False),
+        Binding("Y", "copy('path')", "Copy run path", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -117,7 +120,17 @@ class Dashboard(RunControl, ReportsWorkerErrors, App[None]):
         self._built = {self.DEFAULT_MODE}
         self._instant = False
 
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.width, event.size.height)
+
+    def _fit(self, width: int, height: int) -> None:
+        """Classes the stylesheets adapt the layout to: side panels fold below 120 columns
+        (-narrow), panels shrink below 30 rows (-short)."""
+        self.set_class(width < NARROW, "-narrow")
+        self.set_class(height < SHORT, "-short")
+
     def on_mount(self) -> None:
+        self._fit(*self.size)
         if self.pinned is not None:
             self.live_run = self.pinned
         self._watch_root()
@@ -240,6 +253,22 @@ class Dashboard(RunControl, ReportsWorkerErrors, App[None]):
             self._check_readiness()
 
         self.push_screen(EndpointScreen(), entered)
+
+    def action_copy(self, what: str) -> None:
+        """The selected run's id or path to the clipboard (OSC 52, as Textual writes it):
+        only a name with no terminal control in it, so nothing of a run's choosing rides
+        along into the clipboard sequence."""
+        run_dir = self._selected_run()
+        if run_dir is None:
+            self.notify("no run selected to copy", severity="warning")
+            return
+        text = run_dir.name if what == "id" else str(run_dir)
+        if safe(text) != text:
+            self.notify("not copied: the name holds terminal control characters",
+                        severity="error")
+            return
+        self.copy_to_clipboard(text)
+        self.notify(f"copied the run's {what}: {text}", timeout=3)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

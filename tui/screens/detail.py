@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shlex
+import shutil
+import stat
+import subprocess
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +27,6 @@ from textual.screen import Screen
 from textual.widgets import (
     DataTable,
     DirectoryTree,
-    Header,
     Input,
     Static,
     TabbedContent,
@@ -39,8 +44,10 @@ from tui.live_state import ALARMS, clock, plural, since_previous
 from tui.terminal_text import inert, safe
 from tui.widgets.file_view import FileView
 from tui.widgets.footer import SteadyFooter
+from tui.widgets.keys import KeyedTable
 from tui.widgets.runs_table import STATUS_STYLE
 from tui.widgets.timeline import seconds
+from tui.widgets.where_bar import WhereBar
 
 OUTCOME_STYLE = {"passed": "green", "failed": "red", "error": "bold red",
                  "skipped": "bright_black"}
@@ -129,6 +136,7 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
         # `tab` switches screens, so ↓ is how the keyboard gets from the tab bar into a tab
         # (escape goes back); the tables, tree and viewers handle ↓ themselves.
         Binding("down", "into_tab", "Into tab", key_display="↓"),
+        Binding("o", "open_file", "Open in $EDITOR"),
     ]
 
     def __init__(self, run_dir: Path) -> None:
@@ -142,19 +150,19 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
 
     def compose(self) -> ComposeResult:
         redact = self.app.redact  # type: ignore[attr-defined]
-        yield Header()
+        yield WhereBar(self.app.current_mode, detail=True)
         yield Static(inert(self.run_dir.name, "bold"), id="detail-title")
         with TabbedContent(id="tabs"):
             with TabPane("Summary", id="summary"), VerticalScroll():
                 yield Static("reading…", id="report")
                 yield Static(id="evidence")
             with TabPane("Trace", id="trace"):
-                yield DataTable(id="trace-table", cursor_type="row", zebra_stripes=True)
+                yield KeyedTable(id="trace-table", cursor_type="row", zebra_stripes=True)
             with TabPane("Log", id="log"):
                 yield Input(placeholder="search the whole log; Enter, then n/N", id="log-find")
                 yield FileView(redact, id="log-view")
             with TabPane("Relay", id="relay"):
-                yield DataTable(id="relay-table", cursor_type="row", zebra_stripes=True)
+                yield KeyedTable(id="relay-table", cursor_type="row", zebra_stripes=True)
             with TabPane("Baseline", id="baseline"), VerticalScroll():
                 yield Static(id="baseline-view")
             with TabPane("Files", id="files"), Horizontal():
@@ -342,6 +350,33 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
     @on(DirectoryTree.FileSelected)
     def _open_file(self, event: DirectoryTree.FileSelected) -> None:
         self.query_one("#file-view", FileView).load(event.path)
+
+    def action_open_file(self) -> None:
+        """The file in the viewer (Files) or the log, in $VISUAL / $EDITOR, the dashboard
+        suspended meanwhile. A read-only copy: the run's files are evidence, hashed in its
+        report, and an edit would break them."""
+        tabs = self.query_one(TabbedContent)
+        view = self.query_one("#file-view" if tabs.active == "files" else "#log-view",
+                              FileView)
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+        if view.path is None:
+            self.notify("pick a file in Files first (enter opens it in the viewer)",
+                        severity="warning")
+            return
+        if not editor:
+            self.notify("set $EDITOR (or $VISUAL) to open files from here", severity="warning")
+            return
+        try:
+            if not stat.S_ISREG(view.path.lstat().st_mode):
+                raise OSError(0, "not a regular file")
+            with tempfile.TemporaryDirectory(prefix="cto-harness-view-") as folder:
+                copy = Path(folder) / "file"
+                shutil.copyfile(view.path, copy, follow_symlinks=False)
+                copy.chmod(0o444)
+                with self.app.suspend():
+                    subprocess.run([*shlex.split(editor), str(copy)], check=False)
+        except OSError as exc:
+            self.notify(f"cannot open {view.path.name}: {exc.strerror}", severity="error")
 
     def action_back(self) -> None:
         """One level up: from the search box to the log, from a tab's content to the tab

@@ -7,7 +7,7 @@ from typing import ClassVar
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -20,7 +20,14 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("r", "retry the selected or current run: same task, engine, profile; new run with retry_of"),
     ("c", "cancel the run in flight (SIGINT: it writes a `cancelled` report)"),
     ("e", "enter the endpoint URL, masked, held in memory, handed to runs started here"),
-    ("f / end", "follow the log again (scrolling up pauses it)"),
+    ("j k / ↑ ↓", "move in every list and log; g / G first / last; PgUp PgDn Home End"),
+    ("f / end / G", "follow the log again (scrolling up pauses it)"),
+    ("s", "Live: fold or show the stages (below 120 columns they fold; s shows them in "
+          "the log's place) · Runs: sort (time, status, task, duration, checks)"),
+    ("y / Y", "copy the selected run's id / path (OSC 52)"),
+    ("o", "Run detail: open the viewed file (Files) or the log in $EDITOR, as a read-only "
+          "copy"),
+    ("R", "Work items: re-gate now"),
     ("/", "search the log (Live, Run detail) or filter the runs (Runs); n / N next match"),
     ("ctrl+p", "command palette: every action by name"),
     ("?", "this help"),
@@ -33,7 +40,12 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "dismiss", "Close"),
         Binding("question_mark", "dismiss", "Close", show=False),
+        Binding("j", "scroll(1)", "Down", show=False),
+        Binding("k", "scroll(-1)", "Up", show=False),
     ]
+
+    def action_scroll(self, lines: int) -> None:
+        self.query_one("#help-keys", VerticalScroll).scroll_relative(y=lines, animate=False)
 
     def compose(self) -> ComposeResult:
         table = Table(box=None, padding=(0, 2), show_header=False)
@@ -41,7 +53,8 @@ class HelpScreen(ModalScreen[None]):
         table.add_column()
         for key, what in KEYS:
             table.add_row(key, what)
-        with Vertical(classes="dialog") as box:
+        with Vertical(classes="dialog", id="help-dialog") as box:
             box.border_title = "Keys"
-            yield Static(table)
-            yield Static("\nEscape closes", classes="hint")
+            with VerticalScroll(id="help-keys"):
+                yield Static(table)
+            yield Static("↑ ↓ j k scroll · Escape closes", classes="hint")

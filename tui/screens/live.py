@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Header, Input, Static
+from textual.widgets import Input, Static
 
 from core.follow import RunTail
 from core.models import Readiness
@@ -29,6 +29,7 @@ from tui.widgets.footer import SteadyFooter
 from tui.widgets.runs_table import STATUS_STYLE
 from tui.widgets.status_panel import StatusPanel
 from tui.widgets.timeline import StageTimeline
+from tui.widgets.where_bar import WhereBar
 
 POLL_S = 0.03
 """Between polls: lines reach about 30 frames a second. Each frame redraws the whole log
@@ -49,6 +50,7 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f", "follow", "Follow"),
         Binding("slash", "search", "Search"),
+        Binding("s", "stages", "Stages"),
     ]
 
     def __init__(self) -> None:
@@ -58,7 +60,7 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         self._consumed = asyncio.Event()
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield WhereBar("live")
         yield Static(id="run-info")
         with Horizontal(id="panels"):
             yield StatusPanel("Readiness", id="readiness")
@@ -189,16 +191,19 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
             text.append(" · r runs the default task once the endpoint is ready · ? help",
                         style="bright_black")
             return text
+        # What a glance needs first (status, demo), so a narrow terminal cuts the rest
+        text.append(f" {view.status} ",
+                    style=f"bold reverse {STATUS_STYLE.get(view.status, 'magenta')}")
+        if view.manifest is not None and view.manifest.demo:
+            text.append(" demo endpoint ", style="bold black on yellow")
+        text.append(" ")
         text.append(safe(self.run_dir.name), style="bold")
         if view.manifest is not None:
             m = view.manifest
-            text.append(safe(f" · {m.task} · {m.engine} · {m.provider}/{m.model}"))
+            case = f" ({m.case_bin_name})" if m.case_bin_name else ""
+            text.append(safe(f" · {m.task} · {m.engine}{case} · {m.provider}/{m.model}"))
             if m.retry_of:
                 text.append(safe(f" · retry of {m.retry_of}"), style="bright_black")
-        text.append(" · ")
-        text.append(view.status, style=f"bold {STATUS_STYLE.get(view.status, 'magenta')}")
-        if view.manifest is not None and view.manifest.demo:
-            text.append("  demo endpoint", style="bold black on yellow")
         for problem in (*view.problems, *view.out_of_reach):
             text.append(safe(f" · {problem}"), style="red")
         if view.manifest is None and view.manifest_missing:
@@ -238,6 +243,11 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
     # -- keys -------------------------------------------------------------------------
     def action_follow(self) -> None:
         self.query_one(CaseLog).action_follow()
+
+    def action_stages(self) -> None:
+        """Below 120 columns the stages fold away; `s` shows them in the log's place, and
+        back. On a wide screen it folds them to give the log the width."""
+        self.toggle_class("-stages")
 
     def action_search(self) -> None:
         box = self.query_one("#log-search", Input)

@@ -7,11 +7,11 @@ import asyncio
 from pathlib import Path
 from typing import ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Header, Input, Static
+from textual.widgets import DataTable, Input, Static
 from textual.worker import get_current_worker
 
 from core.runs import RunSummary, summarize
@@ -21,9 +21,12 @@ from tui.screens.switched import SwitchedTo
 from tui.terminal_text import inert, safe
 from tui.widgets.footer import SteadyFooter
 from tui.widgets.runs_table import RunsTable, matches
+from tui.widgets.where_bar import WhereBar
 
 FIRST_ROWS = 60
 CHUNK_ROWS = 500
+SORTS = ("time", "status", "task", "duration", "checks")
+"""What `s` cycles through (or a click on the column's header); time is newest first."""
 UNSETTLED = ("running", "unreadable")
 """Rows re-read every second: a run still going, or a folder caught before its manifest."""
 
@@ -33,6 +36,7 @@ class RunsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("s", "sort", "Sort"),
     ]
 
     def __init__(self) -> None:
@@ -41,9 +45,10 @@ class RunsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         self.order: list[str] = []
         self.paths: dict[str, Path] = {}
         self._last_row: str | None = None
+        self.sort = SORTS[0]
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield WhereBar("runs")
         yield Input(placeholder="filter: task, status, engine, model, run id…  (/ to focus)",
                     id="filter")
         yield RunsTable(id="runs")
@@ -96,7 +101,8 @@ class RunsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         position = {run_id: i for i, run_id in enumerate(self.order)}
         table = self.query_one(RunsTable)
         last = position.get(self._last_row or "", -1)
-        if rows and not self._filter_text() and min(position[r.run_id] for r in rows) > last:
+        if (rows and not self._filter_text() and self.sort == SORTS[0]
+                and min(position[r.run_id] for r in rows) > last):
             table.add_summaries(rows)  # all older than what is shown: append, no redraw
             self._last_row = rows[-1].run_id
         else:
@@ -133,12 +139,28 @@ class RunsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         rows = [self.summaries[i] for i in self.order if i in self.summaries]
         if needle:
             rows = [r for r in rows if matches(r, needle)]
+        rows = sort_rows(rows, self.sort)
         table.clear()
         table.add_summaries(rows)
         self._last_row = rows[-1].run_id if rows else None
         if selected in table.rows:
             table.move_cursor(row=table.get_row_index(selected), animate=False)
         self._count()
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.query_one(RunsTable).fit(event.size.width):
+            self._rebuild()
+
+    def action_sort(self) -> None:
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self._rebuild()
+
+    @on(DataTable.HeaderSelected)
+    def _sort_by_header(self, event: DataTable.HeaderSelected) -> None:
+        key = str(event.column_key.value)
+        if key in SORTS:
+            self.sort = key
+            self._rebuild()
 
     @on(Input.Changed, "#filter")
     def _filtered(self) -> None:
@@ -160,7 +182,9 @@ class RunsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
     def _count(self) -> None:
         table = self.query_one(RunsTable)
         loaded, total = len(self.summaries), len(self.order)
-        text = f"{table.row_count:,} shown · {total:,} runs under {self.app.sub_title}"  # type: ignore[attr-defined]
+        order = "newest first" if self.sort == SORTS[0] else f"by {self.sort}"
+        text = (f"{table.row_count:,} shown, {order} (s sorts) · {total:,} runs under "
+                f"{self.app.sub_title}")
         if loaded < total:
             text += f" · reading {loaded:,}/{total:,}…"
         problem = self.app.root_problem  # type: ignore[attr-defined]
@@ -177,3 +201,13 @@ class RunsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
             from tui.screens.detail import RunDetailScreen
 
             self.app.push_screen(RunDetailScreen(path))
+
+
+def sort_rows(rows: list[RunSummary], by: str) -> list[RunSummary]:
+    """Rows in the order asked for; time keeps the listing's (newest first), durations
+    longest first, the rest A to Z; ties keep the listing's order."""
+    if by == "time":
+        return rows
+    if by == "duration":
+        return sorted(rows, key=lambda r: -(r.duration_s or 0.0))
+    return sorted(rows, key=lambda r: (getattr(r, by) or "").lower())

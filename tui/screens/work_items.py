@@ -16,7 +16,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Header, Static
+from textual.widgets import DataTable, Static
 
 from core.gates import GateReport, GateWatcher, RulesError, evidence_summary
 from core.runs import RunsRootError
@@ -24,6 +24,8 @@ from core.sot import SotError
 from tui.screens.switched import SwitchedTo
 from tui.terminal_text import inert, safe
 from tui.widgets.footer import SteadyFooter
+from tui.widgets.keys import KeyedTable
+from tui.widgets.where_bar import WhereBar
 
 POLL_S = 1.0
 """How often the runs root, SOT and rules are stat'ed; only a change re-gates."""
@@ -47,7 +49,7 @@ class WorkItemsScreen(SwitchedTo, Screen[None]):
     #wi-acceptance { height: 2fr; }
     #wi-detail { height: auto; min-height: 2; padding: 0 1; border-top: solid $panel; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("g", "regate", "Re-gate now")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("R", "regate", "Re-gate now")]
 
     def __init__(self, sot_path: Path, runs_root: Path, rules_path: Path | None = None,
                  poll_s: float = POLL_S) -> None:
@@ -58,11 +60,11 @@ class WorkItemsScreen(SwitchedTo, Screen[None]):
         self.error: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield WhereBar("work")
         yield Static("Reading the SOT and the runs…", id="wi-source")
-        yield DataTable(id="wi-items", cursor_type="row", zebra_stripes=True)
+        yield KeyedTable(id="wi-items", cursor_type="row", zebra_stripes=True)
         yield Static(id="wi-acceptance-title")
-        yield DataTable(id="wi-acceptance", cursor_type="row", zebra_stripes=True)
+        yield KeyedTable(id="wi-acceptance", cursor_type="row", zebra_stripes=True)
         yield Static(id="wi-detail")
         yield SteadyFooter()
 

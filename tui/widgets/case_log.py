@@ -42,6 +42,10 @@ class CaseLog(ScrollView, can_focus=True):
         Binding("end", "follow", "Follow", show=False),
         Binding("n", "next_match(-1)", "Older match", show=False),
         Binding("N", "next_match(1)", "Newer match", show=False),
+        Binding("j", "scroll_down", "Down", show=False),
+        Binding("k", "scroll_up", "Up", show=False),
+        Binding("g", "scroll_home", "Top", show=False),
+        Binding("G", "follow", "Bottom, following", show=False),
     ]
 
     following: reactive[bool] = reactive(True)

@@ -21,6 +21,7 @@ from textual.strip import Strip
 from textual.worker import get_current_worker
 
 from tui.terminal_text import MAX_LINE, clean_lines, inert
+from tui.widgets.keys import SCROLL_KEYS
 
 INDEX_CHUNK = 1 << 20
 
@@ -36,6 +37,7 @@ class FileView(ScrollView, can_focus=True):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "next_match(1)", "Next match", show=False),
         Binding("N", "next_match(-1)", "Previous match", show=False),
+        *SCROLL_KEYS,
     ]
 
     class Indexed(Message):

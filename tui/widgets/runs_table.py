@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from core.runs import RunSummary
 from tui.live_state import clock
 from tui.terminal_text import inert
+from tui.widgets.keys import KeyedTable
 
 WIDTHS = {"time": 14, "task": 20, "engine": 6, "status": 16, "provider/model": 26,
-          "admission": 12, "guard": 9, "checks": 7, "duration": 9, "note": 60}
+          "admission": 12, "guard": 9, "checks": 7, "duration": 9, "note": 30}
 """Fixed: columns that grow as rows load would jump, and DataTable measures an auto width
 only when it next idles, which a screen built in the background may not do in time (a
-table of label-wide columns was seen in a real terminal). Longer values are cropped."""
+table of label-wide columns was seen in a real terminal). The note takes what the others
+leave (at least its width here); longer values are cut with a marker."""
 COLUMNS = tuple(WIDTHS)
+KEPT_FIRST = ("status", "time", "task", "checks", "provider/model", "guard", "duration",
+              "engine", "admission")
+"""Which columns a narrow terminal keeps, most needed first; the note is always last."""
+CELL_PADDING = 2
 STATUS_STYLE = {
     "passed": "green", "failed": "red", "blocked": "yellow", "error": "bold red",
     "cancelled": "yellow", "timed_out": "red", "running": "bold cyan",
@@ -52,29 +57,69 @@ def cells(row: RunSummary) -> tuple[Text, ...]:
     )
 
 
+def cut(cell: Text, width: int) -> Text:
+    """A cell longer than its column, cut with a marker instead of silently."""
+    if cell.cell_len > width:
+        cell.truncate(width, overflow="ellipsis")
+    return cell
+
+
 def matches(row: RunSummary, needle: str) -> bool:
     fields = (row.run_id, row.task, row.engine, row.status, row.provider, row.model,
               row.admission, row.guard, row.problem, "demo" if row.demo else None)
     return any(needle in f.lower() for f in fields if f)
 
 
-class RunsTable(DataTable[str | Text]):
+def layout_for(width: int) -> dict[str, int]:
+    """The columns that fit `width` (most needed first, in their usual order) and their
+    widths, the note taking the rest: no column is scrolled to one key at a time."""
+    room = width - WIDTHS["note"] - CELL_PADDING - 2  # the vertical scrollbar
+    kept = []
+    for name in KEPT_FIRST:
+        if WIDTHS[name] + CELL_PADDING <= room:
+            kept.append(name)
+            room -= WIDTHS[name] + CELL_PADDING
+    widths = {name: WIDTHS[name] for name in COLUMNS if name in kept}
+    widths["note"] = WIDTHS["note"] + max(0, room)
+    return widths
+
+
+class RunsTable(KeyedTable):
     DEFAULT_CSS = """
     RunsTable { height: 1fr; }
     """
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.widths: dict[str, int] = {}
+
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.zebra_stripes = True
-        for name, width in WIDTHS.items():
-            self.add_column(name, key=name, width=width)
+        self.fit(self.app.size.width)
+
+    def fit(self, width: int) -> bool:
+        """Lay the columns out for `width`; True when they changed (the rows are then gone
+        and the caller adds them again)."""
+        widths = layout_for(width)
+        if widths == self.widths:
+            return False
+        self.widths = widths
+        self.clear(columns=True)
+        for name, column_width in widths.items():
+            self.add_column(name, key=name, width=column_width)
+        return True
+
+    def _shown(self, row: RunSummary) -> list[Text]:
+        return [cut(cell, self.widths[name])
+                for name, cell in zip(COLUMNS, cells(row), strict=True) if name in self.widths]
 
     def add_summaries(self, rows: list[RunSummary]) -> None:
         for row in rows:
-            self.add_row(*cells(row), key=row.run_id)
+            self.add_row(*self._shown(row), key=row.run_id)
 
     def update_summary(self, row: RunSummary) -> None:
-        for name, value in zip(COLUMNS, cells(row), strict=True):
+        for name, value in zip(self.widths, self._shown(row), strict=True):
             self.update_cell(row.run_id, name, value)
 
     def selected_run_id(self) -> str | None:
