@@ -21,8 +21,13 @@ from tui.widgets.case_log import CaseLog
 from tui.widgets.runs_table import RunsTable
 from tui.widgets.status_panel import StatusPanel
 
-SIZE = (140, 40)
 Settle = Callable[[Pilot], Awaitable[None]]
+
+
+@pytest.fixture(params=[(80, 24), (160, 48)], ids=["80x24", "160x48"])
+def size(request: pytest.FixtureRequest) -> tuple[int, int]:
+    """Every screen at the smallest terminal it must stay usable in, and a large one."""
+    return request.param
 
 
 @pytest.fixture
@@ -56,7 +61,7 @@ def live_settled(guard_state: str) -> Settle:
     return settle
 
 
-def test_live_before_any_run(snap_compare, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_live_before_any_run(snap_compare, size, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     for name in list(os.environ):
         if name.startswith("CTO_HARNESS_"):
             monkeypatch.delenv(name)
@@ -66,25 +71,25 @@ def test_live_before_any_run(snap_compare, tmp_path: Path, monkeypatch) -> None:
         panel = pilot.app.screen.query_one("#readiness", StatusPanel)
         await until(pilot, lambda: panel.panel.state == "blocked")
 
-    assert snap_compare(app_for(root="no-runs-yet"), terminal_size=SIZE, run_before=settle)
+    assert snap_compare(app_for(root="no-runs-yet"), terminal_size=size, run_before=settle)
 
 
-def test_live_passed(snap_compare, runs) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(app_for(runs["passed"]), terminal_size=SIZE,
+def test_live_passed(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(app_for(runs["passed"]), terminal_size=size,
                         run_before=live_settled("clear"))
 
 
-def test_live_tripped(snap_compare, runs) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(app_for(runs["tripped"]), terminal_size=SIZE,
+def test_live_tripped(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(app_for(runs["tripped"]), terminal_size=size,
                         run_before=live_settled("tripped"))
 
 
-def test_live_blocked(snap_compare, runs) -> None:  # type: ignore[no-untyped-def]
+def test_live_blocked(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
     async def settle(pilot: Pilot) -> None:
         await until(pilot, lambda: pilot.app.screen.view.report is not None)  # type: ignore[attr-defined]
         await pilot.pause(0.1)
 
-    assert snap_compare(app_for(runs["blocked"]), terminal_size=SIZE, run_before=settle)
+    assert snap_compare(app_for(runs["blocked"]), terminal_size=size, run_before=settle)
 
 
 async def runs_loaded(pilot: Pilot) -> None:
@@ -93,17 +98,17 @@ async def runs_loaded(pilot: Pilot) -> None:
     await until(pilot, lambda: table.row_count == 7)
 
 
-def test_runs(snap_compare, runs) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(app_for(runs["passed"]), terminal_size=SIZE, run_before=runs_loaded)
+def test_runs(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(app_for(runs["passed"]), terminal_size=size, run_before=runs_loaded)
 
 
-def test_runs_filtered(snap_compare, runs) -> None:  # type: ignore[no-untyped-def]
+def test_runs_filtered(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
     async def settle(pilot: Pilot) -> None:
         await runs_loaded(pilot)
         await pilot.press("slash", *"failed", "enter")
         await until(pilot, lambda: pilot.app.screen.query_one(RunsTable).row_count == 2)
 
-    assert snap_compare(app_for(runs["passed"]), terminal_size=SIZE, run_before=settle)
+    assert snap_compare(app_for(runs["passed"]), terminal_size=size, run_before=settle)
 
 
 def detail(run: str, tab: str) -> Callable[[dict[str, Path]], Settle]:
@@ -123,38 +128,44 @@ def detail(run: str, tab: str) -> Callable[[dict[str, Path]], Settle]:
 
 @pytest.mark.parametrize(("run", "tab"), [
     ("passed", "summary"), ("passed", "trace"), ("passed", "log"), ("tripped", "relay"),
-    ("passed", "baseline"), ("corrupt", "summary"),
+    ("passed", "baseline"), ("corrupt", "summary"), ("passed", "files"),
 ])
-def test_run_detail(snap_compare, runs, run: str, tab: str) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(app_for(runs["passed"]), terminal_size=SIZE,
+def test_run_detail(snap_compare, size, runs, run: str, tab: str) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(app_for(runs["passed"]), terminal_size=size,
                         run_before=detail(run, tab)(runs))
 
 
-def test_help(snap_compare, runs) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(app_for(runs["passed"]), terminal_size=SIZE, press=["question_mark"],
+def test_live_stages_shown(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
+    """`s`: at 80 columns the folded stages take the log's place; at 160 they fold away."""
+    assert snap_compare(app_for(runs["passed"]), terminal_size=size, press=["s"],
                         run_before=live_settled("clear"))
 
 
-def test_retry_dialog(snap_compare, runs) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(app_for(runs["failed"]), terminal_size=SIZE, press=["r"],
+def test_help(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(app_for(runs["passed"]), terminal_size=size, press=["question_mark"],
                         run_before=live_settled("clear"))
 
 
-def test_endpoint_dialog_masks_what_is_typed(snap_compare, runs) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(app_for(runs["passed"]), terminal_size=SIZE,
+def test_retry_dialog(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(app_for(runs["failed"]), terminal_size=size, press=["r"],
+                        run_before=live_settled("clear"))
+
+
+def test_endpoint_dialog_masks_what_is_typed(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(app_for(runs["passed"]), terminal_size=size,
                         press=["e", *"http://10.1.2.3:8000/v1"],
                         run_before=live_settled("clear"))
 
 
-def test_quit_dialog(snap_compare, runs) -> None:  # type: ignore[no-untyped-def]
+def test_quit_dialog(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
     async def settle(pilot: Pilot) -> None:
         await live_settled("clear")(pilot)
         pilot.app.push_screen(QuitScreen(1))
 
-    assert snap_compare(app_for(runs["passed"]), terminal_size=SIZE, run_before=settle)
+    assert snap_compare(app_for(runs["passed"]), terminal_size=size, run_before=settle)
 
 
-def test_work_items(snap_compare, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_work_items(snap_compare, size, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from tests.test_work_items_screen import SEED
     from tui.screens.work_items import WorkItemsScreen
 
@@ -171,4 +182,4 @@ def test_work_items(snap_compare, tmp_path: Path, monkeypatch) -> None:  # type:
                     and pilot.app.screen.report is not None)
         await pilot.pause(0.1)
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+    assert snap_compare(app, terminal_size=size, run_before=settle)

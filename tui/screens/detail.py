@@ -12,7 +12,6 @@ import stat
 import subprocess
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -34,13 +33,20 @@ from textual.widgets import (
     Tabs,
 )
 
-from core.check_cases import check_pairs
-from core.models import Manifest, RelayRecord, Report, TraceEvent, Validation
+from core.models import Report
 from core.rundir import RunPaths
-from core.runs import Unreadable, load_manifest, load_report, read_relay, read_trace
-from core.validate import validate_run
 from tui.failures import ReportsWorkerErrors
 from tui.live_state import ALARMS, clock, plural, since_previous
+from tui.run_record import (
+    VERDICT,
+    RunRecord,
+    exit_code,
+    outcome_cell,
+    read_record,
+    retry_table,
+    sandbox_line,
+    tokens,
+)
 from tui.terminal_text import inert, safe
 from tui.widgets.file_view import FileView
 from tui.widgets.footer import SteadyFooter
@@ -48,75 +54,6 @@ from tui.widgets.keys import KeyedTable
 from tui.widgets.runs_table import STATUS_STYLE
 from tui.widgets.timeline import seconds
 from tui.widgets.where_bar import WhereBar
-
-OUTCOME_STYLE = {"passed": "green", "failed": "red", "error": "bold red",
-                 "skipped": "bright_black"}
-
-
-def tokens(count: int | None) -> str:
-    """A token count; None is unknown (the upstream did not say), never 0."""
-    return "unknown" if count is None else f"{count:,}"
-
-
-def exit_code(code: int | None) -> str:
-    return "none (never started)" if code is None else str(code)
-
-
-def outcome_cell(outcome: str | None) -> Text:
-    if outcome is None:
-        return Text("not run", style="bright_black")
-    return inert(outcome, OUTCOME_STYLE.get(outcome, ""))
-
-
-def sandbox_line(sandbox: object) -> str:
-    """The report's case_sandbox in one line, whatever shape it has (a model or a dict):
-    its fields by name, none of Python's spellings (True, None) shown."""
-    fields = sandbox.model_dump() if hasattr(sandbox, "model_dump") else sandbox
-    if not isinstance(fields, dict):
-        return str(fields)
-    words = []
-    for key, value in fields.items():
-        if value is None or value == [] or value == {}:
-            continue
-        if isinstance(value, bool):
-            words.append(key.replace("_", " ") if value else f"no {key.replace('_', ' ')}")
-        elif isinstance(value, list):
-            words.append(f"{key.replace('_', ' ')}: {', '.join(map(str, value))}")
-        else:
-            words.append(f"{key.replace('_', ' ')}: {value}")
-    return " · ".join(words) or "recorded, no details"
-
-
-VERDICT = {"ok": ("✓", "green"), "failed": ("✗", "red"), "not_applicable": ("–", "bright_black")}
-
-
-@dataclass
-class RunRecord:
-    """Everything Run detail shows, read once in a worker."""
-
-    manifest: Manifest | None = None
-    report: Report | None = None
-    trace: list[TraceEvent] = field(default_factory=list)
-    relay: list[RelayRecord] = field(default_factory=list)
-    validation: Validation | None = None
-    problems: list[str] = field(default_factory=list)
-    check_pairs: list[tuple[str, str | None, str | None]] = field(default_factory=list)
-    """Each check's outcome, real beside fake."""
-
-
-def read_record(run_dir: Path) -> RunRecord:
-    record = RunRecord()
-    for name, load in (("manifest", load_manifest), ("report", load_report)):
-        try:
-            setattr(record, name, load(run_dir))
-        except Unreadable as exc:
-            record.problems.append(str(exc))
-    record.trace = read_trace(run_dir)
-    record.relay = read_relay(run_dir)
-    record.validation = validate_run(run_dir)
-    record.check_pairs = check_pairs(run_dir)
-    return record
-
 
 REREAD_S = 2.0
 
@@ -223,9 +160,26 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
             self._report_rows(report, row)
         elif manifest is not None:
             row("report", "none yet (running or interrupted)")
-        self.query_one("#report", Static).update(Group(Text("Report", style="bold underline"),
-                                                      table))
+        parts = [Text("Report", style="bold underline"), table]
+        if record.this is not None and record.retried is not None:
+            parts += [Text("\nBeside the run it retried", style="bold underline"),
+                      retry_table(record.this, record.retried)]
+        self.query_one("#report", Static).update(Group(*parts))
+        self.query_one("#detail-title", Static).update(self._title(status))
         self.query_one("#evidence", Static).update(self._evidence())
+
+    def _title(self, status: str) -> Text:
+        """The run's status chip, then what it is: the first things read on this screen."""
+        text = Text(f" {status} ", style=f"bold reverse {STATUS_STYLE.get(status, 'magenta')}")
+        manifest = self.record.manifest
+        if manifest is not None and manifest.demo:
+            text.append(" demo endpoint ", style="bold black on yellow")
+        text.append(" ")
+        text.append(safe(self.run_dir.name), style="bold")
+        if manifest is not None:
+            case = f" ({manifest.case_bin_name})" if manifest.case_bin_name else ""
+            text.append(safe(f" · {manifest.task} · {manifest.engine}{case}"))
+        return text
 
     @staticmethod
     def _report_rows(report: Report, row: Callable[..., None]) -> None:

@@ -9,8 +9,8 @@ from tui.live_state import clock
 from tui.terminal_text import inert
 from tui.widgets.keys import KeyedTable
 
-WIDTHS = {"time": 14, "task": 20, "engine": 6, "status": 16, "provider/model": 26,
-          "admission": 12, "guard": 9, "checks": 7, "duration": 9, "note": 30}
+WIDTHS = {"time": 11, "task": 20, "engine": 6, "status": 16, "provider/model": 26,
+          "admission": 12, "guard": 9, "checks": 7, "duration": 9, "note": 12}
 """Fixed: columns that grow as rows load would jump, and DataTable measures an auto width
 only when it next idles, which a screen built in the background may not do in time (a
 table of label-wide columns was seen in a real terminal). The note takes what the others
@@ -20,6 +20,10 @@ KEPT_FIRST = ("status", "time", "task", "checks", "provider/model", "guard", "du
               "engine", "admission")
 """Which columns a narrow terminal keeps, most needed first; the note is always last."""
 CELL_PADDING = 2
+CORE = 4
+"""status, time, task, checks: never given up for the note."""
+NOTE_COMFORT = 40
+"""Below this the note takes the room of the least needed columns shown."""
 STATUS_STYLE = {
     "passed": "green", "failed": "red", "blocked": "yellow", "error": "bold red",
     "cancelled": "yellow", "timed_out": "red", "running": "bold cyan",
@@ -30,10 +34,10 @@ STATUS_STYLE = {
 def when(row: RunSummary) -> str:
     stamp = row.started_at or ""
     if len(stamp) >= 10:
-        return f"{stamp[5:10]} {clock(stamp)}"
+        return f"{stamp[5:10]} {clock(stamp)[:5]}"
     name = row.run_id  # <YYYYmmddTHHMMSSZ>-<task>-<pid>
     if len(name) > 15 and name[8] == "T":
-        return f"{name[4:6]}-{name[6:8]} {name[9:11]}:{name[11:13]}:{name[13:15]}"
+        return f"{name[4:6]}-{name[6:8]} {name[9:11]}:{name[11:13]}"
     return "?"
 
 
@@ -79,8 +83,11 @@ def layout_for(width: int) -> dict[str, int]:
         if WIDTHS[name] + CELL_PADDING <= room:
             kept.append(name)
             room -= WIDTHS[name] + CELL_PADDING
+    note = WIDTHS["note"] + max(0, room)
+    while note < NOTE_COMFORT and len(kept) > CORE:
+        note += WIDTHS[kept.pop()] + CELL_PADDING
     widths = {name: WIDTHS[name] for name in COLUMNS if name in kept}
-    widths["note"] = WIDTHS["note"] + max(0, room)
+    widths["note"] = note
     return widths
 
 
