@@ -185,6 +185,23 @@ CASE_LOG = [
 ]
 
 
+CHECK_NAMES = ("test_lowercases_and_joins_words", "test_strips_punctuation",
+               "test_collapses_repeated_separators")
+
+
+def junit(path: Path, passed: int) -> None:
+    """A JUnit file as pytest writes it: the first `passed` checks pass, the rest fail."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cases = "".join(
+        f'<testcase classname="tests.test_slugify" name="{name}" time="0.001">'
+        + ("" if i < passed else '<failure message="assert False">assert False</failure>')
+        + "</testcase>" for i, name in enumerate(CHECK_NAMES))
+    failed = len(CHECK_NAMES) - passed
+    path.write_text(f'<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite '
+                    f'name="pytest" errors="0" failures="{failed}" skipped="0" '
+                    f'tests="{len(CHECK_NAMES)}">{cases}</testsuite></testsuites>')
+
+
 def stage2(run: FixtureRun, *, relay: int = 3, checks: tuple[int, int] = (3, 3)) -> None:
     run.event(0.4, "relay_started", url="http://127.0.0.1:40123/v1")
     run.event(0.5, "case_process_started", pid=4242, argv=["case", "--task-file", "task.md"],
@@ -193,8 +210,10 @@ def stage2(run: FixtureRun, *, relay: int = 3, checks: tuple[int, int] = (3, 3))
     for i in range(relay):
         run.relay(1 + i, QWEN, QWEN)
     run.event(6.5, "case_process_exited", **exited(0, 6.0))
+    junit(run.paths.checks / "junit.xml", checks[0])
     run.event(7.0, "checks_completed", **_checks(*checks).model_dump())
     run.event(7.1, "baseline_started", engine="fake")
+    junit(run.paths.baseline / "checks" / "junit.xml", 0)
     run.event(8.9, "baseline_completed", status="failed", checks=_checks(0, 3).model_dump())
     run.event(9.0, "guard_verdict", state="clear", evidence=0, proven_requests=relay)
 

@@ -195,12 +195,14 @@ class RunView:
             return PanelState("idle", "idle", "no request")
         refused = sum(1 for r in self.relay if r.refused)
         errors = sum(1 for r in self.relay if not r.refused and (r.error or r.status >= 400))
-        tokens = sum((r.prompt_tokens or 0) + (r.completion_tokens or 0) for r in self.relay)
+        counted = [n for r in self.relay for n in (r.prompt_tokens, r.completion_tokens)
+                   if n is not None]
+        tokens = f"{sum(counted):,} tokens" if counted else "tokens unknown"
         latencies = sorted(r.latency_ms for r in self.relay)
         p50 = latencies[len(latencies) // 2]
         reason = (f"{plural(len(self.relay), 'request')} · {refused} refused · "
                   f"{plural(errors, 'error')} · "
-                  f"{tokens:,} tokens · p50 {p50:.0f} ms")
+                  f"{tokens} · p50 {p50:.0f} ms")
         tone: Tone = "bad" if refused else "warn" if errors else "ok"
         return PanelState("refusing" if refused else "forwarding", tone, reason)
 
@@ -233,7 +235,9 @@ class RunView:
         if checks and checks.get("ran"):
             parts.append(f"checks {checks.get('passed', 0)}/{checks.get('total', 0)} passed")
         elif checks:
-            parts.append(f"checks did not run ({checks.get('detail') or 'no detail'})")
+            why = checks.get("detail") or ""
+            parts.append("checks did not run" + (f" ({why})" if why not in ("", "not run")
+                                                 else ""))
         baseline = self._event("baseline_completed")
         if self.report is not None and self.report.baseline.status != "skipped":
             base = self.report.baseline

@@ -183,8 +183,8 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
 
     @staticmethod
     def _report_rows(report: Report, row: Callable[..., None]) -> None:
-        row("stage", f"{report.stage} · stage 2 "
-                     f"{'passed' if report.stage2_passed else 'not passed'}")
+        row("stage", f"reached stage {report.stage} of 2 · Stage 2 "
+                     f"{'passed' if report.stage2_passed else 'did not pass'}")
         row("provider / model", f"{report.case_model_provider} / {report.case_model}")
         row("admission", report.case_model_admission_status)
         row("fallback", f"{'DETECTED' if report.fallback_detected else 'none'} · guard "

@@ -43,11 +43,15 @@ def _safe(text: str) -> str:
 class WorkItemsScreen(SwitchedTo, Screen[None]):
     DEFAULT_CSS = """
     WorkItemsScreen { layout: vertical; }
-    #wi-source { height: auto; padding: 0 1; background: $boost; }
+    #wi-source { height: auto; max-height: 4; padding: 0 1; background: $boost; }
     #wi-items { height: 1fr; }
     #wi-acceptance-title { height: 1; padding: 0 1; margin-top: 1; }
     #wi-acceptance { height: 2fr; }
-    #wi-detail { height: auto; min-height: 2; padding: 0 1; border-top: solid $panel; }
+    #wi-detail { height: auto; min-height: 2; max-height: 5; padding: 0 1;
+                 border-top: solid $panel; }
+    .-short #wi-acceptance-title { margin-top: 0; }
+    .-short #wi-detail { max-height: 2; }
+    .-short #wi-source { max-height: 2; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("R", "regate", "Re-gate now")]
 
