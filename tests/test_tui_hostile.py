@@ -115,6 +115,10 @@ async def test_a_hostile_run_reaches_the_terminal_only_as_inert_text(
         await pilot.pause(0.5)
         await pilot.press("escape", "escape", "r")  # the retry dialog quotes the run
         await pilot.pause(0.3)
+        await pilot.press("escape", "escape", "4")  # Jobs
+        await pilot.pause(0.5)
+        await pilot.press("question_mark")
+        await pilot.pause(0.3)
     output = "".join(recorded)
     assert len(output) > 10_000, "frames were written"
     assert "\x1b]" not in TEXTUAL_OWN.sub("", output), "an OSC sequence got through"

@@ -17,7 +17,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Header, Static
+from textual.widgets import DataTable, Static
 
 from core.job_model import Job
 from core.job_summary import (
@@ -34,8 +34,10 @@ from core.job_summary import (
 from tui.failures import ReportsWorkerErrors
 from tui.screens.dialogs import ConfirmScreen
 from tui.screens.switched import SwitchedTo
+from tui.terminal_text import inert
 from tui.widgets.footer import SteadyFooter
 from tui.widgets.job_views import JobMatrix, JobsTable
+from tui.widgets.where_bar import WhereBar
 
 POLL_S = 1.0
 
@@ -59,7 +61,7 @@ class JobsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         self.problem: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield WhereBar("jobs")
         yield JobsTable(id="jobs")
         yield Static(id="matrix-title")
         yield JobMatrix(id="matrix")
@@ -125,7 +127,7 @@ class JobsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
             text = "no jobs yet: cto-harness job --demo starts one · " + text
         if self.problem:
             text += f" · {self.problem}"
-        self.query_one("#jobs-status", Static).update(text)
+        self.query_one("#jobs-status", Static).update(inert(text))
 
     def _show_matrix(self, job_id: str | None) -> None:
         job = self.jobs.get(job_id or "")
@@ -133,13 +135,13 @@ class JobsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         title = self.query_one("#matrix-title", Static)
         if job is None:
             row = self.rows.get(job_id or "")
-            title.update(row.problem or "" if row else "")
+            title.update(inert(row.problem or "" if row else ""))
             return
         s = job.summary
-        title.update(f"{job.job_id}: {len(job.config.tasks)} task(s) × {job.config.attempts} "
-                     f"attempt(s), concurrency {job.config.concurrency} · blocked {s.blocked}"
-                     f" · errors {s.errors} · unproven {s.unproven} · tripped {s.tripped}"
-                     f" · leaked {s.leaked}")
+        title.update(inert(f"{job.job_id}: {len(job.config.tasks)} task(s) × "
+                           f"{job.config.attempts} attempt(s), concurrency "
+                           f"{job.config.concurrency} · blocked {s.blocked} · errors {s.errors}"
+                           f" · unproven {s.unproven} · tripped {s.tripped} · leaked {s.leaked}"))
 
     @on(DataTable.RowHighlighted, "#jobs")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:

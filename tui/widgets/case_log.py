@@ -29,6 +29,17 @@ garbage collector walks, and at 10,000 lines a second a larger cache only length
 pauses."""
 
 
+MORE = Segment("›", Style(dim=True, bold=True))
+
+
+def marked_crop(strip: Strip, scroll_x: int, width: int, style: Style) -> Strip:
+    """The visible part of a line; one that goes on past the right edge ends in `›`, so a
+    line is never cut without a marker (→ or the mouse scrolls to the rest)."""
+    if strip.cell_length <= scroll_x + width or width < 2:
+        return strip.crop_extend(scroll_x, scroll_x + width, style)
+    return Strip([*strip.crop(scroll_x, scroll_x + width - 1), MORE], width)
+
+
 class CaseLog(ScrollView, can_focus=True):
     DEFAULT_CSS = """
     CaseLog {
@@ -118,8 +129,7 @@ class CaseLog(ScrollView, can_focus=True):
         strip = self._strips.get(key)
         if strip is None:
             strip = self._strips[key] = self._strip(self.lines[index], number)
-        return strip.crop_extend(scroll_x, scroll_x + width, self._style).apply_offsets(
-            scroll_x, index)
+        return marked_crop(strip, scroll_x, width, self._style).apply_offsets(scroll_x, index)
 
     def _strip(self, line: str, number: int) -> Strip:
         if not self.term and self._match != number:  # the common case: plain text

@@ -21,6 +21,7 @@ from textual.strip import Strip
 from textual.worker import get_current_worker
 
 from tui.terminal_text import MAX_LINE, clean_lines, inert
+from tui.widgets.case_log import marked_crop
 from tui.widgets.keys import SCROLL_KEYS
 
 INDEX_CHUNK = 1 << 20
@@ -154,8 +155,7 @@ class FileView(ScrollView, can_focus=True):
             text.stylize("reverse")
         segments = list(text.render(self.app.console))
         strip = Strip(segments or [Segment("", style)])
-        return strip.crop_extend(scroll_x, scroll_x + width, Style()).apply_offsets(scroll_x,
-                                                                                    number)
+        return marked_crop(strip, scroll_x, width, Style()).apply_offsets(scroll_x, number)
 
     # -- search ---------------------------------------------------------------------
     def search(self, term: str) -> None:

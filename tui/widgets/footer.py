@@ -16,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
-PRIORITY = ("help", "quit", "back", "show('live')", "show('runs')", "show('work')",
+PRIORITY = ("help", "quit", "back", "show('live')", "show('runs')", "show('work')", "show('jobs')",
             "search", "filter", "follow", "retry", "cancel_run", "stages", "regate",
             "into_tab", "endpoint")
 """Actions by how much a user needs to see their key; others come after, palette last."""

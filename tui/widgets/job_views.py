@@ -8,6 +8,7 @@ from textual.widgets import DataTable
 
 from core.job_model import Job, Trial
 from core.job_summary import JobRow
+from tui.terminal_text import inert
 
 BAR = 16
 JOB_WIDTHS = {"job": 40, "state": 17, "progress": BAR + 10, "pass@1": 7, "pass@k": 10,
@@ -37,12 +38,12 @@ def rate(value: float | None) -> str:
 
 
 def job_cells(row: JobRow) -> tuple[str | Text, ...]:
-    state = Text(row.state, style=STATE_STYLE.get(row.state, ""))
+    state = inert(row.state, STATE_STYLE.get(row.state, ""))
     if row.demo:
         state.append(" demo", style="black on yellow")
-    return (row.job_id, state, progress_bar(row.done, row.trials), rate(row.pass_at_1),
+    return (inert(row.job_id), state, progress_bar(row.done, row.trials), rate(row.pass_at_1),
             f"{rate(row.pass_at_k)} k={row.k}", f"{row.passes}/{row.scored}",
-            Text(row.problem or "", style="bright_black"))
+            inert(row.problem or "", "bright_black"))
 
 
 class JobsTable(DataTable[str | Text]):
@@ -89,7 +90,7 @@ def trial_cell(trial: Trial, job_alive: bool) -> Text:
     """A running trial of a job whose harness is gone is shown as what it is: cut short."""
     status = "interrupted" if trial.status == "running" and not job_alive else trial.status
     word, style = TRIAL_LOOK.get(status, (status, ""))
-    return Text(word, style=style)
+    return inert(word, style)
 
 
 class JobMatrix(DataTable[str | Text]):
@@ -117,7 +118,7 @@ class JobMatrix(DataTable[str | Text]):
             self.add_column(f"#{attempt}", key=f"a{attempt}", width=8)
         grid = {t.key: t for t in job.trials}
         for task in job.config.tasks:
-            row: list[str | Text] = [task.id]
+            row: list[str | Text] = [inert(task.id)]
             for attempt in range(1, job.config.attempts + 1):
                 trial = grid.get((task.id, attempt))
                 row.append(trial_cell(trial, alive) if trial else Text(""))

@@ -8,7 +8,8 @@ from textual.widgets import Static
 
 from tui.terminal_text import safe
 
-LABELS = {"live": ("1", "Live"), "runs": ("2", "Runs"), "work": ("3", "Work items")}
+LABELS = {"live": ("1", "Live"), "runs": ("2", "Runs"), "work": ("3", "Work items"),
+          "jobs": ("4", "Jobs")}
 
 
 class WhereBar(Static):
