@@ -16,7 +16,7 @@ only when it next idles, which a screen built in the background may not do in ti
 table of label-wide columns was seen in a real terminal). The note takes what the others
 leave (at least its width here); longer values are cut with a marker."""
 COLUMNS = tuple(WIDTHS)
-KEPT_FIRST = ("status", "time", "task", "checks", "provider/model", "guard", "duration",
+KEPT_FIRST = ("status", "time", "task", "checks", "guard", "provider/model", "duration",
               "engine", "admission")
 """Which columns a narrow terminal keeps, most needed first; the note is always last."""
 CELL_PADDING = 2
