@@ -5,6 +5,7 @@ real loopback upstream, the test Case."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import time
 from math import comb, prod
@@ -17,6 +18,7 @@ from core.job_summary import pass_at_k, summarize
 from core.runs import list_runs
 from core.validate import validate_run
 from tests.conftest import Harness
+from tests.test_gates import SEED
 
 GOOD_ARGS = "--mode {mode} --task-file {{task_file}} --workspace {{workspace}} --model {{model}}"
 SLUG = "r1-string-slugify"
@@ -266,3 +268,29 @@ def test_a_job_blocked_by_readiness_starts_no_trial(harness: Harness) -> None:
     proc = harness.run("job", "--task", SLUG, "--attempts", "2")
     assert proc.returncode == 3 and "endpoint_config" in proc.stderr
     assert not harness.runs_root.exists() or not list(harness.runs_root.iterdir())
+
+
+# -- gates ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_gates_take_a_jobs_accepted_trial_as_evidence(harness: Harness, tmp_path: Path) -> None:
+    """A job's trials are runs: one accepted (real model, admitted, no fallback,
+    discriminating baseline) proves stage2-pass as a lone run does; a demo job's never."""
+    sot = tmp_path / "planning" / "plan.md"
+    sot.parent.mkdir()
+    shutil.copyfile(SEED, sot)
+    code, demo = harness.run_json("job", "--demo", "--task", SLUG, timeout=300)
+    assert code == 0 and demo["summary"]["passes"] == 1
+    report = json.loads(harness.run("gates", str(sot), "--json").stdout)
+    items = {i["id"]: i for i in report["items"]}
+    assert items["CTO-WORK-030"]["could_be"] == "still blocked", "a demo trial proves nothing"
+    code, real = harness.run_json("job", "--task", SLUG, "--attempts", "2", "--concurrency",
+                                  "2", "--name", "real", timeout=300)
+    assert code == 0 and real["summary"]["passes"] == 2
+    trial_runs = {t.run_id for t in Job.model_validate_json(
+        (Path(real["job_dir"]) / "job.json").read_text()).trials}
+    report = json.loads(harness.run("gates", str(sot), "--json").stdout)
+    items = {i["id"]: i for i in report["items"]}
+    assert items["CTO-WORK-030"]["could_be"] == "unblockable"
+    assert items["CTO-WORK-030"]["proven_by"]["stage2-pass"] in trial_runs

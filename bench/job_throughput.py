@@ -1,0 +1,178 @@
+"""What a job costs beside running the same work directly, and the Jobs screen at scale.
+
+    uv run python bench/job_throughput.py [--trials 48] [--concurrency 4]
+
+1. `cto-harness job` of 48 trials of a quick Case (it exits at once; the task's real hidden
+   checks run on what it left) at --concurrency 4, against the same 48 Case processes plus
+   their checks (the same pytest command the harness runs) started directly from a 4-way
+   process pool, in the same run. A trial also runs the same-run fake baseline (the fake
+   engine and the checks again), so the direct side is timed twice: Case + checks (the
+   issue's baseline), and Case + checks + fake engine + checks (the same work as a trial).
+2. The dashboard's Jobs screen over 100 jobs of 100 trials each: time from the app's start
+   until the screen shows every job and the first job's matrix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from textual import events  # noqa: E402
+
+from core.checks import WORKSPACE_ON_PATH  # noqa: E402
+from core.endpoint import ScriptedEndpoint  # noqa: E402
+from core.job_model import Job, JobConfig, JobTask, Trial  # noqa: E402
+from core.job_summary import summarize  # noqa: E402
+from core.jobs import write_job  # noqa: E402
+from core.settings import resolve  # noqa: E402
+from core.task import load_task  # noqa: E402
+from tui.app import Dashboard  # noqa: E402
+from tui.widgets.job_views import JobMatrix, JobsTable  # noqa: E402
+
+TASK = "r1-string-slugify"
+QUICK_CASE = "#!/bin/sh\nexit 0\n"
+QWEN = "qwen3.6-35b-a3b"
+
+
+def direct_one(args: tuple[str, str, bool]) -> float:
+    """One Case run and its checks (and, with `baseline`, the fake engine and the checks
+    again), as plain processes: what a trial does, without the harness."""
+    case_bin, scratch, baseline = args
+    task = load_task(TASK)
+    t0 = time.perf_counter()
+    folder = Path(tempfile.mkdtemp(dir=scratch))
+    rounds = [("case", [case_bin])]
+    if baseline:
+        rounds.append(("fake", [sys.executable, "-m", "core.fake_engine", "--task-file",
+                                str(task.prompt_file), "--workspace", "{ws}", "--naive",
+                                str(task.naive_dir)]))
+    for name, argv in rounds:
+        workspace = folder / name / "workspace"
+        shutil.copytree(task.workspace_dir, workspace)
+        subprocess.run([a.replace("{ws}", str(workspace)) for a in argv], cwd=workspace,
+                       capture_output=True, check=False, env={**os.environ,
+                                                               "PYTHONPATH": str(ROOT)})
+        checks = folder / name / "checks"
+        shutil.copytree(task.checks_dir, checks / "tests")
+        (checks / "conftest.py").write_text(WORKSPACE_ON_PATH)
+        subprocess.run([sys.executable, "-I", "-B", "-X", "utf8", "-m", "pytest", "-q", "-p",
+                        "no:cacheprovider", "--rootdir", str(checks),
+                        f"--junitxml={checks / 'junit.xml'}", str(checks / "tests")],
+                       cwd=checks, capture_output=True, check=False,
+                       env={"PATH": os.environ.get("PATH", ""),
+                            "CTO_HARNESS_WORKSPACE": str(workspace),
+                            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "LANG": "C.UTF-8"})
+    return time.perf_counter() - t0
+
+
+def direct(trials: int, concurrency: int, case_bin: str, scratch: str, baseline: bool) -> float:
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(concurrency) as pool:
+        list(pool.map(direct_one, [(case_bin, scratch, baseline)] * trials))
+    return time.perf_counter() - t0
+
+
+def job(trials: int, concurrency: int, case_bin: str, scratch: Path) -> tuple[float, dict]:
+    admission = scratch / "admission.json"
+    admission.write_text(json.dumps({"admitted": [{"provider": "qwen-local", "model": QWEN,
+                                                   "status": "admitted", "expires": None}]}))
+    with ScriptedEndpoint(model_id=QWEN) as upstream:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CTO_HARNESS_")}
+        env.update({"CTO_HARNESS_CASE_LOCAL_BASE_URL": upstream.base_url,
+                    "CTO_HARNESS_CASE_BIN": case_bin,
+                    "CTO_HARNESS_CASE_MODEL_ADMISSION_FILE": str(admission),
+                    "CTO_HARNESS_RUNS_ROOT": str(scratch / "runs"), "PYTHONPATH": str(ROOT)})
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "core.cli", "job", "--task", TASK,
+                               "--attempts", str(trials), "--concurrency", str(concurrency),
+                               "--json"], env=env, capture_output=True, text=True, cwd=ROOT,
+                              check=False)
+        wall = time.perf_counter() - t0
+    if not proc.stdout.strip():
+        raise SystemExit(f"the job failed: {proc.stderr.strip()[-400:]}")
+    return wall, json.loads(proc.stdout)
+
+
+def jobs_root(jobs: int, trials_each: int) -> Path:
+    root = Path(tempfile.gettempdir()) / f"cto-harness-bench-jobs-{jobs}x{trials_each}"
+    if (root / "jobs").is_dir() and len(os.listdir(root / "jobs")) == jobs:
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    tasks = [f"task-{i:02d}" for i in range(10)]
+    attempts = trials_each // len(tasks)
+    statuses = ["passed", "failed", "passed", "blocked", "passed", "error", "timed_out"]
+    for j in range(jobs):
+        trials = [Trial(task=t, attempt=a, status=statuses[(j + a + i) % len(statuses)],
+                        run_id=f"20260601T0200{i:02d}Z-{t}-{j}{a}", tokens=1000,
+                        baseline="failed", duration_s=12.5)
+                  for a in range(1, attempts + 1) for i, t in enumerate(tasks)]
+        config = JobConfig(name=f"bench{j}", attempts=attempts, concurrency=4, timeout_s=600,
+                           tasks=[JobTask(id=t, folder=f"/tasks/{t}") for t in tasks])
+        job_id = f"202606{1 + j // 24:02d}T{j % 24:02d}0000Z-bench{j}"
+        record = Job(job_id=job_id, created_at="2026-06-01T00:00:00.000Z",
+                     updated_at="2026-06-01T00:00:00.000Z", state="finished",
+                     harness_pid=0, config=config, trials=trials)
+        record.summary = summarize(record)
+        (root / "jobs" / job_id).mkdir(parents=True)
+        write_job(root / "jobs" / job_id, record)
+    return root
+
+
+async def first_frame(root: Path, jobs: int) -> float:
+    started = time.perf_counter()
+    app = Dashboard(root, resolved=resolve())
+    async with app.run_test(size=(150, 44)):
+        app.post_message(events.Key("4", "4"))
+        while not app.screen.query(JobsTable):
+            await asyncio.sleep(0.002)
+        table, matrix = app.screen.query_one(JobsTable), app.screen.query_one(JobMatrix)
+        while table.row_count < jobs or matrix.row_count == 0:
+            await asyncio.sleep(0.002)
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trials", type=int, default=48)
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args()
+    for name in [n for n in os.environ if n.startswith("CTO_HARNESS_")]:
+        del os.environ[name]
+    with tempfile.TemporaryDirectory(prefix="cto-harness-bench-job-") as tmp:
+        scratch = Path(tmp)
+        case_bin = scratch / "quick-case"
+        case_bin.write_text(QUICK_CASE)
+        case_bin.chmod(0o755)
+        n, c = args.trials, args.concurrency
+        plain = direct(n, c, str(case_bin), tmp, baseline=False)
+        same_work = direct(n, c, str(case_bin), tmp, baseline=True)
+        wall, result = job(n, c, str(case_bin), scratch)
+        s = result["summary"]
+    print(f"{n} trials of a quick Case on {TASK}, {c} at once ({os.cpu_count()} CPUs)")
+    print(f"  direct, Case + checks:                    {plain:7.2f} s")
+    print(f"  direct, Case + checks + fake + checks:    {same_work:7.2f} s")
+    print(f"  cto-harness job:                          {wall:7.2f} s   "
+          f"({s['done']}/{s['trials']} trials with a report, "
+          f"{s['unproven']} unproven as expected: the quick Case asks no model)")
+    print(f"  ratio job / direct (Case + checks):       {wall / plain:7.2f}x   (aim <= 1.5x)")
+    print(f"  ratio job / direct (same work as a trial):{wall / same_work:7.2f}x")
+    root = jobs_root(100, 100)
+    frame = asyncio.run(first_frame(root, 100))
+    print(f"Jobs screen, 100 jobs x 100 trials: every job and the first matrix after "
+          f"{frame * 1000:.0f} ms   (aim < 1000 ms)")
+
+
+if __name__ == "__main__":
+    main()
