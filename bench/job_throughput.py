@@ -9,7 +9,8 @@
    engine and the checks again), so the direct side is timed twice: Case + checks (the
    issue's baseline), and Case + checks + fake engine + checks (the same work as a trial).
 2. The dashboard's Jobs screen over 100 jobs of 100 trials each: time from the app's start
-   until the screen shows every job and the first job's matrix.
+   until the screen shows its first screenful of jobs and the first job's matrix, and
+   until every job is listed.
 """
 
 from __future__ import annotations
@@ -130,7 +131,9 @@ def jobs_root(jobs: int, trials_each: int) -> Path:
     return root
 
 
-async def first_frame(root: Path, jobs: int) -> float:
+async def first_frame(root: Path, jobs: int) -> tuple[float, float]:
+    """(seconds until the first screenful of jobs and the first matrix show, seconds
+    until every job is in the table), from the app's start."""
     started = time.perf_counter()
     app = Dashboard(root, resolved=resolve())
     async with app.run_test(size=(150, 44)):
@@ -138,16 +141,25 @@ async def first_frame(root: Path, jobs: int) -> float:
         while not app.screen.query(JobsTable):
             await asyncio.sleep(0.002)
         table, matrix = app.screen.query_one(JobsTable), app.screen.query_one(JobMatrix)
-        while table.row_count < jobs or matrix.row_count == 0:
+        while table.row_count == 0 or matrix.row_count == 0:
             await asyncio.sleep(0.002)
-        return time.perf_counter() - started
+        first = time.perf_counter() - started
+        while table.row_count < jobs:
+            await asyncio.sleep(0.002)
+        return first, time.perf_counter() - started
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=48)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--screen-only", action="store_true", help="only the Jobs screen")
     args = parser.parse_args()
+    if args.screen_only:
+        first, every = asyncio.run(first_frame(jobs_root(100, 100), 100))
+        print(f"Jobs screen, 100 jobs x 100 trials: first {first * 1000:.0f} ms, all "
+              f"{every * 1000:.0f} ms")
+        return
     for name in [n for n in os.environ if n.startswith("CTO_HARNESS_")]:
         del os.environ[name]
     with tempfile.TemporaryDirectory(prefix="cto-harness-bench-job-") as tmp:
@@ -169,9 +181,9 @@ def main() -> None:
     print(f"  ratio job / direct (Case + checks):       {wall / plain:7.2f}x   (aim <= 1.5x)")
     print(f"  ratio job / direct (same work as a trial):{wall / same_work:7.2f}x")
     root = jobs_root(100, 100)
-    frame = asyncio.run(first_frame(root, 100))
-    print(f"Jobs screen, 100 jobs x 100 trials: every job and the first matrix after "
-          f"{frame * 1000:.0f} ms   (aim < 1000 ms)")
+    first, every = asyncio.run(first_frame(root, 100))
+    print(f"Jobs screen, 100 jobs x 100 trials, from the app's start: first jobs and matrix "
+          f"{first * 1000:.0f} ms (aim < 1000 ms), all 100 jobs {every * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

@@ -111,6 +111,21 @@ class JobSummary(Counts):
     """From the job's start to its last trial's end (this invocation's)."""
 
 
+class JobHead(BaseModel):
+    """What a listing needs of job.json (its summary, not its trials): reading a hundred
+    jobs of a hundred trials builds a hundred of these, not ten thousand Trials."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    job_id: str
+    created_at: str
+    state: JobState = "running"
+    harness_pid: int
+    harness_start_ticks: int | None = None
+    config: JobConfig
+    summary: JobSummary = Field(default_factory=JobSummary)
+
+
 class Job(_Model):
     """job.json, rewritten atomically as each trial starts and ends."""
 

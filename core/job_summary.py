@@ -12,17 +12,28 @@ import signal
 import sys
 from math import comb
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from core.job_model import SCORED, Baseline, Counts, Job, JobState, JobSummary, TaskSummary, Trial
+from core.job_model import (
+    SCORED,
+    Baseline,
+    Counts,
+    Job,
+    JobHead,
+    JobState,
+    JobSummary,
+    TaskSummary,
+    Trial,
+)
 from core.models import Report
 from core.rundir import NotRegularFile, open_regular
 from core.runs import JOBS_FOLDER, process_start_ticks
 
 JOB_FILE = "job.json"
 MAX_JOB_BYTES = 64 << 20
+M = TypeVar("M", bound=BaseModel)
 
 
 class JobError(Exception):
@@ -118,6 +129,15 @@ def jobs_root(runs_root: Path) -> Path:
 
 def read_job(job_dir: Path) -> Job:
     """job.json of `job_dir`, validated; JobError naming the file and what is wrong."""
+    return _read(job_dir, Job)
+
+
+def read_job_head(job_dir: Path) -> JobHead:
+    """job.json of `job_dir` without its trials (for listings), validated as read_job."""
+    return _read(job_dir, JobHead)
+
+
+def _read(job_dir: Path, model: type[M]) -> M:
     path = job_dir / JOB_FILE
     try:
         with open_regular(path) as fh:
@@ -132,7 +152,7 @@ def read_job(job_dir: Path) -> Job:
     except OSError as exc:
         raise JobError(f"{path}: cannot be read ({exc.strerror})") from None
     try:
-        return Job.model_validate_json(data)
+        return model.model_validate_json(data)
     except (ValidationError, ValueError) as exc:
         first = str(exc).splitlines()
         detail = (first[1].strip() + ": " + first[2].strip()) if len(first) > 2 else first[0]
@@ -140,7 +160,7 @@ def read_job(job_dir: Path) -> Job:
                        "short, and is left as it is") from None
 
 
-def job_alive(job: Job) -> bool:
+def job_alive(job: Job | JobHead) -> bool:
     """The job's harness process is still that process (pid and start time)."""
     if job.harness_pid <= 0:
         return False
@@ -154,7 +174,7 @@ def job_alive(job: Job) -> bool:
         process_start_ticks(job.harness_pid) == job.harness_start_ticks
 
 
-def live_state(job: Job) -> JobState:
+def live_state(job: Job | JobHead) -> JobState:
     """`running` only while its harness lives: a job whose harness died is interrupted."""
     if job.state == "running" and not job_alive(job):
         return "interrupted"
@@ -180,9 +200,9 @@ class JobRow(BaseModel):
     problem: str | None = None
 
 
-def job_row(job_dir: Path, job: Job | None = None) -> JobRow:
-    """The row of a job folder (read now unless `job` is given); a job.json that cannot be
-    read is a row that says why."""
+def job_row(job_dir: Path, job: Job | JobHead | None = None) -> JobRow:
+    """The row of a job folder (read now, trials and all, unless `job` is given); a
+    job.json that cannot be read is a row that says why."""
     if job is None:
         try:
             job = read_job(job_dir)
@@ -191,7 +211,7 @@ def job_row(job_dir: Path, job: Job | None = None) -> JobRow:
                           problem=str(exc))
     s = job.summary
     return JobRow(job_id=job.job_id, path=str(job_dir), state=live_state(job),
-                  name=job.config.name, created_at=job.created_at, trials=len(job.trials),
+                  name=job.config.name, created_at=job.created_at, trials=s.trials,
                   done=s.done, passes=s.passes, scored=s.scored, pass_at_1=s.pass_at_1,
                   pass_at_k=s.pass_at_k, k=s.k, demo=job.config.demo)
 
@@ -239,7 +259,7 @@ def job_signature(job_dir: Path) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
-def cancel_job(job: Job) -> bool:
+def cancel_job(job: Job | JobHead) -> bool:
     """SIGINT a running job's harness, as Ctrl-C would (every trial in flight then writes
     its cancelled report); False when that harness is already gone."""
     if not job_alive(job):

@@ -19,7 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from core.job_model import Job
+from core.job_model import Job, JobHead
 from core.job_summary import (
     JobError,
     JobRow,
@@ -29,6 +29,7 @@ from core.job_summary import (
     list_job_dirs,
     live_state,
     read_job,
+    read_job_head,
     resume_argv,
 )
 from tui.failures import ReportsWorkerErrors
@@ -40,6 +41,8 @@ from tui.widgets.job_views import JobMatrix, JobsTable
 from tui.widgets.where_bar import WhereBar
 
 POLL_S = 1.0
+FIRST_ROWS = 20
+"""Jobs read before the table first shows: a screenful, so the first frame comes at once."""
 
 
 class JobsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
@@ -54,7 +57,8 @@ class JobsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.jobs: dict[str, Job | None] = {}
+        self.jobs: dict[str, JobHead | None] = {}
+        """Each job's head (config, summary, state): the list never reads trials."""
         self.paths: dict[str, Path] = {}
         self.signatures: dict[str, tuple[int, int] | None] = {}
         self.rows: dict[str, JobRow] = {}
@@ -80,33 +84,38 @@ class JobsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
     # -- reading -----------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="jobs-poll", exit_on_error=False)
     def _poll(self) -> None:
-        """List the job folders; read again only the job.json files that changed."""
+        """List the job folders; read again only the job.json files that changed. The
+        first screenful is shown before the rest is read."""
         try:
             dirs = list_job_dirs(self.runs_root)
             problem = None
         except JobError as exc:
             dirs, problem = [], str(exc)
-        fresh: dict[str, tuple[Path, Job | None, JobRow, tuple[int, int] | None]] = {}
-        for job_dir in dirs:
-            sig = job_signature(job_dir)
-            known = self.jobs.get(job_dir.name)
-            if sig == self.signatures.get(job_dir.name) and job_dir.name in self.rows:
-                # unchanged on disk; a running job's harness may still have died
-                row = self.rows[job_dir.name]
-                if known is not None and row.state == "running" and live_state(known) != "running":
-                    row = job_row(job_dir, known)
-                fresh[job_dir.name] = (job_dir, known, row, sig)
-                continue
-            try:
-                job: Job | None = read_job(job_dir)
-            except JobError:
-                job = None
-            fresh[job_dir.name] = (job_dir, job, job_row(job_dir, job), sig)
+        fresh: dict[str, tuple[Path, JobHead | None, JobRow, tuple[int, int] | None]] = {}
+        for n, job_dir in enumerate(dirs, start=1):
+            fresh[job_dir.name] = self._look(job_dir)
+            if n == FIRST_ROWS and len(dirs) > n:
+                self.app.call_from_thread(self._apply, dict(fresh), problem)
         self.app.call_from_thread(self._apply, fresh, problem)
+
+    def _look(self, job_dir: Path) -> tuple[Path, JobHead | None, JobRow,
+                                            tuple[int, int] | None]:
+        sig = job_signature(job_dir)
+        known = self.jobs.get(job_dir.name)
+        if sig == self.signatures.get(job_dir.name) and job_dir.name in self.rows:
+            # unchanged on disk; a running job's harness may still have died
+            row = self.rows[job_dir.name]
+            if known is not None and row.state == "running" and live_state(known) != "running":
+                row = job_row(job_dir, known)
+            return job_dir, known, row, sig
+        try:
+            job: JobHead | None = read_job_head(job_dir)
+        except JobError:
+            job = None
+        return job_dir, job, job_row(job_dir, job), sig
 
     def _apply(self, fresh: dict, problem: str | None) -> None:
         changed = [row for name, (_, _, row, _) in fresh.items() if self.rows.get(name) != row]
-        matrix_job = self.query_one(JobMatrix).job
         for name, (path, job, row, sig) in fresh.items():
             self.paths[name], self.jobs[name], self.rows[name] = path, job, row
             self.signatures[name] = sig
@@ -114,9 +123,10 @@ class JobsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         table.show(changed, list(fresh))
         self.problem = problem
         selected = table.selected_job_id()
-        current = self.jobs.get(selected or "")
-        if current is not matrix_job:
-            self._show_matrix(selected)
+        shown = self.query_one(JobMatrix).job
+        if selected and (shown is None or shown.job_id != selected
+                         or self.rows[selected] in changed):
+            self._load_matrix(selected)
         self._status()
 
     def _status(self) -> None:
@@ -129,13 +139,22 @@ class JobsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
             text += f" · {self.problem}"
         self.query_one("#jobs-status", Static).update(inert(text))
 
-    def _show_matrix(self, job_id: str | None) -> None:
-        job = self.jobs.get(job_id or "")
+    @work(thread=True, exclusive=True, group="jobs-matrix", exit_on_error=False)
+    def _load_matrix(self, job_id: str) -> None:
+        """The whole job.json (its trials) of the one job the matrix shows."""
+        path = self.paths.get(job_id)
+        try:
+            job = read_job(path) if path is not None else None
+            problem = None
+        except JobError as exc:
+            job, problem = None, str(exc)
+        self.app.call_from_thread(self._show_matrix, job, problem)
+
+    def _show_matrix(self, job: Job | None, problem: str | None) -> None:
         self.query_one(JobMatrix).show(job, job is not None and live_state(job) == "running")
         title = self.query_one("#matrix-title", Static)
         if job is None:
-            row = self.rows.get(job_id or "")
-            title.update(inert(row.problem or "" if row else ""))
+            title.update(inert(problem or ""))
             return
         s = job.summary
         title.update(inert(f"{job.job_id}: {len(job.config.tasks)} task(s) × "
@@ -145,7 +164,7 @@ class JobsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
 
     @on(DataTable.RowHighlighted, "#jobs")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._show_matrix(str(event.row_key.value))
+        self._load_matrix(str(event.row_key.value))
 
     @on(DataTable.RowSelected, "#jobs")
     def _into_matrix(self) -> None:
@@ -162,7 +181,7 @@ class JobsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         self.app.push_screen(RunDetailScreen(self.runs_root / trial.run_id))
 
     # -- actions ---------------------------------------------------------------------------
-    def _selected(self) -> tuple[Path, Job] | None:
+    def _selected(self) -> tuple[Path, JobHead] | None:
         job_id = self.query_one(JobsTable).selected_job_id()
         job = self.jobs.get(job_id or "")
         if job_id is None or job is None:
