@@ -138,6 +138,36 @@ def test_summary_from_trials() -> None:
     assert s.pass_at_1 == 0.75 and s.discriminating_tasks == 1
 
 
+def _trial_harnesses(job_pid: int) -> int:
+    """`cto-harness run` processes the job has running now: its children whose argv is a
+    run (a run's own helpers are the run's children, not the job's)."""
+    count = 0
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == job_pid and b"run" in argv and b"--job-id" in argv:
+                count += 1
+    return count
+
+
+def test_at_most_concurrency_trials_run_at_once(harness: Harness) -> None:
+    """Counted from outside, as processes: never more than N trials' harnesses (so never
+    more than N Cases asking the endpoint), and N are reached."""
+    proc = harness.start("job", "--task", SLUG, "--attempts", "5", "--concurrency", "2",
+                         "--json")
+    seen = []
+    while proc.poll() is None:
+        seen.append(_trial_harnesses(proc.pid))
+        time.sleep(0.02)
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    assert max(seen) == 2, seen
+    assert [t.status for t in load(harness).trials] == ["passed"] * 5
+
+
 # -- cancel and resume ------------------------------------------------------------------
 
 

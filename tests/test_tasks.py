@@ -116,3 +116,24 @@ def test_load_task_checks_the_id_against_its_folder(tmp_path: Path) -> None:
     with pytest.raises(TaskError, match="folder is named 'named'"):
         load_task(str(folder))
     assert [r.ok for r in list_tasks(tmp_path)] == [False]
+
+
+def test_the_dashboards_retry_of_a_user_task_finds_its_folder(harness: Harness,
+                                                              tmp_path: Path) -> None:
+    import subprocess
+
+    from core.runs import load_manifest
+    from tui.launcher import RunRequest
+
+    user_task(tmp_path / "mine", "my-slug")
+    _, first = harness.run_json("run", "--tasks", str(tmp_path / "mine"), "--task", "my-slug",
+                                "--no-baseline")
+    manifest = load_manifest(Path(first["run_dir"]))
+    assert manifest is not None
+    argv = RunRequest.retry(manifest).argv(harness.runs_root)
+    proc = subprocess.run([*argv, "--no-baseline", "--json"], env=harness.env,
+                          capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parent.parent)
+    again = json.loads(proc.stdout)
+    assert harness.report(again["run_dir"])["task"] == "my-slug"
+    assert harness.report(again["run_dir"])["retry_of"] == first["run_id"]

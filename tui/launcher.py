@@ -35,7 +35,10 @@ class RunRequest:
 
     @classmethod
     def retry(cls, manifest: Manifest) -> RunRequest:
-        return cls(task=manifest.task, engine=manifest.engine, profile=manifest.profile,
+        # a task from the user's folder is retried from that folder (its id alone would be
+        # looked up among the bundled tasks)
+        return cls(task=manifest.task_folder or manifest.task, engine=manifest.engine,
+                   profile=manifest.profile,
                    demo=manifest.demo, retry_of=manifest.run_id)
 
     def argv(self, runs_root: Path) -> list[str]:
