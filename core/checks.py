@@ -6,6 +6,11 @@ isolated (`-I`): the workspace joins the import path only once pytest has loaded
 conftest of ours), so a `pytest.py` or `sitecustomize.py` the Case left there cannot stand
 in for pytest and forge the results. (Code under test still runs inside that process;
 what it could do there is the checks' own concern.)
+
+In the sandbox (core/sandbox.py) the checks see the workspace read-only at `/workspace`,
+themselves read-only at `/checks`, and can write only `/checks/out` (the JUnit XML, which
+the harness reads afterwards); they have no network, and pytest runs from the harness's
+venv, bound read-only.
 """
 
 from __future__ import annotations
@@ -17,11 +22,19 @@ import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.models import CheckCounts
 from core.process import run_group
-from core.rundir import atomic_write_text, fresh_dir
+from core.rundir import atomic_write_bytes, atomic_write_text, fresh_dir
+from core.sandbox import Bind, Spec
 from core.task import Task
+
+if TYPE_CHECKING:
+    from core.sandbox_run import RunSandbox
+
+SANDBOX_CHECKS = "/checks"
+SANDBOX_WORKSPACE = "/workspace"
 
 WORKSPACE_ON_PATH = """import os
 import sys
@@ -53,32 +66,49 @@ async def run_checks(
     out_dir: Path,
     redact: Callable[[str], str],
     cancel: asyncio.Event,
+    sandbox: RunSandbox | None = None,
 ) -> CheckCounts:
-    """Run the task's hidden checks against `workspace`; results and log go to `out_dir`."""
+    """Run the task's hidden checks against `workspace`; results and log go to `out_dir`;
+    in a sandbox of their own when `sandbox` is given."""
     fresh_dir(out_dir)
     tests = out_dir / "tests"
     shutil.copytree(task.checks_dir, tests, dirs_exist_ok=True)
-    atomic_write_text(out_dir / "conftest.py", WORKSPACE_ON_PATH)
+    atomic_write_bytes(out_dir / "conftest.py", WORKSPACE_ON_PATH.encode(), mode=0o644)
     # pytest looks for its config upwards from the checks; found here, it looks no further:
     # not into the folders above the runs root (a target repository's pyproject.toml).
-    atomic_write_text(out_dir / "pytest.ini", "[pytest]\n")
-    junit = out_dir / "junit.xml"
+    atomic_write_bytes(out_dir / "pytest.ini", b"[pytest]\n", mode=0o644)
+    (out_dir / "out").mkdir()
+    junit = out_dir / "out" / "junit.xml"
+    where = SANDBOX_CHECKS if sandbox else str(out_dir)
+    ws = SANDBOX_WORKSPACE if sandbox else str(workspace)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "CTO_HARNESS_WORKSPACE": str(workspace),
+        "CTO_HARNESS_WORKSPACE": ws,
+        "HOME": "/tmp" if sandbox else os.environ.get("HOME", "/"),
         # for the processes the checks start (-I has pytest's own ignore these three)
-        "PYTHONPATH": str(workspace),
+        "PYTHONPATH": ws,
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONIOENCODING": "utf-8",
         "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",  # plain pytest: ~5 s less per check run
         "LANG": "C.UTF-8",
     }
     argv = [sys.executable, "-I", "-B", "-X", "utf8", "-m", "pytest", "-q",
-            "-p", "no:cacheprovider", "--rootdir", str(out_dir), f"--junitxml={junit}",
-            str(tests)]
+            "-p", "no:cacheprovider", "--rootdir", where, f"--junitxml={where}/out/junit.xml",
+            f"{where}/tests"]
+    command, fds = argv, ()
+    if sandbox is not None:
+        spec = Spec(binds=[Bind(workspace, SANDBOX_WORKSPACE), Bind(out_dir, SANDBOX_CHECKS),
+                           Bind(out_dir / "out", f"{SANDBOX_CHECKS}/out", writable=True),
+                           Bind(Path(sys.prefix), sys.prefix)], cwd=SANDBOX_CHECKS)
+        command, fds = sandbox.command(spec, argv)
+        sandbox.sandboxes.hand_over(out_dir / "out")
     output: list[bytes] = []
-    outcome = await run_group(argv, cwd=out_dir, env=env, sink=output.append,
-                              timeout=task.check_timeout_s, cancel=cancel)
+    try:
+        outcome = await run_group(command, cwd=out_dir, env=env, sink=output.append,
+                                  timeout=task.check_timeout_s, cancel=cancel, pass_fds=fds)
+    finally:
+        if sandbox is not None:
+            sandbox.sandboxes.take_back(out_dir / "out")
     log = out_dir / "checks.log"
     atomic_write_text(log, redact(b"".join(output).decode("utf-8", errors="replace")))
     if outcome.timed_out:

@@ -233,6 +233,35 @@ class LeakFinding(_Model):
     """What holds the form: the file's bytes, the entry's own name, or a link's target text."""
 
 
+class CaseSandbox(_Model):
+    """How the Case (and its checks and the fake baseline) was isolated, or why not."""
+
+    mode: Literal["bwrap", "off"]
+    """`bwrap`: the bubblewrap sandbox; `off`: CTO_HARNESS_CASE_SANDBOX=off, no sandbox
+    (never evidence for a model)."""
+    ready: bool = False
+    """Whether the sandbox was set up (False: the run was blocked, `detail` says why)."""
+    bwrap_version: str | None = None
+    namespaces: list[str] = Field(default_factory=list)
+    host_uid: int | None = None
+    """The host uid the sandboxed processes ran as."""
+    ro_paths: list[str] = Field(default_factory=list)
+    """What the Case saw read-only besides the system folders (`dest <- source` when
+    bound elsewhere)."""
+    rw_paths: list[str] = Field(default_factory=list)
+    masked: list[str] = Field(default_factory=list)
+    """Private places inside a bound folder, covered in the sandbox."""
+    extra_ro: list[str] = Field(default_factory=list)
+    """From CTO_HARNESS_CASE_SANDBOX_RO."""
+    extra_rw: list[str] = Field(default_factory=list)
+    """From CTO_HARNESS_CASE_SANDBOX_RW."""
+    network: Literal["relay-only", "none", "host"] = "host"
+    """The Case's: only the relay, nothing, or the host's (sandbox off). The checks and
+    the baseline never have any network in the sandbox."""
+    limits: dict[str, int] = Field(default_factory=dict)
+    detail: str = ""
+
+
 class Durations(_Model):
     total_s: float = 0.0
     """Wall time from the run's start to just before report.json is written: every stage,
@@ -305,6 +334,8 @@ class Report(_Model):
     """`isolated`: the Case ran in its own network namespace where only the relay answers."""
     case_network_detail: str = "not recorded (a report from before network isolation)"
     """Why `host` (the opt-out, or why isolation was unavailable), or how it was isolated."""
+    case_sandbox: CaseSandbox | None = None
+    """None only in reports from before the sandbox."""
     fallback_detected: bool
     fallback_evidence: list[Evidence] = Field(default_factory=list)
     fallback_warnings: list[Evidence] = Field(default_factory=list)

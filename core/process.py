@@ -35,6 +35,8 @@ read in large chunks (far less work per byte) for at most 2 ms of added latency.
 KILL_GRACE_S = 3.0
 DRAIN_GRACE_S = 1.0
 WARDEN = Path(__file__).with_name("warden.py")
+WARDEN_ENV = {"PATH": "/usr/bin:/bin"}
+"""The warden's whole environment: none of the harness's, which may hold the secret."""
 
 
 @dataclass
@@ -68,7 +70,7 @@ class _Lifeline:
             self.warden = subprocess.Popen(
                 [sys.executable, "-I", "-S", str(WARDEN)], stdin=read_end,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
-                start_new_session=True)
+                start_new_session=True, env=WARDEN_ENV)
         except OSError:
             os.close(write_end)
             return
@@ -180,17 +182,19 @@ async def run_group(
     cancel: asyncio.Event,
     on_start: Callable[[int], None] | None = None,
     stdin: Path | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> Outcome:
     """Run `argv` to completion, timeout or cancel; every byte it prints goes to `sink`.
     Its stdin is /dev/null, or the file `stdin` (the task's prompt, for an agent that
-    reads it there)."""
+    reads it there). A child ended by signal N exits 128+N, as a shell says it (and as the
+    sandbox's first process reports a Case a signal ended), never Python's -N."""
     started = time.monotonic()
     try:
         with contextlib.ExitStack() as files:
             source = files.enter_context(stdin.open("rb")) if stdin else subprocess.DEVNULL
             proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=source,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+                                    start_new_session=True, pass_fds=pass_fds)
     except OSError as exc:
         return Outcome(exit_code=None, start_error=f"{type(exc).__name__}: {exc.strerror}")
     _LIFELINE.watch(proc.pid)
@@ -220,6 +224,7 @@ async def run_group(
             proc.wait()
         child.close()
         _LIFELINE.release(proc.pid)
-    outcome.exit_code = proc.returncode
+    code = proc.returncode
+    outcome.exit_code = 128 - code if code is not None and code < 0 else code
     outcome.duration_s = time.monotonic() - started
     return outcome

@@ -22,9 +22,17 @@ from typing import Any
 
 from core import __version__
 from core.admission import check_admission
-from core.caseconf import CaseConfigError, case_argv, case_env, recorded_env, stdin_mode
+from core.caseconf import (
+    CaseConfigError,
+    case_argv,
+    case_env,
+    recorded_env,
+    seed_home,
+    stdin_mode,
+)
 from core.checks import run_checks
 from core.guard import Guard
+from core.home import SANDBOX_HOME, prepare_home
 from core.models import (
     EXIT_CODES,
     BaselineOutcome,
@@ -45,7 +53,6 @@ from core.models import (
     RunStatus,
     ScanSummary,
 )
-from core.netjail import launcher, netjail_available
 from core.process import Outcome, run_group
 from core.readiness import check_readiness
 from core.redact import Redactor
@@ -62,13 +69,14 @@ from core.rundir import (
 )
 from core.runs import process_start_ticks
 from core.runscan import max_bytes_from_env, scan_run, scan_seconds
+from core.sandbox_paths import PathProblem
+from core.sandbox_run import TASK_FILE, WORKSPACE, RunSandbox
 from core.scan import scrub
 from core.settings import API_KEY_VAR, ENDPOINT_VAR, ConfigError, Resolved
 from core.task import Task, load_task
 
 ENV_ALLOWLIST = ("PATH", "HOME", "LANG", "TMPDIR", "TERM")
 FAKE = "fake"
-NETWORK_VAR = "CTO_HARNESS_CASE_NETWORK"
 UDS_PATH_MAX = 107
 """A Unix socket path longer than this (sun_path less its NUL) cannot be bound."""
 
@@ -115,19 +123,23 @@ class _State:
     case_setup: CaseSetup | None = None
 
 
-def case_environment(relay_url: str, token: str, resolved: Resolved, task_file: Path,
-                     workspace: Path) -> dict[str, str]:
-    """An allowlist: nothing of the harness's own environment but these reaches the Case."""
+def case_environment(relay_url: str, token: str, resolved: Resolved, task_file: str,
+                     workspace: str, home: str, sandboxed: bool) -> dict[str, str]:
+    """An allowlist: nothing of the harness's own environment but these reaches the Case;
+    its HOME is the run's own (and in the sandbox its /tmp is too)."""
     env = {k: v for k, v in os.environ.items() if k in ENV_ALLOWLIST or k.startswith("LC_")}
     env.update({
+        "HOME": home,
         "OPENAI_BASE_URL": relay_url,
         "OPENAI_API_KEY": token,
         "CTO_HARNESS_CASE_MODEL": resolved.model,
         "CTO_HARNESS_CASE_MODEL_PROVIDER": resolved.provider,
-        "CTO_HARNESS_TASK_FILE": str(task_file),
-        "CTO_HARNESS_WORKSPACE": str(workspace),
+        "CTO_HARNESS_TASK_FILE": task_file,
+        "CTO_HARNESS_WORKSPACE": workspace,
         "PYTHONUNBUFFERED": "1",
     })
+    if sandboxed:
+        env["TMPDIR"] = "/tmp"
     return env
 
 
@@ -188,7 +200,7 @@ class Runner:
         self.started_at = utcnow()
         self.guard = Guard(resolved.model, resolved.fallback_markers, on_trip=self._on_trip,
                            on_warning=self._on_warning)
-        self._probe: asyncio.Future[tuple[bool, str]] | None = None
+        self.sandbox = RunSandbox(resolved, runs_root)
 
     def _redact_counted(self, text: str) -> str:
         """Every JSON file and trace line passes here; the report counts what it masked."""
@@ -227,6 +239,8 @@ class Runner:
             except Exception as exc:  # the harness's own failure still gets a report
                 self.state.reasons.append(f"harness error: {type(exc).__name__}: {exc}")
                 status = "error"
+            finally:
+                self.sandbox.close()
             # Still under our handlers: a Ctrl-C now must not cut the leak scan's scrub or
             # the report short (the run is over; the report says how it ended).
             return self._finish(status)
@@ -236,9 +250,7 @@ class Runner:
 
     async def _run(self) -> RunStatus:
         req, res, task = self.request, self.resolved, self.task
-        if req.engine != FAKE and res.case_network == "isolated":
-            # Asked of a throwaway process while the preflight runs: off the critical path.
-            self._probe = asyncio.ensure_future(asyncio.to_thread(netjail_available))
+        self.sandbox.start()  # set up while the preflight runs: off the critical path
         self.writer.write_json(self.paths.manifest, Manifest(
             run_id=self.paths.run_id, task=task.id, engine=req.engine, profile=req.profile,
             provider=res.provider, model=res.model, harness_version=__version__,
@@ -280,7 +292,8 @@ class Runner:
             self.event("readiness_checked", ready=True, skipped="fake engine calls no model")
             self.state.admission = admission.status
             self.event("admission_checked", status=admission.status, detail=admission.detail)
-            return []
+            sandbox = await self.sandbox.blocker()
+            return [sandbox] if sandbox else []
         readiness: Readiness = await asyncio.to_thread(check_readiness, res,
                                                        redact=self.redactor.redact)
         self.writer.write_json(self.paths.readiness, readiness)
@@ -294,7 +307,8 @@ class Runner:
             b.startswith("admission") for b in blockers
         ):
             blockers.append(f"admission: {admission.detail}")
-        return blockers
+        sandbox = await self.sandbox.blocker()
+        return [*blockers, sandbox] if sandbox else blockers
 
     async def _stage2(self, task: Task) -> RunStatus:
         req, _res = self.request, self.resolved
@@ -304,7 +318,8 @@ class Runner:
         task_file.write_bytes(task.prompt_file.read_bytes())
         task.fresh_workspace(self.paths.workspace)
         if req.engine == FAKE:
-            self._on_host("fake engine: asks no model, runs on the host network")
+            self._network("fake engine: asks no model; " + (
+                "no network in its sandbox" if self.sandbox.enabled else "the host network"))
             self.state.case = await self._fake_engine(task, task_file, self.paths.workspace,
                                                       self.paths.case_log)
             self.state.case_started = True
@@ -327,7 +342,7 @@ class Runner:
                 f"--timeout {req.timeout:g} s; the rest is the leak scan's)")
         t0 = time.monotonic()
         self.state.checks = await run_checks(task, self.paths.workspace, self.paths.checks,
-                                             self.redactor.redact, self.cancel)
+                                             self.redactor.redact, self.cancel, self._boxes())
         self.state.durations.checks_s = round(time.monotonic() - t0, 3)
         self.event("checks_completed", **self.state.checks.model_dump())
         if self.cancel.is_set():
@@ -339,14 +354,16 @@ class Runner:
         return "timed_out" if case.timed_out else "failed"  # refined in _verdict
 
     async def _case(self, task_file: Path) -> Outcome | None:
-        res = self.resolved
+        res, box = self.resolved, self.sandbox
+        inside = box.enabled
         # Judged before the relay starts (its port is not known yet; the URL's shape is).
         if self._case_command(task_file, "http://127.0.0.1:0/v1") is None:
             return None
-        network = await self._choose_network()
-        if network is None:
+        home = prepare_home(self.paths.root)
+        seed_home(res.case_home_template, home)
+        sock_dir = self._socket_dir() if inside else None
+        if inside and sock_dir is None:
             return None
-        sock_dir = self._socket_dir() if network == "isolated" else None
         uds = sock_dir / "relay.sock" if sock_dir else None
         relay = Relay(upstream=res.endpoint, api_key=res.api_key, model=res.model,
                       token=self.token, ledger=self.paths.relay, redact=self.redactor.redact,
@@ -357,19 +374,39 @@ class Runner:
             command = self._case_command(task_file, relay.base_url)
             assert command is not None, "judged above with the same settings"
             argv, extra_env, stdin = command
-            env = case_environment(relay.base_url, self.token, res, task_file,
-                                   self.paths.workspace)
+            task_at, workspace_at = self._case_paths(task_file)
+            env = case_environment(relay.base_url, self.token, res, task_at, workspace_at,
+                                   SANDBOX_HOME if inside else str(home), sandboxed=inside)
             env.update(extra_env)
             self.guard.check_env(env)
-            self.guard.markers_warn = network == "isolated"
-            jail = launcher(uds, relay.port) if uds else []
-            return await self._supervise(argv, env, self.paths.workspace, self.paths.case_log,
-                                         self.case_timeout, scan=True, jail=jail,
-                                         stdin=stdin)
+            self.guard.markers_warn = inside
+            if not inside:
+                self._network(box.detail)
+                return await self._supervise(argv, env, self.paths.workspace,
+                                             self.paths.case_log, self.case_timeout,
+                                             scan=True, stdin=stdin)
+            assert uds is not None
+            uds.chmod(0o666)  # its folder is 0700: only the sandbox's uid gets this far
+            try:
+                program, spec = box.case(argv[0], env.get("PATH", ""), self.paths.workspace,
+                                         task_file, home, (uds, relay.port))
+            except PathProblem as exc:
+                return self._block_late(f"sandbox: {exc}")
+            argv[0] = program
+            self._network("own network namespace: only the relay is reachable")
+            box.sandboxes.hand_over(self.paths.workspace, home)
+            try:
+                return await self._supervise(argv, env, self.paths.workspace,
+                                             self.paths.case_log, self.case_timeout,
+                                             scan=True, launch=box.command(spec, argv),
+                                             stdin=stdin)
+            finally:
+                box.sandboxes.take_back(self.paths.workspace, home)
         finally:
             await relay.stop()
             if sock_dir is not None:
                 with contextlib.suppress(OSError):
+                    (sock_dir / "relay.sock").unlink(missing_ok=True)
                     sock_dir.rmdir()
 
     def _case_command(self, task_file: Path, base_url: str
@@ -378,7 +415,8 @@ class Runner:
         _STDIN; None (the run blocked, naming the variable) when they are unusable or would
         hand the Case a secret or a hosted provider."""
         res = self.resolved
-        values = {"task_file": str(task_file), "workspace": str(self.paths.workspace),
+        task_at, workspace_at = self._case_paths(task_file)
+        values = {"task_file": task_at, "workspace": workspace_at,
                   "model": res.model, "provider": res.provider, "base_url": base_url}
         try:
             task_text = task_file.read_text(encoding="utf-8", errors="replace")
@@ -395,6 +433,13 @@ class Runner:
             home_template=str(res.case_home_template) if res.case_home_template else None)
         return argv, extra_env, task_file if stdin == "task" else None
 
+    def _case_paths(self, task_file: Path) -> tuple[str, str]:
+        """The task file and the workspace as the Case sees them (the sandbox's fixed
+        paths, or the host's without it)."""
+        if self.sandbox.enabled:
+            return TASK_FILE, WORKSPACE
+        return str(task_file), str(self.paths.workspace)
+
     def _socket_dir(self) -> Path | None:
         """A private (0700) directory for the relay's Unix socket, outside the run directory
         (whose every file is hashed and scanned). TMPDIR or /tmp, never guessed further
@@ -403,37 +448,22 @@ class Runner:
         try:
             sock_dir = Path(tempfile.mkdtemp(prefix="cto-harness-relay-", dir=parent))
         except OSError as exc:
-            self._on_host(f"isolation unavailable: cannot make a socket directory in {parent} "
-                          f"({exc.strerror}); set TMPDIR to a writable directory")
+            self._block_late(f"sandbox: cannot make a socket directory in {parent} "
+                             f"({exc.strerror}); set TMPDIR to a writable directory")
             return None
         if len(os.fsencode(sock_dir / "relay.sock")) > UDS_PATH_MAX:
             sock_dir.rmdir()
-            self._on_host(f"isolation unavailable: {parent} is too long a path for a Unix "
-                          "socket; set TMPDIR to a shorter one")
+            self._block_late(f"sandbox: {parent} is too long a path for a Unix socket; set "
+                             "TMPDIR to a shorter one")
             return None
         return sock_dir
 
-    async def _choose_network(self) -> CaseNetwork | None:
-        """Isolated unless opted out or impossible here, decided before the Case starts;
-        never a reason to block the run. None only for a bad value of the variable."""
-        choice = self.resolved.case_network
-        if choice == "host":
-            return self._on_host(f"{NETWORK_VAR}=host: isolation was turned off")
-        if choice != "isolated":
-            self._block_late(f"{NETWORK_VAR} must be 'isolated' (the default) or 'host', "
-                             f"not {choice!r}")
-            return None
-        assert self._probe is not None, "started in _run for every isolated Case"
-        ok, detail = await self._probe
-        if not ok:
-            return self._on_host(f"isolation unavailable: {detail}")
-        self.state.network = "isolated"
-        self.state.network_detail = f"own {detail}: only the relay is reachable"
-        return "isolated"
+    def _network(self, detail: str) -> None:
+        self.state.network = "isolated" if self.sandbox.enabled else "host"
+        self.state.network_detail = detail
 
-    def _on_host(self, reason: str) -> CaseNetwork:
-        self.state.network, self.state.network_detail = "host", reason
-        return "host"
+    def _boxes(self) -> RunSandbox | None:
+        return self.sandbox if self.sandbox.enabled else None
 
     def _block_late(self, reason: str) -> None:
         self.state.stage = 1
@@ -442,10 +472,11 @@ class Runner:
         self.event("run_blocked", reasons=[reason])
 
     async def _supervise(self, argv: list[str], env: dict[str, str], cwd: Path, log: Path,
-                         timeout: float, *, scan: bool, jail: list[str] | None = None,
+                         timeout: float, *, scan: bool,
+                         launch: tuple[list[str], tuple[int, ...]] | None = None,
                          stdin: Path | None = None) -> Outcome:
-        """Run a process with its output redacted (streaming) into `log`; behind `jail`
-        (the netjail launcher) when given, which then leads the process group."""
+        """Run a process with its output redacted (streaming) into `log`; in its sandbox
+        when `launch` (the sandbox's whole command and the fds it inherits) is given."""
         stream = self.redactor.stream()
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb", buffering=0) as fh:
@@ -459,9 +490,11 @@ class Runner:
             def started(pid: int) -> None:
                 self.state.case_started = True
                 self.event("case_process_started", pid=pid, argv=argv,
-                           network="isolated" if jail else "host")
+                           network="isolated" if launch else "host",
+                           sandbox="bwrap" if launch else "off")
 
-            outcome = await run_group([*(jail or []), *argv], cwd=cwd, env=env, sink=sink,
+            command, fds = launch or (argv, ())
+            outcome = await run_group(command, cwd=cwd, env=env, sink=sink, pass_fds=fds,
                                       timeout=timeout, cancel=self.cancel,
                                       on_start=started if scan else None, stdin=stdin)
             tail = stream.flush()
@@ -478,12 +511,22 @@ class Runner:
 
     async def _fake_engine(self, task: Task, task_file: Path, workspace: Path,
                            log: Path) -> Outcome:
-        argv = [sys.executable, "-m", "core.fake_engine", "--task-file", str(task_file),
-                "--workspace", str(workspace), "--naive", str(task.naive_dir)]
         env = {k: v for k, v in os.environ.items() if k in ENV_ALLOWLIST}
-        env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
-        return await self._supervise(argv, env, workspace, log, self.case_timeout,
-                                     scan=self.request.engine == FAKE)
+        scan = self.request.engine == FAKE
+        if not self.sandbox.enabled:
+            argv = [sys.executable, "-m", "core.fake_engine", "--task-file", str(task_file),
+                    "--workspace", str(workspace), "--naive", str(task.naive_dir)]
+            env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+            return await self._supervise(argv, env, workspace, log, self.case_timeout,
+                                         scan=scan)
+        argv, spec = self.sandbox.fake_engine(workspace, task_file, task.naive_dir)
+        env.update(HOME="/tmp", TMPDIR="/tmp")
+        self.sandbox.sandboxes.hand_over(workspace)
+        try:
+            return await self._supervise(argv, env, workspace, log, self.case_timeout,
+                                         scan=scan, launch=self.sandbox.command(spec, argv))
+        finally:
+            self.sandbox.sandboxes.take_back(workspace)
 
     async def _baseline(self, task: Task, task_file: Path) -> None:
         base = self.paths.baseline
@@ -596,6 +639,7 @@ class Runner:
             case_process_started=s.case_started,
             case_exit_code=s.case.exit_code if s.case else None,
             case_network=s.network, case_network_detail=s.network_detail,
+            case_sandbox=self.sandbox.record(),
             fallback_detected=self.guard.tripped, fallback_evidence=self.guard.evidence,
             fallback_warnings=self.guard.warnings, guard_state=guard,
             case_setup=s.case_setup,

@@ -48,6 +48,10 @@ class HarnessSettings(BaseSettings):
     runs_root: str = "./harness-runs"
     fallback_markers: str | None = None
     case_network: str | None = None
+    """Retired (the sandbox decides the Case's network); set, it blocks the run saying so."""
+    case_sandbox: str | None = None
+    case_sandbox_ro: str | None = None
+    case_sandbox_rw: str | None = None
     case_env: str | None = None
     case_stdin: str | None = None
     case_home_template: str | None = None
@@ -101,8 +105,12 @@ class Resolved:
     model: str
     runs_root: Path
     fallback_markers: tuple[str, ...]
-    case_network: str
-    """`isolated` (the default: the Case's own network namespace) or `host`."""
+    case_network: str | None = None
+    """The retired CTO_HARNESS_CASE_NETWORK, when still set (a run refuses it)."""
+    case_sandbox: str = "on"
+    """`on` (the default: bubblewrap) or `off` (the explicit opt-out)."""
+    case_sandbox_ro: str | None = None
+    case_sandbox_rw: str | None = None
     case_env: str | None = None
     """CTO_HARNESS_CASE_ENV as written: `NAME=VALUE` shell words (core/caseconf.py)."""
     case_stdin: str | None = None
@@ -186,7 +194,10 @@ def resolve(profile: str = "case-qwen") -> Resolved:
         # relative root (the default `./harness-runs`) named paths that did not exist there.
         runs_root=Path(settings.runs_root).absolute(),
         fallback_markers=markers,
-        case_network=(settings.case_network or "isolated").strip(),
+        case_network=settings.case_network,
+        case_sandbox=(settings.case_sandbox or "on").strip(),
+        case_sandbox_ro=settings.case_sandbox_ro,
+        case_sandbox_rw=settings.case_sandbox_rw,
         case_env=settings.case_env,
         case_stdin=settings.case_stdin,
         case_home_template=Path(settings.case_home_template).expanduser()

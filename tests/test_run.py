@@ -178,6 +178,10 @@ def test_a_pytest_left_in_the_workspace_cannot_forge_the_checks(harness: Harness
 
 def test_folders_the_case_plants_for_checks_and_baseline_are_replaced(
         harness: Harness) -> None:
+    """Without the sandbox (the opt-out) the Case can write beside its workspace; the
+    folders the harness fills afterwards are still made afresh. (In the sandbox it cannot
+    even get there: tests/test_sandbox_attacks.py.)"""
+    harness.env["CTO_HARNESS_CASE_SANDBOX"] = "off"
     mode(harness, "planter")
     code, out = harness.run_json("run")
     run_dir = Path(out["run_dir"])
@@ -493,10 +497,29 @@ def _alive(pid: int) -> bool:
     return fields.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def harness_killed_ends_the_case_group(harness: Harness, network: str) -> None:
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (host pids, read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def harness_killed_ends_the_case_group(harness: Harness, sandbox: str) -> None:
     """SIGKILL the harness mid-run, so none of its handlers runs: the Case's group (its
-    leader, the Case, a grandchild in the group) must still be gone within a few seconds."""
-    harness.env["CTO_HARNESS_CASE_NETWORK"] = network
+    leader, the Case, a grandchild in the group; in the sandbox, every process of it) must
+    still be gone within a few seconds."""
+    harness.env["CTO_HARNESS_CASE_SANDBOX"] = sandbox
     mode(harness, "hang", " --grandchild")
     proc = harness.start("run", "--no-baseline", "--json")
     pids: list[int] = []
@@ -504,14 +527,18 @@ def harness_killed_ends_the_case_group(harness: Harness, network: str) -> None:
         run_dir = wait_for_case(harness)
         started = next(e for e in harness.trace(str(run_dir))
                        if e["event"] == "case_process_started")
-        assert started["network"] == network
+        assert started["sandbox"] == ("off" if sandbox == "off" else "bwrap")
         log = run_dir / "backend" / "case.log"
         deadline = time.monotonic() + 30
         while "case: pid " not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.02)
         text = log.read_text()
-        pids = sorted({started["pid"], int(text.split("case: pid ")[1].split()[0]),
-                       int(text.split("case: grandchild pid ")[1].split()[0])})
+        if sandbox == "off":
+            pids = sorted({started["pid"], int(text.split("case: pid ")[1].split()[0]),
+                           int(text.split("case: grandchild pid ")[1].split()[0])})
+        else:  # the Case prints pids of its own namespace: find them from the host
+            pids = [started["pid"], *descendants(started["pid"])]
+            assert len(pids) >= 5, "bwrap, its init, ours, the Case and its grandchild"
         proc.kill()
         proc.wait(10)
         deadline = time.monotonic() + 3
@@ -525,10 +552,10 @@ def harness_killed_ends_the_case_group(harness: Harness, network: str) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def test_killing_the_harness_ends_the_case_group_on_the_host_network(
+def test_killing_the_harness_ends_the_case_group_without_the_sandbox(
     harness: Harness,
 ) -> None:
-    harness_killed_ends_the_case_group(harness, "host")
+    harness_killed_ends_the_case_group(harness, "off")
 
 
 def _ignoring_term() -> subprocess.Popen[str]:
