@@ -12,6 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from core.crosscheck import consistency_problems
 from core.models import (
     GENESIS_HASH,
     Criterion,
@@ -55,6 +56,8 @@ ACCEPTANCE: dict[str, str] = {
     "claim.",
     "evidence_intact": "(integrity) The trace's hash chain and every artifact's SHA-256 match "
     "what the report recorded.",
+    "case_sandboxed": "(isolation) The Case, its checks and the fake baseline ran in the "
+    "bubblewrap sandbox: only the relay reachable, the evidence out of its reach.",
 }
 
 
@@ -109,7 +112,7 @@ def _digest(path: Path) -> str:
 
 def _integrity(paths: RunPaths, report: Report, events: list[dict],
                chain_problems: list[str]) -> Criterion:
-    problems = list(chain_problems)
+    problems = [*chain_problems, *consistency_problems(paths, report, events)]
     skip = {paths.report, paths.trace}
     now = {artifact_key(p, paths.root): p for p in run_files(paths.root) if p not in skip}
     for rel, digest in sorted(report.artifacts.items()):
@@ -245,6 +248,8 @@ def _criteria(paths: RunPaths, manifest: Manifest, report: Report,
                       comparison.detail if comparison else "no comparison in the report",
                       rep("comparison"), at(first("baseline_completed"))))
 
+    out.append(_sandboxed(report))
+
     if not report.stage2_passed:
         out.append(_c("stage2_pass_evidence", "not_applicable",
                       "Stage 2 did not pass; nothing is claimed"))
@@ -275,6 +280,25 @@ def _endpoint_supplied(report: Report, config: dict | None, configured: bool,
                   f"config_resolved has no {missing}: the report says the endpoint was "
                   "configured, the trace does not say how", *evidence)
     return _c("endpoint_config_supplied", "ok", f"supplied through {source}", *evidence)
+
+
+def _sandboxed(report: Report) -> Criterion:
+    """The opt-out is recorded and fails here: such a run is never evidence for a model."""
+    box = report.case_sandbox
+    field = Evidence(file="report.json", field="case_sandbox")
+    if box is None:
+        return _c("case_sandboxed", "failed" if report.case_process_started
+                  else "not_applicable", "the report records no sandbox (a run from before "
+                  "the sandbox)", field)
+    if box.mode == "off":
+        return _c("case_sandboxed", "failed", f"{box.detail}; never evidence for a model",
+                  field)
+    if not report.case_process_started:
+        return _c("case_sandboxed", "not_applicable",
+                  f"the Case never started ({box.detail})" if not box.ready
+                  else "the Case never started", field)
+    return _c("case_sandboxed", "ok", f"bwrap {box.bwrap_version}, host uid {box.host_uid}, "
+              f"network {box.network}, namespaces {', '.join(box.namespaces)}", field)
 
 
 def validate_run(run_dir: Path) -> Validation:

@@ -21,12 +21,14 @@ from tests.conftest import ROOT, Harness, all_bytes, unprivileged
 def hand_over(harness: Harness, upstream: ScriptedEndpoint, tmp_path: Path,
               mode: str) -> tuple[str, str]:
     """Configure the endpoint with an invented password and hand it to the Case in `mode`
-    (only a test does that); (url, password)."""
+    (only a test does that: it shows the Case the file through CTO_HARNESS_CASE_SANDBOX_RO,
+    the sandbox hides everything else); (url, password)."""
     password = secrets.token_urlsafe(12)
     url = upstream.base_url.replace("http://", f"http://harness:{password}@")
     harness.env["CTO_HARNESS_CASE_LOCAL_BASE_URL"] = url
     handed = tmp_path / "handed-over"
     handed.write_text(url)
+    harness.env["CTO_HARNESS_CASE_SANDBOX_RO"] = str(handed)
     harness.env["CTO_HARNESS_CASE_ARGS"] = (
         f"--mode {mode} --secret-file {handed} --workspace {{workspace}} --model {{model}}")
     return url, password
@@ -66,6 +68,7 @@ def test_links_the_case_plants_are_never_followed(
     link itself, never open it, and never copy what it points at into the run."""
     handed = tmp_path / "handed-over"
     handed.write_text(upstream.base_url)
+    harness.env["CTO_HARNESS_CASE_SANDBOX_RO"] = str(handed)
     harness.env["CTO_HARNESS_CASE_ARGS"] = (
         f"--mode links --secret-file {handed} --workspace {{workspace}} --model {{model}}")
     code, out = harness.run_json("run")
@@ -142,7 +145,6 @@ def test_a_secret_locked_behind_file_modes_is_still_found_and_scrubbed(
     # As a user file modes apply to (root reads anything): the Case's chmod 000 must not
     # hide the secret from the scan, nor a 0500 folder stop the scrub.
     url, _ = hand_over(harness, upstream, tmp_path, "locked")
-    harness.env["CTO_HARNESS_CASE_NETWORK"] = "host"  # no namespace inside the test's own
     proc = subprocess.run(
         unprivileged([sys.executable, "-m", "core.cli", "run", "--no-baseline", "--json"]),
         env=harness.env, capture_output=True, text=True, timeout=120, cwd=ROOT)
