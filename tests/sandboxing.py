@@ -112,7 +112,7 @@ def assert_got_nothing(harness: Harness, run_dir: str | Path, url: str) -> dict:
     assert report["leak_detected"] is False
     if os.geteuid() == 0:
         assert sandbox_processes() == [], "a process of the sandbox outlived the run"
-    code, result = harness.run_json("validate", str(run_dir))
+    _code, result = harness.run_json("validate", str(run_dir))
     crit = {c["id"]: c for c in result["criteria"]}
     assert result["status"] == report["status"]
     for cid in ("evidence_intact", "case_sandboxed", "endpoint_not_written"):

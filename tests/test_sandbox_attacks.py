@@ -52,7 +52,7 @@ def test_case_cannot_read_environ_or_memory_of_any_host_process_nor_ptrace_it(
         harness: Harness, decoy: tuple[int, str]) -> None:
     pid, url = decoy
     hostile(harness, "procfs", f"--decoy-pid {pid}")
-    code, out = harness.run_json("run", "--no-baseline")
+    _code, out = harness.run_json("run", "--no-baseline")
     lines = attack_lines(out["run_dir"])
     visible = next(x for x in lines if x.startswith("attack: visible pids")).split()[3:]
     assert len(visible) <= 4, f"only the sandbox's own processes: {visible}"
@@ -106,7 +106,7 @@ def test_case_cannot_read_the_file_secret_under_home(
 
 def test_a_file_secret_inside_a_folder_shown_to_the_case_is_masked(
         harness: Harness, upstream: ScriptedEndpoint, tmp_path: Path) -> None:
-    url, home, secret_file = _file_secret(harness, upstream, tmp_path)
+    url, _home, secret_file = _file_secret(harness, upstream, tmp_path)
     harness.env["CTO_HARNESS_CASE_SANDBOX_RO"] = str(secret_file.parent)  # a user's mistake
     hostile(harness, "files", f"--path {secret_file}")
     _code, out = harness.run_json("run", "--no-baseline")
