@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from core.sandbox import CASE_UID, NPROC
-from tests.conftest import CASE, ROOT, Harness
+from tests.conftest import CASE, ROOT, Harness, missing_machinery
 from tests.sandboxing import (
     HOSTILE,
     hostile,
@@ -144,7 +144,7 @@ def test_a_kernel_refusing_user_namespaces_blocks_the_run(harness: Harness) -> N
                            sys.executable], env=harness.env, capture_output=True, text=True,
                           timeout=120, cwd=ROOT)
     if proc.returncode not in (0, 1, 3):
-        pytest.skip(f"cannot make a user namespace to test in: {proc.stderr.strip()}")
+        missing_machinery(f"cannot make a user namespace to test in: {proc.stderr.strip()}")
     out = json.loads(proc.stdout)
     assert proc.returncode == 3 and out["status"] == "blocked"
     report = harness.report(out["run_dir"])
@@ -175,7 +175,7 @@ def test_a_python_case_in_a_venv_runs_inside(harness: Harness, tmp_path: Path) -
 
 def test_a_node_case_runs_inside_and_keeps_state_in_its_home(harness: Harness) -> None:
     if subprocess.run(["node", "--version"], capture_output=True).returncode != 0:
-        pytest.skip("node is not installed")
+        missing_machinery("node is not installed")
     harness.env["CTO_HARNESS_CASE_BIN"] = str(ROOT / "tests" / "cases" / "node_case.js")
     harness.env["CTO_HARNESS_CASE_ARGS"] = "--workspace {workspace} --model {model}"
     code, out = harness.run_json("run")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import missing_machinery
 from tests.tui_fixtures import make_runs_root
 
 pytestmark = pytest.mark.tmux
@@ -26,9 +27,9 @@ def tmux(*args: str) -> str:
 @pytest.fixture
 def session(tmp_path: Path) -> Iterator[str]:
     if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed: the real-terminal test cannot run here")
+        missing_machinery("tmux is not installed: the real-terminal test cannot run here")
     if not TUI.exists():
-        pytest.skip(f"{TUI} is not installed (run `uv sync`)")
+        missing_machinery(f"{TUI} is not installed (run `uv sync`)")
     runs = make_runs_root(tmp_path / "runs")
     name = f"cto-tui-{os.getpid()}"
     # COLUMNS/LINES (set in the test process by a plugin) would pin the app at 80x24.

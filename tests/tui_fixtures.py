@@ -19,6 +19,7 @@ from typing import Any
 from core.models import (
     GENESIS_HASH,
     BaselineOutcome,
+    CaseSandbox,
     CheckCounts,
     Comparison,
     Durations,
@@ -152,6 +153,12 @@ class FixtureRun:
             started_at=self.at(0), finished_at=self.at(seconds),
             case_network="isolated",
             case_network_detail="own network namespace: only the relay is reachable",
+            case_sandbox=CaseSandbox(
+                mode="bwrap", ready=True, bwrap_version="0.11.0", host_uid=1999999000,
+                namespaces=["user", "pid", "mount", "ipc", "uts", "cgroup", "net"],
+                network="relay-only", limits={"nproc": 1024},
+                detail="bubblewrap 0.11.0: own user, pid, mount, ipc, uts, cgroup, net "
+                       "namespaces; no capability; processes run as host uid 1999999000"),
         )
         base.update(fields)
         base["artifacts"] = artifact_hashes(self.paths)

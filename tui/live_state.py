@@ -182,8 +182,11 @@ class RunView:
                 return PanelState("unproven", "warn",
                                   "no request for the admitted model went through the relay")
         if proven:
-            return PanelState("clear", "ok",
-                              f"{proven} request{'s' * (proven != 1)}, all {', '.join(models)}")
+            started = self._event("case_process_started")
+            off = started is not None and started.get("sandbox") == "off"
+            return PanelState("clear", "warn" if off else "ok",
+                              f"{proven} request{'s' * (proven != 1)}, all {', '.join(models)}"
+                              + (" · sandbox off: never evidence" if off else ""))
         if self.manifest is None:
             return PanelState("armed", "idle", "waiting for a run")
         return PanelState("armed", "idle", "no model request yet")
