@@ -6,7 +6,7 @@ A loopback upstream answers at once with the same streamed chat completion of 5,
 
 1. directly from the upstream;
 2. as the Case of `cto-harness run`, through the relay and the Case's network path (what
-   main has: the sandbox's or the netjail's door to the relay; `--network host` measures
+   main has: the sandbox's door to the relay; `--network host` (the sandbox off) measures
    the relay alone).
 
 Then one stream of `--paced` chunks written one at a time, PACE_S apart, each stamped with
@@ -174,7 +174,7 @@ def through_harness(port: int, repeat: int, paced: int, network: str
                                      f"--paced {paced}",
             "CTO_HARNESS_CASE_MODEL_ADMISSION_FILE": str(admission),
             "CTO_HARNESS_RUNS_ROOT": str(tmp / "runs"),
-            "CTO_HARNESS_CASE_NETWORK": network,
+            "CTO_HARNESS_CASE_SANDBOX": "off" if network == "host" else "on",
         })
         proc = subprocess.run([sys.executable, "-m", "core.cli", "run", "--no-baseline",
                                "--json"], env=env, capture_output=True, text=True, cwd=ROOT)

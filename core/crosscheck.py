@@ -10,7 +10,6 @@ disagreement is named with its file and line.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from typing import Any
 
 from pydantic import ValidationError
@@ -38,21 +37,6 @@ def _ledger(paths: RunPaths) -> tuple[list[RelayRecord], list[str]]:
     return records, problems
 
 
-def totals(records: Iterable[RelayRecord]) -> RelayTotals:
-    """The report's relay totals, recomputed from ledger lines the way the runner counts."""
-    records = list(records)
-    return RelayTotals(
-        requests=len(records),
-        forwarded=sum(1 for r in records if not r.refused),
-        refused=sum(1 for r in records if r.refused),
-        errors=sum(1 for r in records if r.error or r.status >= 400),
-        models_seen=sorted({m for r in records for m in (r.model_asked, r.model_answered)
-                            if m}),
-        prompt_tokens=sum(r.prompt_tokens or 0 for r in records),
-        completion_tokens=sum(r.completion_tokens or 0 for r in records),
-    )
-
-
 def relay_problems(paths: RunPaths, report: Report) -> list[str]:
     records, problems = _ledger(paths)
     counted = report.relay.requests
@@ -64,7 +48,7 @@ def relay_problems(paths: RunPaths, report: Report) -> list[str]:
         problems.append(f"backend/relay.jsonl has {lines} lines, the report counted "
                         f"{counted} requests: {counted - lines} line(s) were removed")
     elif not problems:
-        found = totals(records)
+        found = RelayTotals.of(records)
         for name, value in report.relay.model_dump().items():
             if getattr(found, name) != value:
                 problems.append(f"backend/relay.jsonl gives {name} {getattr(found, name)!r}, "

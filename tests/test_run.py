@@ -226,7 +226,7 @@ def test_upstream_swapping_models_trips_the_guard(
 def test_case_output_naming_a_hosted_model_trips_the_guard_on_the_host_network(
         harness: Harness) -> None:
     mode(harness, "liar")
-    harness.env["CTO_HARNESS_CASE_NETWORK"] = "host"  # a hosted call was possible
+    harness.env["CTO_HARNESS_CASE_SANDBOX"] = "off"  # a hosted call was possible
     _, out = harness.run_json("run", "--no-baseline")
     report = harness.report(out["run_dir"])
     assert report["guard_state"] == "tripped" and not report["fallback_warnings"]
