@@ -1,14 +1,22 @@
-"""Benchmark: the harness's own cost per run, against running the same Case directly.
+"""Benchmark: the harness's own cost per run, and the sandbox's, against running the same
+Case directly.
 
-1. Overhead: a Case that exits at once (fake baseline off). The harness's figure is the
-   whole `cto-harness run` wall time less the time its hidden checks take (a pytest
-   subprocess: the task's cost, not the harness's), split into the run itself and the
-   interpreter's start-up and imports.
-2. Throughput: a Case printing 1,000,000 lines, through the harness (streaming redactor,
-   guard, log) against the same Case with its output sent straight to a file.
+1. The sandbox per process: the same program started directly and in a sandbox (bwrap, its
+   user namespace as root, the first process that drops to the sandbox's uid), best and
+   median of `--repeat`; and the per-run set-up (user namespace, bwrap's version, the
+   probe), which runs while the preflight does.
+2. Per-run overhead, as a real run has it (fake baseline on): a Case that exits at once,
+   through `cto-harness run` with the sandbox on and off. The harness's own cost is the
+   wall time less the Case, the checks and the baseline (the task's costs); the sandbox's is
+   the difference between on and off (one sandbox for the Case, the checks, the fake engine
+   and its checks: four a run).
+3. Throughput: a Case printing `--lines` lines through the harness against the same Case
+   run the way the harness runs it (its output through a pipe, drained in 1 MiB reads to a
+   file), each best of `--repeat`.
 
 Everything runs against a real loopback endpoint (the demo's scripted server). Prints the
-figures and the ratios; aims: overhead under 300 ms, ratio under 1.3.
+figures and the ratios; aims: under 50 ms a sandboxed process, overhead under 300 ms a
+run, throughput ratio under 1.3.
 
     uv run python bench/run_overhead.py [--repeat 5] [--lines 1000000]
 """
@@ -26,12 +34,16 @@ import time
 from pathlib import Path
 
 from core.endpoint import ScriptedEndpoint
+from core.sandbox import Bind, Sandboxes, Spec
+from core.sandbox_paths import program_binds
 
 ROOT = Path(__file__).resolve().parent.parent
 CASE = ROOT / "tests" / "cases" / "case.py"
+READ_SIZE = 1 << 20
 
 
-def harness_env(tmp: Path, endpoint: ScriptedEndpoint, case_args: str) -> dict[str, str]:
+def harness_env(tmp: Path, endpoint: ScriptedEndpoint, case_args: str,
+                sandbox: str = "on") -> dict[str, str]:
     admission = tmp / "admission.json"
     admission.write_text(json.dumps({"admitted": [
         {"provider": "qwen-local", "model": endpoint.model_id, "status": "admitted"}]}))
@@ -45,20 +57,36 @@ def harness_env(tmp: Path, endpoint: ScriptedEndpoint, case_args: str) -> dict[s
         "CTO_HARNESS_CASE_ARGS": case_args,
         "CTO_HARNESS_CASE_MODEL_ADMISSION_FILE": str(admission),
         "CTO_HARNESS_RUNS_ROOT": str(tmp / "runs"),
+        "CTO_HARNESS_CASE_SANDBOX": sandbox,
         "PYTHONUNBUFFERED": "1",  # as the harness sets it for the Case: same Case, same env
     })
     return env
 
 
-def timed(argv: list[str], env: dict[str, str], stdout=subprocess.DEVNULL) -> float:
+def timed(argv: list[str], env: dict[str, str], pass_fds: tuple[int, ...] = ()) -> float:
     t0 = time.perf_counter()
-    subprocess.run(argv, env=env, stdout=stdout, stderr=subprocess.STDOUT, check=False)
+    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                   check=False, pass_fds=pass_fds)
     return time.perf_counter() - t0
 
 
-def harness_run(env: dict[str, str]) -> tuple[float, dict]:
+def piped_to_file(argv: list[str], env: dict[str, str], out: Path) -> float:
+    """The Case run as the harness runs it: stdout+stderr on one pipe, drained in 1 MiB
+    reads to a file as they come."""
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "core.cli", "run", "--no-baseline", "--json"],
+    with out.open("wb") as fh:
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        assert proc.stdout is not None
+        while chunk := os.read(proc.stdout.fileno(), READ_SIZE):
+            fh.write(chunk)
+        proc.wait()
+    return time.perf_counter() - t0
+
+
+def harness_run(env: dict[str, str], *flags: str) -> tuple[float, dict]:
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "core.cli", "run", *flags, "--json"],
                           env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
     out = json.loads(proc.stdout)
@@ -66,11 +94,83 @@ def harness_run(env: dict[str, str]) -> tuple[float, dict]:
     return wall, report
 
 
-STACK = ("import pydantic_settings, httpx, httpcore._sync.http11, uvicorn, starlette.responses"
-         "; import os; os._exit(0)")
-"""The libraries every run needs (settings, readiness, relay): their import is a floor that
-no change to the harness's own code can go under. It leaves as `cto-harness` does, without
-tearing the interpreter down."""
+def ms(values: list[float]) -> str:
+    return (f"best {min(values) * 1000:7.1f} ms   median "
+            f"{statistics.median(values) * 1000:7.1f} ms")
+
+
+def per_process(tmp: Path, env: dict[str, str], repeat: int) -> None:
+    box = Sandboxes(private=[], runs_root=tmp / "runs")
+    setup = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        box.prepare()
+        setup.append(time.perf_counter() - t0)
+        box.close()
+    box.prepare()
+    workspace = tmp / "workspace"
+    workspace.mkdir()
+    box.hand_over(workspace)
+    _, needed = program_binds(str(CASE), env.get("PATH", ""))  # as a run binds them
+    spec = Spec(binds=[Bind(workspace, "/workspace", writable=True),
+                       *(Bind(p, str(p)) for p in dict.fromkeys(needed))], cwd="/workspace")
+    print("1. the sandbox per process")
+    print(f"   per-run set-up (userns, version, probe)   {ms(setup)}   (during the preflight)")
+    for name, argv in (("/bin/true", ["/bin/true"]),
+                       ("the test Case (Python)", [str(CASE), "--mode", "flood", "--lines",
+                                                    "0", "--workspace", "/workspace"])):
+        direct = [timed(argv, env) for _ in range(repeat)]
+        command, fds = box.command(spec, argv)
+        inside = [timed(command, env, fds) for _ in range(repeat)]
+        added = min(inside) - min(direct)
+        print(f"   {name:24s} direct    {ms(direct)}")
+        print(f"   {'':24s} sandboxed {ms(inside)}   added {added * 1000:6.1f} ms"
+              "   (aim < 50 ms)")
+    box.take_back(workspace)
+    box.close()
+
+
+def per_run(tmp: Path, endpoint: ScriptedEndpoint, repeat: int) -> None:
+    quick = "--mode flood --lines 0 --workspace {workspace}"
+    print("2. per run, fake baseline on (a Case that exits at once)")
+    direct = [timed([str(CASE), "--mode", "flood", "--lines", "0", "--workspace", str(tmp)],
+                    harness_env(tmp, endpoint, quick)) for _ in range(repeat)]
+    walls: dict[str, list[float]] = {}
+    for sandbox in ("off", "on"):
+        env = harness_env(tmp, endpoint, quick, sandbox)
+        harness_run(env)  # warm-up: bytecode caches written, files in the page cache
+        runs = [harness_run(env) for _ in range(repeat)]
+        wall = [w for w, _ in runs]
+        task = [(r["durations"]["checks_s"] or 0.0) + (r["durations"]["baseline_s"] or 0.0)
+                for _, r in runs]
+        own = [w - t - d for w, t, d in zip(wall, task, direct, strict=True)]
+        walls[sandbox] = wall
+        print(f"   sandbox {sandbox:3s}  cto-harness run  {ms(wall)}")
+        print(f"                checks + baseline {ms(task)}")
+        print(f"                harness's own     {ms(own)}   (aim < 300 ms: wall less "
+              "the Case, checks and baseline)")
+    added = statistics.median(walls["on"]) - statistics.median(walls["off"])
+    best = min(walls["on"]) - min(walls["off"])
+    print(f"   the sandbox adds {added * 1000:6.1f} ms a run (median; best {best * 1000:.1f} "
+          "ms): four sandboxed processes and the set-up")
+    print(f"   direct Case       {ms(direct)}")
+
+
+def throughput(tmp: Path, endpoint: ScriptedEndpoint, lines: int, repeat: int) -> None:
+    flood = f"--mode flood --lines {lines} --workspace {{workspace}}"
+    env = harness_env(tmp, endpoint, flood)
+    out = tmp / "direct.log"
+    argv = [str(CASE), "--mode", "flood", "--lines", str(lines), "--workspace", str(tmp)]
+    direct = [piped_to_file(argv, env, out) for _ in range(repeat)]
+    print(f"3. a Case printing {lines:,} lines ({out.stat().st_size / 1e6:.1f} MB), best of "
+          f"{repeat}")
+    print(f"   direct, piped to a file        {min(direct):8.3f} s")
+    for sandbox in ("off", "on"):
+        env = harness_env(tmp, endpoint, flood, sandbox)
+        case_s = min(harness_run(env, "--no-baseline")[1]["durations"]["case_s"]
+                     for _ in range(repeat))
+        print(f"   through the harness, sandbox {sandbox:3s} {case_s:8.3f} s   ratio "
+              f"{case_s / min(direct):5.2f}   (aim < 1.3)")
 
 
 def main() -> None:
@@ -81,45 +181,9 @@ def main() -> None:
     with ScriptedEndpoint(model_id="qwen3.6-35b-a3b") as endpoint, \
             tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        quick = "--mode flood --lines 0 --workspace {workspace}"
-        env = harness_env(tmp, endpoint, quick)
-        direct_argv = [str(CASE), "--mode", "flood", "--lines", "0", "--workspace", tmp_name]
-        direct = [timed(direct_argv, env) for _ in range(args.repeat)]
-        harness_run(env)  # warm-up: bytecode caches written, files in the page cache
-        runs = [harness_run(env) for _ in range(args.repeat)]
-        floor = [timed([sys.executable, "-c", STACK], env) for _ in range(args.repeat)]
-        wall = [w for w, _ in runs]
-        checks = [r["durations"]["checks_s"] or 0.0 for _, r in runs]
-        own = [w - c - d for w, c, d in zip(wall, checks, direct, strict=True)]
-        inside = [r["durations"]["total_s"] - (r["durations"]["checks_s"] or 0.0)
-                  - (r["durations"]["case_s"] or 0.0) for _, r in runs]
-        print("1. per-run overhead (Case exits at once, baseline off)")
-        print(f"   direct Case           median {statistics.median(direct) * 1000:8.1f} ms")
-        print(f"   cto-harness run       median {statistics.median(wall) * 1000:8.1f} ms")
-        print(f"   of which checks       median {statistics.median(checks) * 1000:8.1f} ms")
-        print(f"   harness's own cost    median {statistics.median(own) * 1000:8.1f} ms"
-              "   (aim < 300 ms; wall time minus checks minus the direct Case)")
-        print(f"     of which in the run median {statistics.median(inside) * 1000:6.1f} ms"
-              "   (preflight, relay, report, leak scan: the report's durations)")
-        print(f"     the rest              median "
-              f"{(statistics.median(own) - statistics.median(inside)) * 1000:6.1f} ms"
-              "   (interpreter start-up and imports)")
-        print(f"   import floor          median {statistics.median(floor) * 1000:8.1f} ms"
-              "   (a bare interpreter importing the libraries a run needs)")
-
-        flood = f"--mode flood --lines {args.lines} --workspace {{workspace}}"
-        env = harness_env(tmp, endpoint, flood)
-        out_file = tmp / "direct.log"
-        with out_file.open("wb") as fh:
-            direct_flood = timed([str(CASE), "--mode", "flood", "--lines", str(args.lines),
-                                  "--workspace", tmp_name], env, stdout=fh)
-        _, report = harness_run(env)
-        case_s = report["durations"]["case_s"]
-        print(f"2. a Case printing {args.lines:,} lines")
-        print(f"   direct, output to a file   {direct_flood:8.3f} s "
-              f"({out_file.stat().st_size / 1e6:.1f} MB)")
-        print(f"   through the harness        {case_s:8.3f} s")
-        print(f"   ratio                      {case_s / direct_flood:8.2f}   (aim < 1.3)")
+        per_process(tmp, harness_env(tmp, endpoint, ""), args.repeat)
+        per_run(tmp, endpoint, args.repeat)
+        throughput(tmp, endpoint, args.lines, args.repeat)
 
 
 if __name__ == "__main__":

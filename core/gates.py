@@ -32,8 +32,9 @@ KINDS: dict[str, str] = {
 }
 CouldBe = Literal["unblockable", "still blocked", "no rule"]
 FINISHED = ("passed", "failed", "blocked", "error", "cancelled", "timed_out")
-CRITERIA = {cid: text for cid, text in ACCEPTANCE.items() if cid != "evidence_intact"}
-"""The criteria that are CTO-WORK-030 acceptance lines (evidence_intact is not one)."""
+CRITERIA = {cid: text for cid, text in ACCEPTANCE.items()
+            if cid not in ("evidence_intact", "case_sandboxed")}
+"""The criteria that are CTO-WORK-030 acceptance lines (integrity and isolation are not)."""
 
 _BLOCKED_UNTIL = re.compile(rf"({ITEM_ID.pattern})\s+remains blocked until\s+(.+)", re.I)
 _NOT_ALONE = re.compile(r"configured endpoint alone does not validate\s+(.+)", re.I)

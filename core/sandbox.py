@@ -29,7 +29,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,9 +115,6 @@ class Sandboxes:
     version: str = ""
     nsenter: str | None = None
     userns_fd: int | None = None
-    empty: str | None = None
-    """An empty read-only file bound over each private file (the host's /dev/null would do,
-    but bwrap's binds are `nodev`: opening it there is refused rather than empty)."""
     as_root: bool = field(default_factory=lambda: os.geteuid() == 0)
 
     @property
@@ -144,9 +140,6 @@ class Sandboxes:
                     "is never writable in the sandbox")
         self.bwrap = bwrap_path()
         self.version = self._bwrap_version()
-        fd, self.empty = tempfile.mkstemp(prefix="cto-harness-empty-")
-        os.close(fd)
-        os.chmod(self.empty, 0o444)
         if self.as_root:
             self.nsenter = shutil.which("nsenter", path="/usr/bin:/bin:/usr/sbin:/sbin")
             if self.nsenter is None:
@@ -214,10 +207,6 @@ class Sandboxes:
         if self.userns_fd is not None:
             os.close(self.userns_fd)
             self.userns_fd = None
-        if self.empty is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(self.empty)
-            self.empty = None
 
     # -- one sandbox ----------------------------------------------------------------
     def command(self, spec: Spec, argv: list[str] | None) -> tuple[list[str], tuple[int, ...]]:
@@ -244,7 +233,7 @@ class Sandboxes:
         args = [*prefix, self.bwrap, *unshare, "--die-with-parent", "--new-session", *caps,
                 "--hostname", "sandbox", "--proc", "/proc", "--dev", "/dev",
                 "--perms", "1777", "--tmpfs", "/tmp", *self._system(), *_mounts(binds),
-                *_masks(masks(_visible_sources(binds), self.private), self.empty),
+                *_masks(masks(_visible_sources(binds), self.private)),
                 "--chdir", spec.cwd, "--", base_python(), "-I", "-S", SANDBOX_INIT,
                 *init_opts]
         args += ["--probe"] if argv is None else ["--", *argv]
@@ -331,8 +320,10 @@ def _mounts(binds: Iterable[Bind]) -> list[str]:
     return args
 
 
-def _masks(places: Iterable[Path], empty: str | None) -> list[str]:
-    """An empty read-only tmpfs over each private folder, an empty file over each file."""
+def _masks(places: Iterable[Path]) -> list[str]:
+    """An empty read-only tmpfs over each private folder, /dev/null over each file (a
+    device bind: bwrap's other binds are `nodev`, where opening it would be refused rather
+    than read as empty; writing to it goes nowhere)."""
     args: list[str] = []
     for place in places:
         if place.resolve() != place:
@@ -340,7 +331,7 @@ def _masks(places: Iterable[Path], empty: str | None) -> list[str]:
         if place.is_dir():
             args += ["--tmpfs", str(place), "--remount-ro", str(place)]
         else:
-            args += ["--ro-bind", empty or "/dev/null", str(place)]
+            args += ["--dev-bind", "/dev/null", str(place)]
     return args
 
 

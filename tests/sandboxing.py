@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import time
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,27 @@ def sandbox_processes() -> list[int]:
     return found
 
 
+def no_sandbox_process_left(grace: float = 2.0) -> bool:
+    """True once no process runs as the sandbox's uid; a process the kernel is still
+    tearing down (a PID namespace's are killed as its first process exits) gets `grace`."""
+    deadline = time.monotonic() + grace
+    while (left := sandbox_processes()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    described = [f"{pid}: {_describe(pid)}" for pid in left]
+    assert not described, f"processes of the sandbox outlived the run: {described}"
+    return True
+
+
+def _describe(pid: int) -> str:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        state = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                     if line.startswith("State:"))
+        return f"{cmd[:200]} ({state})"
+    except OSError:
+        return "gone"
+
+
 def log_of(run_dir: str | Path) -> str:
     return (Path(run_dir) / "backend" / "case.log").read_text(errors="replace")
 
@@ -111,7 +133,7 @@ def assert_got_nothing(harness: Harness, run_dir: str | Path, url: str) -> dict:
     assert report["redaction"]["log_redactions"] == 0, "the Case printed a secret form"
     assert report["leak_detected"] is False
     if os.geteuid() == 0:
-        assert sandbox_processes() == [], "a process of the sandbox outlived the run"
+        assert no_sandbox_process_left()
     _code, result = harness.run_json("validate", str(run_dir))
     crit = {c["id"]: c for c in result["criteria"]}
     assert result["status"] == report["status"]

@@ -61,7 +61,9 @@ def test_no_target_repository_path_is_opened(harness: Harness, tmp_path: Path) -
     assert any(Path(p).is_relative_to(run_dir) for p in opened)
     allowed = (Path(sys.prefix), Path(sys.base_prefix), ROOT / "core", run_dir,
                Path(harness.env["CTO_HARNESS_CASE_MODEL_ADMISSION_FILE"]), Path("/proc"),
-               Path("/dev"), Path("/etc"), Path("/usr"), Path("/lib"), harness.runs_root)
+               Path("/dev"), Path("/etc"), Path("/usr"), Path("/lib"), harness.runs_root,
+               # the Case binary: its `#!` line names the interpreter its sandbox shows
+               Path(harness.env["CTO_HARNESS_CASE_BIN"]))
     stray = sorted(p for p in opened if Path(p) != ROOT  # listed by the import system
                    and not any(Path(p).is_relative_to(a) for a in allowed))
     assert stray == []

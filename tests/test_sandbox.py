@@ -19,7 +19,7 @@ from tests.sandboxing import (
     HOSTILE,
     hostile,
     log_of,
-    sandbox_processes,
+    no_sandbox_process_left,
     sandboxed,  # noqa: F401 - the fixture
 )
 from tests.test_run import harness_killed_ends_the_case_group
@@ -77,7 +77,7 @@ def test_timeout_ends_every_process_of_the_sandbox(harness: Harness) -> None:
     assert time.monotonic() - t0 < 30
     assert harness.report(out["run_dir"])["case_exit_code"] == 128 + 15
     if os.geteuid() == 0:
-        assert sandbox_processes() == []
+        assert no_sandbox_process_left()
 
 
 def test_killing_the_harness_ends_the_sandbox(harness: Harness) -> None:
