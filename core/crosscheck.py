@@ -63,7 +63,7 @@ def trace_problems(events: list[dict[str, Any]], report: Report) -> list[str]:
     def last(name: str) -> dict[str, Any] | None:
         return next((e for e in reversed(events) if e.get("event") == name), None)
 
-    finished = last("run_finished")
+    finished = next((e for e in events if e.get("event") == "run_finished"), None)
     if finished is not None:
         after = [e for e in events if e["_line"] > finished["_line"]]
         if after:
