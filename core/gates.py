@@ -298,7 +298,8 @@ def _unprovable(text: str) -> str:
         return ("not provable by a run: proven by tests/test_no_target_repo.py (the harness's "
                 "opens and listings under an audit hook; every system call naming a path, "
                 "from the harness, the Case and the checks, under strace, run from a target "
-                "repository with the default runs root)")
+                "repository with the default runs root; a Case in its sandbox looking for "
+                "the repository by its path finds nothing)")
     return "not provable by a run"
 
 

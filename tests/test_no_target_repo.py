@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Harness
+from tests.conftest import ROOT, Harness, missing_machinery
 
 HOOK = """
 import json, os, sys
@@ -161,3 +161,37 @@ def test_run_from_a_target_repository_with_the_default_runs_root(harness: Harnes
                 for place in (target, target / ".git")}
     assert set(inside) <= metadata, inside
 
+
+PROBER = ROOT / "tests" / "cases" / "prober.py"
+
+
+def test_the_target_repository_is_not_visible_to_the_case(harness: Harness,
+                                                          tmp_path: Path) -> None:
+    """Started from a target repository's folder, the Case (in its sandbox) looks for the
+    repository and a file in it by their paths: it finds neither. What the Case and the
+    checks can reach is bounded by the sandbox's filesystem view, not by their manners."""
+    target = tmp_path / "target-repo"
+    (target / ".git").mkdir(parents=True)
+    (target / "private.py").write_text("TOKEN = 'not for the Case'\n")
+    env = {k: v for k, v in harness.env.items() if k != "CTO_HARNESS_RUNS_ROOT"}
+    env["CTO_HARNESS_CASE_BIN"] = str(PROBER)
+    env["CTO_HARNESS_CASE_ARGS"] = (f"--probe {target} --probe {target / 'private.py'} "
+                                    "--task-file {task_file} --workspace {workspace} "
+                                    "--model {model}")
+    proc = subprocess.run([str(Path(sys.executable).with_name("cto-harness")), "run",
+                           "--json"], cwd=target, env=env, capture_output=True, text=True,
+                          timeout=300)
+    out = json.loads(proc.stdout)
+    report = json.loads((Path(out["run_dir"]) / "report.json").read_text())
+    sandbox = report.get("case_sandbox") or {}
+    if out["status"] == "blocked" and not sandbox.get("ready"):
+        missing_machinery(f"the Case's sandbox cannot be set up here: {report['reasons']}")
+    assert sandbox["mode"] == "bwrap" and sandbox["ready"], sandbox
+    log = (Path(out["run_dir"]) / "backend" / "case.log").read_text()
+    probes = [line for line in log.splitlines() if line.startswith("probe ")]
+    assert len(probes) == 2, log
+    for line in probes:
+        assert ("stat FileNotFoundError; listdir FileNotFoundError; read FileNotFoundError"
+                in line), line
+    assert "not for the Case" not in log
+    assert out["status"] == "passed", report["reasons"]
