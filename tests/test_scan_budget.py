@@ -11,7 +11,6 @@ import json
 import os
 import secrets
 import signal
-import sys
 import threading
 import time
 import tracemalloc
@@ -170,9 +169,9 @@ def test_a_case_burying_the_scan_cannot_pass_and_the_report_says_why(
     right: the sparse file is read by its data and listed; the files past the byte budget
     are listed unscanned, so the run fails saying why and validate flags it; the report's
     total duration is the run's wall time, scan included."""
-    harness.env["CTO_HARNESS_CASE_BIN"] = sys.executable
-    harness.env["CTO_HARNESS_CASE_ARGS"] = (f"{HOARDER} --workspace {{workspace}} "
-                                            "--task-file {task_file} --model {model}")
+    harness.env["CTO_HARNESS_CASE_BIN"] = str(HOARDER)  # its folder is what the sandbox shows
+    harness.env["CTO_HARNESS_CASE_ARGS"] = ("--workspace {workspace} --task-file {task_file} "
+                                            "--model {model}")
     harness.env["CTO_HARNESS_SCAN_MAX_BYTES"] = str(2 << 20)  # big.bin (1.2 MB), some files
     code, out = harness.run_json("run", timeout=600)
     run_dir = Path(out["run_dir"])
