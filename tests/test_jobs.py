@@ -16,6 +16,7 @@ import pytest
 from core.job_model import Job
 from core.job_summary import pass_at_k, summarize
 from core.runs import list_runs
+from core.task import BUNDLED_TASKS_DIR
 from core.validate import validate_run
 from tests.conftest import Harness
 from tests.test_gates import SEED
@@ -324,3 +325,21 @@ def test_gates_take_a_jobs_accepted_trial_as_evidence(harness: Harness, tmp_path
     items = {i["id"]: i for i in report["items"]}
     assert items["CTO-WORK-030"]["could_be"] == "unblockable"
     assert items["CTO-WORK-030"]["proven_by"]["stage2-pass"] in trial_runs
+
+
+def test_a_broken_task_in_the_folder_is_skipped_with_its_line(harness: Harness,
+                                                              tmp_path: Path) -> None:
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    shutil.copytree(BUNDLED_TASKS_DIR / SLUG, tasks / SLUG)
+    shutil.copytree(BUNDLED_TASKS_DIR / SLUG, tasks / "broken")
+    (tasks / "broken" / "task.json").write_text('{"id": "broken"}')
+    shutil.rmtree(tasks / "broken" / "checks")
+    proc = harness.run("job", "--tasks", str(tasks), "--json", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert [t["task"] for t in out["summary"]["tasks"]] == [SLUG]
+    [skipped] = out["skipped_tasks"]
+    assert str(tasks / "broken") in skipped and "field checks" in skipped
+    assert "skipped:" in proc.stderr and "field checks" in proc.stderr
+    assert load(harness).config.tasks_dir == str(tasks)
