@@ -258,3 +258,18 @@ def test_a_scan_held_past_its_time_lists_each_unread_entry_once(tmp_path: Path) 
                              unhashed_folders=scan.unscanned_folders)
     assert hashes == {"a/held.txt": UNHASHED, "b/0.txt": UNHASHED, "b/1.txt": UNHASHED,
                       "b/2.txt": UNHASHED, "c.txt": digest(tmp_path / "c.txt")}
+
+
+def test_what_the_case_keeps_in_its_home_is_scanned(harness: Harness) -> None:
+    """The Case's private $HOME is kept under the run (`home/`): the leak scan covers it,
+    so the relay token an agent stores there as its credential is found and scrubbed."""
+    harness.env["CTO_HARNESS_CASE_BIN"] = str(ROOT / "tests" / "cases" / "stasher.py")
+    code, out = harness.run_json("run")
+    run_dir = Path(out["run_dir"])
+    report = harness.report(run_dir)
+    assert code == 1 and report["leak_detected"] is True, report["reasons"]
+    assert [(f["file"], f["secret"]) for f in report["leaks"]] == [
+        ("home/.config/agent/auth.json", "relay_token")]
+    assert (run_dir / "home/.config/agent/auth.json").read_text() == (
+        '{"api_key": "[REDACTED:relay_token]"}\n')
+    assert validate_run(run_dir).ok is False
