@@ -188,3 +188,25 @@ def test_template_links_and_the_secret_are_refused(tmp_path: Path) -> None:
     (template / "file").write_text("x")
     with pytest.raises(CaseConfigError, match="is not a folder"):
         check_home_template(template / "file", redact)
+
+
+def test_home_template_seeds_the_private_home_not_the_users(harness: Harness,
+                                                           tmp_path: Path) -> None:
+    template = tmp_path / "home-template"
+    (template / ".config" / "agent").mkdir(parents=True)
+    (template / ".config" / "agent" / "settings.toml").write_text("telemetry = false\n")
+    (template / ".aider.conf.yml").write_text("analytics-disable: true\n")
+    user_home = tmp_path / "user-home"
+    user_home.mkdir()
+    harness.env.update({"CTO_HARNESS_CASE_ARGS": SHOW, "HOME": str(user_home),
+                        "CTO_HARNESS_CASE_HOME_TEMPLATE": str(template)})
+    _, out = harness.run_json("run", "--no-baseline")
+    report = harness.report(out["run_dir"])
+    assert report["case_process_started"], report["reasons"]
+    assert report["case_setup"]["home_template"] == str(template)
+    home = shown(out["run_dir"])["home"]
+    assert home[".config/agent/settings.toml"] == "telemetry = false\n"
+    assert home[".aider.conf.yml"] == "analytics-disable: true\n"
+    kept = Path(out["run_dir"]) / "home"
+    assert (kept / ".config" / "agent" / "settings.toml").read_text() == "telemetry = false\n"
+    assert list(user_home.iterdir()) == []

@@ -20,8 +20,9 @@ binary    prints invalid UTF-8 and control sequences, then behaves like good
 leak      reads a secret from --secret-file, prints it in pieces with pauses and in a
           workspace file, then behaves like good
 envdump   prints its environment (names and values), then behaves like good
-show      prints one line `show: {json}` with its argv, its stdin's text, and the values of
-          the variables named by --show-env (comma-separated), then behaves like good
+show      prints one line `show: {json}` with its argv, its stdin's text, the values of
+          the variables named by --show-env (comma-separated) and the files under $HOME
+          with their text, then behaves like good
 flood     prints --lines lines, then exits 0 without asking
 locked    reads a secret from --secret-file into workspace/locked/notes.txt, then makes
           the file mode 000 and its folder 0500, then behaves like good
@@ -214,7 +215,14 @@ def main() -> int:
                   flush=True)
     if a.mode == "show":
         names = [n for n in a.show_env.split(",") if n]
-        shown = {"argv": sys.argv[1:], "stdin": sys.stdin.read(),
+        home = os.environ.get("HOME", "/nonexistent")
+        files = {}
+        for folder, _, found in os.walk(home):
+            for name in found:
+                path = os.path.join(folder, name)
+                with open(path, errors="replace") as fh:
+                    files[os.path.relpath(path, home)] = fh.read(200)
+        shown = {"argv": sys.argv[1:], "stdin": sys.stdin.read(), "home": files,
                  "env": {n: os.environ.get(n) for n in names}}
         print("show: " + json.dumps(shown), flush=True)
     if a.mode == "envdump":
