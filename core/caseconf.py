@@ -28,6 +28,10 @@ STDIN_VAR = "CTO_HARNESS_CASE_STDIN"
 HOME_TEMPLATE_VAR = "CTO_HARNESS_CASE_HOME_TEMPLATE"
 STDIN_MODES = ("none", "task")
 
+ENV_PLACEHOLDERS = ("task_file", "workspace", "model", "provider", "base_url")
+ARGS_PLACEHOLDERS = (*ENV_PLACEHOLDERS, "task")
+"""What `{name}` may stand for in CTO_HARNESS_CASE_ARGS; _ENV has all but the prompt."""
+
 RELAY_OWNED = frozenset({"OPENAI_BASE_URL", "OPENAI_API_BASE", "OPENAI_API_KEY", "HOME"})
 """Set by the harness for every run: the relay's URL and token, the private HOME."""
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -207,8 +211,10 @@ def check_case_setup(args: str, env: str | None, stdin: str | None,
                      redact: Callable[[str], str]) -> ReadinessCheck:
     """The `case_setup` readiness check: every setting above, before any run."""
     try:
-        split_words(args, ARGS_VAR)
+        format_words(split_words(args, ARGS_VAR), dict.fromkeys(ARGS_PLACEHOLDERS, ""),
+                     ARGS_VAR)
         pairs = parse_env(env)
+        format_words([v for _, v in pairs], dict.fromkeys(ENV_PLACEHOLDERS, ""), ENV_VAR)
         check_env(pairs, redact)
         mode = stdin_mode(stdin)
         if home_template is not None:

@@ -210,3 +210,14 @@ def test_home_template_seeds_the_private_home_not_the_users(harness: Harness,
     kept = Path(out["run_dir"]) / "home"
     assert (kept / ".config" / "agent" / "settings.toml").read_text() == "telemetry = false\n"
     assert list(user_home.iterdir()) == []
+
+
+def test_readiness_names_an_unknown_placeholder_before_any_run(harness: Harness) -> None:
+    harness.env["CTO_HARNESS_CASE_ENV"] = "PROMPT={task}"
+    ready = harness.run("readiness")
+    assert ready.returncode == 3
+    assert "CTO_HARNESS_CASE_ENV uses an unknown placeholder 'task'" in ready.stdout
+    harness.env["CTO_HARNESS_CASE_ENV"] = ""
+    harness.env["CTO_HARNESS_CASE_ARGS"] = "--url {endpoint}"
+    ready = harness.run("readiness")
+    assert "CTO_HARNESS_CASE_ARGS uses an unknown placeholder 'endpoint'" in ready.stdout
