@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from core.endpoint import ScriptedEndpoint
-from tests.agents.install import AGENTS, Agent, agents_dir, unavailable
+from tests.agents.install import AGENTS, Agent, agents_dir, install, unavailable
 from tests.conftest import QWEN, ROOT, Harness
 
 pytestmark = pytest.mark.realagent
@@ -180,3 +180,15 @@ def test_installer_is_quick_when_the_agents_are_there() -> None:
                           capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PATH": ""})  # no uv, no npm: none is needed
     assert proc.returncode == 0 and proc.stdout.count(": ok (") == len(AGENTS), proc.stdout
+
+
+def test_a_failed_install_leaves_its_reason_for_the_skip(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CTO_HARNESS_AGENTS_DIR", str(tmp_path))
+    monkeypatch.setenv("PATH", "")  # no npm: the install cannot start
+    agent = AGENTS["codex"]
+    problem = install(agent)
+    assert problem and "npm or node is not on PATH" in problem
+    assert not agent.folder.exists()
+    reason = unavailable(agent)
+    assert reason and reason.startswith("@openai/codex==0.171.0 failed to install: npm or node")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Install the real coding agents the `realagent` tests run, pinned, into a cache folder.
 
-    python3 tests/agents/install.py [--json]
+    python3 tests/agents/install.py
 
 aider-chat and mini-swe-agent (PyPI) each get a venv of their own; Codex CLI and Qwen Code
 (npm) each an npm prefix of their own (Codex's Linux binary arrives as its optional npm
@@ -14,7 +14,6 @@ Stdlib only, so CI can call it before or without the project's venv.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -27,6 +26,8 @@ STAMP = ".installed"
 INSTALL_TIMEOUT_S = 900
 PYTHON_RANGE = ((3, 10), (3, 12))
 """aider-chat 0.86 wants Python >= 3.10, < 3.13."""
+NODE_MAJOR_MIN = 20
+"""Qwen Code 0.15 wants Node.js 20 (its 0.2x releases want 22)."""
 
 
 @dataclass(frozen=True)
@@ -95,12 +96,12 @@ def system_python() -> str | None:
     return None
 
 
-def _run(argv: list[str], env: dict[str, str] | None = None) -> None:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S,
-                          env=env)
+def _run(argv: list[str]) -> str:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
         raise RuntimeError(f"{Path(argv[0]).name} exited {proc.returncode}: " + " | ".join(tail))
+    return proc.stdout
 
 
 def _install_pypi(agent: Agent, folder: Path) -> None:
@@ -116,9 +117,13 @@ def _install_pypi(agent: Agent, folder: Path) -> None:
 
 
 def _install_npm(agent: Agent, folder: Path) -> None:
-    npm = shutil.which("npm")
-    if npm is None:
-        raise RuntimeError("npm is not on PATH (install Node.js 20 or newer)")
+    npm, node = shutil.which("npm"), shutil.which("node")
+    if npm is None or node is None:
+        raise RuntimeError("npm or node is not on PATH (install Node.js 20 or newer)")
+    major = _run([node, "--version"]).strip().lstrip("v").split(".")[0]
+    if not major.isdigit() or int(major) < NODE_MAJOR_MIN:
+        raise RuntimeError(f"Node.js {NODE_MAJOR_MIN} or newer is needed, found "
+                           f"{major or 'nothing'}")
     _run([npm, "install", "--global", "--prefix", str(folder), "--no-fund", "--no-audit",
           "--loglevel=error", f"{agent.package}@{agent.version}"])
 
@@ -145,17 +150,14 @@ def install(agent: Agent) -> str | None:
 
 
 def main() -> int:
-    as_json = "--json" in sys.argv[1:]
+    """Installs in parallel and prints one line per agent; exit 0 even when one failed:
+    its tests then skip with the reason, and the others still run."""
     with ThreadPoolExecutor(max_workers=len(AGENTS)) as pool:
         results = dict(zip(AGENTS, pool.map(install, AGENTS.values()), strict=True))
-    if as_json:
-        print(json.dumps({name: {"bin": str(AGENTS[name].bin), "problem": problem}
-                          for name, problem in results.items()}, indent=2))
-    else:
-        for name, problem in results.items():
-            agent = AGENTS[name]
-            print(f"{name} {agent.version}: " + (f"FAILED: {problem}" if problem
-                                                  else f"ok ({agent.bin})"))
+    for name, problem in results.items():
+        agent = AGENTS[name]
+        print(f"{name} {agent.version}: " + (f"FAILED: {problem}" if problem
+                                              else f"ok ({agent.bin})"))
     return 0
 
 
