@@ -10,6 +10,8 @@ This is the one place a run's HOME is made: seeding it from a user's template go
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from core.rundir import fresh_dir
@@ -22,3 +24,24 @@ def prepare_home(run_root: Path) -> Path:
     home = run_root / "home"
     fresh_dir(home)
     return home
+
+
+def account_files(uid: int, gid: int) -> list[tuple[str, str]]:
+    """(host file, sandbox path) for /etc/passwd and /etc/group with an entry naming the
+    sandbox's uid `case`, home SANDBOX_HOME. A root harness runs the Case as a uid no
+    account has, and agents ask who they are: Qwen Code died at start on Node's
+    os.userInfo() (uv_os_get_passwd ENOENT); Python's getpass asks the same. Read-only
+    temp files, removed by the caller when the run's sandboxes close."""
+    made = []
+    for name, line in (("passwd", f"case:x:{uid}:{gid}:Case:{SANDBOX_HOME}:/bin/sh\n"),
+                       ("group", f"case:x:{gid}:\n")):
+        try:
+            host = Path("/etc", name).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            host = ""
+        fd, path = tempfile.mkstemp(prefix=f"cto-harness-{name}-")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(host + ("\n" if host and not host.endswith("\n") else "") + line)
+        os.chmod(path, 0o444)
+        made.append((path, f"/etc/{name}"))
+    return made

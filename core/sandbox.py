@@ -33,6 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.home import account_files
 from core.sandbox_paths import (
     SYSTEM_DIRS,
     SYSTEM_LINKS,
@@ -116,6 +117,8 @@ class Sandboxes:
     nsenter: str | None = None
     userns_fd: int | None = None
     as_root: bool = field(default_factory=lambda: os.geteuid() == 0)
+    accounts: list[tuple[str, str]] = field(default_factory=list)
+    """(host file, sandbox path): /etc/passwd and /etc/group naming the uid (as root)."""
 
     @property
     def uid(self) -> int:
@@ -146,6 +149,7 @@ class Sandboxes:
                 raise SandboxUnavailable("nsenter (util-linux) is missing: as root the "
                                          "sandbox enters its user namespace with it")
             self.userns_fd = self._make_userns()
+            self.accounts = account_files(self.uid, self.gid)
         argv, fds = self.command(Spec(binds=[], cwd="/"), None)
         try:
             proc = subprocess.run(argv, pass_fds=fds, capture_output=True, text=True,
@@ -207,6 +211,10 @@ class Sandboxes:
         if self.userns_fd is not None:
             os.close(self.userns_fd)
             self.userns_fd = None
+        for made, _ in self.accounts:
+            with contextlib.suppress(OSError):
+                os.unlink(made)
+        self.accounts = []
 
     # -- one sandbox ----------------------------------------------------------------
     def command(self, spec: Spec, argv: list[str] | None) -> tuple[list[str], tuple[int, ...]]:
@@ -232,7 +240,9 @@ class Sandboxes:
             init_opts += ["--uds", RELAY_SOCKET, "--port", str(spec.relay[1])]
         args = [*prefix, self.bwrap, *unshare, "--die-with-parent", "--new-session", *caps,
                 "--hostname", "sandbox", "--proc", "/proc", "--dev", "/dev",
-                "--perms", "1777", "--tmpfs", "/tmp", *self._system(), *_mounts(binds),
+                "--perms", "1777", "--tmpfs", "/tmp", *self._system(),
+                *(arg for made, at in self.accounts for arg in ("--ro-bind", made, at)),
+                *_mounts(binds),
                 *_masks(masks(_visible_sources(binds), self.private)),
                 "--chdir", spec.cwd, "--", base_python(), "-I", "-S", SANDBOX_INIT,
                 *init_opts]

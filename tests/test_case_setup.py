@@ -122,6 +122,7 @@ def test_env_args_and_stdin_reach_the_case_and_the_report(harness: Harness) -> N
     seen = shown(out["run_dir"])
     task_text = (Path(out["run_dir"]) / "task" / "TASK.md").read_text()
     assert seen["stdin"] == task_text
+    assert not seen["user"].startswith("error"), "agents ask who they are (Node's userInfo)"
     assert seen["argv"][seen["argv"].index("--task-text") + 1] == task_text
     url = seen["env"]["CTO_SHOW_URL"]
     assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")

@@ -21,8 +21,8 @@ leak      reads a secret from --secret-file, prints it in pieces with pauses and
           workspace file, then behaves like good
 envdump   prints its environment (names and values), then behaves like good
 show      prints one line `show: {json}` with its argv, its stdin's text, the values of
-          the variables named by --show-env (comma-separated) and the files under $HOME
-          with their text, then behaves like good
+          the variables named by --show-env (comma-separated), the files under $HOME
+          with their text and its user name, then behaves like good
 flood     prints --lines lines, then exits 0 without asking
 locked    reads a secret from --secret-file into workspace/locked/notes.txt, then makes
           the file mode 000 and its folder 0500, then behaves like good
@@ -222,7 +222,12 @@ def main() -> int:
                 path = os.path.join(folder, name)
                 with open(path, errors="replace") as fh:
                     files[os.path.relpath(path, home)] = fh.read(200)
-        shown = {"argv": sys.argv[1:], "stdin": sys.stdin.read(), "home": files,
+        try:
+            import pwd
+            user = pwd.getpwuid(os.getuid()).pw_name
+        except KeyError:
+            user = "error: my uid has no name"
+        shown = {"argv": sys.argv[1:], "stdin": sys.stdin.read(), "home": files, "user": user,
                  "env": {n: os.environ.get(n) for n in names}}
         print("show: " + json.dumps(shown), flush=True)
     if a.mode == "envdump":
