@@ -11,12 +11,13 @@ relay's Unix socket bound in, served on 127.0.0.1:PORT by core/sandbox_init.py) 
 
 Who it runs as: as an ordinary user, bwrap maps that user into its own user namespace. As
 root, the sandbox must still hold no power over the host, so its processes run as an unused
-host uid (`CASE_UID`): then file modes apply (root's 0600 files stay unreadable), ptrace and
-/proc/<pid>/mem of anything outside are out of reach, and RLIMIT_NPROC is enforced (the
+host uid (`case_uid()`, one per harness process): then file modes apply (root's 0600
+files stay unreadable), ptrace and /proc/<pid>/mem of anything outside are out of reach,
+and RLIMIT_NPROC is enforced (the
 kernel never enforces it for root). bwrap itself must start as root to bind folders only
 root may enter (an interpreter under /root/.pyenv), so the harness makes one user namespace
-per run that maps root and `CASE_UID` only, starts bwrap inside it through `nsenter`, and
-the sandbox's first process drops to `CASE_UID` before anything else.
+per run that maps root and that uid only, starts bwrap inside it through `nsenter`, and
+the sandbox's first process drops to the uid before anything else.
 
 The environment is handed over by the process environment (never `--setenv`: argv is
 readable by every user of the host in /proc, and the relay token is a secret).
@@ -45,9 +46,15 @@ from core.sandbox_paths import (
     system_covered,
 )
 
-CASE_UID = 1_999_999_000
-"""The host uid a root harness runs sandboxes as: far above any account or the usual
-subordinate-id ranges, so it owns nothing on the host but what the run hands it."""
+CASE_UID_BASE = 1_900_000_000
+"""A root harness runs its sandboxes as CASE_UID_BASE + its pid: far above any account or
+the usual subordinate-id ranges, so the uid owns nothing on the host but what the run hands
+it, and runs going at once (a job's trials) never share one."""
+
+
+def case_uid() -> int:
+    """The host uid this harness process runs its sandboxes as (root only)."""
+    return CASE_UID_BASE + os.getpid()
 NPROC = 1024
 """RLIMIT_NPROC inside a sandbox: processes and threads together (a Node agent with its
 workers, git, a test run fit; a fork bomb stops there)."""
@@ -122,11 +129,11 @@ class Sandboxes:
 
     @property
     def uid(self) -> int:
-        return CASE_UID if self.as_root else os.getuid()
+        return case_uid() if self.as_root else os.getuid()
 
     @property
     def gid(self) -> int:
-        return CASE_UID if self.as_root else os.getgid()
+        return case_uid() if self.as_root else os.getgid()
 
     # -- set-up ---------------------------------------------------------------------
     def prepare(self) -> str:
@@ -180,7 +187,7 @@ class Sandboxes:
         return proc.stdout.strip().removeprefix("bubblewrap ")
 
     def _make_userns(self) -> int:
-        """A user namespace mapping only root and CASE_UID (uids and gids); its fd."""
+        """A user namespace mapping only root and the sandbox's uid (and gids); its fd."""
         try:
             helper = subprocess.Popen([base_python(), "-I", "-S", "-c", USERNS_HELPER],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -194,7 +201,7 @@ class Sandboxes:
                     "the kernel refuses user namespaces (unshare: "
                     f"{os.strerror(int(said)) if said.isdigit() else 'no answer'}); "
                     "check user.max_user_namespaces")
-            mapping = f"0 0 1\n{CASE_UID} {CASE_UID} 1\n"
+            mapping = f"0 0 1\n{self.uid} {self.uid} 1\n"
             try:
                 Path(f"/proc/{helper.pid}/uid_map").write_text(mapping)
                 Path(f"/proc/{helper.pid}/gid_map").write_text(mapping)
@@ -231,7 +238,7 @@ class Sandboxes:
             prefix = [self.nsenter, f"--user=/proc/self/fd/{self.userns_fd}", "--"]
             fds = (self.userns_fd,)
             caps += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]  # init drops them
-            init_opts = ["--uid", str(CASE_UID), "--gid", str(CASE_UID), *init_opts]
+            init_opts = ["--uid", str(self.uid), "--gid", str(self.gid), *init_opts]
         else:
             unshare.insert(0, "--unshare-user")
         binds = [*self.binds_for(spec), Bind(INIT, SANDBOX_INIT)]
@@ -284,7 +291,7 @@ class Sandboxes:
         """Make the folders the sandbox may write its uid's for the run."""
         if self.as_root:
             for path in paths:
-                _chown_tree(path, CASE_UID, CASE_UID)
+                _chown_tree(path, self.uid, self.gid)
 
     def take_back(self, *paths: Path) -> None:
         """Everything the sandbox wrote becomes the harness's again (before the scan)."""

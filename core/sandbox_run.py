@@ -20,7 +20,6 @@ from pathlib import Path
 from core.home import SANDBOX_HOME
 from core.models import CaseSandbox
 from core.sandbox import (
-    CASE_UID,
     HARNESS_DIR,
     NAMESPACES,
     NPROC,
@@ -140,7 +139,7 @@ class RunSandbox:
         return CaseSandbox(
             mode="bwrap", ready=self.ready, bwrap_version=box.version or None,
             namespaces=list(NAMESPACES) if self.ready else [],
-            host_uid=(CASE_UID if box.as_root else os.getuid()) if self.ready else None,
+            host_uid=box.uid if self.ready else None,
             ro_paths=ro, rw_paths=rw, masked=masked,
             extra_ro=[str(p) for p in box.extra_ro], extra_rw=[str(p) for p in box.extra_rw],
             network=self.network if self.ready else "none",

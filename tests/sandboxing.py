@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.endpoint import ScriptedEndpoint
-from core.sandbox import CASE_UID, Sandboxes, SandboxUnavailable
+from core.sandbox import Sandboxes, SandboxUnavailable
 from tests.conftest import ROOT, Harness, missing_machinery
 
 HOSTILE = ROOT / "tests" / "cases" / "hostile.py"
@@ -81,8 +81,9 @@ def secret_on_disk(root: Path, url: str) -> list[str]:
     return found
 
 
-def sandbox_processes() -> list[int]:
-    """Host processes running as the sandbox's uid (root harness only)."""
+def sandbox_processes(uid: int) -> list[int]:
+    """Host processes running as a run's sandbox uid (the report's `host_uid`; a root
+    harness's own, so other runs going at once are not counted)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -90,18 +91,19 @@ def sandbox_processes() -> list[int]:
                 status = (entry / "status").read_text()
             except OSError:
                 continue
-            uid = next(line.split()[1] for line in status.splitlines()
-                       if line.startswith("Uid:"))
-            if int(uid) == CASE_UID and "State:\tZ" not in status:
+            owner = next(line.split()[1] for line in status.splitlines()
+                         if line.startswith("Uid:"))
+            if int(owner) == uid and "State:\tZ" not in status:
                 found.append(int(entry.name))
     return found
 
 
-def no_sandbox_process_left(grace: float = 2.0) -> bool:
-    """True once no process runs as the sandbox's uid; a process the kernel is still
+def no_sandbox_process_left(report: dict, grace: float = 2.0) -> bool:
+    """True once no process runs as the run's sandbox uid; a process the kernel is still
     tearing down (a PID namespace's are killed as its first process exits) gets `grace`."""
+    uid = report["case_sandbox"]["host_uid"]
     deadline = time.monotonic() + grace
-    while (left := sandbox_processes()) and time.monotonic() < deadline:
+    while (left := sandbox_processes(uid)) and time.monotonic() < deadline:
         time.sleep(0.05)
     described = [f"{pid}: {_describe(pid)}" for pid in left]
     assert not described, f"processes of the sandbox outlived the run: {described}"
@@ -133,7 +135,7 @@ def assert_got_nothing(harness: Harness, run_dir: str | Path, url: str) -> dict:
     assert report["redaction"]["log_redactions"] == 0, "the Case printed a secret form"
     assert report["leak_detected"] is False
     if os.geteuid() == 0:
-        assert no_sandbox_process_left()
+        assert no_sandbox_process_left(report)
     _code, result = harness.run_json("validate", str(run_dir))
     crit = {c["id"]: c for c in result["criteria"]}
     assert result["status"] == report["status"]

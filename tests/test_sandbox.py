@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from core.sandbox import CASE_UID, NPROC
+from core.sandbox import CASE_UID_BASE, NPROC
 from tests.conftest import CASE, ROOT, Harness, missing_machinery
 from tests.sandboxing import (
     HOSTILE,
@@ -39,7 +39,9 @@ def test_good_run_passes_in_the_sandbox_and_the_report_records_it(harness: Harne
     assert (box["mode"], box["ready"], box["network"]) == ("bwrap", True, "relay-only")
     assert box["bwrap_version"] == "0.11.0"
     assert set(box["namespaces"]) == {"user", "pid", "mount", "ipc", "uts", "cgroup", "net"}
-    assert box["host_uid"] == (CASE_UID if os.geteuid() == 0 else os.getuid())
+    manifest = json.loads((Path(out["run_dir"]) / "manifest.json").read_text())
+    assert box["host_uid"] == (CASE_UID_BASE + manifest["harness_pid"] if os.geteuid() == 0
+                               else os.getuid())
     assert box["limits"] == {"nproc": NPROC}
     run_dir = Path(out["run_dir"])
     assert f"/workspace <- {run_dir / 'workspace'}" in box["rw_paths"]
@@ -75,9 +77,10 @@ def test_timeout_ends_every_process_of_the_sandbox(harness: Harness) -> None:
     code, out = harness.run_json("run", "--no-baseline", "--timeout", "2")
     assert code == 1 and out["status"] == "timed_out"
     assert time.monotonic() - t0 < 30
-    assert harness.report(out["run_dir"])["case_exit_code"] == 128 + 15
+    report = harness.report(out["run_dir"])
+    assert report["case_exit_code"] == 128 + 15
     if os.geteuid() == 0:
-        assert no_sandbox_process_left()
+        assert no_sandbox_process_left(report)
 
 
 def test_killing_the_harness_ends_the_sandbox(harness: Harness) -> None:
