@@ -11,15 +11,19 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from textual.widgets import Static
 
 from core.settings import resolve
 from tests.test_tui_app import SIZE, until
-from tests.tui_fixtures import make_running, make_runs_root
+from tests.tui_fixtures import FixtureRun, make_running, make_runs_root, run_id, stage2
 from tui.app import Dashboard
 from tui.launcher import ChildRun, RunRequest
 from tui.screens.detail import RunDetailScreen
 from tui.screens.dialogs import ConfirmScreen
+from tui.widgets.case_log import CaseLog
 from tui.widgets.runs_table import RunsTable
+from tui.widgets.status_panel import StatusPanel
+from tui.widgets.timeline import StageTimeline
 
 
 @pytest.fixture(autouse=True)
@@ -116,3 +120,111 @@ async def test_the_palette_offers_our_commands_only(runs: dict[str, Path]) -> No
         quit_command = next(c for c in commands if c.title == "Quit")
         assert "as soon as possible" not in quit_command.help
         assert "asks first while a run started here goes" in quit_command.help
+
+
+async def test_live_at_80_columns_shows_the_status_and_demo_label_first(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    first = make_runs_root(root)["passed"]
+    retry = FixtureRun(root, run_id(40, 4001), demo=True, retry_of=first.name, minute=40)
+    retry.preflight()
+    stage2(retry)
+    retry.report("passed", 9.5)
+    app = dashboard(root, retry.paths.root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.screen.view.report is not None)  # type: ignore[attr-defined]
+        await pilot.pause(0.2)
+        info = app.screen.query_one("#run-info", Static)
+        shown = info.render_line(0).text  # what the 78 columns of the bar show
+        assert "passed" in shown and "demo endpoint" in shown, shown
+        assert shown.rstrip().endswith("…"), "the rest is cut with a marker"
+
+
+async def test_the_footer_at_80_columns_keeps_help_and_quit_within_the_width(
+        runs: dict[str, Path]) -> None:
+    app = dashboard(runs["passed"].parent, runs["passed"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        keys = list(app.screen.query("FooterKey"))
+        assert {str(k.key) for k in keys} >= {"question_mark", "q"}
+        assert sum(k.outer_size.width for k in keys) <= 80
+        await pilot.press("2")
+        await pilot.pause(0.3)
+        keys = list(app.screen.query("FooterKey"))
+        assert {str(k.key) for k in keys} >= {"question_mark", "q"}
+        assert sum(k.outer_size.width for k in keys) <= 80
+
+
+async def test_stages_fold_below_120_columns_and_s_shows_them(runs: dict[str, Path]) -> None:
+    app = dashboard(runs["passed"].parent, runs["passed"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        timeline, log = app.screen.query_one(StageTimeline), app.screen.query_one(CaseLog)
+        assert not timeline.display and log.display
+        assert log.outer_size.width == 80, "the log takes the whole width"
+        await pilot.press("s")
+        await pilot.pause(0.1)
+        assert timeline.display and timeline.outer_size.width == 80
+    wide = dashboard(runs["passed"].parent, runs["passed"])
+    async with wide.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.3)
+        assert wide.screen.query_one(StageTimeline).display
+
+
+async def test_runs_keys_move_sort_and_copy(runs: dict[str, Path]) -> None:
+    app = dashboard(runs["passed"].parent)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        table = app.screen.query_one(RunsTable)
+        await until(pilot, lambda: table.row_count == 7)
+        await pilot.press("j", "j")
+        assert table.cursor_row == 2
+        await pilot.press("k")
+        assert table.cursor_row == 1
+        await pilot.press("G")
+        assert table.selected_run_id() == runs["passed"].name
+        await pilot.press("g")
+        assert table.cursor_row == 0
+        await pilot.press("y")
+        assert app.clipboard == table.selected_run_id()
+        await pilot.press("s")  # by status
+        await pilot.pause(0.1)
+        statuses = [str(table.get_row(key)[list(table.columns).index("status")])
+                    for key in table.rows]
+        assert statuses == sorted(statuses)
+
+
+async def test_live_states_are_honest_about_what_is_known(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    cancelled = FixtureRun(root, run_id(0, 5001))
+    cancelled.preflight()
+    cancelled.event(0.4, "relay_started", url="http://127.0.0.1:40123/v1")
+    cancelled.event(0.5, "case_process_started", pid=4242, argv=["case"], network="isolated")
+    cancelled.report("cancelled", 2.0, guard_state="unproven", case_exit_code=130,
+                     comparison=None)
+    app = dashboard(root, cancelled.paths.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.view.report is not None)  # type: ignore[attr-defined]
+        guard = app.screen.query_one("#guard", StatusPanel).panel
+        assert (guard.state, guard.reason) == (
+            "no verdict", "run cancelled before any request for the model finished")
+        results = str(app.screen.query_one("#results", Static).content)
+        assert "real failed" not in results and "run cancelled" in results
+        relay = app.screen.query_one("#relay", StatusPanel).panel
+        assert relay.reason == "no request", "a finished run's relay lists nothing in flight"
+
+
+async def test_demo_start_says_it_is_starting_never_blocked(tmp_path: Path) -> None:
+    app = Dashboard(tmp_path / "runs", demo=True, resolved=resolve())
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(0.05)
+            assert app.screen.run_dir is None, "the demo run has no folder yet"  # type: ignore[attr-defined]
+            readiness = app.screen.query_one("#readiness", StatusPanel).panel
+            guide = str(app.screen.query_one("#getting-started", Static).content)
+            assert readiness.state == "demo"
+            assert "Starting cto-harness run --demo" in guide
+            assert "cto-harness-tui --demo" not in guide and "✗" not in guide
+    finally:
+        for child in app.started_runs:
+            child.cancel()
+            child.process.wait(timeout=30)

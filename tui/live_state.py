@@ -51,6 +51,8 @@ def plural(count: int, noun: str) -> str:
 
 
 ALARMS = ("guard_tripped", "leak_detected", "run_blocked")
+ENDED_EARLY = ("cancelled", "timed_out", "error")
+"""A run that ended before its verdict: its guard and comparison say nothing."""
 
 
 def since_previous(events: list[TraceEvent]) -> list[float | None]:
@@ -87,6 +89,9 @@ class RunView:
     manifest_missing: bool = False
     """The folder followed has had no manifest.json for a while: not a run, or a run whose
     start was cut short."""
+    demo_starting: bool = False
+    """`--demo` asked for a demo run whose folder is not there yet: the pre-run readiness
+    (nothing configured) is not its readiness."""
     _guard: Guard | None = None
 
     def apply(self, batch: RunBatch) -> None:
@@ -122,6 +127,9 @@ class RunView:
 
     # -- panels ---------------------------------------------------------------------
     def readiness_panel(self) -> PanelState:
+        if self.demo_starting and self.manifest is None:
+            return PanelState("demo", "idle", "starting the demo run: it brings its own "
+                                              "endpoint and Case")
         blocked = self._event("run_blocked")
         if self.readiness is not None:
             return _from_readiness(self.readiness)
@@ -178,6 +186,10 @@ class RunView:
         if self.report is not None:
             if not self.report.case_process_started:
                 return PanelState("idle", "idle", "the Case never started")
+            if self.report.status in ENDED_EARLY and not proven:
+                return PanelState("no verdict", "idle",
+                                  f"run {self.report.status.replace('_', ' ')} before any "
+                                  "request for the model finished")
             if self.report.guard_state == "unproven":
                 return PanelState("unproven", "warn",
                                   "no request for the admitted model went through the relay")
@@ -189,12 +201,15 @@ class RunView:
                               + (" · sandbox off: never evidence" if off else ""))
         if self.manifest is None:
             return PanelState("armed", "idle", "waiting for a run")
-        return PanelState("armed", "idle", "no model request yet")
+        # The relay writes a request's line when its answer ends: a streaming answer is
+        # not in the ledger yet, so say what is known, not "no request".
+        return PanelState("armed", "idle", "no model request finished yet")
 
     def relay_panel(self) -> PanelState:
         if not self.relay:
             if self._event("relay_started") and self.report is None:
-                return PanelState("listening", "idle", "loopback relay up, no request yet")
+                return PanelState("listening", "idle",
+                                  "loopback relay up, no request finished yet")
             return PanelState("idle", "idle", "no request")
         refused = sum(1 for r in self.relay if r.refused)
         errors = sum(1 for r in self.relay if not r.refused and (r.error or r.status >= 400))
@@ -207,6 +222,8 @@ class RunView:
                   f"{plural(errors, 'error')} · "
                   f"{tokens} · p50 {p50:.0f} ms")
         tone: Tone = "bad" if refused else "warn" if errors else "ok"
+        if self.report is not None or not self.alive:  # the relay is down with its run
+            return PanelState("refused some" if refused else "closed", tone, reason)
         return PanelState("refusing" if refused else "forwarding", tone, reason)
 
     # -- timeline and results -------------------------------------------------------
@@ -250,7 +267,10 @@ class RunView:
             counts = baseline.get("checks") or {}
             parts.append(f"fake baseline {baseline.get('status')} "
                          f"({counts.get('passed', 0)}/{counts.get('total', 0)})")
-        if self.report is not None and self.report.comparison is not None:
+        if self.report is not None and self.report.status in ENDED_EARLY:
+            parts.append(f"run {self.report.status.replace('_', ' ')}: no comparison is "
+                         "claimed")
+        elif self.report is not None and self.report.comparison is not None:
             comp = self.report.comparison
             parts.append(("discriminating: " if comp.discriminating else "not discriminating: ")
                          + comp.detail)

@@ -19,7 +19,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
@@ -329,6 +329,8 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
                 copy.chmod(0o444)
                 with self.app.suspend():
                     subprocess.run([*shlex.split(editor), str(copy)], check=False)
+        except SuspendNotSupported:
+            self.notify("this terminal cannot hand itself to an editor", severity="error")
         except OSError as exc:
             self.notify(f"cannot open {view.path.name}: {exc.strerror}", severity="error")
 

@@ -78,6 +78,7 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         yield SteadyFooter()
 
     def on_mount(self) -> None:
+        self.view.demo_starting = self.app.demo  # type: ignore[attr-defined]
         self.watch(self.app, "readiness", self._readiness)
         self.watch(self.app, "live_run", self._show_run)
         self.watch(self.app, "root_problem", lambda _: self._render_view())
@@ -151,6 +152,9 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         """Once a second: the current stage's clock, whether the harness still lives, and
         whether the folder followed is a run at all."""
         view = self.view
+        if view.demo_starting and not self.app._running_children():  # type: ignore[attr-defined]
+            view.demo_starting = False  # it ended before its folder: the readiness says why
+            self._render_view()
         if (view.manifest is None and not view.manifest_missing and self.run_dir is not None
                 and _absent(self.run_dir / "manifest.json")):
             view.manifest_missing = True
@@ -218,6 +222,11 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
             text.append(safe(f"✗ {problem}\n\n"), style="bold red")
         if self.run_dir is not None:
             return self._blocked_guide(text)
+        if self.view.demo_starting:
+            text.append("Starting cto-harness run --demo: the embedded demo endpoint and the "
+                        "reference Case, labelled demo everywhere. It shows here as soon as "
+                        "its run folder appears.", style="bold")
+            return text
         if self.view.readiness is None:
             text.append(self.view.readiness_error or "Checking readiness…")
             return text
