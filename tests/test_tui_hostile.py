@@ -109,6 +109,11 @@ async def test_a_hostile_run_reaches_the_terminal_only_as_inert_text(
         for tab in ("summary", "trace", "log", "relay", "baseline", "files"):
             app.screen.query_one(TabbedContent).active = tab
             await pilot.pause(0.3)
+            if tab == "trace":  # each event whole, below the table
+                app.screen.query_one("#trace-table").focus()
+                for _ in range(20):
+                    await pilot.press("j")
+                    await pilot.pause(0.02)
         tree = app.screen.query_one("#tree")
         tree.focus()
         await pilot.press("down", "enter", "down", "down", "enter")  # open workspace/, a file

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from rich.console import Group
+from rich.json import JSON as RichJSON
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
@@ -95,6 +96,8 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
                 yield Static(id="evidence")
             with TabPane("Trace", id="trace"):
                 yield KeyedTable(id="trace-table", cursor_type="row", zebra_stripes=True)
+                with VerticalScroll(id="trace-detail-box"):
+                    yield Static(id="trace-detail")
             with TabPane("Log", id="log"):
                 yield Input(placeholder="search the whole log; Enter, then n/N", id="log-find")
                 yield FileView(redact, id="log-view")
@@ -249,6 +252,20 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
             table.add_row(str(ev.seq), clock(ev.ts), seconds(took),
                           inert(ev.event, style),
                           inert(redact(extra[:160] + ("…" if len(extra) > 160 else ""))))
+
+    @on(DataTable.RowHighlighted, "#trace-table")
+    def _trace_event(self, event: DataTable.RowHighlighted) -> None:
+        """The highlighted event whole, as indented, highlighted JSON. Dumped ASCII-only, so
+        every control or bidi character a run put in it shows as its \\u escape."""
+        events = self.record.trace
+        if not 0 <= event.cursor_row < len(events):
+            return
+        trace_event = events[event.cursor_row]
+        data = {"seq": trace_event.seq, "ts": trace_event.ts, "event": trace_event.event,
+                **(trace_event.model_extra or {})}
+        redact = self.app.redact  # type: ignore[attr-defined]
+        text = redact(json.dumps(data, indent=2, ensure_ascii=True, default=str))
+        self.query_one("#trace-detail", Static).update(RichJSON(text, ensure_ascii=True))
 
     def _relay(self) -> None:
         table = self.query_one("#relay-table", DataTable)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
+from rich.highlighter import JSONHighlighter
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -25,6 +26,9 @@ from tui.widgets.case_log import marked_crop
 from tui.widgets.keys import SCROLL_KEYS
 
 INDEX_CHUNK = 1 << 20
+JSON_COLOURS = JSONHighlighter()
+"""Keys, strings, numbers and literals of the run's JSON files (manifest, report, trace,
+ledgers) in colour; the text itself is what the file holds, made inert."""
 
 
 class FileView(ScrollView, can_focus=True):
@@ -147,6 +151,8 @@ class FileView(ScrollView, can_focus=True):
         if number >= self.line_count:
             return Strip.blank(width, style)
         text = Text(self.line_text(number), no_wrap=True, style=style)
+        if self.path is not None and self.path.suffix in (".json", ".jsonl"):
+            JSON_COLOURS.highlight(text)
         if self._term:
             text.highlight_words([self._term], style="black on yellow", case_sensitive=False)
         if self._matches and 0 <= self._match < len(self._matches) and (
