@@ -144,7 +144,7 @@ def test_panels_of_a_tripped_run_name_the_refused_model_and_time(tmp_path: Path)
     guard = view.guard_panel()
     assert (guard.state, guard.tone) == ("tripped", "bad")
     assert guard.reason == "relay refused claude-sonnet-4-6 at 02:23:07"
-    assert view.relay_panel().state == "refusing"
+    assert view.relay_panel().state == "refused", "finished: the relay is down, not refusing"
     assert any(s.mark == "alarm" and s.event == "guard_tripped" for s in view.timeline(0))
 
 

@@ -223,7 +223,7 @@ class RunView:
                   f"{tokens} · p50 {p50:.0f} ms")
         tone: Tone = "bad" if refused else "warn" if errors else "ok"
         if self.report is not None or not self.alive:  # the relay is down with its run
-            return PanelState("refused some" if refused else "closed", tone, reason)
+            return PanelState("refused" if refused else "closed", tone, reason)
         return PanelState("refusing" if refused else "forwarding", tone, reason)
 
     # -- timeline and results -------------------------------------------------------
