@@ -63,22 +63,24 @@ def retry_table(this: RunSummary, retried: RunSummary) -> Table:
 
 
 def sandbox_line(sandbox: object) -> str:
-    """The report's case_sandbox in one line, whatever shape it has (a model or a dict):
-    its fields by name, none of Python's spellings (True, None) shown."""
-    fields = sandbox.model_dump() if hasattr(sandbox, "model_dump") else sandbox
-    if not isinstance(fields, dict):
-        return str(fields)
-    words = []
-    for key, value in fields.items():
-        if value is None or value == [] or value == {}:
-            continue
-        if isinstance(value, bool):
-            words.append(key.replace("_", " ") if value else f"no {key.replace('_', ' ')}")
-        elif isinstance(value, list):
-            words.append(f"{key.replace('_', ' ')}: {', '.join(map(str, value))}")
-        else:
-            words.append(f"{key.replace('_', ' ')}: {value}")
-    return " · ".join(words) or "recorded, no details"
+    """The report's case_sandbox in one line: its mode, the Case's network and its own
+    detail; none of Python's spellings (a dict, True, None) shown."""
+    mode = getattr(sandbox, "mode", None)
+    network = getattr(sandbox, "network", None)
+    detail = getattr(sandbox, "detail", None)
+    words = [str(mode or "unknown mode")]
+    if mode == "off":
+        words.append("no sandbox: never evidence")
+    elif not getattr(sandbox, "ready", True):
+        words.append("not set up")
+    if network:
+        words.append(f"Case network {network}")
+    limits = getattr(sandbox, "limits", None) or {}
+    if limits:
+        words.append("limits " + ", ".join(f"{k} {v}" for k, v in limits.items()))
+    if detail:
+        words.append(str(detail))
+    return " · ".join(words)
 
 
 VERDICT = {"ok": ("✓", "green"), "failed": ("✗", "red"), "not_applicable": ("–", "bright_black")}
