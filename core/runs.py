@@ -39,6 +39,8 @@ class RunSummary(BaseModel):
     started_at: str | None = None
     task: str | None = None
     engine: str | None = None
+    case: str | None = None
+    """The Case binary's name (manifest `case_bin_name`): which agent ran."""
     provider: str | None = None
     model: str | None = None
     admission: str | None = None
@@ -193,7 +195,7 @@ def summarize(run_dir: Path) -> RunSummary:
         row.problem = "manifest.json missing: not a run, or its start was cut short"
         return row
     row.started_at = manifest.started_at
-    row.task, row.engine = manifest.task, manifest.engine
+    row.task, row.engine, row.case = manifest.task, manifest.engine, manifest.case_bin_name
     row.provider, row.model = manifest.provider, manifest.model
     row.demo, row.retry_of = manifest.demo, manifest.retry_of
     if report is None:

@@ -17,7 +17,9 @@ from core.caseconf import (
     parse_env,
     recorded_env,
 )
+from core.runs import summarize
 from tests.conftest import CASE, Harness
+from tui.widgets.runs_table import COLUMNS, cells, matches
 
 SHOW = ("--mode show --task-file {task_file} --workspace {workspace} --model {model} "
         "--task-text {task} --show-env CTO_SHOW_URL,MSWEA_CONFIGURED,MY_API_KEY,SPACED")
@@ -136,6 +138,9 @@ def test_env_args_and_stdin_reach_the_case_and_the_report(harness: Harness) -> N
     assert token not in (Path(out["run_dir"]) / "report.json").read_text()
     manifest = json.loads((Path(out["run_dir"]) / "manifest.json").read_text())
     assert manifest["case_bin_name"] == CASE.name
+    row = summarize(Path(out["run_dir"]))  # what the Runs table shows
+    assert row.case == CASE.name and cells(row)[COLUMNS.index("engine")].plain == CASE.name
+    assert matches(row, CASE.name.lower())
     assert report["relay"]["requests"] >= 1 and code in (0, 1)
 
 

@@ -138,6 +138,7 @@ def test_agent_reaches_the_model_only_through_the_relay(
         assert row["prompt_tokens"] and row["completion_tokens"], row
     assert report["relay"]["models_seen"] == [QWEN]
     assert report["guard_state"] == "clear" and report["fallback_detected"] is False, why
+    assert report["leak_detected"] is False, report["leaks"]  # its HOME holds no secret
     assert report["case_setup"]["bin_name"] == recipe.agent.command
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["case_bin_name"] == recipe.agent.command

@@ -50,7 +50,7 @@ def cells(row: RunSummary) -> tuple[Text, ...]:
     return (
         inert(when(row)),
         inert(row.task or ""),
-        inert(row.engine or ""),
+        inert(row.case or row.engine or ""),  # which agent; "fake" for the fake engine
         status,
         inert(f"{row.provider}/{row.model}" if row.provider else ""),
         inert(row.admission or ""),
@@ -69,7 +69,7 @@ def cut(cell: Text, width: int) -> Text:
 
 
 def matches(row: RunSummary, needle: str) -> bool:
-    fields = (row.run_id, row.task, row.engine, row.status, row.provider, row.model,
+    fields = (row.run_id, row.task, row.engine, row.case, row.status, row.provider, row.model,
               row.admission, row.guard, row.problem, "demo" if row.demo else None)
     return any(needle in f.lower() for f in fields if f)
 
