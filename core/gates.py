@@ -22,6 +22,7 @@ from core.models import Validation, Verdict
 from core.runs import RunsRootError, Unreadable, list_run_dirs, load_manifest
 from core.settings import HarnessSettings
 from core.sot import ITEM_ID, Section, Sot, SotError, SotLine, parse_sot
+from core.term import visible
 from core.validate import ACCEPTANCE, validate_run
 
 EvidenceKind = Literal["endpoint-config", "stage2-pass"]
@@ -467,7 +468,7 @@ def cmd_gates(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(report)
     else:
-        print(render(report))
+        print(visible(render(report)))  # the SOT's and the runs' words: inert on a terminal
     return 0
 
 

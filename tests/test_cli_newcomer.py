@@ -155,3 +155,14 @@ def test_validate_never_prints_none_for_a_field_the_trace_lacks(tmp_path: Path) 
     assert "config_resolved has no endpoint_source" in supplied["detail"]
     text = cli("validate", str(run.paths.root), cwd=tmp_path).stdout
     assert "None" not in text and "True" not in text and "False" not in text
+
+
+def test_gates_prints_the_sots_words_inert(tmp_path: Path) -> None:
+    """A SOT (or a run) can hold escape sequences: `gates` spells them, never sends them."""
+    plan = tmp_path / "PLAN.md"
+    plan.write_text("---\ntitle: plan\n---\n\n## CTO-WORK-030 - evidence\n\n"
+                    "Status: blocked\x1b]52;c;cHduZWQ=\x07\u202egnp.exe\n")
+    proc = cli("gates", str(plan), "--runs-root", str(tmp_path / "runs"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stdout and "\u202e" not in proc.stdout
+    assert "blocked\\x1b]52;c;chduzwq=\\x07\\u202egnp.exe" in proc.stdout  # lowercased
