@@ -24,6 +24,7 @@ run, throughput ratio under 1.3.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import statistics
@@ -34,12 +35,12 @@ import time
 from pathlib import Path
 
 from core.endpoint import ScriptedEndpoint
+from core.process import F_SETPIPE_SZ, PIPE_SIZE, READ_SIZE
 from core.sandbox import Bind, Sandboxes, Spec
 from core.sandbox_paths import program_binds
 
 ROOT = Path(__file__).resolve().parent.parent
 CASE = ROOT / "tests" / "cases" / "case.py"
-READ_SIZE = 1 << 20
 
 
 def harness_env(tmp: Path, endpoint: ScriptedEndpoint, case_args: str,
@@ -71,13 +72,14 @@ def timed(argv: list[str], env: dict[str, str], pass_fds: tuple[int, ...] = ()) 
 
 
 def piped_to_file(argv: list[str], env: dict[str, str], out: Path) -> float:
-    """The Case run as the harness runs it: stdout+stderr on one pipe, drained in 1 MiB
-    reads to a file as they come."""
+    """The Case run as the harness runs it: stdout+stderr on one 1 MiB pipe, drained in
+    1 MiB reads to a file as they come (without the redactor and the guard)."""
     t0 = time.perf_counter()
     with out.open("wb") as fh:
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         assert proc.stdout is not None
+        fcntl.fcntl(proc.stdout.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
         while chunk := os.read(proc.stdout.fileno(), READ_SIZE):
             fh.write(chunk)
         proc.wait()
@@ -136,10 +138,15 @@ def per_run(tmp: Path, endpoint: ScriptedEndpoint, repeat: int) -> None:
     direct = [timed([str(CASE), "--mode", "flood", "--lines", "0", "--workspace", str(tmp)],
                     harness_env(tmp, endpoint, quick)) for _ in range(repeat)]
     walls: dict[str, list[float]] = {}
+    envs = {sandbox: harness_env(tmp, endpoint, quick, sandbox) for sandbox in ("off", "on")}
+    results: dict[str, list[tuple[float, dict]]] = {"off": [], "on": []}
     for sandbox in ("off", "on"):
-        env = harness_env(tmp, endpoint, quick, sandbox)
-        harness_run(env)  # warm-up: bytecode caches written, files in the page cache
-        runs = [harness_run(env) for _ in range(repeat)]
+        harness_run(envs[sandbox])  # warm-up: bytecode caches written, files in the page cache
+    for _ in range(repeat):  # alternated, so the machine's load drifts over both alike
+        for sandbox in ("off", "on"):
+            results[sandbox].append(harness_run(envs[sandbox]))
+    for sandbox in ("off", "on"):
+        runs = results[sandbox]
         wall = [w for w, _ in runs]
         task = [(r["durations"]["checks_s"] or 0.0) + (r["durations"]["baseline_s"] or 0.0)
                 for _, r in runs]
@@ -151,8 +158,10 @@ def per_run(tmp: Path, endpoint: ScriptedEndpoint, repeat: int) -> None:
               "the Case, checks and baseline)")
     added = statistics.median(walls["on"]) - statistics.median(walls["off"])
     best = min(walls["on"]) - min(walls["off"])
-    print(f"   the sandbox adds {added * 1000:6.1f} ms a run (median; best {best * 1000:.1f} "
-          "ms): four sandboxed processes and the set-up")
+    pairs = [on - off for on, off in zip(walls["on"], walls["off"], strict=True)]
+    print(f"   the sandbox adds {added * 1000:6.1f} ms a run (medians; bests {best * 1000:.1f} "
+          f"ms; median of the paired differences {statistics.median(pairs) * 1000:.1f} ms): "
+          "four sandboxed processes and the set-up")
     print(f"   direct Case       {ms(direct)}")
 
 

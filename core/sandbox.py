@@ -124,6 +124,9 @@ class Sandboxes:
     nsenter: str | None = None
     userns_fd: int | None = None
     as_root: bool = field(default_factory=lambda: os.geteuid() == 0)
+    lent: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Each entry of the CTO_HARNESS_CASE_SANDBOX_RW folders with its owner before the run
+    (as root they are lent to the sandbox's uid and given back on close)."""
     accounts: list[tuple[str, str]] = field(default_factory=list)
     """(host file, sandbox path): /etc/passwd and /etc/group naming the uid (as root)."""
 
@@ -214,7 +217,28 @@ class Sandboxes:
                 helper.stdin.close()  # type: ignore[union-attr]
             helper.wait()
 
+    def lend_extra(self) -> None:
+        """As root, the extra writable folders become the sandbox's uid's for the run."""
+        if not self.as_root:
+            return
+        for root in self.extra_rw:
+            for path in _tree(root):
+                with contextlib.suppress(OSError):
+                    st = os.lstat(path)
+                    self.lent[path] = (st.st_uid, st.st_gid)
+            _chown_tree(root, self.uid, self.gid)
+
     def close(self) -> None:
+        """Give back what was lent (entries the sandbox made go to their folder's owner),
+        close the user namespace, remove the account files."""
+        for root in self.extra_rw:
+            owner = self.lent.get(str(root))
+            if owner is None:
+                continue
+            for path in _tree(root):
+                with contextlib.suppress(OSError):
+                    os.lchown(path, *self.lent.get(path, owner))
+        self.lent = {}
         if self.userns_fd is not None:
             os.close(self.userns_fd)
             self.userns_fd = None
@@ -352,11 +376,16 @@ def _masks(places: Iterable[Path]) -> list[str]:
     return args
 
 
+def _tree(root: Path) -> list[str]:
+    """`root` and every entry under it, links not followed."""
+    found = [str(root)]
+    for folder, dirs, files in os.walk(root):
+        found += [os.path.join(folder, name) for name in (*dirs, *files)]
+    return found
+
+
 def _chown_tree(root: Path, uid: int, gid: int) -> None:
     """lchown every entry under `root` (links are never followed)."""
-    with contextlib.suppress(OSError):
-        os.lchown(root, uid, gid)
-    for folder, dirs, files in os.walk(root):
-        for name in (*dirs, *files):
-            with contextlib.suppress(OSError):
-                os.lchown(os.path.join(folder, name), uid, gid)
+    for path in _tree(root):
+        with contextlib.suppress(OSError):
+            os.lchown(path, uid, gid)

@@ -83,6 +83,7 @@ class RunSandbox:
         if self.problem is None and self._setup is not None:
             try:
                 found = await self._setup
+                self.sandboxes.lend_extra()
                 self.ready = True
                 self.detail = (f"bubblewrap {self.sandboxes.version}: own "
                                f"{', '.join(NAMESPACES)} namespaces; no capability; "

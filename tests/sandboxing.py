@@ -5,8 +5,11 @@ report and `validate` agree)."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +17,7 @@ import pytest
 
 from core.endpoint import ScriptedEndpoint
 from core.sandbox import Sandboxes, SandboxUnavailable
-from tests.conftest import ROOT, Harness, missing_machinery
+from tests.conftest import ROOT, Harness, missing_machinery, unprivileged
 
 HOSTILE = ROOT / "tests" / "cases" / "hostile.py"
 
@@ -46,6 +49,16 @@ def secret_endpoint(harness: Harness, upstream: ScriptedEndpoint) -> str:
     url = upstream.base_url.replace("http://", f"http://harness:{secrets.token_hex(8)}@")
     harness.env["CTO_HARNESS_CASE_LOCAL_BASE_URL"] = url
     return url
+
+
+def run_as(harness: Harness, as_user: bool, *flags: str) -> str:
+    """`cto-harness run --json` as root or as an ordinary user (conftest's unprivileged());
+    the run folder."""
+    argv = [sys.executable, "-m", "core.cli", "run", *flags, "--json"]
+    proc = subprocess.run(unprivileged(argv) if as_user else argv, env=harness.env,
+                          capture_output=True, text=True, timeout=180, cwd=ROOT)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return json.loads(proc.stdout)["run_dir"]
 
 
 def hostile(harness: Harness, mode: str, args: str = "") -> None:

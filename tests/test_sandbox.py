@@ -83,6 +83,19 @@ def test_timeout_ends_every_process_of_the_sandbox(harness: Harness) -> None:
         assert no_sandbox_process_left(report)
 
 
+def test_a_case_that_freezes_its_sandbox_ends_at_its_timeout(harness: Harness) -> None:
+    """It can stop the forwarder (its parent, the same uid): its own run then waits for the
+    timeout, says so, and leaves nothing behind."""
+    hostile(harness, "freeze")
+    t0 = time.monotonic()
+    code, out = harness.run_json("run", "--no-baseline", "--timeout", "6")
+    assert code == 1 and out["status"] == "timed_out"
+    assert time.monotonic() - t0 < 60
+    assert "attack: freeze: stopped pid 2" in log_of(out["run_dir"])
+    if os.geteuid() == 0:
+        assert no_sandbox_process_left(harness.report(out["run_dir"]))
+
+
 def test_killing_the_harness_ends_the_sandbox(harness: Harness) -> None:
     harness_killed_ends_the_case_group(harness, "on")
 
@@ -115,6 +128,31 @@ def test_the_runs_root_is_never_extra(harness: Harness) -> None:
     assert code == 3
     assert any("CTO_HARNESS_CASE_SANDBOX_RW" in r and "never shows" in r
                for r in harness.report(out["run_dir"])["reasons"])
+
+
+def test_extra_folders_are_shown_read_only_or_writable_and_given_back(
+        harness: Harness, tmp_path: Path) -> None:
+    ro, rw = tmp_path / "tools", tmp_path / "cache"
+    ro.mkdir()
+    rw.mkdir()
+    (rw / "kept.txt").write_text("the user's\n")
+    if os.geteuid() == 0:
+        os.chown(rw / "kept.txt", 4242, 4242)
+    harness.env["CTO_HARNESS_CASE_SANDBOX_RO"] = str(ro)
+    harness.env["CTO_HARNESS_CASE_SANDBOX_RW"] = str(rw)
+    hostile(harness, "write", f"--path {ro} --path {rw} --path /usr")
+    _code, out = harness.run_json("run", "--no-baseline")
+    lines = [x for x in log_of(out["run_dir"]).splitlines() if x.startswith("attack: write")]
+    assert lines == [f"attack: write {ro}: OSError (Read-only file system)",
+                     f"attack: write {rw}: written",
+                     "attack: write /usr: OSError (Read-only file system)"], lines
+    assert (rw / "written.txt").read_text() == "from the Case\n"
+    box = harness.report(out["run_dir"])["case_sandbox"]
+    assert (box["extra_ro"], box["extra_rw"]) == ([str(ro)], [str(rw)])
+    assert str(rw) in box["rw_paths"] and str(ro) in box["ro_paths"]
+    if os.geteuid() == 0:  # lent to the sandbox's uid for the run, given back after
+        assert os.stat(rw).st_uid == 0 and os.stat(rw / "written.txt").st_uid == 0
+        assert os.stat(rw / "kept.txt").st_uid == 4242
 
 
 def test_sandbox_off_is_recorded_flagged_by_validate_and_lets_the_case_out(

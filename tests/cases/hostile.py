@@ -20,6 +20,8 @@ daemon   --runs-root R: leaves a setsid daemon that, 2 s later, overwrites the r
          the trace (beside its workspace and of every run under R), then sleeps on
 bomb     forks processes until the kernel refuses, reports how many, ends them
 signal   ends itself with SIGTERM
+freeze   stops its parent (the sandbox's forwarder) with SIGSTOP, then exits
+write    --path DIR (repeatable): writes DIR/written.txt
 plant    --target-file F: writes a solution that, when the checks import it, reads every
          /proc/*/environ, calls the upstream and writes what it got to /checks/out
 """
@@ -75,6 +77,7 @@ def _attack():
 _attack()
 '''
 PTRACE_ATTACH, PTRACE_DETACH = 16, 17
+WALL = 0x40000000
 CLONE_NEWNET = 0x40000000
 
 loot: list[bytes] = []
@@ -120,6 +123,8 @@ def procfs(decoy: str) -> None:
         grab(f"pid {pid} mem", lambda pid=pid: read_mem(pid))
         if libc.ptrace(PTRACE_ATTACH, int(pid), None, None) == 0:
             say(f"pid {pid} ptrace: attached")
+            with contextlib.suppress(OSError):  # wait for its stop, then let it go on
+                os.waitpid(int(pid), WALL)
             libc.ptrace(PTRACE_DETACH, int(pid), None, None)
         else:
             say(f"pid {pid} ptrace: {os.strerror(ctypes.get_errno())}")
@@ -263,6 +268,18 @@ def main() -> int:
         say("daemon: left behind")
     elif a.mode == "bomb":
         bomb()
+    elif a.mode == "write":
+        for path in a.path:
+            try:
+                with open(os.path.join(path, "written.txt"), "w") as fh:
+                    fh.write("from the Case\n")
+                say(f"write {path}: written")
+            except OSError as exc:
+                say(f"write {path}: {type(exc).__name__} ({exc.strerror})")
+    elif a.mode == "freeze":
+        os.kill(os.getppid(), 19)
+        say(f"freeze: stopped pid {os.getppid()}")
+        return 0
     elif a.mode == "signal":
         os.kill(os.getpid(), 15)
     elif a.mode == "plant":
