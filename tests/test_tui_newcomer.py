@@ -228,3 +228,26 @@ async def test_demo_start_says_it_is_starting_never_blocked(tmp_path: Path) -> N
         for child in app.started_runs:
             child.cancel()
             child.process.wait(timeout=30)
+
+
+async def test_at_80x24_toasts_leave_the_logs_state_line_and_help_scrolls(
+        runs: dict[str, Path]) -> None:
+    app = dashboard(runs["passed"].parent, runs["passed"])
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await until(pilot, lambda: app.screen.view.report is not None)  # type: ignore[attr-defined]
+        app.notify("a message long enough to need two lines of a toast, as most of ours do")
+        await pilot.pause(0.5)
+        log = app.screen.query_one(CaseLog)
+        state_line = log.region.bottom - 1  # the border row that says following / paused
+        toasts = list(app.screen.query("Toast"))
+        assert toasts
+        for toast in toasts:
+            assert not toast.region.y <= state_line < toast.region.bottom, (
+                toast.region, state_line)
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+        keys = app.screen.query_one("#help-keys")
+        assert keys.max_scroll_y > 0, "at 24 rows the key table is longer than the dialog"
+        for _ in range(40):
+            await pilot.press("j")
+        assert keys.scroll_y == keys.max_scroll_y, "j reaches the last key"
