@@ -39,7 +39,10 @@ def account_files(uid: int, gid: int) -> list[tuple[str, str]]:
             host = Path("/etc", name).read_text(encoding="utf-8", errors="replace")
         except OSError:
             host = ""
-        fd, path = tempfile.mkstemp(prefix=f"cto-harness-{name}-")
+        # TMPDIR or /tmp, never guessed further: tempfile's own choice probes with a file
+        # and may fall back to the cwd (a target repository, when run from one)
+        fd, path = tempfile.mkstemp(prefix=f"cto-harness-{name}-",
+                                    dir=os.environ.get("TMPDIR") or "/tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(host + ("\n" if host and not host.endswith("\n") else "") + line)
         os.chmod(path, 0o444)
