@@ -43,6 +43,7 @@ def test_a_hostile_case_gets_nothing_past_the_relay_and_trips_the_guard(
     case = tmp_path / "hostile_case.py"
     case.write_text(f"#!{sys.executable}\n{HOSTILE}")
     case.chmod(0o755)
+    tmp_path.chmod(0o755)  # pytest makes it 0700; the sandbox runs the Case as another uid
     harness.env.update({"CTO_HARNESS_CASE_BIN": str(case), "CTO_HARNESS_CASE_ARGS": ""})
     code, result = harness.run_json("run", "--no-baseline")
     run_dir = Path(result["run_dir"])
