@@ -213,11 +213,19 @@ async def test_live_states_are_honest_about_what_is_known(tmp_path: Path) -> Non
         assert relay.reason == "no request", "a finished run's relay lists nothing in flight"
 
 
-async def test_demo_start_says_it_is_starting_never_blocked(tmp_path: Path) -> None:
+async def test_demo_start_says_it_is_starting_never_blocked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A machine slow to start the harness (as a loaded one is): its interpreter waits 3 s
+    # before it runs anything, so the first seconds are on screen long enough to look at.
+    slow = tmp_path / "slow-start"
+    slow.mkdir()
+    (slow / "sitecustomize.py").write_text("import time\ntime.sleep(3)\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(slow), *filter(None, [os.environ.get("PYTHONPATH")])]))
     app = Dashboard(tmp_path / "runs", demo=True, resolved=resolve())
     try:
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause(0.05)
+            await until(pilot, lambda: app.readiness[0] is not None)  # pre-run: blocked
             assert app.screen.run_dir is None, "the demo run has no folder yet"  # type: ignore[attr-defined]
             readiness = app.screen.query_one("#readiness", StatusPanel).panel
             guide = str(app.screen.query_one("#getting-started", Static).content)

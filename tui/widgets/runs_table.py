@@ -9,15 +9,15 @@ from tui.live_state import clock
 from tui.terminal_text import inert
 from tui.widgets.keys import KeyedTable
 
-WIDTHS = {"time": 11, "task": 20, "engine": 6, "status": 16, "provider/model": 26,
+WIDTHS = {"time": 11, "task": 20, "engine": 10, "status": 16, "provider/model": 26,
           "admission": 12, "guard": 9, "checks": 7, "duration": 9, "note": 12}
 """Fixed: columns that grow as rows load would jump, and DataTable measures an auto width
 only when it next idles, which a screen built in the background may not do in time (a
 table of label-wide columns was seen in a real terminal). The note takes what the others
 leave (at least its width here); longer values are cut with a marker."""
 COLUMNS = tuple(WIDTHS)
-KEPT_FIRST = ("status", "time", "task", "checks", "guard", "provider/model", "duration",
-              "engine", "admission")
+KEPT_FIRST = ("status", "time", "task", "checks", "guard", "engine", "provider/model",
+              "duration", "admission")
 """Which columns a narrow terminal keeps, most needed first; the note is always last."""
 CELL_PADDING = 2
 CORE = 4
