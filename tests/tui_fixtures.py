@@ -212,7 +212,7 @@ def junit(path: Path, passed: int) -> None:
 def stage2(run: FixtureRun, *, relay: int = 3, checks: tuple[int, int] = (3, 3)) -> None:
     run.event(0.4, "relay_started", url="http://127.0.0.1:40123/v1")
     run.event(0.5, "case_process_started", pid=4242, argv=["case", "--task-file", "task.md"],
-              network="isolated")
+              network="isolated", sandbox="bwrap")
     run.log(*CASE_LOG)
     for i in range(relay):
         run.relay(1 + i, QWEN, QWEN)
@@ -261,7 +261,8 @@ def make_runs_root(root: Path) -> dict[str, Path]:
     run = FixtureRun(root, run_id(3, 1004), minute=3)
     run.preflight()
     run.event(0.4, "relay_started", url="http://127.0.0.1:40124/v1")
-    run.event(0.5, "case_process_started", pid=4243, argv=["case"], network="isolated")
+    run.event(0.5, "case_process_started", pid=4243, argv=["case"], network="isolated",
+              sandbox="bwrap")
     run.log("case: trying the hosted model", "falling back to claude-sonnet-4-6")
     run.relay(1, QWEN, QWEN)
     run.relay(7, "claude-sonnet-4-6", None, status=403, refused="model not admitted")
@@ -279,7 +280,8 @@ def make_runs_root(root: Path) -> dict[str, Path]:
 
     run = FixtureRun(root, run_id(4, 1005), pid=dead_pid(), minute=4)
     run.preflight()
-    run.event(0.5, "case_process_started", pid=4244, argv=["case"], network="isolated")
+    run.event(0.5, "case_process_started", pid=4244, argv=["case"], network="isolated",
+              sandbox="bwrap")
     run.log("case: working…")
     made["interrupted"] = run.paths.root
 
@@ -305,6 +307,7 @@ def make_running(root: Path, minute: int = 7) -> FixtureRun:
     run = FixtureRun(root, run_id(minute, os.getpid()), pid=os.getpid(), minute=minute)
     run.preflight()
     run.event(0.4, "relay_started", url="http://127.0.0.1:40125/v1")
-    run.event(0.5, "case_process_started", pid=4245, argv=["case"], network="isolated")
+    run.event(0.5, "case_process_started", pid=4245, argv=["case"], network="isolated",
+              sandbox="bwrap")
     run.log("case: started")
     return run
