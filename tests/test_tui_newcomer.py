@@ -88,7 +88,10 @@ async def test_cancel_right_after_a_start_cancels_the_run_starting(
                 n.message for n in app._notifications]
             assert f"harness pid {child.pid}" in app.screen.question
             await pilot.press("enter")
-            assert child.process.wait(timeout=10) == -signal.SIGINT
+            # Polled, not process.wait(): a blocking wait would hold the app's own event loop,
+            # and on a loaded machine the dialog's answer (the SIGINT) runs only after it.
+            await until(pilot, lambda: child.process.poll() is not None, timeout=15)
+            assert child.process.returncode == -signal.SIGINT
     finally:
         child.process.kill()
         child.process.wait()
@@ -215,11 +218,17 @@ async def test_live_states_are_honest_about_what_is_known(tmp_path: Path) -> Non
 
 async def test_demo_start_says_it_is_starting_never_blocked(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A machine slow to start the harness (as a loaded one is): its interpreter waits 3 s
-    # before it runs anything, so the first seconds are on screen long enough to look at.
+    # A machine slow to start the harness (as a loaded one is): its interpreter waits, before
+    # it runs anything, until the test has looked at the first screen (a gate file, not a
+    # sleep that a loaded machine could outlast).
     slow = tmp_path / "slow-start"
     slow.mkdir()
-    (slow / "sitecustomize.py").write_text("import time\ntime.sleep(3)\n")
+    gate = tmp_path / "gate"
+    (slow / "sitecustomize.py").write_text(
+        "import os, time\n"
+        "deadline = time.monotonic() + 60\n"
+        f"while not os.path.exists({str(gate)!r}) and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         [str(slow), *filter(None, [os.environ.get("PYTHONPATH")])]))
     app = Dashboard(tmp_path / "runs", demo=True, resolved=resolve())
@@ -233,6 +242,7 @@ async def test_demo_start_says_it_is_starting_never_blocked(
             assert "Starting cto-harness run --demo" in guide
             assert "cto-harness-tui --demo" not in guide and "✗" not in guide
     finally:
+        gate.touch()
         for child in app.started_runs:
             child.cancel()
             child.process.wait(timeout=30)
