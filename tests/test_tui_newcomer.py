@@ -71,7 +71,11 @@ async def test_runs_keeps_the_selected_run_when_a_newer_one_appears(
 
 def sleeper() -> ChildRun:
     """A child that has not made its run folder yet (a harness still starting)."""
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # SIGINT's default action whatever the test process passes on (an ignored or blocked
+    # SIGINT is inherited through exec), as the real harness installs its own handler.
+    process = subprocess.Popen([sys.executable, "-c", (
+        "import signal, time; signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+        "signal.signal(signal.SIGINT, signal.default_int_handler); time.sleep(60)")])
     output = tempfile.TemporaryFile()  # noqa: SIM115 - closed by child.close()
     return ChildRun(RunRequest(), process, Path(tempfile.gettempdir()) / "no-such-root", output)
 
@@ -90,7 +94,13 @@ async def test_cancel_right_after_a_start_cancels_the_run_starting(
             await pilot.press("enter")
             # Polled, not process.wait(): a blocking wait would hold the app's own event loop,
             # and on a loaded machine the dialog's answer (the SIGINT) runs only after it.
-            await until(pilot, lambda: child.process.poll() is not None, timeout=15)
+            try:
+                await until(pilot, lambda: child.process.poll() is not None, timeout=15)
+            except AssertionError:
+                status = Path(f"/proc/{child.pid}/status").read_text().splitlines()
+                raise AssertionError(
+                    [line for line in status if line.startswith(("SigBlk", "SigIgn", "SigCgt"))],
+                    type(app.screen).__name__, [n.message for n in app._notifications]) from None
             assert child.process.returncode == -signal.SIGINT
     finally:
         child.process.kill()
