@@ -32,6 +32,7 @@ from tests.sandboxing import (
     secret_endpoint,
     secret_on_disk,
 )
+from tests.test_run import descendants
 
 pytestmark = pytest.mark.usefixtures("sandboxed")
 
@@ -117,23 +118,6 @@ def test_a_file_secret_inside_a_folder_shown_to_the_case_is_masked(
     assert report["case_sandbox"]["extra_ro"] == [str(secret_file.parent)]
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, stack = [], [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found += [child]
-            stack.append(child)
-    return found
-
-
 def test_no_helper_process_holds_the_secret(harness: Harness, upstream: ScriptedEndpoint
                                             ) -> None:
     """The warden, bwrap and everything the harness starts get a minimal environment: the
@@ -147,7 +131,7 @@ def test_no_helper_process_holds_the_secret(harness: Harness, upstream: Scripted
                 "case: pid" in log_of(d) for d in harness.runs_root.glob("*")
                 if (d / "backend" / "case.log").exists()):
             time.sleep(0.1)
-        helpers = _descendants(proc.pid)
+        helpers = descendants(proc.pid)
         environs = {}
         for pid in helpers:
             try:
