@@ -32,13 +32,13 @@ sys.path.insert(0, str(ROOT))
 
 from textual import events  # noqa: E402
 
-from core.checks import WORKSPACE_ON_PATH  # noqa: E402
-from core.endpoint import ScriptedEndpoint  # noqa: E402
-from core.job_model import Job, JobConfig, JobTask, Trial  # noqa: E402
-from core.job_summary import summarize  # noqa: E402
-from core.jobs import write_job  # noqa: E402
+from core.jobs.model import Job, JobConfig, JobTask, Trial  # noqa: E402
+from core.jobs.runner import write_job  # noqa: E402
+from core.jobs.summary import summarize  # noqa: E402
+from core.run.checks import WORKSPACE_ON_PATH  # noqa: E402
+from core.run.task import load_task  # noqa: E402
 from core.settings import resolve  # noqa: E402
-from core.task import load_task  # noqa: E402
+from core.standins.endpoint import ScriptedEndpoint  # noqa: E402
 from tui.app import Dashboard  # noqa: E402
 from tui.widgets.job_views import JobMatrix, JobsTable  # noqa: E402
 
@@ -56,7 +56,7 @@ def direct_one(args: tuple[str, str, bool]) -> float:
     folder = Path(tempfile.mkdtemp(dir=scratch))
     rounds = [("case", [case_bin])]
     if baseline:
-        rounds.append(("fake", [sys.executable, "-m", "core.fake_engine", "--task-file",
+        rounds.append(("fake", [sys.executable, "-m", "core.run.fake_engine", "--task-file",
                                 str(task.prompt_file), "--workspace", "{ws}", "--naive",
                                 str(task.naive_dir)]))
     for name, argv in rounds:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from core.redact import Redactor
+from core.secrets.redact import Redactor
 
 CHUNK = 64 * 1024
 WORDS = ("agent", "tool", "call", "edit", "patch", "file", "test", "passed", "failed", "retry",

@@ -34,10 +34,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.endpoint import ScriptedEndpoint
-from core.process import COALESCE_S, F_SETPIPE_SZ, PIPE_SIZE, READ_SIZE
-from core.sandbox import Bind, Sandboxes, Spec
-from core.sandbox_paths import program_binds
+from core.run.process import COALESCE_S, F_SETPIPE_SZ, PIPE_SIZE, READ_SIZE
+from core.sandbox.bwrap import Bind, Sandboxes, Spec
+from core.sandbox.paths import program_binds
+from core.standins.endpoint import ScriptedEndpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 CASE = ROOT / "tests" / "cases" / "case.py"

@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from core.redact import Redactor
-from core.rundir import RunPaths, artifact_hashes
-from core.runscan import scan_run
+from core.evidence.rundir import RunPaths, artifact_hashes
+from core.secrets.redact import Redactor
+from core.secrets.runscan import scan_run
 
 
 def naive_full_read(root: Path) -> int:

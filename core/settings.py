@@ -112,7 +112,7 @@ class Resolved:
     case_sandbox_ro: str | None = None
     case_sandbox_rw: str | None = None
     case_env: str | None = None
-    """CTO_HARNESS_CASE_ENV as written: `NAME=VALUE` shell words (core/caseconf.py)."""
+    """CTO_HARNESS_CASE_ENV as written: `NAME=VALUE` shell words (core/run/caseconf.py)."""
     case_stdin: str | None = None
     """CTO_HARNESS_CASE_STDIN: `none` (the default) or `task`."""
     case_home_template: Path | None = None

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from core.endpoint import ScriptedEndpoint
+from core.standins.endpoint import ScriptedEndpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 CASE = ROOT / "tests" / "cases" / "case.py"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from core.relay import Relay
+from core.relay.server import Relay
 
 
 async def main(ledger: Path) -> None:

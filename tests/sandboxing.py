@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from core.endpoint import ScriptedEndpoint
-from core.sandbox import Sandboxes, SandboxUnavailable
+from core.sandbox.bwrap import Sandboxes, SandboxUnavailable
+from core.standins.endpoint import ScriptedEndpoint
 from tests.conftest import ROOT, Harness, missing_machinery, unprivileged
 
 HOSTILE = ROOT / "tests" / "cases" / "hostile.py"

@@ -1,7 +1,7 @@
 """The redaction tests' oracle: every spelling of a secret that the README promises the
 redactor masks, derived here by this module's own code from the secret alone.
 
-Nothing here imports core.redact: a form the redactor never derives must still be caught
+Nothing here imports core.secrets.redact: a form the redactor never derives must still be caught
 by a test, so the tests check the redactor's output against these spellings with a plain
 substring search. The promise (README, "Secret safety"): the full value; without scheme;
 without trailing `/`; host:port; the userinfo password; each query value; percent-encoded

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.admission import check_admission
+from core.run.admission import check_admission
 
 PROVIDER, MODEL = "qwen-local", "qwen3.6-35b-a3b"
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from core.checks import run_checks
-from core.demo import demo_responder
-from core.models import CheckCounts
-from core.refcase import parse_file_blocks, task_prompt, workspace_files, write_blocks
-from core.task import BUNDLED_TASKS_DIR, Task, available, load_task
+from core.evidence.models import CheckCounts
+from core.run.checks import run_checks
+from core.run.task import BUNDLED_TASKS_DIR, Task, available, load_task
+from core.standins.demo import demo_responder
+from core.standins.refcase import parse_file_blocks, task_prompt, workspace_files, write_blocks
 from tests.conftest import Harness
 
 SOLUTIONS = Path(__file__).parent / "task_solutions"

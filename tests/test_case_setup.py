@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from core.caseconf import (
+from core.evidence.runs import summarize
+from core.run.caseconf import (
     CaseConfigError,
     case_argv,
     check_home_template,
     parse_env,
     recorded_env,
 )
-from core.runs import summarize
 from tests.conftest import CASE, Harness
 from tui.widgets.runs_table import COLUMNS, cells, matches
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.cli import COMMAND_MODULES, build_parser
+from core.cli.main import COMMAND_MODULES, build_parser
 from tests.conftest import ROOT, Harness, unprivileged
 from tests.tui_fixtures import make_runs_root
 
@@ -89,7 +89,7 @@ def test_plain_run_shows_the_stages_as_they_happen(harness: Harness) -> None:
 def test_follower_bounds_a_line_that_never_ends(tmp_path: Path) -> None:
     """A Case printing `\r` progress for minutes with no newline: the follower hands the
     text over in bounded pieces instead of holding it all back."""
-    from core.runs import MAX_PARTIAL, Follower
+    from core.evidence.runs import MAX_PARTIAL, Follower
 
     log = tmp_path / "case.log"
     follower = Follower(log)

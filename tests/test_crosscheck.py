@@ -11,7 +11,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from core.rundir import artifact_digest, line_hash
+from core.evidence.rundir import artifact_digest, line_hash
 from tests.conftest import Harness
 
 

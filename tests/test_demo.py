@@ -14,13 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core import demo
-from core.demo import DEMO_MODEL, DEMO_PROVIDER, demo_environment, demo_responder
-from core.refcase import parse_file_blocks
-from core.validate import validate_run
+from core.evidence.validate import validate_run
+from core.standins import demo
+from core.standins.demo import DEMO_MODEL, DEMO_PROVIDER, demo_environment, demo_responder
+from core.standins.refcase import parse_file_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
-TASK = ROOT / "core" / "tasks" / "r1-string-slugify"
+TASK = ROOT / "core" / "run" / "tasks" / "r1-string-slugify"
 
 
 def slugify_prompt() -> list[dict]:

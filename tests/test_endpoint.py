@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from core.endpoint import ScriptedEndpoint, tokens
+from core.standins.endpoint import ScriptedEndpoint, tokens
 
 MODEL = "qwen3.6-35b-a3b"
 ANSWER = "def slugify(text):\n    return text.lower()\n"

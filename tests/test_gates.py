@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from core.gates import CRITERIA, RulesError, match_criterion, rules_for
-from core.sot import parse_sot
+from core.planning.gates import CRITERIA, RulesError, match_criterion, rules_for
+from core.planning.sot import parse_sot
 
 if TYPE_CHECKING:
     from tests.conftest import Harness

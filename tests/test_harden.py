@@ -10,7 +10,7 @@ from tests.conftest import ROOT, Harness
 
 
 def test_harden_makes_the_process_non_dumpable() -> None:
-    code = ("from core.harden import harden_process, is_dumpable\n"
+    code = ("from core.secrets.harden import harden_process, is_dumpable\n"
             "before = is_dumpable(); ok = harden_process(); print(before, ok, is_dumpable())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, check=True).stdout.split()
@@ -20,7 +20,7 @@ def test_harden_makes_the_process_non_dumpable() -> None:
 def test_log_records_are_redacted_at_the_handler(harness: Harness) -> None:
     url = harness.env["CTO_HARNESS_CASE_LOCAL_BASE_URL"]
     code = ("import logging, sys\n"
-            "from core.cli import install_log_redaction\n"
+            "from core.cli.main import install_log_redaction\n"
             "install_log_redaction()\n"
             "logging.getLogger('httpx').warning('HTTP Request: GET %s/models', sys.argv[1])\n"
             "try:\n    raise ValueError(sys.argv[1])\n"

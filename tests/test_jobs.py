@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from core.job_model import Job
-from core.job_summary import pass_at_k, summarize
-from core.runs import list_runs
-from core.task import BUNDLED_TASKS_DIR
-from core.validate import validate_run
+from core.evidence.runs import list_runs
+from core.evidence.validate import validate_run
+from core.jobs.model import Job
+from core.jobs.summary import pass_at_k, summarize
+from core.run.task import BUNDLED_TASKS_DIR
 from tests.conftest import Harness
 from tests.test_gates import SEED
 

@@ -34,7 +34,7 @@ def hook(event, args):
         log.write(json.dumps(os.path.abspath(path)) + "\\n"); log.flush()
 sys.addaudithook(hook)
 sys.argv = ["cto-harness", *sys.argv[1:]]
-from core.cli import main
+from core.cli.main import main
 sys.exit(main())
 """
 
@@ -56,7 +56,7 @@ def test_no_target_repository_path_is_opened(harness: Harness, tmp_path: Path) -
     assert opened, "the audit hook saw nothing"
     inside_target = sorted(p for p in opened if Path(p).is_relative_to(target))
     assert inside_target == []
-    task_folder = ROOT / "core" / "tasks" / "r1-string-slugify"
+    task_folder = ROOT / "core" / "run" / "tasks" / "r1-string-slugify"
     assert any(Path(p).is_relative_to(task_folder) for p in opened)
     assert any(Path(p).is_relative_to(run_dir) for p in opened)
     allowed = (Path(sys.prefix), Path(sys.base_prefix), ROOT / "core", run_dir,

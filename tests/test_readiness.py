@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from core.endpoint import ScriptedEndpoint
-from core.models import Readiness
-from core.readiness import check_readiness
+from core.evidence.models import Readiness
+from core.run.readiness import check_readiness
 from core.settings import resolve
+from core.standins.endpoint import ScriptedEndpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "qwen3.6-35b-a3b"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from core.endpoint import ScriptedEndpoint
+from core.standins.endpoint import ScriptedEndpoint
 from tests.agents.install import AGENTS, Agent, agents_dir, install, unavailable
 from tests.conftest import QWEN, ROOT, Harness
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from core.demo import reference_case_bin
-from core.localmodel import (
+from core.standins.demo import reference_case_bin
+from core.standins.localmodel import (
     SMOLLM_MODEL,
     SMOLLM_PROVIDER,
     LocalModelServer,
@@ -31,7 +31,7 @@ from core.localmodel import (
 pytestmark = pytest.mark.realmodel
 
 ROOT = Path(__file__).resolve().parent.parent
-TASK = ROOT / "core" / "tasks" / "r1-string-slugify"
+TASK = ROOT / "core" / "run" / "tasks" / "r1-string-slugify"
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_reference_case_streams_from_the_real_model(local_model: LocalModelServe
     shutil.copytree(TASK / "workspace", workspace)
     env = {**clean_env(), "OPENAI_BASE_URL": local_model.base_url, "OPENAI_API_KEY": "none",
            "CTO_HARNESS_CASE_MODEL": SMOLLM_MODEL}
-    proc = subprocess.run([sys.executable, "-m", "core.refcase", "--task-file",
+    proc = subprocess.run([sys.executable, "-m", "core.standins.refcase", "--task-file",
                            str(TASK / "TASK.md"), "--workspace", str(workspace)],
                           cwd=workspace, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode in (0, 1), proc.stderr

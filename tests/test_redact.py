@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
-from core.redact import MIN_FORM_LEN, PREFILTER_MIN, RedactingFilter, Redactor
+from core.secrets.redact import MIN_FORM_LEN, PREFILTER_MIN, RedactingFilter, Redactor
 from tests.secret_forms import survivors
 
 

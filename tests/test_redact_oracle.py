@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.redact import Redactor
+from core.secrets.redact import Redactor
 from tests.secret_forms import (
     PLAIN_ENCODINGS,
     Written,

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from core.redact import PREFILTER_MIN, Redactor
+from core.secrets.redact import PREFILTER_MIN, Redactor
 from tests.secret_forms import survivors
 
 LABEL = st.text(string.ascii_lowercase + string.digits, min_size=1, max_size=8)

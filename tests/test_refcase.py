@@ -17,13 +17,19 @@ from pathlib import Path
 
 import pytest
 
-from core.demo import SLUGIFY_SOLUTION, demo_responder
-from core.endpoint import ScriptedEndpoint
-from core.localmodel import free_port
-from core.refcase import EXIT_ENDPOINT, EXIT_NO_EDIT, EXIT_OK, EXIT_USAGE, parse_file_blocks
+from core.standins.demo import SLUGIFY_SOLUTION, demo_responder
+from core.standins.endpoint import ScriptedEndpoint
+from core.standins.localmodel import free_port
+from core.standins.refcase import (
+    EXIT_ENDPOINT,
+    EXIT_NO_EDIT,
+    EXIT_OK,
+    EXIT_USAGE,
+    parse_file_blocks,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-TASK = ROOT / "core" / "tasks" / "r1-string-slugify"
+TASK = ROOT / "core" / "run" / "tasks" / "r1-string-slugify"
 QWEN = "qwen3.6-35b-a3b"
 Responder = Callable[[list[dict]], str]
 
@@ -40,7 +46,7 @@ def run_case(workspace: Path, base_url: str, key: str, **extra_env: str,
     env = {"PATH": os.environ["PATH"], "OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": key,
            "CTO_HARNESS_CASE_MODEL": QWEN, "CTO_HARNESS_TASK_FILE": str(TASK / "TASK.md"),
            "CTO_HARNESS_WORKSPACE": str(workspace), "PYTHONPATH": str(ROOT), **extra_env}
-    return subprocess.run([sys.executable, "-m", "core.refcase"], cwd=workspace, env=env,
+    return subprocess.run([sys.executable, "-m", "core.standins.refcase"], cwd=workspace, env=env,
                           capture_output=True, text=True, timeout=60)
 
 
@@ -225,7 +231,8 @@ def test_connection_refused_names_no_address(workspace: Path) -> None:
 
 
 def test_missing_configuration_is_a_usage_error(workspace: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "core.refcase", "--workspace", str(workspace)],
+    proc = subprocess.run([sys.executable, "-m", "core.standins.refcase", "--workspace",
+                           str(workspace)],
                           env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)},
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == EXIT_USAGE

@@ -19,12 +19,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from core.endpoint import ScriptedEndpoint, tokens
-from core.models import RelayRecord
-from core.redact import Redactor
-from core.relay import Relay
-from core.relay_passage import SsePassage
-from core.relay_rules import MAX_BODY, Load
+from core.evidence.models import RelayRecord
+from core.relay.passage import SsePassage
+from core.relay.rules import MAX_BODY, Load
+from core.relay.server import Relay
+from core.secrets.redact import Redactor
+from core.standins.endpoint import ScriptedEndpoint, tokens
 
 MODEL = "qwen3.6-35b-a3b"
 ANSWER = "def slugify(text):\n    return text.lower()\n"

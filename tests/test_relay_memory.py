@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from core.models import RelayRecord
-from core.relay_rules import MAX_BUFFERED
+from core.evidence.models import RelayRecord
+from core.relay.rules import MAX_BUFFERED
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "qwen3.6-35b-a3b"

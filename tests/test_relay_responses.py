@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from core.endpoint import ScriptedEndpoint, tokens
-from core.guard import Guard
-from core.models import RelayRecord, RelayTotals
-from core.relay_rules import Load
+from core.evidence.models import RelayRecord, RelayTotals
+from core.relay.rules import Load
+from core.run.guard import Guard
+from core.standins.endpoint import ScriptedEndpoint, tokens
 from tests.conftest import answer
 from tests.test_relay import MODEL, Rig, chat, ledger_lines, make_rig
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from core.endpoint import ScriptedEndpoint
-from core.guard import Guard
-from core.relay_rules import MAX_CONTAINERS, MAX_DEPTH, Load
+from core.relay.rules import MAX_CONTAINERS, MAX_DEPTH, Load
+from core.run.guard import Guard
+from core.standins.endpoint import ScriptedEndpoint
 from tests.test_relay import MODEL, Rig, chat, ledger_lines, make_rig
 
 CLAUDE = "claude-sonnet-4-6"

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from core.endpoint import ScriptedEndpoint
+from core.standins.endpoint import ScriptedEndpoint
 from tests.conftest import Harness
 
 HOSTILE = '''

@@ -22,9 +22,9 @@ from urllib.parse import quote
 
 import pytest
 
-from core.endpoint import ScriptedEndpoint
-from core.process import WARDEN
-from core.validate import validate_run
+from core.evidence.validate import validate_run
+from core.run.process import WARDEN
+from core.standins.endpoint import ScriptedEndpoint
 from tests.conftest import CASE, QWEN, Harness, all_bytes
 
 GOOD_ARGS = "--mode {mode} --task-file {{task_file}} --workspace {{workspace}} --model {{model}}"

@@ -14,7 +14,7 @@ import sys
 import urllib.parse
 from pathlib import Path
 
-from core.endpoint import ScriptedEndpoint
+from core.standins.endpoint import ScriptedEndpoint
 from tests.conftest import ROOT, Harness, all_bytes, unprivileged
 
 

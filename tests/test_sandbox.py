@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from core.sandbox import CASE_UID_BASE, NPROC
+from core.sandbox.bwrap import CASE_UID_BASE, NPROC
 from tests.conftest import CASE, ROOT, Harness, missing_machinery
 from tests.sandboxing import (
     HOSTILE,

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from core.endpoint import ScriptedEndpoint
-from core.sandbox import NPROC
+from core.sandbox.bwrap import NPROC
+from core.standins.endpoint import ScriptedEndpoint
 from tests.conftest import ROOT, Harness
 from tests.sandboxing import (
     assert_got_nothing,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from core.redact import Redactor
-from core.scan import find_leaks, scan_git_index, scan_paths, scrub
+from core.secrets.redact import Redactor
+from core.secrets.scan import find_leaks, scan_git_index, scan_paths, scrub
 from tests.conftest import unprivileged
 
 CLI = Path(sys.executable).with_name("cto-harness")

@@ -18,12 +18,12 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from core.extents import BLOCK, file_digest
-from core.redact import Redactor
-from core.rundir import UNHASHED, RunPaths, artifact_hashes
-from core.runscan import scan_run, scan_seconds
-from core.scan import scrub
-from core.validate import validate_run
+from core.evidence.extents import BLOCK, file_digest
+from core.evidence.rundir import UNHASHED, RunPaths, artifact_hashes
+from core.evidence.validate import validate_run
+from core.secrets.redact import Redactor
+from core.secrets.runscan import scan_run, scan_seconds
+from core.secrets.scan import scrub
 from tests.conftest import ROOT, Harness
 
 HOARDER = ROOT / "tests" / "cases" / "hoarder.py"

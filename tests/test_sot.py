@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.sot import Section, SotError, SotLine, parse_sot
+from core.planning.sot import Section, SotError, SotLine, parse_sot
 
 SEED = Path(__file__).resolve().parent / "data" / "seed-sot-000_83b213521af4b263.txt"
 """A byte-exact copy of ../shared/seed/000_83b213521af4b263.txt: one line, newlines flattened."""

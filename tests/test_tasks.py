@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.task import BUNDLED_TASKS_DIR, TaskError, list_tasks, load_task
+from core.run.task import BUNDLED_TASKS_DIR, TaskError, list_tasks, load_task
 from tests.conftest import Harness, unprivileged
 
 SLUGIFY = BUNDLED_TASKS_DIR / "r1-string-slugify"
@@ -122,7 +122,7 @@ def test_the_dashboards_retry_of_a_user_task_finds_its_folder(harness: Harness,
                                                               tmp_path: Path) -> None:
     import subprocess
 
-    from core.runs import load_manifest
+    from core.evidence.runs import load_manifest
     from tui.launcher import RunRequest
 
     user_task(tmp_path / "mine", "my-slug")

@@ -15,7 +15,7 @@ import pytest
 from textual.drivers import headless_driver
 from textual.widgets import TabbedContent
 
-from core.models import Evidence
+from core.evidence.models import Evidence
 from core.settings import resolve
 from tests.test_tui_app import until
 from tests.tui_fixtures import FixtureRun, exited, run_id, stage2

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from core.job_model import Job, JobConfig, JobTask, Trial
-from core.job_summary import read_job, summarize
-from core.jobs import write_job
-from core.runs import process_start_ticks
+from core.evidence.runs import process_start_ticks
+from core.jobs.model import Job, JobConfig, JobTask, Trial
+from core.jobs.runner import write_job
+from core.jobs.summary import read_job, summarize
+from core.run.task import BUNDLED_TASKS_DIR
 from core.settings import resolve
-from core.task import BUNDLED_TASKS_DIR
 from tests.tui_fixtures import dead_pid, make_runs_root
 from tui.app import Dashboard
 from tui.screens.detail import RunDetailScreen

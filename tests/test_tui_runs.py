@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from core.runs import load_report
+from core.evidence.runs import load_report
 from core.settings import ENDPOINT_VAR, resolve
 from tests.conftest import Harness
 from tui.app import Dashboard

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from core.follow import RunTail
-from core.redact import Redactor
+from core.evidence.follow import RunTail
+from core.secrets.redact import Redactor
 from tests.tui_fixtures import QWEN, make_running, make_runs_root
 from tui.live_state import RunView
 from tui.terminal_text import MAX_LINE, clean_line, clean_lines

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from core.models import (
+from core.evidence.models import (
     GENESIS_HASH,
     BaselineOutcome,
     CaseSandbox,
@@ -31,8 +31,8 @@ from core.models import (
     RelayTotals,
     Report,
 )
-from core.rundir import RunPaths, RunWriter, artifact_hashes, line_hash
-from core.runs import process_start_ticks
+from core.evidence.rundir import RunPaths, RunWriter, artifact_hashes, line_hash
+from core.evidence.runs import process_start_ticks
 
 QWEN = "qwen3.6-35b-a3b"
 TASK = "r1-string-slugify"

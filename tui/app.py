@@ -26,9 +26,9 @@ from textual.screen import Screen
 from textual.widget import AwaitMount
 from watchfiles import awatch
 
-from core.models import Readiness
-from core.readiness import check_readiness
-from core.runs import RunsRootError, list_run_dirs
+from core.evidence.models import Readiness
+from core.evidence.runs import RunsRootError, list_run_dirs
+from core.run.readiness import check_readiness
 from core.settings import Resolved
 from tui.failures import ReportsWorkerErrors
 from tui.launcher import ChildRun, RunRequest

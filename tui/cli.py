@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from core.cli import Parser
-from core.models import EXIT_USAGE
-from core.runs import RunsRootError, find_run, list_run_dirs
+from core.cli.main import Parser
+from core.evidence.models import EXIT_USAGE
+from core.evidence.runs import RunsRootError, find_run, list_run_dirs
 from core.settings import ConfigError, resolve
 from tui.app import DEFAULT_LOG_LINES, Dashboard
 
@@ -80,7 +80,7 @@ def build_app(argv: list[str] | None = None) -> Dashboard:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from core.harden import harden_process
+    from core.secrets.harden import harden_process
 
     harden_process()  # it may hold a typed endpoint in memory
     app = build_app(argv)

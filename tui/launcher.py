@@ -18,8 +18,8 @@ from typing import IO
 
 from pydantic import SecretStr
 
-from core.models import Manifest
-from core.runs import harness_alive
+from core.evidence.models import Manifest
+from core.evidence.runs import harness_alive
 from core.settings import ENDPOINT_VAR
 
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from core.follow import RunBatch
-from core.guard import Guard
-from core.models import EVENTS, Manifest, Readiness, RelayRecord, Report, TraceEvent
+from core.evidence.follow import RunBatch
+from core.evidence.models import EVENTS, Manifest, Readiness, RelayRecord, Report, TraceEvent
+from core.run.guard import Guard
 from core.settings import ENDPOINT_VAR
 
 Tone = Literal["ok", "bad", "warn", "idle"]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from textual.message import Message
 
-from core.follow import RunBatch
-from core.runs import RunSummary
+from core.evidence.follow import RunBatch
+from core.evidence.runs import RunSummary
 
 
 class RunGrew(Message):

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from pydantic import SecretStr
 
-from core.redact import Redactor
+from core.secrets.redact import Redactor
 from core.settings import Resolved
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from textual import work
 
-from core.runs import Unreadable, harness_alive, load_manifest, load_report
+from core.evidence.runs import Unreadable, harness_alive, load_manifest, load_report
 from tui.launcher import ChildRun, RunRequest, cancel_elsewhere, start_run
 from tui.screens.dialogs import ConfirmScreen, QuitChoice, QuitScreen
 from tui.terminal_text import safe

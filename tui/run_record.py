@@ -9,9 +9,9 @@ from pathlib import Path
 from rich.table import Table
 from rich.text import Text
 
-from core.check_cases import check_pairs
-from core.models import Manifest, RelayRecord, Report, TraceEvent, Validation
-from core.runs import (
+from core.evidence.check_cases import check_pairs
+from core.evidence.models import Manifest, RelayRecord, Report, TraceEvent, Validation
+from core.evidence.runs import (
     RunSummary,
     Unreadable,
     load_manifest,
@@ -20,7 +20,7 @@ from core.runs import (
     read_trace,
     summarize,
 )
-from core.validate import validate_run
+from core.evidence.validate import validate_run
 from tui.terminal_text import inert
 from tui.widgets.runs_table import STATUS_STYLE
 from tui.widgets.timeline import seconds

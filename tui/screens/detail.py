@@ -34,8 +34,8 @@ from textual.widgets import (
     Tabs,
 )
 
-from core.models import Report
-from core.rundir import RunPaths
+from core.evidence.models import Report
+from core.evidence.rundir import RunPaths
 from tui.failures import ReportsWorkerErrors
 from tui.live_state import ALARMS, clock, plural, since_previous
 from tui.run_record import (

@@ -2,7 +2,7 @@
 selected job's matrix of trials, `enter` on a cell opening its run; `r` resumes a job (its
 unfinished, cancelled, interrupted and errored trials), `c` cancels one in flight.
 
-Jobs are read only through core's API (core.job_summary); a resume is a `cto-harness job
+Jobs are read only through core's API (core.jobs.summary); a resume is a `cto-harness job
 --resume` child process in its own session, as runs started here are."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from core.job_model import Job, JobHead
-from core.job_summary import (
+from core.jobs.model import Job, JobHead
+from core.jobs.summary import (
     JobError,
     JobRow,
     cancel_job,

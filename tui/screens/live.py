@@ -16,9 +16,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Input, Static
 
-from core.follow import RunTail
-from core.models import Readiness
-from core.runs import harness_alive
+from core.evidence.follow import RunTail
+from core.evidence.models import Readiness
+from core.evidence.runs import harness_alive
 from tui.failures import ReportsWorkerErrors
 from tui.live_state import RunView, how_to_supply
 from tui.messages import RunGrew

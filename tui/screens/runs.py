@@ -14,7 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 from textual.worker import get_current_worker
 
-from core.runs import RunSummary, summarize
+from core.evidence.runs import RunSummary, summarize
 from tui.failures import ReportsWorkerErrors
 from tui.messages import RowsSummarized
 from tui.screens.switched import SwitchedTo

@@ -1,7 +1,7 @@
 """Work items: each SOT item's written status beside what the run evidence says it could be,
 and the acceptance lines with the latest real run's verdicts; re-gated as runs finish.
 
-The same content as `cto-harness gates`, from the same `core.gates` code; the screen never
+The same content as `cto-harness gates`, from the same `core.planning.gates` code; the screen never
 writes the SOT. Open it with `WorkItemsScreen(sot_path, runs_root)`.
 """
 
@@ -18,9 +18,9 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from core.gates import GateReport, GateWatcher, RulesError, evidence_summary
-from core.runs import RunsRootError
-from core.sot import SotError
+from core.evidence.runs import RunsRootError
+from core.planning.gates import GateReport, GateWatcher, RulesError, evidence_summary
+from core.planning.sot import SotError
 from tui.screens.switched import SwitchedTo
 from tui.terminal_text import inert, safe
 from tui.widgets.footer import SteadyFooter

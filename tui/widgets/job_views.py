@@ -6,8 +6,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable
 
-from core.job_model import Job, Trial
-from core.job_summary import JobRow
+from core.jobs.model import Job, Trial
+from core.jobs.summary import JobRow
 from tui.terminal_text import inert
 
 BAR = 16

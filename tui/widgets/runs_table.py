@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from core.runs import RunSummary
+from core.evidence.runs import RunSummary
 from tui.live_state import clock
 from tui.terminal_text import inert
 from tui.widgets.keys import KeyedTable

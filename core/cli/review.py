@@ -1,0 +1,125 @@
+"""The commands that read runs: `validate` and `runs`. They import nothing of the run
+stack (relay, HTTP clients), so they answer at once."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from core.cli.main import UsageError, emit_json
+from core.evidence.runs import RunsRootError, find_run, list_runs
+from core.evidence.validate import validate_run
+from core.settings import RUNS_ROOT_VAR, Resolved, resolve
+from core.term import visible
+
+
+def root_was_chosen(args: argparse.Namespace) -> bool:
+    """Whether the user named the runs root (option or variable) rather than taking the
+    default, which a fresh clone has not created yet."""
+    return bool(args.runs_root or os.environ.get(RUNS_ROOT_VAR))
+
+
+def runs_root(args: argparse.Namespace, resolved: Resolved | None = None) -> Path:
+    """--runs-root, else CTO_HARNESS_RUNS_ROOT (or its default), as an absolute path (the
+    Case and the checks do not run in the folder it is relative to)."""
+    if args.runs_root:
+        return Path(args.runs_root).absolute()
+    return (resolved or resolve()).runs_root
+
+
+RUN_FILES = ("manifest.json", "trace.jsonl", "report.json")
+"""What a run folder holds from its first moments: a folder with none of them is not a run."""
+
+
+def _resolve_run_dir(arg: str, root: Path) -> Path:
+    if not arg:  # Path("") is the current directory: never validate that by accident
+        raise UsageError("RUN_DIR is empty: give a run directory or a run id")
+    path = Path(arg)
+    try:
+        if path.is_dir():
+            if not any(os.path.lexists(path / name) for name in RUN_FILES):
+                raise UsageError(f"RUN_DIR {arg} is not a run directory (it has none of "
+                                 f"{', '.join(RUN_FILES)}); give a folder under the runs "
+                                 "root, or a run id")
+            return path
+    except OSError as exc:
+        raise UsageError(f"RUN_DIR {arg} cannot be read ({exc.strerror})") from None
+    try:
+        found = find_run(root, arg)
+    except RunsRootError as exc:
+        raise UsageError(f"no run directory at {arg}, and {exc}") from None
+    if found is None:
+        raise UsageError(f"no run directory at {arg} (nor a run id under {root})")
+    return found
+
+
+def positive_limit(text: str) -> int:
+    """--limit: a count of runs; 0 or less would drop runs silently, never list them."""
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of runs, 1 or more "
+                                         f"(got {text!r})")
+    return limit
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    root = runs_root(args)
+    result = validate_run(_resolve_run_dir(args.run_dir, root))
+    if args.json:
+        emit_json(result)
+    else:
+        mark = {"ok": "ok  ", "failed": "FAIL", "not_applicable": "n/a "}
+        print(visible(f"{result.run_id}: {'accepted' if result.ok else 'NOT accepted'} "
+                      f"(run {result.status}{', demo' if result.demo else ''})"))
+        for problem in result.problems if not result.criteria else []:
+            print(visible(f"  {problem}"))
+        for c in result.criteria:
+            where = ", ".join(
+                f"{e.file}{f':{e.line}' if e.line else ''}{f' [{e.field}]' if e.field else ''}"
+                for e in c.evidence[:3])
+            print(visible(f"  {mark[c.verdict]} {c.id:<26} {c.detail}"
+                          + (f"  ({where})" if where else "")))
+        print(f"  stage2 pass evidence: {'yes' if result.stage2_pass_evidence else 'no'}")
+    return 0 if result.ok else 1
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    root = runs_root(args)
+    try:
+        rows = list_runs(root, limit=args.limit)
+    except RunsRootError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        emit_json([r.model_dump(mode="json") for r in rows])
+        return 0
+    if not rows and not root.exists() and root_was_chosen(args):
+        raise UsageError(f"runs root {root} does not exist: check --runs-root or "
+                         f"{RUNS_ROOT_VAR}")
+    if not rows:
+        print(visible(f"no runs under {root}"))
+    for r in rows:
+        print(visible(f"{r.run_id:<48} {r.status:<11} {r.engine or '-':<5} "
+                      f"{(r.model or '-'):<18} checks {r.checks or '-':<6} "
+                      f"guard {r.guard or '-'}" + (" demo" if r.demo else "")
+                      + (f"  ({r.problem})" if r.problem else "")))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    val = sub.add_parser("validate", help="re-check a run's evidence against CTO-WORK-030")
+    val.add_argument("run_dir", metavar="RUN_DIR", help="a run directory or a run id")
+    val.add_argument("--runs-root", metavar="DIR")
+    val.add_argument("--json", action="store_true")
+    val.set_defaults(func=cmd_validate)
+
+    runs = sub.add_parser("runs", help="every run under the runs root with its summary")
+    runs.add_argument("--runs-root", metavar="DIR")
+    runs.add_argument("--limit", type=positive_limit, metavar="N",
+                      help="only the N most recent runs")
+    runs.add_argument("--json", action="store_true")
+    runs.set_defaults(func=cmd_runs)
+

@@ -1,0 +1,410 @@
+"""Pydantic models of the run directory: the contract between harness, dashboard and tools.
+
+Every JSON file the harness writes is one of these models, validated where it is read back,
+and `cto-harness schema` exports their JSON Schema for other tools.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RunStatus = Literal["passed", "failed", "blocked", "error", "cancelled", "timed_out"]
+AdmissionStatus = Literal[
+    "admitted", "not_admitted", "pending", "revoked", "expired", "missing_file", "invalid_file"
+]
+GuardState = Literal["armed", "clear", "tripped", "unproven"]
+Engine = Literal["case", "fake"]
+CaseNetwork = Literal["isolated", "host"]
+LeakPlace = Literal["content", "name", "link_target"]
+
+EVENTS: tuple[str, ...] = (
+    "run_started",
+    "config_resolved",
+    "readiness_checked",
+    "admission_checked",
+    "run_blocked",
+    "relay_started",
+    "case_process_started",
+    "case_process_exited",
+    "checks_completed",
+    "baseline_started",
+    "baseline_completed",
+    "guard_verdict",
+    "report_written",
+    "run_finished",
+)
+"""Trace events in lifecycle order; `guard_tripped` and `leak_detected` may come in between."""
+
+EXIT_CODES: dict[str, int] = {
+    "passed": 0,
+    "failed": 1,
+    "timed_out": 1,
+    "blocked": 3,
+    "error": 4,
+    "cancelled": 130,
+}
+EXIT_USAGE = 2
+
+GENESIS_HASH = "0" * 64
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Manifest(_Model):
+    """Written once at start: what this run is."""
+
+    run_id: str
+    task: str
+    engine: Engine
+    profile: str
+    provider: str
+    model: str
+    harness_version: str
+    started_at: str
+    harness_pid: int
+    harness_start_ticks: int | None = None
+    """The harness process's start time (/proc stat ticks): a live pid with another start
+    time is a reused pid, so the run was interrupted."""
+    retry_of: str | None = None
+    demo: bool = False
+    argv: list[str] = Field(default_factory=list)
+    """The harness's own argv (never holds a secret: secrets come only from env or files)."""
+    case_bin_name: str | None = None
+    """The Case binary's file name (`aider`, `codex`, …), to tell agents apart; None for the
+    fake engine."""
+    task_folder: str | None = None
+    """The task's folder when it is not a bundled task (`--tasks DIR`, a path to `--task`)."""
+    job_id: str | None = None
+    """The job this run is a trial of (`<runs_root>/jobs/<job_id>/job.json`), if any."""
+    attempt: int | None = None
+    """Which attempt of its task this trial is (1-based), when it belongs to a job."""
+
+
+class TraceEvent(BaseModel):
+    """One line of trace.jsonl; `prev` chains each line to the SHA-256 of the line before."""
+
+    model_config = ConfigDict(extra="allow")
+
+    seq: int
+    ts: str
+    event: str
+    prev: str = GENESIS_HASH
+
+
+class ReadinessCheck(_Model):
+    name: str
+    state: Literal["ok", "missing", "invalid", "blocked", "error", "skipped"]
+    detail: str
+    latency_ms: float | None = None
+
+
+class Readiness(_Model):
+    """backend/readiness.json: each check with a state and a detail, no secret values."""
+
+    ready: bool
+    checked_at: str
+    checks: list[ReadinessCheck]
+    admission_status: AdmissionStatus
+    provider: str
+    model: str
+
+
+class RelayRecord(_Model):
+    """One line of backend/relay.jsonl: a request the Case made through the relay."""
+
+    ts: str
+    method: str
+    path: str
+    model_asked: str | None
+    model_answered: str | None
+    status: int
+    latency_ms: float
+    stream: bool = False
+    refused: str | None = None
+    """Why the relay refused it (wrong model, bad token), or None when forwarded."""
+    error: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class Evidence(_Model):
+    """A pointer to where a fact can be seen: a file of the run and a line or field."""
+
+    file: str
+    line: int | None = None
+    field: str | None = None
+    detail: str = ""
+
+
+class CaseSetup(_Model):
+    """What the user handed the Case beyond the task (core/run/caseconf.py)."""
+
+    bin_name: str | None = None
+    stdin: Literal["none", "task"] = "none"
+    env: dict[str, str | None] = Field(default_factory=dict)
+    """CTO_HARNESS_CASE_ENV's names; each value too, unless the name says it is a
+    credential (`*_KEY`, `*TOKEN*`, …): then null."""
+    home_template: str | None = None
+    """The folder copied into the Case's private HOME (CTO_HARNESS_CASE_HOME_TEMPLATE)."""
+
+
+class RelayTotals(_Model):
+    requests: int = 0
+    forwarded: int = 0
+    refused: int = 0
+    errors: int = 0
+    models_seen: list[str] = Field(default_factory=list)
+    """The models the upstream said answered; a model only asked for is not one."""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    """Sums over the records that reported a count; None when none did (an unknown count
+    is never 0). A sum over some records only is a lower bound: `usage_unknown` says how
+    many answered requests reported no usage."""
+    usage_unknown: int = 0
+
+    @classmethod
+    def of(cls, records: list[RelayRecord]) -> RelayTotals:
+        answered = [r for r in records if not r.refused and 200 <= r.status < 300
+                    and r.method == "POST"]
+        return cls(
+            requests=len(records),
+            forwarded=sum(1 for r in records if not r.refused),
+            refused=sum(1 for r in records if r.refused),
+            errors=sum(1 for r in records if r.error or r.status >= 400),
+            models_seen=sorted({r.model_answered for r in records if r.model_answered}),
+            prompt_tokens=_known_sum(r.prompt_tokens for r in records),
+            completion_tokens=_known_sum(r.completion_tokens for r in records),
+            usage_unknown=sum(1 for r in answered if r.completion_tokens is None),
+        )
+
+
+def _known_sum(counts: Iterable[int | None]) -> int | None:
+    known = [n for n in counts if n is not None]
+    return sum(known) if known else None
+
+
+class CheckCounts(_Model):
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    total: int = 0
+    ran: bool = False
+    detail: str = ""
+
+
+class BaselineOutcome(_Model):
+    status: Literal["passed", "failed", "error", "skipped", "timed_out"]
+    exit_code: int | None = None
+    checks: CheckCounts = Field(default_factory=CheckCounts)
+
+
+class Comparison(_Model):
+    """The same-run comparison a pass claim needs: real passed and fake failed."""
+
+    real_passed: bool
+    fake_passed: bool | None
+    discriminating: bool
+    detail: str
+
+
+class RedactionCounters(_Model):
+    forms: int = 0
+    """How many recognisable forms of the registered secrets are masked."""
+    unmaskable_forms: list[str] = Field(default_factory=list)
+    """Forms too short to mask safely on their own (names only, never values)."""
+    log_redactions: int = 0
+    other_redactions: int = 0
+
+
+class LeakFinding(_Model):
+    file: str
+    """The path, itself redacted: a name can hold the secret too."""
+    line: int
+    """1-based in the file's bytes; 0 when the form is in a name or a link's target."""
+    secret: str
+    """The secret's name (e.g. `endpoint`), never its value."""
+    form: str
+    where: LeakPlace = "content"
+    """What holds the form: the file's bytes, the entry's own name, or a link's target text."""
+
+
+class CaseSandbox(_Model):
+    """How the Case (and its checks and the fake baseline) was isolated, or why not."""
+
+    mode: Literal["bwrap", "off"]
+    """`bwrap`: the bubblewrap sandbox; `off`: CTO_HARNESS_CASE_SANDBOX=off, no sandbox
+    (never evidence for a model)."""
+    ready: bool = False
+    """Whether the sandbox was set up (False: the run was blocked, `detail` says why)."""
+    bwrap_version: str | None = None
+    namespaces: list[str] = Field(default_factory=list)
+    host_uid: int | None = None
+    """The host uid the sandboxed processes ran as."""
+    ro_paths: list[str] = Field(default_factory=list)
+    """What the Case saw read-only besides the system folders (`dest <- source` when
+    bound elsewhere)."""
+    rw_paths: list[str] = Field(default_factory=list)
+    masked: list[str] = Field(default_factory=list)
+    """Private places inside a bound folder, covered in the sandbox."""
+    extra_ro: list[str] = Field(default_factory=list)
+    """From CTO_HARNESS_CASE_SANDBOX_RO."""
+    extra_rw: list[str] = Field(default_factory=list)
+    """From CTO_HARNESS_CASE_SANDBOX_RW."""
+    network: Literal["relay-only", "none", "host"] = "host"
+    """The Case's: only the relay, nothing, or the host's (sandbox off). The checks and
+    the baseline never have any network in the sandbox."""
+    limits: dict[str, int] = Field(default_factory=dict)
+    detail: str = ""
+
+
+class Durations(_Model):
+    total_s: float = 0.0
+    """Wall time from the run's start to just before report.json is written: every stage,
+    the leak scan and the artifact hashes included."""
+    preflight_s: float = 0.0
+    case_s: float | None = None
+    checks_s: float | None = None
+    baseline_s: float | None = None
+    scan_s: float | None = None
+    """The end-of-run leak scan and the artifact hashes."""
+
+
+class UnscannedEntry(_Model):
+    """A file (or folder) the leak scan did not read, and why: a form of the secret may be
+    in it, so a run with one cannot pass."""
+
+    file: str
+    """Relative to the run, redacted."""
+    reason: str
+
+
+class SparseFile(_Model):
+    """A file with holes: only its data was read (holes hold zeros, no form holds one)."""
+
+    file: str
+    size: int
+    data_bytes: int
+    """What was read: the blocks holding data."""
+
+
+class ScanSummary(_Model):
+    """What the end-of-run leak scan covered, within its budget (README, "Secret safety")."""
+
+    complete: bool = True
+    """Every entry of the run directory was looked at and every regular file read."""
+    entries: int = 0
+    files_read: int = 0
+    bytes_read: int = 0
+    seconds: float = 0.0
+    budget_s: float | None = None
+    budget_bytes: int | None = None
+    unscanned_count: int = 0
+    unscanned: list[UnscannedEntry] = Field(default_factory=list)
+    """The first of them (up to 200); `unscanned_count` counts all."""
+    sparse_count: int = 0
+    sparse: list[SparseFile] = Field(default_factory=list)
+
+
+class Report(_Model):
+    """report.json, written once at the end, atomically: the run's verdict and its proof."""
+
+    run_id: str
+    status: RunStatus
+    exit_code: int
+    stage: int
+    """The last stage reached: 1 preflight, 2 the Case's run on the task."""
+    stage2_passed: bool
+    reasons: list[str] = Field(default_factory=list)
+    task: str
+    engine: Engine
+    demo: bool = False
+    retry_of: str | None = None
+    case_model_provider: str
+    case_model: str
+    case_model_admission_status: AdmissionStatus
+    endpoint_configured: bool
+    case_process_started: bool
+    case_exit_code: int | None = None
+    case_network: CaseNetwork = "host"
+    """`isolated`: the Case ran in its own network namespace where only the relay answers."""
+    case_network_detail: str = "not recorded (a report from before network isolation)"
+    """Why `host` (the opt-out, or why isolation was unavailable), or how it was isolated."""
+    case_sandbox: CaseSandbox | None = None
+    """None only in reports from before the sandbox."""
+    fallback_detected: bool
+    fallback_evidence: list[Evidence] = Field(default_factory=list)
+    fallback_warnings: list[Evidence] = Field(default_factory=list)
+    """Fallback markers in the Case's output while its network was isolated: no hosted
+    request could have been made, so they are recorded, not a trip (help text names
+    hosted models)."""
+    guard_state: GuardState
+    case_setup: CaseSetup | None = None
+    relay: RelayTotals = Field(default_factory=RelayTotals)
+    checks: CheckCounts = Field(default_factory=CheckCounts)
+    baseline: BaselineOutcome
+    comparison: Comparison | None = None
+    redaction: RedactionCounters = Field(default_factory=RedactionCounters)
+    leak_detected: bool = False
+    leaks: list[LeakFinding] = Field(default_factory=list)
+    scan: ScanSummary = Field(default_factory=ScanSummary)
+    durations: Durations = Field(default_factory=Durations)
+    started_at: str
+    finished_at: str
+    artifacts: dict[str, str] = Field(default_factory=dict)
+    """SHA-256 of every file of the run but report.json and trace.jsonl, by relative path."""
+    trace_head: dict[str, Any] = Field(default_factory=dict)
+    """`seq` and `hash` of the last trace line before the report: the chain it vouches for."""
+
+
+def schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schema of the run-directory files, task.json and job.json, for other tools."""
+    return {
+        "manifest": Manifest.model_json_schema(),
+        "trace_event": TraceEvent.model_json_schema(),
+        "report": Report.model_json_schema(),
+        "relay_record": RelayRecord.model_json_schema(),
+        "readiness": Readiness.model_json_schema(),
+        **_other_schemas(),
+    }
+
+
+def _other_schemas() -> dict[str, dict[str, Any]]:
+    """The task folder's task.json and a job's job.json (their models import this one)."""
+    from core.jobs.model import Job
+    from core.run.task import Task
+
+    return {"task": Task.model_json_schema(), "job": Job.model_json_schema()}
+
+
+Verdict = Literal["ok", "failed", "not_applicable"]
+
+
+class Criterion(_Model):
+    """One acceptance line of CTO-WORK-030 that a run can prove, and its verdict."""
+
+    id: str
+    acceptance: str
+    """The seed's acceptance line, word for word."""
+    verdict: Verdict
+    detail: str
+    evidence: list[Evidence] = Field(default_factory=list)
+
+
+class Validation(_Model):
+    """`cto-harness validate`: the criteria and whether all that apply hold."""
+
+    run_id: str
+    run_dir: str
+    ok: bool
+    status: str
+    """The run's status from its report, or why there is none (interrupted, unreadable)."""
+    demo: bool = False
+    stage2_pass_evidence: bool
+    """A non-demo real-Case run whose Stage 2 passed, with every criterion holding."""
+    criteria: list[Criterion]
+    problems: list[str] = Field(default_factory=list)

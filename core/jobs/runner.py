@@ -1,0 +1,342 @@
+"""Running a job: every trial a `cto-harness run` child process, at most N at once.
+
+Why child processes rather than Runners in this process: a trial then takes exactly the
+path a single run takes (its own relay, sandbox, baseline, redactor and signal handling),
+a crash or hang in one trial cannot take the job or its siblings down, and cancelling is
+what Ctrl-C on one run already is (SIGINT: the run ends its Case and writes a `cancelled`
+report). Each child asks the kernel for SIGTERM when the job's process dies
+(PR_SET_PDEATHSIG), so a job killed with SIGKILL still leaves every trial with a
+`cancelled` report (or no run at all) for `--resume` to run again.
+
+job.json is rewritten atomically whenever a trial starts, finds its run folder, or ends.
+One job process at a time holds a job (an flock on job.lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import fcntl
+import functools
+import json
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from core.evidence.models import EXIT_CODES
+from core.evidence.rundir import atomic_write_text, utcnow
+from core.evidence.runs import (
+    Unreadable,
+    list_run_dirs,
+    load_manifest,
+    load_report,
+    process_start_ticks,
+)
+from core.jobs.model import INFRA, SCORED, TO_RUN, Job, JobConfig, Trial
+from core.jobs.summary import JOB_FILE, JobError, jobs_root, summarize, trial_facts
+
+JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+POLL_S = 0.25
+PR_SET_PDEATHSIG = 1
+LOCK_FILE = "job.lock"
+
+Progress = Callable[[Job, Trial], None]
+
+
+def new_job(runs_root: Path, config: JobConfig, skipped: list[str]) -> tuple[Path, Job]:
+    """A fresh job folder `<runs_root>/jobs/<UTCSTAMP>-<name>` with every trial pending:
+    first attempts of every task first, so early results cover the whole suite."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    root = jobs_root(runs_root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        n, job_dir = 1, root / f"{stamp}-{config.name}"
+        while True:
+            try:
+                job_dir.mkdir()
+                break
+            except FileExistsError:
+                n += 1
+                job_dir = root / f"{stamp}-{config.name}.{n}"
+    except OSError as exc:
+        raise JobError(f"runs root {runs_root}: cannot create a job folder there "
+                       f"({exc.strerror}); choose another with --runs-root or "
+                       "CTO_HARNESS_RUNS_ROOT") from None
+    now = utcnow()
+    trials = [Trial(task=t.id, attempt=a) for a in range(1, config.attempts + 1)
+              for t in config.tasks]
+    job = Job(job_id=job_dir.name, created_at=now, updated_at=now, harness_pid=os.getpid(),
+              harness_start_ticks=process_start_ticks(os.getpid()), config=config,
+              trials=trials, skipped_tasks=skipped)
+    job.summary = summarize(job)
+    write_job(job_dir, job)
+    return job_dir, job
+
+
+def write_job(job_dir: Path, job: Job) -> None:
+    job.updated_at = utcnow()
+    atomic_write_text(job_dir / JOB_FILE, job.model_dump_json(indent=2) + "\n")
+
+
+class JobLock:
+    """Held while a process runs the job: a second `--resume` of it is refused, not raced.
+    An flock is released by the kernel however its holder dies."""
+
+    def __init__(self, job_dir: Path) -> None:
+        try:
+            self.fd = os.open(job_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+                              | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise JobError(f"{job_dir}: cannot open {LOCK_FILE} ({exc.strerror})") from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            raise JobError(f"job {job_dir.name} is being run by another process; wait for it "
+                           "or cancel it") from None
+
+    def release(self) -> None:
+        os.close(self.fd)
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _libc()  # loaded before any fork: the child's preexec only calls into it
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the child, before exec: SIGTERM when the job's process dies, however it dies."""
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the line above took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def needs_run(trial: Trial, retry_errors: bool) -> bool:
+    return trial.status in TO_RUN or (retry_errors and trial.status in INFRA)
+
+
+def run_folder_of(runs_root: Path, pid: int) -> Path | None:
+    """A child's run folder, named `<stamp>-<task>-<pid>` (`.N` on a collision)."""
+    suffix = f"-{pid}"
+    try:
+        names = [e.name for e in os.scandir(runs_root) if e.is_dir()]
+    except OSError:
+        return None
+    mine = [n for n in names if n.endswith(suffix) or f"{suffix}." in n]
+    return runs_root / max(mine) if mine else None
+
+
+def reconcile(job: Job, runs_root: Path) -> None:
+    """Bring a job read back from disk up to date with its runs: a trial whose run ended
+    after job.json was last written (the job was killed) takes the run's report; a run
+    whose harness is gone is interrupted. Runs are found by id, or (when the job died
+    before learning it) by the job_id and attempt in their manifests."""
+    unknown = {t.key for t in job.trials if t.run_id is None and t.status != "pending"}
+    found: dict[tuple[str, int], str] = {}
+    if unknown:
+        for run_dir in list_run_dirs(runs_root):
+            try:
+                manifest = load_manifest(run_dir)
+            except Unreadable:
+                continue
+            if manifest is None or manifest.job_id != job.job_id or manifest.attempt is None:
+                continue
+            key = (manifest.task, manifest.attempt)
+            if key in unknown and key not in found:  # newest first
+                found[key] = run_dir.name
+    for i, trial in enumerate(job.trials):
+        run_id = trial.run_id or found.get(trial.key)
+        if run_id is None:
+            if trial.status == "running":
+                job.trials[i] = trial.model_copy(update={"status": "interrupted"})
+            continue
+        try:
+            report = load_report(runs_root / run_id)
+            manifest = load_manifest(runs_root / run_id) if report is None else None
+        except Unreadable as exc:
+            job.trials[i] = trial.model_copy(update={"run_id": run_id, "status": "interrupted",
+                                                     "problem": str(exc)})
+            continue
+        if report is not None:
+            job.trials[i] = trial_facts(trial, report)
+        elif manifest is not None and _alive(manifest.harness_pid, manifest.harness_start_ticks):
+            raise JobError(f"trial {trial.task} #{trial.attempt} (run {run_id}) is still "
+                           f"running (harness pid {manifest.harness_pid}); wait for it or "
+                           "cancel it, then resume")
+        else:
+            job.trials[i] = trial.model_copy(update={"run_id": run_id, "status": "interrupted"})
+
+
+def _alive(pid: int, ticks: int | None) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    return ticks is None or process_start_ticks(pid) == ticks
+
+
+class JobRunner:
+    """Runs a job's trials that need a run, at most `concurrency` at once."""
+
+    def __init__(self, job_dir: Path, job: Job, runs_root: Path, *, retry_errors: bool = False,
+                 progress: Progress | None = None) -> None:
+        self.job_dir = job_dir
+        self.job = job
+        self.runs_root = runs_root
+        self.retry_errors = retry_errors
+        self.progress = progress
+        self.cancelled = False
+        self.children: dict[int, asyncio.subprocess.Process] = {}
+        self.started = time.monotonic()
+
+    def _save(self) -> None:
+        self.job.summary = summarize(self.job, round(time.monotonic() - self.started, 3))
+        write_job(self.job_dir, self.job)
+
+    def cancel(self) -> None:
+        """Ctrl-C, SIGTERM: no new trial starts; each one in flight gets SIGINT and writes
+        its `cancelled` report, as one run does on Ctrl-C."""
+        if self.cancelled:
+            return
+        self.cancelled = True
+        for proc in list(self.children.values()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGINT)
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        handled = []
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self.cancel)
+                handled.append(sig)
+        job = self.job
+        job.state, job.reasons = "running", []
+        job.harness_pid = os.getpid()
+        job.harness_start_ticks = process_start_ticks(os.getpid())
+        self._save()
+        try:
+            gate = asyncio.Semaphore(job.config.concurrency)
+            todo = [i for i, t in enumerate(job.trials) if needs_run(t, self.retry_errors)]
+            watcher = asyncio.ensure_future(self._watch_run_folders())
+            try:
+                await asyncio.gather(*(self._trial(i, gate) for i in todo))
+            finally:
+                watcher.cancel()
+            if self.cancelled:
+                job.state = "cancelled"
+                job.reasons = ["cancelled: trials in flight wrote cancelled reports; "
+                               f"`cto-harness job --resume {job.job_id}` runs what is left"]
+            else:
+                job.state = "finished"
+            self._save()
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+        if self.cancelled:
+            return EXIT_CODES["cancelled"]
+        return 0 if all(t.status in SCORED for t in job.trials) else 1
+
+    def _argv(self, trial: Trial) -> list[str]:
+        cfg = self.job.config
+        folder = next(t.folder for t in cfg.tasks if t.id == trial.task)
+        argv = [sys.executable, "-m", "core.cli", "run", "--json", "--profile", cfg.profile,
+                "--task", folder, "--runs-root", str(self.runs_root), "--timeout",
+                repr(cfg.timeout_s), "--job-id", self.job.job_id, "--attempt",
+                str(trial.attempt)]
+        if cfg.demo:
+            argv.append("--demo")
+        if trial.previous_runs:
+            argv += ["--retry-of", trial.previous_runs[-1]]
+        return argv
+
+    async def _trial(self, index: int, gate: asyncio.Semaphore) -> None:
+        async with gate:
+            if self.cancelled:
+                return
+            trial = self.job.trials[index]
+            previous = [*trial.previous_runs, *([trial.run_id] if trial.run_id else [])]
+            trial = trial.model_copy(update={
+                "status": "running", "run_id": None, "problem": None, "exit_code": None,
+                "previous_runs": previous, "guard": None, "leaked": False, "baseline": None,
+                "tokens": None, "duration_s": None})
+            self.job.trials[index] = trial
+            self._save()
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *self._argv(trial), stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                    start_new_session=True,
+                    preexec_fn=functools.partial(_die_with_parent, os.getpid()))
+            except OSError as exc:
+                self._ended(index, None, f"could not start cto-harness run: {exc.strerror}")
+                return
+            self.children[index] = proc
+            if self.cancelled:  # cancelled while it was being started
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGINT)
+            out, err = await proc.communicate()
+            self.children.pop(index, None)
+            run_dir = _run_dir_from(out) or run_folder_of(self.runs_root, proc.pid)
+            lines = err.decode("utf-8", "replace").strip().splitlines()
+            why = lines[-1] if lines else f"cto-harness run exited {proc.returncode}"
+            self._ended(index, run_dir, why, proc.returncode)
+
+    def _ended(self, index: int, run_dir: Path | None, why: str,
+               code: int | None = None) -> None:
+        trial = self.job.trials[index]
+        report = None
+        if run_dir is not None:
+            with contextlib.suppress(Unreadable):
+                report = load_report(run_dir)
+        if report is not None:
+            trial = trial_facts(trial, report)
+        else:
+            status = "cancelled" if self.cancelled else "interrupted" if run_dir else "error"
+            trial = trial.model_copy(update={
+                "run_id": run_dir.name if run_dir else None, "status": status,
+                "exit_code": code, "problem": why[:500]})
+        self.job.trials[index] = trial
+        self._save()
+        if self.progress is not None:
+            self.progress(self.job, trial)
+
+    async def _watch_run_folders(self) -> None:
+        """Record each running trial's run id as soon as its folder appears (the dashboard
+        opens a running trial's run from the matrix)."""
+        while True:
+            await asyncio.sleep(POLL_S)
+            changed = False
+            for index, proc in list(self.children.items()):
+                trial = self.job.trials[index]
+                if trial.run_id is None and (found := run_folder_of(self.runs_root, proc.pid)):
+                    self.job.trials[index] = trial.model_copy(update={"run_id": found.name})
+                    changed = True
+            if changed:
+                self._save()
+
+
+def _run_dir_from(stdout: bytes) -> Path | None:
+    """The run folder `run --json` printed, if it printed one."""
+    try:
+        data = json.loads(stdout)
+    except ValueError:
+        return None
+    run_dir = data.get("run_dir") if isinstance(data, dict) else None
+    return Path(run_dir) if isinstance(run_dir, str) else None

@@ -1,0 +1,382 @@
+"""The loopback relay: the only door from the Case to the model.
+
+The Case gets `http://127.0.0.1:PORT/v1` and a per-run token; the harness alone knows the
+secret endpoint and forwards to it. On the way the relay lets through only the routes and
+bodies `core.relay.rules` allows (refusing any model but the admitted one), passes answers
+through — streams chunk by chunk — while `core.relay.passage` reads which model answered
+and the token usage, turns upstream failures into OpenAI-style errors with their text
+redacted, and `core.relay.ledger` appends one `RelayRecord` per request to the ledger
+(backend/relay.jsonl), refusals included.
+
+Neither the upstream URL nor the token is ever logged, recorded or returned: uvicorn's
+loggers are silenced and every text that came from upstream passes `redact`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import anyio
+import httpx
+from pydantic import SecretStr
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from core.evidence.models import RelayRecord
+from core.relay.ledger import Ledger, Pending
+from core.relay.loopback import LoopbackServer
+from core.relay.passage import (
+    Api,
+    SsePassage,
+    error_message,
+    parse_answer,
+    sse_error,
+)
+from core.relay.rules import (
+    CONNECTION_LIMIT,
+    MAX_BODY,
+    NAME_CHARS,
+    Load,
+    Matched,
+    Unmatched,
+    clip,
+    match_route,
+    parse_body,
+)
+from core.settings import verifies_tls
+
+UPSTREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=60.0)
+"""Generous reads: a large model may think for minutes before its first token."""
+
+ERROR_BODY_LIMIT = 64 * 1024
+
+
+class _ClosingStream(StreamingResponse):
+    """Closes its body iterator however the response ends (a Case that hangs up mid-stream
+    included), so the generator's cleanup — writing the ledger line — always runs now."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.body_iterator.aclose()  # type: ignore[attr-defined]
+
+
+class Relay:
+    """An OpenAI-compatible relay on 127.0.0.1:<ephemeral> for one run's Case; also on the
+    Unix socket `uds` when given, the way in for a Case in its own network namespace."""
+
+    def __init__(
+        self,
+        *,
+        upstream: SecretStr,
+        api_key: SecretStr | None,
+        model: str,
+        token: str,
+        ledger: Path,
+        redact: Callable[[str], str],
+        on_record: Callable[[RelayRecord], None] | None = None,
+        timeout: httpx.Timeout = UPSTREAM_TIMEOUT,
+        uds: Path | None = None,
+        load: Load | None = None,
+    ) -> None:
+        self._upstream = upstream
+        self._api_key = api_key
+        self.model = model
+        self._expected_auth = f"Bearer {token}".encode()
+        self._redact = redact
+        self._timeout = timeout
+        self._load = load or Load()
+        self._client: httpx.AsyncClient | None = None
+        self._server = LoopbackServer(self._asgi, uds=uds, connection_limit=CONNECTION_LIMIT)
+        self.ledger = Ledger(ledger, redact, on_record)
+
+    @property
+    def records(self) -> list[RelayRecord]:
+        return self.ledger.records
+
+    def __repr__(self) -> str:
+        return f"Relay(model={self.model!r}, port={self.port})"
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    async def start(self) -> None:
+        """Bind 127.0.0.1:0 and serve from the caller's running loop."""
+        self.ledger.open()
+        try:
+            await self._server.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        await self._server.stop()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        self.ledger.close()
+
+    # -- one request ----------------------------------------------------------------
+    async def _asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Every HTTP request, whatever its path or method, is answered and recorded.
+        (The server never upgrades to WebSocket, `ws="none"`: an upgrade request arrives
+        here as HTTP and is refused as such.)"""
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        pending = Pending(method=clip(request.method, 16),
+                          path=clip(self._redact(request.url.path), 4 * NAME_CHARS))
+        if not self._load.enter():
+            reason = (f"{self._load.max_in_flight} requests are in flight already; "
+                      "retry when one has ended")
+            refusal = self.ledger.refuse(pending, 429, reason, "rate_limit_exceeded")
+            await refusal(scope, receive, send)
+            return
+        try:
+            response = await self._handle(request, pending)
+            await response(scope, receive, send)
+        finally:
+            self._load.leave()
+            self._load.release(pending.held)
+
+    async def _handle(self, request: Request, pending: Pending) -> Response:
+        auth = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(auth, self._expected_auth):
+            return self.ledger.refuse(pending, 401, "missing or wrong relay token",
+                                      "invalid_api_key")
+        if request.headers.get("upgrade", "").strip().lower() == "websocket":
+            return self.ledger.refuse(pending, 426, "WebSocket is not relayed; use plain "
+                                      "HTTP (streams come as server-sent events)",
+                                      "invalid_request_error")
+        if request.headers.get("content-encoding", "identity").strip().lower() != "identity":
+            return self.ledger.refuse(pending, 415, "compressed request bodies are not "
+                                      "relayed; send the JSON as it is", "invalid_request_error")
+        matched = match_route(request.method, request.scope.get("raw_path") or b"")
+        takes_body = isinstance(matched, Matched) and matched.route.body
+        has_body = (request.headers.get("content-length", "0") not in ("", "0")
+                    or "transfer-encoding" in request.headers)
+        body = b""
+        if takes_body or has_body:
+            read = await self._read_body(request, pending)
+            if isinstance(read, Response):
+                return read
+            body = read
+        refusal = self._check(matched, body, pending)
+        if refusal is not None:
+            return refusal
+        assert isinstance(matched, Matched), "_check refuses every unmatched request"
+        return await self._forward(matched, body, pending)
+
+    async def _read_body(self, request: Request, pending: Pending) -> bytes | Response:
+        """The body, held within MAX_BODY (413) and the relay's buffer cap (503): a Case
+        streaming gigabytes, or many Cases' bodies at once, must not make the harness hold
+        them (it would die, and with it the run's report). A declared length is counted
+        before a byte is read; an undeclared one as it grows."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit():
+            if int(declared) > MAX_BODY:
+                return self._too_large(pending)
+            if not self._hold(pending, int(declared)):
+                return self._busy(pending)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_BODY:
+                return self._too_large(pending)
+            if size > pending.held and not self._hold(pending, size - pending.held):
+                return self._busy(pending)
+        return b"".join(chunks)
+
+    def _hold(self, pending: Pending, size: int) -> bool:
+        if not self._load.hold(size):
+            return False
+        pending.held += size
+        return True
+
+    def _too_large(self, pending: Pending) -> Response:
+        return self.ledger.refuse(pending, 413, f"the request body is over "
+                                  f"{MAX_BODY >> 20} MiB", "invalid_request_error")
+
+    def _busy(self, pending: Pending) -> Response:
+        held = self._load.buffered >> 20
+        return self.ledger.refuse(pending, 503, f"the relay holds {held} MiB of request "
+                                  "bodies already; retry when a request has ended",
+                                  "server_error")
+
+    def _check(self, matched: Matched | Unmatched, body: bytes,
+               pending: Pending) -> Response | None:
+        """The model, on every request that names one, and then the route and the body.
+        A body where none belongs, or on a path that is not relayed, is refused too, but
+        its model is still read and judged: a `GET` naming another model is a fallback
+        attempt, recorded as one. A body naming `model` twice is judged on each name."""
+        parsed = parse_body(body) if body or (
+            isinstance(matched, Matched) and matched.route.body) else None
+        named = parsed.models if parsed is not None else []
+        if isinstance(matched, Matched) and matched.path_model is not None:
+            named = [*named, matched.path_model]
+        asked = next((m for m in named if m != self.model), named[0] if named else None)
+        if asked is not None:
+            pending.model_asked = clip(self._redact(str(asked)))
+        if parsed is not None and parsed.data is not None:
+            pending.stream = parsed.data.get("stream") is True
+        if isinstance(matched, Unmatched):
+            kind = "not_found" if matched.status == 404 else "invalid_request_error"
+            return self.ledger.refuse(pending, matched.status, matched.reason, kind)
+        if asked is not None and asked != self.model:
+            reason = f"model {pending.model_asked!r} is not admitted; only {self.model!r} is"
+            return self.ledger.refuse(pending, 403, reason, "model_not_admitted")
+        route = matched.route
+        problem = parsed.problem if parsed is not None else None
+        if not route.body and body:
+            problem = f"{route.method} /v1/{route.path} takes no body"
+        elif route.body and problem is None and asked is None:
+            problem = f"the body names no model; only {self.model!r} is admitted"
+        if problem is not None:
+            return self.ledger.refuse(pending, 400, problem, "invalid_request_error")
+        return None
+
+    def _upstream_client(self) -> httpx.AsyncClient:
+        """Made at the first request, not at start: a Case that asks nothing costs no TLS
+        set-up and no client to close. trust_env=False: no proxy variable or .netrc may
+        reroute or annotate the secret URL."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self._timeout, trust_env=False,
+                                             verify=verifies_tls(self._upstream))
+        return self._client
+
+    async def _forward(self, matched: Matched, body: bytes, pending: Pending) -> Response:
+        """To the upstream base plus the matched route's own path (never the Case's path
+        or query), with the relay's own headers."""
+        client = self._upstream_client()
+        url = f"{self._upstream.get_secret_value().rstrip('/')}/{matched.upstream_path}"
+        headers = {"accept-encoding": "identity", "accept": "application/json, text/event-stream"}
+        if body:
+            headers["content-type"] = "application/json"
+        if self._api_key is not None:
+            headers["authorization"] = f"Bearer {self._api_key.get_secret_value()}"
+        api: Api = "responses" if matched.route.path == "responses" else "chat"
+        try:
+            upstream = await client.send(
+                client.build_request(matched.route.method, url, content=body or None,
+                                     headers=headers),
+                stream=True,
+            )
+        except httpx.TimeoutException as exc:
+            return self.ledger.fail(pending, 504, f"upstream timed out ({type(exc).__name__})")
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            said = self.ledger.describe(exc)
+            return self.ledger.fail(pending, 502, f"upstream unreachable ({said})")
+        if upstream.status_code >= 300:
+            return await self._upstream_error(upstream, pending)
+        content_type = upstream.headers.get("content-type", "")
+        if content_type.startswith("text/event-stream"):
+            pending.stream, pending.status = True, upstream.status_code
+            return _ClosingStream(
+                self._pass_stream(upstream, pending, api),
+                status_code=upstream.status_code,
+                media_type="text/event-stream",
+                headers={"cache-control": "no-cache"},
+            )
+        return await self._pass_whole(upstream, pending, content_type)
+
+    async def _pass_whole(
+        self, upstream: httpx.Response, pending: Pending, content_type: str
+    ) -> Response:
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in upstream.aiter_bytes():
+                chunks.append(chunk)
+                size += len(chunk)
+                # A whole answer is held until it is complete: counted like request bodies.
+                if size > MAX_BODY or not self._hold(pending, len(chunk)):
+                    return self.ledger.fail(pending, 502, f"upstream answered with more than "
+                                            f"{MAX_BODY >> 20} MiB, or than the relay can "
+                                            "hold beside the requests in flight")
+        except httpx.HTTPError as exc:
+            said = self.ledger.describe(exc)
+            return self.ledger.fail(pending, 502, f"upstream broke off ({said})")
+        finally:
+            await upstream.aclose()
+        raw = b"".join(chunks)
+        try:
+            data, repeated = parse_answer(raw)
+        except (ValueError, RecursionError):
+            return self.ledger.fail(
+                pending, 502,
+                f"upstream answered HTTP {upstream.status_code} with a body that is not JSON",
+            )
+        pending.seen.see(data, repeated)
+        pending.status = upstream.status_code
+        self.ledger.finish(pending)
+        return Response(raw, upstream.status_code, media_type=content_type or None)
+
+    async def _pass_stream(
+        self, upstream: httpx.Response, pending: Pending, api: Api
+    ) -> AsyncIterator[bytes]:
+        """Yield the complete lines of each read as it arrives; the ledger line is written
+        when the stream ends, however it ends. A stream that carried no event becomes an
+        error event to the Case, never an empty 200 its client cannot explain."""
+        passage = SsePassage(self._redact, expected_model=self.model)
+        pending.seen = passage.seen
+        try:
+            async for chunk in upstream.aiter_bytes():
+                lines = passage.feed(chunk)
+                if lines:
+                    yield lines
+            if rest := passage.flush():
+                yield rest
+            if not passage.events:
+                pending.error = "upstream stream carried no event"
+                yield sse_error(pending.error, api)
+        except httpx.HTTPError as exc:
+            kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "broke off"
+            pending.error = f"upstream {kind} mid-stream ({self.ledger.describe(exc)})"
+            yield sse_error(pending.error, api)
+        except BaseException:
+            pending.error = "the Case closed the stream before it ended"
+            raise
+        finally:
+            if pending.error is None and passage.seen.error is not None:
+                said = self.ledger.excerpt(passage.seen.error)
+                pending.error = f"upstream error in stream: {said}"
+            self.ledger.finish(pending)
+            with anyio.CancelScope(shield=True):
+                await upstream.aclose()
+
+    async def _upstream_error(self, upstream: httpx.Response, pending: Pending) -> Response:
+        raw = b""
+        try:
+            async for chunk in upstream.aiter_bytes():
+                raw += chunk
+                if len(raw) >= ERROR_BODY_LIMIT:
+                    break
+        except httpx.HTTPError:
+            pass  # the status alone is the news; a body cut short adds nothing
+        finally:
+            await upstream.aclose()
+        text = raw.decode("utf-8", errors="replace")
+        with contextlib.suppress(ValueError, RecursionError):  # not JSON: the text itself
+            text = error_message(json.loads(text))
+        status = upstream.status_code
+        said = f": {self.ledger.excerpt(text)}" if text.strip() else ""
+        message = f"upstream answered HTTP {status}{said}"
+        if status in (401, 403):
+            message += " (the relay's API key, CTO_HARNESS_CASE_LOCAL_API_KEY, was refused)"
+        # A client error passes through as itself; server errors, redirects and a refused
+        # key are the upstream's fault, so the Case sees a gateway error.
+        relayed = status if 400 <= status < 500 and status not in (401, 403) else 502
+        return self.ledger.fail(pending, relayed, message)

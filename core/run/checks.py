@@ -1,0 +1,122 @@
+"""Hidden checks: pytest in a subprocess with a timeout, results read from JUnit XML.
+
+The checks are copied next to (not into) the workspace only now, so the Case never saw
+them, and pytest writes no cache or bytecode into the workspace it judges. Python runs
+isolated (`-I`): the workspace joins the import path only once pytest has loaded (from a
+conftest of ours), so a `pytest.py` or `sitecustomize.py` the Case left there cannot stand
+in for pytest and forge the results. (Code under test still runs inside that process;
+what it could do there is the checks' own concern.)
+
+In the sandbox (core/sandbox/bwrap.py) the checks see the workspace read-only at `/workspace`,
+themselves read-only at `/checks`, and can write only `/checks/out` (the JUnit XML, which
+the harness reads afterwards); they have no network, and pytest runs from the harness's
+venv, bound read-only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.evidence.models import CheckCounts
+from core.evidence.rundir import atomic_write_bytes, atomic_write_text, fresh_dir
+from core.run.process import run_group
+from core.run.task import Task
+from core.sandbox.bwrap import Bind, Spec
+
+if TYPE_CHECKING:
+    from core.sandbox.run import RunSandbox
+
+SANDBOX_CHECKS = "/checks"
+SANDBOX_WORKSPACE = "/workspace"
+
+WORKSPACE_ON_PATH = """import os
+import sys
+
+sys.path.insert(0, os.environ["CTO_HARNESS_WORKSPACE"])  # by cto-harness: the code judged
+"""
+
+
+def read_junit(path: Path) -> CheckCounts:
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError) as exc:
+        return CheckCounts(detail=f"no readable JUnit XML ({type(exc).__name__})")
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    total = failed = errors = skipped = 0
+    for suite in suites:
+        total += int(suite.get("tests", 0))
+        failed += int(suite.get("failures", 0))
+        errors += int(suite.get("errors", 0))
+        skipped += int(suite.get("skipped", 0))
+    passed = total - failed - errors - skipped
+    return CheckCounts(passed=passed, failed=failed, errors=errors, total=total, ran=True,
+                       detail=f"{passed}/{total} passed")
+
+
+async def run_checks(
+    task: Task,
+    workspace: Path,
+    out_dir: Path,
+    redact: Callable[[str], str],
+    cancel: asyncio.Event,
+    sandbox: RunSandbox | None = None,
+) -> CheckCounts:
+    """Run the task's hidden checks against `workspace`; results and log go to `out_dir`;
+    in a sandbox of their own when `sandbox` is given."""
+    fresh_dir(out_dir)
+    tests = out_dir / "tests"
+    shutil.copytree(task.checks_dir, tests, dirs_exist_ok=True)
+    atomic_write_bytes(out_dir / "conftest.py", WORKSPACE_ON_PATH.encode(), mode=0o644)
+    # pytest looks for its config upwards from the checks; found here, it looks no further:
+    # not into the folders above the runs root (a target repository's pyproject.toml).
+    atomic_write_bytes(out_dir / "pytest.ini", b"[pytest]\n", mode=0o644)
+    (out_dir / "out").mkdir()
+    junit = out_dir / "out" / "junit.xml"
+    where = SANDBOX_CHECKS if sandbox else str(out_dir)
+    ws = SANDBOX_WORKSPACE if sandbox else str(workspace)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "CTO_HARNESS_WORKSPACE": ws,
+        "HOME": "/tmp" if sandbox else os.environ.get("HOME", "/"),
+        # for the processes the checks start (-I has pytest's own ignore these three)
+        "PYTHONPATH": ws,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONIOENCODING": "utf-8",
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",  # plain pytest: ~5 s less per check run
+        "LANG": "C.UTF-8",
+    }
+    argv = [sys.executable, "-I", "-B", "-X", "utf8", "-m", "pytest", "-q",
+            "-p", "no:cacheprovider", "--rootdir", where, f"--junitxml={where}/out/junit.xml",
+            f"{where}/tests"]
+    command, fds = argv, ()
+    if sandbox is not None:
+        spec = Spec(binds=[Bind(workspace, SANDBOX_WORKSPACE), Bind(out_dir, SANDBOX_CHECKS),
+                           Bind(out_dir / "out", f"{SANDBOX_CHECKS}/out", writable=True),
+                           Bind(Path(sys.prefix), sys.prefix)], cwd=SANDBOX_CHECKS)
+        command, fds = sandbox.command(spec, argv)
+        sandbox.sandboxes.hand_over(out_dir / "out")
+    output: list[bytes] = []
+    try:
+        outcome = await run_group(command, cwd=out_dir, env=env, sink=output.append,
+                                  timeout=task.check_timeout_s, cancel=cancel, pass_fds=fds)
+    finally:
+        if sandbox is not None:
+            sandbox.sandboxes.take_back(out_dir / "out")
+    log = out_dir / "checks.log"
+    atomic_write_text(log, redact(b"".join(output).decode("utf-8", errors="replace")))
+    if outcome.timed_out:
+        return CheckCounts(detail=f"checks timed out after {task.check_timeout_s:.0f} s")
+    if outcome.cancelled:
+        return CheckCounts(detail="checks cancelled")
+    counts = read_junit(junit)
+    if counts.total == 0 and outcome.exit_code not in (0, 1):
+        counts.detail = f"checks could not run (pytest exit {outcome.exit_code}); see {log.name}"
+        counts.ran = False
+    return counts
