@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.errors import BadInput
+
 PROFILES: dict[str, tuple[str, str]] = {"case-qwen": ("qwen-local", "qwen3.6-35b-a3b")}
 """Fixed, non-secret routing of each profile: (provider, model)."""
 
@@ -29,7 +31,7 @@ Codex CLI), or `both`."""
 RUNS_ROOT_VAR = "CTO_HARNESS_RUNS_ROOT"
 
 
-class ConfigError(Exception):
+class ConfigError(BadInput):
     """Bad configuration; the message names the variable or file and what to do."""
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.cli.main import build_parser
-from core.evidence.models import schemas
+from core.cli.schemas import schemas
 from tests.conftest import ROOT, Harness
 from tests.tui_fixtures import make_runs_root
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from core.cli.main import Parser
+from core.cli.common import Parser
 from core.evidence.models import EXIT_USAGE
 from core.evidence.runs import RunsRootError, find_run, list_run_dirs
 from core.settings import ConfigError, resolve

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from core.cli.main import UsageError, emit_json
-from core.cli.review import runs_root
+from core.cli.common import emit_json, runs_root
+from core.errors import UsageError
 from core.jobs.model import Job, JobConfig, JobSummary, JobTask, Trial
 from core.jobs.runner import JOB_NAME, JobLock, JobRunner, new_job, reconcile, write_job
 from core.jobs.summary import JobError, find_job, list_jobs, read_job

@@ -1,7 +1,8 @@
 """`cto-harness`: one subcommand per module, each registering itself with `register(sub)`.
 
-A command function returns the exit code. Bad input (ConfigError, UsageError) becomes a
-one-line message and exit 2, never a traceback.
+A command function returns the exit code. Bad input (core.errors.BadInput: ConfigError,
+UsageError, TaskError) becomes a one-line message and exit 2, any other error one redacted
+line and exit 4; never a traceback.
 """
 
 from __future__ import annotations
@@ -9,15 +10,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import json
 import logging
 import os
 import sys
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from core import __version__
-from core.evidence.models import EXIT_CODES, EXIT_USAGE, schemas
-from core.run.task import TaskError
+from core.cli.common import Parser, emit_json
+from core.errors import BadInput, HarnessError
+from core.evidence.models import EXIT_CODES, EXIT_USAGE
 from core.secrets.harden import harden_process
 from core.secrets.redact import RedactingFilter, Redactor
 from core.settings import ConfigError, resolve
@@ -27,9 +28,9 @@ COMMAND_MODULES = {
     "validate": "core.cli.review",
     "runs": "core.cli.review",
     "health": "core.cli.run_commands",
-    "gates": "core.planning.gates",
-    "readiness": "core.run.readiness",
-    "scan": "core.secrets.scan",
+    "gates": "core.cli.gates",
+    "readiness": "core.cli.readiness",
+    "scan": "core.cli.scan",
     "tasks": "core.cli.job_commands",
     "job": "core.cli.job_commands",
     "jobs": "core.cli.job_commands",
@@ -38,28 +39,9 @@ COMMAND_MODULES = {
 need not load the SOT parser), `--help` and a bad command load them all."""
 
 
-class UsageError(Exception):
-    """Bad arguments or input; the message says which and what to do."""
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse without abbreviations: `--dem` is a typo, never `--demo`. Subcommands'
-    parsers are made from this class too (add_subparsers copies the parser's class)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
-
-
-def emit_json(data: Any) -> None:
-    """One JSON document on stdout (CLI output is data others parse)."""
-    if hasattr(data, "model_dump"):
-        data = data.model_dump(mode="json")
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
-
-
 def _schema(args: argparse.Namespace) -> int:
+    from core.cli.schemas import schemas
+
     emit_json(schemas())
     return 0
 
@@ -73,7 +55,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # The list is the printed one itself, read only when `schema` is the command (building
     # the schemas costs every other command time for nothing).
-    names = ", ".join(schemas()) if command == "schema" else "see schema --help"
+    if command == "schema":
+        from core.cli.schemas import schemas
+
+        names = ", ".join(schemas())
+    else:
+        names = "see schema --help"
     schema = sub.add_parser(
         "schema", help="JSON Schema of every file the harness writes or reads",
         description=f"Print one JSON object: the JSON Schema of each file the harness writes "
@@ -96,16 +83,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (ConfigError, UsageError, TaskError) as exc:
-        print(f"cto-harness: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except HarnessError as exc:
+        if isinstance(exc, BadInput):
+            print(f"cto-harness: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        return _internal_error(exc)  # ours, but not the user's to fix: as any other failure
     except KeyboardInterrupt:
         print("cto-harness: cancelled", file=sys.stderr)
         return EXIT_CODES["cancelled"]
     except Exception as exc:  # last resort: one redacted line, never a traceback
-        print(f"cto-harness: internal error: {redact_known(f'{type(exc).__name__}: {exc}')}",
-              file=sys.stderr)
-        return EXIT_CODES["error"]
+        return _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> int:
+    """One redacted line naming the exception, exit 4 (the harness failed, not the input)."""
+    print(f"cto-harness: internal error: {redact_known(f'{type(exc).__name__}: {exc}')}",
+          file=sys.stderr)
+    return EXIT_CODES["error"]
 
 
 def entry() -> NoReturn:

@@ -7,26 +7,12 @@ import argparse
 import os
 from pathlib import Path
 
-from core.cli.main import UsageError, emit_json
+from core.cli.common import emit_json, root_was_chosen, runs_root
+from core.errors import UsageError
 from core.evidence.runs import RunsRootError, find_run, list_runs
 from core.evidence.validate import validate_run
-from core.settings import RUNS_ROOT_VAR, Resolved, resolve
+from core.settings import RUNS_ROOT_VAR
 from core.term import visible
-
-
-def root_was_chosen(args: argparse.Namespace) -> bool:
-    """Whether the user named the runs root (option or variable) rather than taking the
-    default, which a fresh clone has not created yet."""
-    return bool(args.runs_root or os.environ.get(RUNS_ROOT_VAR))
-
-
-def runs_root(args: argparse.Namespace, resolved: Resolved | None = None) -> Path:
-    """--runs-root, else CTO_HARNESS_RUNS_ROOT (or its default), as an absolute path (the
-    Case and the checks do not run in the folder it is relative to)."""
-    if args.runs_root:
-        return Path(args.runs_root).absolute()
-    return (resolved or resolve()).runs_root
-
 
 RUN_FILES = ("manifest.json", "trace.jsonl", "report.json")
 """What a run folder holds from its first moments: a folder with none of them is not a run."""

@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from core.cli.main import UsageError, emit_json
-from core.cli.review import runs_root
+from core.cli.common import emit_json, runs_root
+from core.errors import UsageError
 from core.evidence.validate import validate_run
 from core.run.readiness import check_readiness
 from core.run.runner import RunRequest, run_sync

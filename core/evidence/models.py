@@ -361,26 +361,6 @@ class Report(_Model):
     """`seq` and `hash` of the last trace line before the report: the chain it vouches for."""
 
 
-def schemas() -> dict[str, dict[str, Any]]:
-    """JSON Schema of the run-directory files, task.json and job.json, for other tools."""
-    return {
-        "manifest": Manifest.model_json_schema(),
-        "trace_event": TraceEvent.model_json_schema(),
-        "report": Report.model_json_schema(),
-        "relay_record": RelayRecord.model_json_schema(),
-        "readiness": Readiness.model_json_schema(),
-        **_other_schemas(),
-    }
-
-
-def _other_schemas() -> dict[str, dict[str, Any]]:
-    """The task folder's task.json and a job's job.json (their models import this one)."""
-    from core.jobs.model import Job
-    from core.run.task import Task
-
-    return {"task": Task.model_json_schema(), "job": Job.model_json_schema()}
-
-
 Verdict = Literal["ok", "failed", "not_applicable"]
 
 

@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 
 from pydantic import BaseModel
 
+from core.errors import HarnessError
 from core.evidence.extents import file_digest
 from core.evidence.models import GENESIS_HASH
 
@@ -74,7 +75,7 @@ def dump_json(data: BaseModel | dict[str, Any] | list[Any]) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
-class NotRegularFile(OSError):
+class NotRegularFile(OSError, HarnessError):
     """A run file that is a link, a FIFO, a folder: nothing the harness writes there."""
 
 

@@ -13,6 +13,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from core.errors import HarnessError
 from core.evidence.models import Manifest, RelayRecord, Report, TraceEvent
 from core.evidence.rundir import NotRegularFile, RunPaths, open_regular
 
@@ -53,7 +54,7 @@ class RunSummary(BaseModel):
     """Why a run is unreadable or interrupted, in words."""
 
 
-class Unreadable(Exception):
+class Unreadable(HarnessError):
     """A run file that exists but cannot be read as its model; the message names the file."""
 
 
@@ -62,7 +63,7 @@ class OutOfReach(Unreadable):
     corrupt one, it may be readable on the next look."""
 
 
-class RunsRootError(OSError):
+class RunsRootError(OSError, HarnessError):
     """The runs root is there but cannot be listed (a file, or not ours to read); the
     message names it and what to do. An OSError with the cause's errno, so callers that
     already catch OSError still do."""

@@ -16,6 +16,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from core.errors import HarnessError
 from core.evidence.models import Report
 from core.evidence.rundir import NotRegularFile, open_regular
 from core.evidence.runs import JOBS_FOLDER, process_start_ticks
@@ -36,7 +37,7 @@ MAX_JOB_BYTES = 64 << 20
 M = TypeVar("M", bound=BaseModel)
 
 
-class JobError(Exception):
+class JobError(HarnessError):
     """A job that cannot be found or read; the message names the folder or file."""
 
 

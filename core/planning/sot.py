@@ -33,6 +33,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from core.errors import HarnessError
+
 ITEM_ID = re.compile(r"[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*-\d+")
 """A work-item id: `CTO-WORK-030`, `ABC-12`."""
 
@@ -58,7 +60,7 @@ _LABEL_LINE = re.compile(r"^([A-Za-z][A-Za-z ]{0,40}):\s*(.*)$")
 _BULLET = re.compile(r"^[-*+](?:\s+(.*))?$")
 
 
-class SotError(Exception):
+class SotError(HarnessError):
     """A SOT file that cannot be read; the message starts with `file:line:`."""
 
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+from core.errors import HarnessError
+
 MAX_BODY = 64 << 20
 """A request body beyond this is refused (413): far above any chat request, even with
 images inline, and far below what would starve the harness of memory."""
@@ -127,7 +129,7 @@ def match_route(method: str, raw_path: bytes) -> Matched | Unmatched:
 
 
 # -- strict JSON ----------------------------------------------------------------------
-class BodyError(ValueError):
+class BodyError(ValueError, HarnessError):
     """A body the relay will not forward; the message says why, never quoting it."""
 
 

@@ -19,6 +19,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+from core.errors import HarnessError
 from core.evidence.models import ReadinessCheck
 from core.run.hosted import hosted_finding, hosted_name
 
@@ -42,7 +43,7 @@ TEMPLATE_MAX_FILES = 2000
 TEMPLATE_MAX_FILE_BYTES = 1 << 20
 
 
-class CaseConfigError(Exception):
+class CaseConfigError(HarnessError):
     """A Case setting is unusable or unsafe; the message is one line naming the variable."""
 
 

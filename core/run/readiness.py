@@ -7,10 +7,8 @@ error class, with any error text passed through the redactor.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,9 +25,7 @@ from core.settings import (
     CASE_API_VAR,
     CASE_APIS,
     ENDPOINT_VAR,
-    PROFILES,
     Resolved,
-    resolve,
     verifies_tls,
 )
 from core.term import visible
@@ -246,32 +242,3 @@ def check_readiness(
         provider=resolved.provider,
         model=resolved.model,
     )
-
-
-# -- CLI ------------------------------------------------------------------------------
-def render(readiness: Readiness) -> str:
-    """A plain table a person reads at a glance."""
-    width = max(len(c.name) for c in readiness.checks)
-    lines = [f"readiness of {readiness.provider}/{readiness.model}"]
-    for check in readiness.checks:
-        lines.append(f"  {check.name:<{width}}  {check.state:<7}  {check.detail}")
-    lines.append("ready" if readiness.ready else "blocked: fix the checks above that are not ok")
-    return visible("\n".join(lines))  # model ids and details come from the endpoint
-
-
-def _readiness_command(args: argparse.Namespace) -> int:
-    from core.cli.main import emit_json
-
-    readiness = check_readiness(resolve(args.profile))
-    if args.json:
-        emit_json(readiness)
-    else:
-        sys.stdout.write(render(readiness) + "\n")
-    return EXIT_READY if readiness.ready else EXIT_BLOCKED
-
-
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser("readiness", help="check config, Case binary, admission, endpoint")
-    parser.add_argument("--profile", default="case-qwen", choices=sorted(PROFILES))
-    parser.add_argument("--json", action="store_true", help="print the Readiness JSON")
-    parser.set_defaults(func=_readiness_command)

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from core.errors import BadInput
 from core.evidence.rundir import fresh_dir
 
 BUNDLED_TASKS_DIR = Path(__file__).parent / "tasks"
@@ -25,7 +26,7 @@ TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 """A task id names run folders (`<stamp>-<task>-<pid>`): letters, digits, `.`, `_`, `-`."""
 
 
-class TaskError(Exception):
+class TaskError(BadInput):
     """A task that cannot be found or read; the message names it and the file."""
 
 

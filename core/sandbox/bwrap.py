@@ -34,6 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.errors import HarnessError
 from core.sandbox.home import account_files
 from core.sandbox.paths import (
     SYSTEM_DIRS,
@@ -75,7 +76,7 @@ MINIMAL_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 the harness's, which may hold the secret."""
 
 
-class SandboxUnavailable(Exception):
+class SandboxUnavailable(HarnessError):
     """The sandbox cannot be set up here; the message says what the machine lacks."""
 
 

@@ -21,6 +21,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from core.errors import HarnessError
+
 SYSTEM_DIRS = ("/usr", "/etc", "/opt")
 """Bound read-only when present; /bin, /sbin and /lib* too (as the links they usually are)."""
 SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
@@ -32,7 +34,7 @@ SHIM_DIR = "shims"
 so `env NAME` lookups skip them, as they do folders the sandbox does not show."""
 
 
-class PathProblem(Exception):
+class PathProblem(HarnessError):
     """A folder cannot be bound; the message names it and why."""
 
 

@@ -9,7 +9,6 @@ too. The run's end scans its whole directory with it and scrubs what it finds, a
 
 from __future__ import annotations
 
-import argparse
 import codecs
 import contextlib
 import itertools
@@ -17,16 +16,15 @@ import os
 import secrets
 import stat
 import subprocess
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import HarnessError
 from core.evidence.extents import data_ranges, looks_sparse, read_ranges
-from core.evidence.models import EXIT_USAGE, LeakFinding, LeakPlace
+from core.evidence.models import LeakFinding, LeakPlace
 from core.evidence.rundir import atomic_write_bytes
 from core.secrets.redact import Redactor
-from core.term import visible
 
 SCRUB_MAX = 64 << 20
 """The largest file masked in place (held in memory a few times over while masked)."""
@@ -224,7 +222,7 @@ def _git(repo: Path, *args: str, data: bytes | None = None) -> bytes:
     return done.stdout
 
 
-class GitError(Exception):
+class GitError(HarnessError):
     def __init__(self, lines: list[str]) -> None:
         super().__init__(lines[0] if lines else "git failed")
 
@@ -258,67 +256,3 @@ def scan_git_index(repo: Path, redactor: Redactor) -> list[LeakFinding]:
         found += text_findings(shown, name, "name", redactor)
         found += findings(shown, [content], redactor)
     return found
-
-
-def _configured_redactor() -> Redactor | None:
-    from core.settings import resolve
-
-    named = resolve().secrets()
-    return Redactor(named) if named else None
-
-
-def _run(args: argparse.Namespace) -> int:
-    from core.cli.main import UsageError, emit_json
-
-    if not args.paths and not args.staged:
-        raise UsageError("scan: name at least one PATH, or --staged for the git index")
-    missing = [p for p in args.paths if not Path(p).exists()]
-    if missing:
-        raise UsageError(f"scan: no such file or directory: {missing[0]}")
-    redactor = _configured_redactor()
-    if redactor is None:
-        print("cto-harness: scan: no secret is configured, so there is nothing to look for; "
-              "set CTO_HARNESS_CASE_LOCAL_BASE_URL (or CTO_HARNESS_CASE_LOCAL_BASE_URL_FILE)",
-              file=sys.stderr)
-        return EXIT_USAGE
-    unread: list[str] = []
-    findings = scan_paths([Path(p) for p in args.paths], redactor, unread=unread)
-    unread = [redactor.redact(u) for u in unread]  # a folder's name can hold the secret
-    if args.staged:
-        try:
-            findings += scan_git_index(Path.cwd(), redactor)
-        except (GitError, OSError) as exc:
-            raise UsageError(f"scan --staged: git could not read the index here ({exc})") from None
-    if args.json:
-        emit_json({"clean": not findings and not unread, "forms": len(redactor.forms),
-                   "unmaskable_forms": redactor.unmaskable,
-                   "findings": [f.model_dump(mode="json") for f in findings],
-                   "unread": unread})
-    else:
-        for f in findings:
-            place = f"{f.file}:{f.line}" if f.where == "content" else (
-                f"{f.file} (in its {'name' if f.where == 'name' else 'link target'})")
-            print(visible(f"{place}: {f.secret} ({f.form})"))
-        for problem in unread:
-            print(visible(f"cto-harness scan: not scanned: {problem}"), file=sys.stderr)
-        print(f"cto-harness scan: {len(findings)} leak(s) found" if findings
-              else f"cto-harness scan: {len(unread)} path(s) could not be read, so not proven "
-                   "clean" if unread
-              else f"cto-harness scan: clean ({len(redactor.forms)} forms looked for)",
-              file=sys.stderr)
-    return 1 if findings or unread else 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "scan", help="look for every form of the configured secrets in files or the git index",
-        description="Exit 1 when any form of the endpoint or API key is found in a file's "
-                    "bytes (file:line), a file or folder name, or a link's target text "
-                    "(with the secret and form, never the value), or when a file or folder "
-                    "cannot be read (named: not proven clean); 0 when clean, 2 on bad "
-                    "input.")
-    parser.add_argument("paths", nargs="*", metavar="PATH", help="files or directories")
-    parser.add_argument("--staged", action="store_true",
-                        help="scan the blobs staged in the git index (a pre-commit hook)")
-    parser.add_argument("--json", action="store_true", help="findings as JSON")
-    parser.set_defaults(func=_run)

