@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Harness, missing_machinery
+from tests.support.harness import ROOT, Harness, missing_machinery
 
 HOOK = """
 import json, os, sys

@@ -1,0 +1,1 @@
+"""Tests of core/cli: the command line as a real process, its parser and its help."""

@@ -1,0 +1,1 @@
+"""Tests of core/planning: the source-of-truth parser and the gates."""

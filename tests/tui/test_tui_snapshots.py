@@ -1,0 +1,185 @@
+"""Snapshots (pytest-textual-snapshot) of every screen and dialog, over fixture runs with
+fixed ids and timestamps. Update after an intended change with `--snapshot-update`."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable, TabbedContent
+
+from core.settings import resolve
+from tests.support.tui_fixtures import make_runs_root
+from tui.app import Dashboard
+from tui.screens.detail import RunDetailScreen
+from tui.screens.dialogs import QuitScreen
+from tui.widgets.case_log import CaseLog
+from tui.widgets.runs_table import RunsTable
+from tui.widgets.status_panel import StatusPanel
+
+Settle = Callable[[Pilot], Awaitable[None]]
+
+
+@pytest.fixture(params=[(80, 24), (160, 48)], ids=["80x24", "160x48"])
+def size(request: pytest.FixtureRequest) -> tuple[int, int]:
+    """Every screen at the smallest terminal it must stay usable in, and a large one."""
+    return request.param
+
+
+@pytest.fixture
+def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """The fixture runs under ./runs (a relative root, so no temp path is on screen)."""
+    for name in list(os.environ):
+        if name.startswith("CTO_HARNESS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return make_runs_root(Path("runs"))
+
+
+def app_for(run: Path | None = None, root: str = "runs") -> Dashboard:
+    return Dashboard(Path(root), run_id=run.name if run else None, resolved=resolve())
+
+
+async def until(pilot: Pilot, ready: Callable[[], object], timeout: float = 8.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline, "the screen never settled"
+        await pilot.pause(0.05)
+
+
+def live_settled(guard_state: str) -> Settle:
+    async def settle(pilot: Pilot) -> None:
+        app = pilot.app
+        await until(pilot, lambda: app.screen.query_one("#guard", StatusPanel).panel.state
+                    == guard_state and app.screen.view.report is not None)  # type: ignore[attr-defined]
+        await until(pilot, lambda: app.screen.query_one(CaseLog).lines)
+        await pilot.pause(0.1)
+    return settle
+
+
+def test_live_before_any_run(snap_compare, size, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    for name in list(os.environ):
+        if name.startswith("CTO_HARNESS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+    async def settle(pilot: Pilot) -> None:
+        panel = pilot.app.screen.query_one("#readiness", StatusPanel)
+        await until(pilot, lambda: panel.panel.state == "blocked")
+
+    assert snap_compare(app_for(root="no-runs-yet"), terminal_size=size, run_before=settle)
+
+
+def test_live_passed(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(app_for(runs["passed"]), terminal_size=size,
+                        run_before=live_settled("clear"))
+
+
+def test_live_tripped(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(app_for(runs["tripped"]), terminal_size=size,
+                        run_before=live_settled("tripped"))
+
+
+def test_live_blocked(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
+    async def settle(pilot: Pilot) -> None:
+        await until(pilot, lambda: pilot.app.screen.view.report is not None)  # type: ignore[attr-defined]
+        await pilot.pause(0.1)
+
+    assert snap_compare(app_for(runs["blocked"]), terminal_size=size, run_before=settle)
+
+
+async def runs_loaded(pilot: Pilot) -> None:
+    await pilot.press("2")
+    table = pilot.app.screen.query_one(RunsTable)
+    await until(pilot, lambda: table.row_count == 7)
+
+
+def test_runs(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(app_for(runs["passed"]), terminal_size=size, run_before=runs_loaded)
+
+
+def test_runs_filtered(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
+    async def settle(pilot: Pilot) -> None:
+        await runs_loaded(pilot)
+        await pilot.press("slash", *"failed", "enter")
+        await until(pilot, lambda: pilot.app.screen.query_one(RunsTable).row_count == 2)
+
+    assert snap_compare(app_for(runs["passed"]), terminal_size=size, run_before=settle)
+
+
+def detail(run: str, tab: str) -> Callable[[dict[str, Path]], Settle]:
+    def make(runs: dict[str, Path]) -> Settle:
+        async def settle(pilot: Pilot) -> None:
+            await pilot.app.push_screen(RunDetailScreen(runs[run].resolve()))
+            screen = pilot.app.screen
+            assert isinstance(screen, RunDetailScreen)
+            await until(pilot, lambda: screen.record.validation is not None)
+            screen.query_one(TabbedContent).active = tab
+            if tab == "trace":
+                await until(pilot, lambda: screen.query_one("#trace-table", DataTable).row_count)
+            await pilot.pause(0.2)
+        return settle
+    return make
+
+
+@pytest.mark.parametrize(("run", "tab"), [
+    ("passed", "summary"), ("passed", "trace"), ("passed", "log"), ("tripped", "relay"),
+    ("passed", "baseline"), ("corrupt", "summary"), ("passed", "files"),
+])
+def test_run_detail(snap_compare, size, runs, run: str, tab: str) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(app_for(runs["passed"]), terminal_size=size,
+                        run_before=detail(run, tab)(runs))
+
+
+def test_live_stages_shown(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
+    """`s`: at 80 columns the folded stages take the log's place; at 160 they fold away."""
+    assert snap_compare(app_for(runs["passed"]), terminal_size=size, press=["s"],
+                        run_before=live_settled("clear"))
+
+
+def test_help(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(app_for(runs["passed"]), terminal_size=size, press=["question_mark"],
+                        run_before=live_settled("clear"))
+
+
+def test_retry_dialog(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(app_for(runs["failed"]), terminal_size=size, press=["r"],
+                        run_before=live_settled("clear"))
+
+
+def test_endpoint_dialog_masks_what_is_typed(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(app_for(runs["passed"]), terminal_size=size,
+                        press=["e", *"http://10.1.2.3:8000/v1"],
+                        run_before=live_settled("clear"))
+
+
+def test_quit_dialog(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
+    async def settle(pilot: Pilot) -> None:
+        await live_settled("clear")(pilot)
+        pilot.app.push_screen(QuitScreen(1))
+
+    assert snap_compare(app_for(runs["passed"]), terminal_size=size, run_before=settle)
+
+
+def test_work_items(snap_compare, size, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from tests.tui.test_work_items_screen import SEED
+    from tui.screens.work_items import WorkItemsScreen
+
+    for name in list(os.environ):
+        if name.startswith("CTO_HARNESS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    Path("sot.md").write_bytes(SEED.read_bytes())
+    app = Dashboard(Path("no-runs-yet"), resolved=resolve(), sot=Path("sot.md"))
+
+    async def settle(pilot: Pilot) -> None:
+        await pilot.press("3")
+        await until(pilot, lambda: isinstance(pilot.app.screen, WorkItemsScreen)
+                    and pilot.app.screen.report is not None)
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=size, run_before=settle)

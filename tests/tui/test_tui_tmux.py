@@ -1,0 +1,79 @@
+"""The installed `cto-harness-tui` in a real terminal (tmux): keys in, screen read back."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.harness import missing_machinery
+from tests.support.tui_fixtures import make_runs_root
+
+pytestmark = pytest.mark.tmux
+TUI = Path(sys.executable).parent / "cto-harness-tui"
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True,
+                          timeout=10).stdout
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Iterator[str]:
+    if shutil.which("tmux") is None:
+        missing_machinery("tmux is not installed: the real-terminal test cannot run here")
+    if not TUI.exists():
+        missing_machinery(f"{TUI} is not installed (run `uv sync`)")
+    runs = make_runs_root(tmp_path / "runs")
+    name = f"cto-tui-{os.getpid()}"
+    # COLUMNS/LINES (set in the test process by a plugin) would pin the app at 80x24.
+    env = " ".join(f"-u {n}" for n in (*os.environ, "COLUMNS", "LINES")
+                   if n.startswith("CTO_HARNESS_") or n in ("COLUMNS", "LINES"))
+    command = (f"env {env} TERM=xterm-256color {TUI} --runs-root {tmp_path / 'runs'} "
+               f"--run {runs['passed'].name}; echo EXITED $?; sleep 60")
+    tmux("new-session", "-d", "-s", name, "-x", "140", "-y", "40", command)
+    try:
+        yield name
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True, timeout=10)
+
+
+def screen_shows(session: str, *words: str, timeout: float = 15.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        text = tmux("capture-pane", "-p", "-t", session)
+        if all(w in text for w in words):
+            return text
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{words} not on screen:\n{text}")
+        time.sleep(0.2)
+
+
+def keys(session: str, *names: str) -> None:
+    tmux("send-keys", "-t", session, *names)
+
+
+def test_installed_dashboard_in_a_real_terminal(session: str) -> None:
+    live = screen_shows(session, "Readiness", "Fallback guard", "3 requests, all qwen3.6-35b-a3b")
+    assert "\x1b" not in live and "pwned" not in live
+    keys(session, "2")
+    runs = screen_shows(session, "interrupted", "unreadable", "tripped", "7 shown")
+    assert runs.index("interrupted") < runs.index("passed"), "newest first"
+    keys(session, "/")
+    time.sleep(0.3)  # focus moves to the filter on the next frame
+    keys(session, "blocked", "Enter")
+    screen_shows(session, "1 shown")
+    keys(session, "Enter")
+    screen_shows(session, "Summary", "Evidence (cto-harness validate)", "endpoint_config_supplied")
+    keys(session, "Escape", "Escape", "?")
+    screen_shows(session, "Keys", "retry the selected or current run")
+    keys(session, "Escape")
+    time.sleep(0.3)
+    keys(session, "q")
+    screen_shows(session, "EXITED 0")
