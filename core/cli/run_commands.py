@@ -16,8 +16,9 @@ from pydantic import BaseModel
 from core.cli.common import emit_json, runs_root
 from core.errors import UsageError
 from core.evidence.validate import validate_run
+from core.run.launch import RunRequest
 from core.run.readiness import check_readiness
-from core.run.runner import RunRequest, run_sync
+from core.run.runner import run_sync
 from core.settings import PROFILES, resolve
 from core.term import visible
 

@@ -18,6 +18,7 @@ AdmissionStatus = Literal[
 GuardState = Literal["armed", "clear", "tripped", "unproven"]
 Engine = Literal["case", "fake"]
 CaseNetwork = Literal["isolated", "host"]
+BaselineStatus = Literal["passed", "failed", "error", "skipped", "timed_out"]
 LeakPlace = Literal["content", "name", "link_target"]
 
 EVENTS: tuple[str, ...] = (
@@ -196,9 +197,16 @@ class CheckCounts(_Model):
     ran: bool = False
     detail: str = ""
 
+    @property
+    def all_passed(self) -> bool:
+        """The checks ran, there were some, and every one passed: the one meaning of "the
+        checks passed" (the verdict, the baseline, the comparison and the dashboard use it).
+        A property, not a field: the report's JSON is unchanged."""
+        return self.ran and self.total > 0 and self.passed == self.total
+
 
 class BaselineOutcome(_Model):
-    status: Literal["passed", "failed", "error", "skipped", "timed_out"]
+    status: BaselineStatus
     exit_code: int | None = None
     checks: CheckCounts = Field(default_factory=CheckCounts)
 

@@ -294,8 +294,7 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
         table.add_column(f"real ({report.engine})")
         table.add_column("fake baseline")
         base, checks = report.baseline, report.checks
-        real_status = "passed" if checks.ran and checks.total and checks.passed == checks.total \
-            else "failed"
+        real_status = "passed" if checks.all_passed else "failed"
         table.add_row("outcome", Text(real_status, style=STATUS_STYLE.get(real_status, "")),
                       Text(base.status, style=STATUS_STYLE.get(base.status, "")))
         table.add_row("exit code", exit_code(report.case_exit_code), exit_code(base.exit_code))
