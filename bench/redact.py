@@ -114,7 +114,7 @@ def main() -> int:
         size = synthetic_log(src, args.size_mb * 1_000_000, redactor)
         print(f"{size / 1e6:.0f} MB synthetic log, {len(redactor.forms)} forms of the endpoint, "
               f"{CHUNK // 1024} KiB chunks, prefilter: "
-              f"{'hyperscan' if redactor._prefilter() is not None else 'regex'}")
+              f"{redactor.prefilter}")
         throughput(redactor, src, dst, size)
         latency(redactor, src)
     return 0

@@ -20,7 +20,8 @@ from core.cli.common import Parser, emit_json
 from core.errors import BadInput, HarnessError
 from core.evidence.models import EXIT_CODES, EXIT_USAGE
 from core.secrets.harden import harden_process
-from core.secrets.redact import RedactingFilter, Redactor
+from core.secrets.logfilter import RedactingFilter
+from core.secrets.redact import Redactor
 from core.settings import ConfigError, resolve
 
 COMMAND_MODULES = {

@@ -36,7 +36,7 @@ def findings(name: str, chunks: Iterable[bytes], redactor: Redactor) -> Iterator
     """Scan a file's bytes in pieces that overlap by the longest form, counting lines;
     invalid UTF-8 reads as U+FFFD, as the redactor's streams write it."""
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
-    overlap = redactor._max_span
+    overlap = redactor.max_span
     carry, line, offset, covered = b"", 1, 0, 0
     for raw in itertools.chain(chunks, [None]):  # lazily: a file may be larger than memory
         text = decoder.decode(raw, final=False) if raw is not None else decoder.decode(b"", True)

@@ -15,7 +15,10 @@ from urllib.parse import quote
 
 import pytest
 
-from core.secrets.redact import MIN_FORM_LEN, PREFILTER_MIN, RedactingFilter, Redactor
+from core.secrets.forms import MIN_FORM_LEN
+from core.secrets.logfilter import RedactingFilter
+from core.secrets.matcher import PREFILTER_MIN
+from core.secrets.redact import Redactor
 from tests.support.secret_forms import survivors
 
 

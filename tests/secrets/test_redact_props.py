@@ -11,7 +11,8 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from core.secrets.redact import PREFILTER_MIN, Redactor
+from core.secrets.matcher import PREFILTER_MIN
+from core.secrets.redact import Redactor
 from tests.support.secret_forms import survivors
 
 LABEL = st.text(string.ascii_lowercase + string.digits, min_size=1, max_size=8)
