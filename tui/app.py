@@ -31,7 +31,7 @@ from core.evidence.runs import RunsRootError, list_run_dirs
 from core.run.readiness import check_readiness
 from core.settings import Resolved
 from tui.failures import ReportsWorkerErrors
-from tui.launcher import ChildRun, RunRequest
+from tui.launcher import ChildRun, ChildRunRequest
 from tui.redaction import display_redactor
 from tui.run_control import RunControl
 from tui.screens.dialogs import EndpointScreen
@@ -136,7 +136,7 @@ class Dashboard(RunControl, ReportsWorkerErrors, App[None]):
         self._watch_root()
         self._check_readiness()
         if self.demo:
-            self._start(RunRequest(demo=True))
+            self._start(ChildRunRequest(demo=True))
         self.call_after_refresh(self._build_screens)
 
     # -- screens ---------------------------------------------------------------------

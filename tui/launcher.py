@@ -19,13 +19,14 @@ from typing import IO
 from pydantic import SecretStr
 
 from core.evidence.models import Manifest
-from core.evidence.runs import harness_alive
 from core.settings import ENDPOINT_VAR
 
 
 @dataclass(frozen=True)
-class RunRequest:
-    """What to run: the fields a retry copies from the run it retries."""
+class ChildRunRequest:
+    """What the dashboard asks a `cto-harness run` child process for: the fields a retry
+    copies from the run it retries, as the child's command line. Not `core`'s `RunRequest`
+    (an in-process run's every parameter): the dashboard never runs a Case itself."""
 
     task: str = "r1-string-slugify"
     engine: str = "case"
@@ -34,7 +35,7 @@ class RunRequest:
     retry_of: str | None = None
 
     @classmethod
-    def retry(cls, manifest: Manifest) -> RunRequest:
+    def retry(cls, manifest: Manifest) -> ChildRunRequest:
         # a task from the user's folder is retried from that folder (its id alone would be
         # looked up among the bundled tasks)
         return cls(task=manifest.task_folder or manifest.task, engine=manifest.engine,
@@ -55,7 +56,7 @@ class RunRequest:
 class ChildRun:
     """A `cto-harness run` the dashboard started."""
 
-    request: RunRequest
+    request: ChildRunRequest
     process: subprocess.Popen[bytes]
     runs_root: Path
     output: IO[bytes] = field(repr=False)
@@ -95,7 +96,7 @@ class ChildRun:
         self.output.close()
 
 
-def start_run(request: RunRequest, runs_root: Path, endpoint: SecretStr | None) -> ChildRun:
+def start_run(request: ChildRunRequest, runs_root: Path, endpoint: SecretStr | None) -> ChildRun:
     env = dict(os.environ)
     if endpoint is not None:  # typed into the dashboard: it, not a file, is meant
         env[ENDPOINT_VAR] = endpoint.get_secret_value()
@@ -105,14 +106,3 @@ def start_run(request: RunRequest, runs_root: Path, endpoint: SecretStr | None) 
                                stdout=output, stderr=subprocess.STDOUT,
                                start_new_session=True)
     return ChildRun(request=request, process=process, runs_root=runs_root, output=output)
-
-
-def cancel_elsewhere(manifest: Manifest) -> bool:
-    """SIGINT a run started by another process, if its harness is still that process."""
-    if not harness_alive(manifest):
-        return False
-    try:
-        os.kill(manifest.harness_pid, signal.SIGINT)
-    except ProcessLookupError:
-        return False
-    return True

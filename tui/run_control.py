@@ -10,8 +10,14 @@ from typing import TYPE_CHECKING
 
 from textual import work
 
-from core.evidence.runs import Unreadable, harness_alive, load_manifest, load_report
-from tui.launcher import ChildRun, RunRequest, cancel_elsewhere, start_run
+from core.evidence.runs import (
+    Unreadable,
+    cancel_harness,
+    harness_alive,
+    load_manifest,
+    load_report,
+)
+from tui.launcher import ChildRun, ChildRunRequest, start_run
 from tui.screens.dialogs import ConfirmScreen, QuitChoice, QuitScreen
 from tui.terminal_text import safe
 
@@ -53,7 +59,7 @@ class CancelTarget:
 class RunControl:
     """Mixed into the Dashboard (self is the app)."""
 
-    def _start(self: Dashboard, request: RunRequest) -> None:
+    def _start(self: Dashboard, request: ChildRunRequest) -> None:
         try:
             child = start_run(request, self.runs_root, self.endpoint)
         except OSError as exc:
@@ -91,7 +97,7 @@ class RunControl:
     def action_retry(self: Dashboard) -> None:
         run_dir = self._selected_run()
         if run_dir is None:
-            request = RunRequest()
+            request = ChildRunRequest()
             question = (f"No run yet. Start {request.task} with engine {request.engine}, "
                         f"profile {request.profile}?")
         else:
@@ -104,7 +110,7 @@ class RunControl:
                 self.notify(f"cannot retry {run_dir.name}: it has no manifest.json",
                             severity="error")
                 return
-            request = RunRequest.retry(manifest)
+            request = ChildRunRequest.retry(manifest)
             question = safe(f"Retry {manifest.task} (engine {manifest.engine}, profile "
                             f"{manifest.profile}{', demo endpoint' if manifest.demo else ''}) "
                             f"as a new run with retry_of {manifest.run_id}?")
@@ -135,7 +141,7 @@ class RunControl:
                 target.child.cancel()
             else:
                 manifest = load_manifest(target.run_dir) if target.run_dir else None
-                if manifest is None or not cancel_elsewhere(manifest):
+                if manifest is None or not cancel_harness(manifest):
                     self.notify(f"{target.name}: its harness is already gone",
                                 severity="warning")
                     return

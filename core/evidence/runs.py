@@ -7,9 +7,10 @@ Readers never trust a file: a missing, partial or corrupt one becomes a state th
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -155,7 +156,18 @@ def process_start_ticks(pid: int) -> int | None:
     return int(stat.rsplit(")", 1)[1].split()[19])
 
 
-def harness_alive(manifest: Manifest) -> bool:
+class HarnessOwned(Protocol):
+    """What a run's manifest and a job's file both say of the harness process that owns
+    them: its pid and its start time (so a pid reused by another process is not it)."""
+
+    @property
+    def harness_pid(self) -> int: ...
+
+    @property
+    def harness_start_ticks(self) -> int | None: ...
+
+
+def harness_alive(manifest: HarnessOwned) -> bool:
     if manifest.harness_pid <= 0:  # 0 and -N would ask about whole process groups
         return False
     try:
@@ -167,6 +179,19 @@ def harness_alive(manifest: Manifest) -> bool:
     if manifest.harness_start_ticks is None:
         return True
     return process_start_ticks(manifest.harness_pid) == manifest.harness_start_ticks
+
+
+def cancel_harness(owned: HarnessOwned) -> bool:
+    """SIGINT the harness of a run or a job started by another process, as Ctrl-C would
+    (it ends its Cases and writes cancelled reports); False when that harness is already
+    gone (or its pid is another process's now)."""
+    if not harness_alive(owned):
+        return False
+    try:
+        os.kill(owned.harness_pid, signal.SIGINT)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def list_run_dirs(root: Path) -> list[Path]:

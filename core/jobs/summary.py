@@ -8,7 +8,6 @@ Readers never trust a file: a corrupt job.json is a row that says so, never an e
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from math import comb
 from pathlib import Path
@@ -258,18 +257,6 @@ def job_signature(job_dir: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_mtime_ns, st.st_size
-
-
-def cancel_job(job: Job | JobHead) -> bool:
-    """SIGINT a running job's harness, as Ctrl-C would (every trial in flight then writes
-    its cancelled report); False when that harness is already gone."""
-    if not job_alive(job):
-        return False
-    try:
-        os.kill(job.harness_pid, signal.SIGINT)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def resume_argv(job_dir: Path, runs_root: Path, retry_errors: bool = True) -> list[str]:

@@ -123,14 +123,14 @@ def test_the_dashboards_retry_of_a_user_task_finds_its_folder(harness: Harness,
     import subprocess
 
     from core.evidence.runs import load_manifest
-    from tui.launcher import RunRequest
+    from tui.launcher import ChildRunRequest
 
     user_task(tmp_path / "mine", "my-slug")
     _, first = harness.run_json("run", "--tasks", str(tmp_path / "mine"), "--task", "my-slug",
                                 "--no-baseline")
     manifest = load_manifest(Path(first["run_dir"]))
     assert manifest is not None
-    argv = RunRequest.retry(manifest).argv(harness.runs_root)
+    argv = ChildRunRequest.retry(manifest).argv(harness.runs_root)
     proc = subprocess.run([*argv, "--no-baseline", "--json"], env=harness.env,
                           capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).parents[2])

@@ -25,7 +25,7 @@ from tests.support.harness import unprivileged
 from tests.support.tui_fixtures import CASE_LOG, make_running, make_runs_root, run_id
 from tui.app import Dashboard
 from tui.cli import build_app
-from tui.launcher import ChildRun, RunRequest
+from tui.launcher import ChildRun, ChildRunRequest
 from tui.messages import RunGrew
 from tui.screens.detail import RunDetailScreen
 from tui.screens.dialogs import ConfirmScreen, EndpointScreen, QuitScreen
@@ -361,7 +361,7 @@ async def test_ctrl_q_and_the_palettes_quit_ask_while_a_run_started_here_goes(
     app = dashboard(runs["passed"].parent)
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     output = tempfile.TemporaryFile()  # noqa: SIM115 - the child's, closed by child.close()
-    child = ChildRun(RunRequest(), process, runs["passed"].parent, output)
+    child = ChildRun(ChildRunRequest(), process, runs["passed"].parent, output)
     try:
         async with app.run_test(size=SIZE) as pilot:
             app.started_runs.append(child)

@@ -17,7 +17,7 @@ from core.settings import resolve
 from tests.support.tui_fixtures import FixtureRun, make_running, make_runs_root, run_id, stage2
 from tests.tui.test_tui_app import SIZE, until
 from tui.app import Dashboard
-from tui.launcher import ChildRun, RunRequest
+from tui.launcher import ChildRun, ChildRunRequest
 from tui.screens.detail import RunDetailScreen
 from tui.screens.dialogs import ConfirmScreen
 from tui.widgets.case_log import CaseLog
@@ -77,7 +77,8 @@ def sleeper() -> ChildRun:
         "import signal, time; signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
         "signal.signal(signal.SIGINT, signal.default_int_handler); time.sleep(60)")])
     output = tempfile.TemporaryFile()  # noqa: SIM115 - closed by child.close()
-    return ChildRun(RunRequest(), process, Path(tempfile.gettempdir()) / "no-such-root", output)
+    return ChildRun(ChildRunRequest(), process, Path(tempfile.gettempdir()) / "no-such-root",
+                    output)
 
 
 async def test_cancel_right_after_a_start_cancels_the_run_starting(

@@ -19,11 +19,11 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
+from core.evidence.runs import cancel_harness
 from core.jobs.model import Job, JobHead
 from core.jobs.summary import (
     JobError,
     JobRow,
-    cancel_job,
     job_row,
     job_signature,
     list_job_dirs,
@@ -231,7 +231,7 @@ class JobsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
             return
 
         def answered(yes: bool | None) -> None:
-            if yes and cancel_job(job):
+            if yes and cancel_harness(job):
                 self.notify(f"cancelling {job.job_id}: its trials write cancelled reports")
             elif yes:
                 self.notify(f"{job.job_id}: its harness is already gone", severity="warning")
