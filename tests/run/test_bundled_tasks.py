@@ -19,9 +19,9 @@ from core.run.checks import run_checks
 from core.run.task import BUNDLED_TASKS_DIR, Task, available, load_task
 from core.standins.demo import demo_responder
 from core.standins.refcase import parse_file_blocks, task_prompt, workspace_files, write_blocks
-from tests.support.harness import Harness
+from tests.support.harness import ROOT, Harness
 
-SOLUTIONS = Path(__file__).parent / "task_solutions"
+SOLUTIONS = ROOT / "tests" / "task_solutions"
 TASKS = available()
 DEMO_ANSWERS_RIGHT = {
     "r1-string-slugify", "r2-fix-roman-numerals", "r3-docstring-median",
