@@ -127,7 +127,11 @@ class RelayRecord(_Model):
     latency_ms: float
     stream: bool = False
     refused: str | None = None
-    """Why the relay refused it (wrong model, bad token), or None when forwarded."""
+    """Why the relay refused it (wrong model, bad token, a field it does not forward), or
+    None when forwarded."""
+    foreign: bool = False
+    """It did not carry the run's token: not the Case's request but another local
+    process's (the relay's TCP door, open only when the sandbox is off). Fails the run."""
     error: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
