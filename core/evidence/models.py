@@ -12,6 +12,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 RunStatus = Literal["passed", "failed", "blocked", "error", "cancelled", "timed_out"]
+FailureClass = Literal["agent", "limit", "infrastructure", "verifier", "policy"]
+"""Whose fault a run that did not pass was (core/run/outcome.py decides it): `agent` (its
+answer failed the checks, it exited non-zero, it timed out), `limit` (it hit its memory,
+process or disk limit), `infrastructure` (the sandbox, the endpoint, the harness, or a run
+stopped before its verdict), `verifier` (the checks or the baseline could not judge it),
+`policy` (the guard tripped, a leak, a request the relay refused). Only `agent` failures
+count against pass@k; only `infrastructure` is retried."""
+FAILURE_CLASSES: tuple[FailureClass, ...] = ("agent", "limit", "infrastructure", "verifier",
+                                             "policy")
 AdmissionStatus = Literal[
     "admitted", "not_admitted", "pending", "revoked", "expired", "missing_file", "invalid_file"
 ]
@@ -163,6 +172,9 @@ class RelayTotals(_Model):
     forwarded: int = 0
     refused: int = 0
     errors: int = 0
+    upstream_failures: int = 0
+    """Forwarded requests the upstream did not answer (unreachable, or a 5xx): the
+    endpoint's failure, not the Case's."""
     models_seen: list[str] = Field(default_factory=list)
     """The models the upstream said answered; a model only asked for is not one."""
     prompt_tokens: int | None = None
@@ -181,6 +193,7 @@ class RelayTotals(_Model):
             forwarded=sum(1 for r in records if not r.refused),
             refused=sum(1 for r in records if r.refused),
             errors=sum(1 for r in records if r.error or r.status >= 400),
+            upstream_failures=sum(1 for r in records if not r.refused and r.status >= 500),
             models_seen=sorted({r.model_answered for r in records if r.model_answered}),
             prompt_tokens=_known_sum(r.prompt_tokens for r in records),
             completion_tokens=_known_sum(r.completion_tokens for r in records),
@@ -271,6 +284,17 @@ class CaseSandbox(_Model):
     """The Case's: only the relay, nothing, or the host's (sandbox off). The checks and
     the baseline never have any network in the sandbox."""
     limits: dict[str, int] = Field(default_factory=dict)
+    """The limits in force for the Case, its checks and the baseline: `nproc`
+    (RLIMIT_NPROC), `memory_bytes`, `pids`, `disk_bytes` (workspace + home, watched;
+    RLIMIT_FSIZE), `tmp_bytes` (the sandbox's /tmp tmpfs)."""
+    limits_mode: Literal["cgroup-v1", "cgroup-v2", "off"] | None = None
+    """How memory and processes were bounded: a cgroup per run (v1 or v2), or `off`
+    (CTO_HARNESS_CASE_LIMITS=off, never evidence for a model). None: a report from before
+    limits, or a run blocked before they were set up."""
+    limits_detail: str = ""
+    limits_hit: list[str] = Field(default_factory=list)
+    """Each limit a process of the run reached, named (`memory: ...`, `pids: ...`,
+    `disk: ...`)."""
     detail: str = ""
 
 
@@ -331,6 +355,9 @@ class Report(_Model):
     stage: int
     """The last stage reached: 1 preflight, 2 the Case's run on the task."""
     stage2_passed: bool
+    failure_class: FailureClass | None = None
+    """Whose fault it was, on every run that did not pass (None when it passed, and in
+    reports from before the field)."""
     reasons: list[str] = Field(default_factory=list)
     task: str
     engine: Engine
