@@ -58,6 +58,8 @@ class HarnessSettings(BaseSettings):
     case_stdin: str | None = None
     case_home_template: str | None = None
     case_api: str | None = None
+    relay_max_n: str | None = None
+    relay_remote_media: str | None = None
 
 
 def _read_secret_file(var: str, path: str) -> tuple[SecretStr | None, str | None]:
@@ -121,6 +123,11 @@ class Resolved:
     """CTO_HARNESS_CASE_HOME_TEMPLATE: a folder copied into the run's private HOME."""
     case_api: str = "chat"
     """One of CASE_APIS, as given (readiness judges a bad value, naming the variable)."""
+    relay_max_n: int = 1
+    """CTO_HARNESS_RELAY_MAX_N: the most answers (`n`, `best_of`) one request may ask for."""
+    relay_remote_media: bool = False
+    """CTO_HARNESS_RELAY_REMOTE_MEDIA=allow: image/file parts may name a URL or file id to
+    fetch (the default forwards only inline `data:` media)."""
 
     @property
     def endpoint_usable(self) -> bool:
@@ -205,7 +212,27 @@ def resolve(profile: str = "case-qwen") -> Resolved:
         case_home_template=Path(settings.case_home_template).expanduser()
         if settings.case_home_template else None,
         case_api=(settings.case_api or "chat").strip().lower(),
+        relay_max_n=_max_n(settings.relay_max_n),
+        relay_remote_media=_remote_media(settings.relay_remote_media),
     )
+
+
+def _max_n(value: str | None) -> int:
+    if value is None or not value.strip():
+        return 1
+    text = value.strip()
+    if not text.isdigit() or not 1 <= int(text) <= 128:
+        raise ConfigError("CTO_HARNESS_RELAY_MAX_N must be a whole number from 1 to 128 "
+                          "(the most answers one request may ask for); unset it for 1")
+    return int(text)
+
+
+def _remote_media(value: str | None) -> bool:
+    text = (value or "refuse").strip().lower()
+    if text not in ("allow", "refuse"):
+        raise ConfigError("CTO_HARNESS_RELAY_REMOTE_MEDIA must be `allow` or `refuse` (the "
+                          "default: image/file parts must carry their data inline)")
+    return text == "allow"
 
 
 def _has_userinfo(endpoint: SecretStr) -> bool:

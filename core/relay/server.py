@@ -28,6 +28,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from core.evidence.models import RelayRecord
+from core.relay.bodies import BodyRules, judge_body
 from core.relay.ledger import Ledger, Pending
 from core.relay.loopback import LoopbackServer
 from core.relay.passage import (
@@ -84,6 +85,7 @@ class Relay:
         timeout: httpx.Timeout = UPSTREAM_TIMEOUT,
         uds: Path | None = None,
         load: Load | None = None,
+        rules: BodyRules | None = None,
     ) -> None:
         self._upstream = upstream
         self._api_key = api_key
@@ -92,6 +94,7 @@ class Relay:
         self._redact = redact
         self._timeout = timeout
         self._load = load or Load()
+        self._rules = rules or BodyRules()
         self._client: httpx.AsyncClient | None = None
         self._server = LoopbackServer(self._asgi, uds=uds, connection_limit=CONNECTION_LIMIT)
         self.ledger = Ledger(ledger, redact, on_record)
@@ -244,6 +247,8 @@ class Relay:
             problem = f"{route.method} /v1/{route.path} takes no body"
         elif route.body and problem is None and asked is None:
             problem = f"the body names no model; only {self.model!r} is admitted"
+        elif route.body and problem is None and parsed is not None and parsed.data is not None:
+            problem = judge_body(route.path, parsed.data, self._rules)
         if problem is not None:
             return self.ledger.refuse(pending, 400, problem, "invalid_request_error")
         return None

@@ -35,6 +35,7 @@ from core.evidence.models import (
 )
 from core.evidence.rundir import artifact_hashes, fresh_dir, utcnow
 from core.evidence.runs import process_start_ticks
+from core.relay.bodies import BodyRules
 from core.relay.server import Relay
 from core.run.admission import check_admission
 from core.run.caseconf import CaseConfigError, seed_home
@@ -263,7 +264,9 @@ class Runner:
         uds = sock_dir / "relay.sock" if sock_dir else None
         relay = Relay(upstream=res.endpoint, api_key=res.api_key, model=res.model,
                       token=self.token, ledger=self.paths.relay, redact=self.redactor.redact,
-                      on_record=self._on_record, uds=uds)
+                      on_record=self._on_record, uds=uds,
+                      rules=BodyRules(max_n=res.relay_max_n,
+                                      remote_media=res.relay_remote_media))
         try:
             await relay.start()
             self.event("relay_started", url=relay.base_url)
