@@ -18,8 +18,7 @@ from core.evidence.validate import validate_run
 from core.jobs.model import Job
 from core.jobs.summary import pass_at_k, summarize
 from core.run.task import BUNDLED_TASKS_DIR
-from tests.planning.test_gates import SEED
-from tests.support.harness import Harness
+from tests.support.harness import SEED, Harness
 
 GOOD_ARGS = "--mode {mode} --task-file {{task_file}} --workspace {{workspace}} --model {{model}}"
 SLUG = "r1-string-slugify"

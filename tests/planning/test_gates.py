@@ -15,12 +15,11 @@ import pytest
 
 from core.planning.gates import CRITERIA, RulesError, match_criterion, rules_for
 from core.planning.sot import parse_sot
+from tests.support.harness import ROOT, SEED
 
 if TYPE_CHECKING:
     from tests.support.harness import Harness
 
-ROOT = Path(__file__).resolve().parents[2]
-SEED = ROOT / "tests" / "data" / "seed-sot-000_83b213521af4b263.txt"
 NOT_ALONE = ["CTO-WORK-016", "CTO-WORK-020", "CTO-WORK-022", "CTO-WORK-028"]
 ENDPOINT_VAR = "CTO_HARNESS_CASE_LOCAL_BASE_URL"
 

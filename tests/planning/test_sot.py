@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from core.planning.sot import Section, SotError, SotLine, parse_sot
+from tests.support.harness import SEED
 
-SEED = Path(__file__).resolve().parents[1] / "data" / "seed-sot-000_83b213521af4b263.txt"
 """A byte-exact copy of ../shared/seed/000_83b213521af4b263.txt: one line, newlines flattened."""
 
 SEED_MULTILINE = """\

@@ -10,41 +10,22 @@ import secrets
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import SecretStr
 
-from core.evidence.models import RelayRecord
 from core.relay.passage import SsePassage
-from core.relay.rules import MAX_BODY, Load
-from core.relay.server import Relay
-from core.secrets.redact import Redactor
+from core.relay.rules import MAX_BODY
 from core.standins.endpoint import ScriptedEndpoint, tokens
+from tests.support.relay_rig import MODEL, Rig, chat, ledger_lines, make_rig, masker
 
-MODEL = "qwen3.6-35b-a3b"
 ANSWER = "def slugify(text):\n    return text.lower()\n"
 MASK = "[REDACTED:endpoint]"
 CLAUDE_SWAP = "claude-sonnet-4-6"
-
-
-def chat(model: str = MODEL, stream: bool = False) -> dict:
-    data: dict = {"model": model, "messages": [{"role": "user", "content": "write slugify"}]}
-    if stream:
-        data.update(stream=True, stream_options={"include_usage": True})
-    return data
-
-
-def masker(secret_url: str) -> Callable[[str], str]:
-    return Redactor({"endpoint": secret_url}).redact
-
-
-def ledger_lines(path: Path) -> list[RelayRecord]:
-    return [RelayRecord.model_validate_json(line) for line in path.read_text().splitlines()]
 
 
 def assert_nowhere(root: Path, *needles: str) -> None:
@@ -55,43 +36,10 @@ def assert_nowhere(root: Path, *needles: str) -> None:
                 assert needle.encode() not in data, f"{needle!r} leaked into {path}"
 
 
-class Rig:
-    """An upstream, a relay in front of it, and a client holding the Case's token."""
-
-    def __init__(self, upstream: ScriptedEndpoint, relay: Relay, token: str, ledger: Path,
-                 seen: list[RelayRecord]) -> None:
-        self.upstream, self.relay, self.token, self.ledger, self.seen = (
-            upstream, relay, token, ledger, seen)
-        self.hostport = f"127.0.0.1:{upstream.port}"
-
-    def client(self, token: str | None = None, timeout: float = 10) -> httpx.AsyncClient:
-        headers = {"authorization": f"Bearer {token or self.token}"}
-        return httpx.AsyncClient(base_url=self.relay.base_url, headers=headers, timeout=timeout)
-
-
 @pytest.fixture
 def endpoint() -> Iterator[ScriptedEndpoint]:
     with ScriptedEndpoint(lambda messages: ANSWER, model_id=MODEL) as ep:
         yield ep
-
-
-async def make_rig(tmp_path: Path, upstream: ScriptedEndpoint, *, api_key: str | None = None,
-                   timeout: httpx.Timeout | None = None, load: Load | None = None
-                   ) -> AsyncIterator[Rig]:
-    token = secrets.token_hex(16)
-    ledger = tmp_path / "backend" / "relay.jsonl"
-    seen: list[RelayRecord] = []
-    extra = {"timeout": timeout} if timeout is not None else {}
-    extra |= {"load": load} if load is not None else {}
-    relay = Relay(upstream=SecretStr(upstream.base_url),
-                  api_key=SecretStr(api_key) if api_key else None, model=MODEL, token=token,
-                  ledger=ledger, redact=masker(upstream.base_url), on_record=seen.append,
-                  **extra)
-    await relay.start()
-    try:
-        yield Rig(upstream, relay, token, ledger, seen)
-    finally:
-        await relay.stop()
 
 
 @pytest.fixture

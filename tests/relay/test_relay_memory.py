@@ -23,8 +23,8 @@ import pytest
 
 from core.evidence.models import RelayRecord
 from core.relay.rules import MAX_BUFFERED
+from tests.support.harness import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 MODEL = "qwen3.6-35b-a3b"
 CLIENTS = 24
 BODY_MIB = 60

@@ -16,8 +16,8 @@ from core.evidence.models import RelayRecord, RelayTotals
 from core.relay.rules import Load
 from core.run.guard import Guard
 from core.standins.endpoint import ScriptedEndpoint, tokens
-from tests.relay.test_relay import MODEL, Rig, chat, ledger_lines, make_rig
 from tests.support.harness import answer
+from tests.support.relay_rig import MODEL, Rig, chat, ledger_lines, make_rig
 
 CLAUDE = "claude-sonnet-4-6"
 APIS = ["chat", "responses"]

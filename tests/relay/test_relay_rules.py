@@ -16,7 +16,7 @@ import pytest
 from core.relay.rules import MAX_CONTAINERS, MAX_DEPTH, Load
 from core.run.guard import Guard
 from core.standins.endpoint import ScriptedEndpoint
-from tests.relay.test_relay import MODEL, Rig, chat, ledger_lines, make_rig
+from tests.support.relay_rig import MODEL, Rig, chat, ledger_lines, make_rig
 
 CLAUDE = "claude-sonnet-4-6"
 

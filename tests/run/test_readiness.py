@@ -19,8 +19,8 @@ from core.evidence.models import Readiness
 from core.run.readiness import check_readiness
 from core.settings import resolve
 from core.standins.endpoint import ScriptedEndpoint
+from tests.support.harness import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 MODEL = "qwen3.6-35b-a3b"
 
 

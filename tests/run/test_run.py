@@ -25,13 +25,12 @@ import pytest
 from core.evidence.validate import validate_run
 from core.run.process import WARDEN
 from core.standins.endpoint import ScriptedEndpoint
+from tests.support.case_runs import (
+    harness_killed_ends_the_case_group,
+    mode,
+    wait_for_case,
+)
 from tests.support.harness import CASE, QWEN, Harness, all_bytes
-
-GOOD_ARGS = "--mode {mode} --task-file {{task_file}} --workspace {{workspace}} --model {{model}}"
-
-
-def mode(harness: Harness, name: str, extra: str = "") -> None:
-    harness.env["CTO_HARNESS_CASE_ARGS"] = GOOD_ARGS.format(mode=name) + extra
 
 
 def events(harness: Harness, run_dir: str) -> list[str]:
@@ -331,17 +330,6 @@ def test_hanging_case_times_out_and_still_reports(harness: Harness) -> None:
     assert harness.report(out["run_dir"])["case_exit_code"] is not None
 
 
-def wait_for_case(harness: Harness) -> Path:
-    """The run directory of the run in flight, once its Case process has started."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        for d in harness.runs_root.glob("*"):
-            if "case_process_started" in (d / "trace.jsonl").read_text():
-                return d
-        time.sleep(0.1)
-    raise AssertionError("the Case never started")
-
-
 def _pids_with(marker: str) -> list[int]:
     found = []
     for proc in Path("/proc").iterdir():
@@ -486,70 +474,6 @@ def test_ctrl_c_while_the_run_is_being_sealed_still_writes_the_report(
     assert json.loads(stdout)["run_dir"] == str(run_dir), stderr
     assert harness.report(run_dir)["status"] == "failed"  # what the fake run came to
     assert events(harness, str(run_dir))[-2:] == ["report_written", "run_finished"]
-
-
-def _alive(pid: int) -> bool:
-    """Still running: a zombie waiting for its new parent to reap it counts as gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return fields.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live process below `pid` (host pids, read from /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, stack = [], [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
-    return found
-
-
-def harness_killed_ends_the_case_group(harness: Harness, sandbox: str) -> None:
-    """SIGKILL the harness mid-run, so none of its handlers runs: the Case's group (its
-    leader, the Case, a grandchild in the group; in the sandbox, every process of it) must
-    still be gone within a few seconds."""
-    harness.env["CTO_HARNESS_CASE_SANDBOX"] = sandbox
-    mode(harness, "hang", " --grandchild")
-    proc = harness.start("run", "--no-baseline", "--json")
-    pids: list[int] = []
-    try:
-        run_dir = wait_for_case(harness)
-        started = next(e for e in harness.trace(str(run_dir))
-                       if e["event"] == "case_process_started")
-        assert started["sandbox"] == ("off" if sandbox == "off" else "bwrap")
-        log = run_dir / "backend" / "case.log"
-        deadline = time.monotonic() + 30
-        while "case: pid " not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        text = log.read_text()
-        if sandbox == "off":
-            pids = sorted({started["pid"], int(text.split("case: pid ")[1].split()[0]),
-                           int(text.split("case: grandchild pid ")[1].split()[0])})
-        else:  # the Case prints pids of its own namespace: find them from the host
-            pids = [started["pid"], *descendants(started["pid"])]
-            assert len(pids) >= 5, "bwrap, its init, ours, the Case and its grandchild"
-        proc.kill()
-        proc.wait(10)
-        deadline = time.monotonic() + 3
-        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert [p for p in pids if _alive(p)] == [], "the Case outlived its harness"
-    finally:
-        proc.kill()
-        proc.communicate(timeout=30)
-        for pid in filter(_alive, pids):  # only after a failure: leave nothing behind
-            os.kill(pid, signal.SIGKILL)
 
 
 def test_killing_the_harness_ends_the_case_group_without_the_sandbox(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.run.task import BUNDLED_TASKS_DIR, TaskError, list_tasks, load_task
-from tests.support.harness import Harness, unprivileged
+from tests.support.harness import ROOT, Harness, unprivileged
 
 SLUGIFY = BUNDLED_TASKS_DIR / "r1-string-slugify"
 
@@ -103,7 +103,7 @@ def test_an_unreadable_folder_of_tasks_is_named(harness: Harness, tmp_path: Path
         proc = subprocess.run(unprivileged([sys.executable, "-m", "core.cli", "tasks",
                                             "--tasks", str(tasks)]),
                               env=harness.env, capture_output=True, text=True, timeout=60,
-                              cwd=Path(__file__).parents[2])
+                              cwd=ROOT)
     finally:
         tasks.chmod(0o755)
     assert proc.returncode == 2 and "cannot be read" in proc.stderr, proc.stderr
@@ -133,7 +133,7 @@ def test_the_dashboards_retry_of_a_user_task_finds_its_folder(harness: Harness,
     argv = ChildRunRequest.retry(manifest).argv(harness.runs_root)
     proc = subprocess.run([*argv, "--no-baseline", "--json"], env=harness.env,
                           capture_output=True, text=True, timeout=120,
-                          cwd=Path(__file__).parents[2])
+                          cwd=ROOT)
     again = json.loads(proc.stdout)
     assert harness.report(again["run_dir"])["task"] == "my-slug"
     assert harness.report(again["run_dir"])["retry_of"] == first["run_id"]

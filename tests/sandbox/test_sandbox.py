@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from core.sandbox.bwrap import CASE_UID_BASE, NPROC
-from tests.run.test_run import harness_killed_ends_the_case_group
+from tests.support.case_runs import harness_killed_ends_the_case_group
 from tests.support.harness import CASE, ROOT, Harness, missing_machinery
 from tests.support.sandboxing import (
     HOSTILE,

@@ -20,7 +20,7 @@ import pytest
 
 from core.sandbox.bwrap import NPROC
 from core.standins.endpoint import ScriptedEndpoint
-from tests.run.test_run import descendants
+from tests.support.case_runs import descendants
 from tests.support.harness import ROOT, Harness
 from tests.support.sandboxing import (
     assert_got_nothing,

@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.secrets.redact import Redactor
-from tests.secrets.test_redact_props import urls
 from tests.support.secret_forms import (
     PLAIN_ENCODINGS,
     Written,
@@ -24,6 +23,7 @@ from tests.support.secret_forms import (
     plain_writings,
     url_parts,
 )
+from tests.support.strategies import urls
 
 
 def endpoint() -> str:

@@ -18,8 +18,8 @@ from core.evidence.validate import validate_run
 from core.standins import demo
 from core.standins.demo import DEMO_MODEL, DEMO_PROVIDER, demo_environment, demo_responder
 from core.standins.refcase import parse_file_blocks
+from tests.support.harness import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 TASK = ROOT / "core" / "run" / "tasks" / "r1-string-slugify"
 
 

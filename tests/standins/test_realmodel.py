@@ -27,10 +27,10 @@ from core.standins.localmodel import (
     LocalModelUnavailable,
     unavailable_reason,
 )
+from tests.support.harness import ROOT
 
 pytestmark = pytest.mark.realmodel
 
-ROOT = Path(__file__).resolve().parents[2]
 TASK = ROOT / "core" / "run" / "tasks" / "r1-string-slugify"
 
 
@@ -136,7 +136,7 @@ def test_a_missing_server_package_is_named_with_the_install_line(
     reason = unavailable_reason()
     assert reason is not None and reason.startswith("missing llama_cpp")
     assert "; install the optional extra as the README" in reason
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     command = reason.split(" does: ", 1)[1]
     for step in command.split(" && "):  # the README's own install lines, word for word
         assert f"\n{step} " in readme, step

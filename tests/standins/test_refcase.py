@@ -27,8 +27,8 @@ from core.standins.refcase import (
     EXIT_USAGE,
     parse_file_blocks,
 )
+from tests.support.harness import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 TASK = ROOT / "core" / "run" / "tasks" / "r1-string-slugify"
 QWEN = "qwen3.6-35b-a3b"
 Responder = Callable[[list[dict]], str]

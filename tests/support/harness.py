@@ -18,6 +18,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CASE = ROOT / "tests" / "cases" / "case.py"
+# A source-of-truth file as the planning tools meet it (the gates, jobs and Work items tests).
+SEED = ROOT / "tests" / "data" / "seed-sot-000_83b213521af4b263.txt"
 QWEN = "qwen3.6-35b-a3b"
 HOSTED_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL")
 

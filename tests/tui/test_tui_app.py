@@ -3,25 +3,21 @@ that needs no real run (test_tui_runs.py drives real ones)."""
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 from textual import events
 from textual.message import Message
-from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import DataTable, DirectoryTree, Input, Static, TabbedContent
 
-from core.settings import resolve
-from tests.support.harness import unprivileged
+from tests.support.harness import ROOT, unprivileged
+from tests.support.pilot import SIZE, dashboard, text_of, until
 from tests.support.tui_fixtures import CASE_LOG, make_running, make_runs_root, run_id
 from tui.app import Dashboard
 from tui.cli import build_app
@@ -36,32 +32,7 @@ from tui.widgets.file_view import FileView
 from tui.widgets.runs_table import RunsTable
 from tui.widgets.status_panel import StatusPanel
 
-SIZE = (150, 44)
-
-
-@pytest.fixture(autouse=True)
-def bare_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Nothing configured, as on a newcomer's machine."""
-    for name in list(os.environ):
-        if name.startswith("CTO_HARNESS_"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def runs(tmp_path: Path) -> dict[str, Path]:
-    return make_runs_root(tmp_path / "runs")
-
-
-def dashboard(root: Path, run: Path | None = None, **kwargs: object) -> Dashboard:
-    return Dashboard(root, run_id=run.name if run else None, resolved=resolve(), **kwargs)
-
-
-async def until(pilot: Pilot, ready: Callable[[], object], timeout: float = 8.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {ready.__code__.co_names}")
-        await pilot.pause(0.05)
+pytestmark = pytest.mark.usefixtures("bare_environment")
 
 
 def footer_keys(screen: Screen) -> set[str]:
@@ -72,11 +43,7 @@ def panel(app: Dashboard, name: str) -> StatusPanel:
     return app.screen.query_one(f"#{name}", StatusPanel)
 
 
-def text_of(widget: Static) -> str:
-    """What a Static shows, as plain text."""
-    console = Console(width=SIZE[0], file=io.StringIO(), record=True)
-    console.print(widget.content)
-    return console.export_text()
+
 
 
 def rows(table: DataTable) -> Iterator[dict[str, str]]:
@@ -425,7 +392,7 @@ import asyncio, sys
 from pathlib import Path
 from textual.widgets import Static
 from core.settings import resolve
-from tests.tui.test_tui_app import SIZE, text_of, until
+from tests.support.pilot import SIZE, text_of, until
 from tests.support.tui_fixtures import make_running
 from tui.app import Dashboard
 from tui.widgets.case_log import CaseLog
@@ -460,10 +427,9 @@ def test_live_names_a_run_folder_it_lost_access_to_and_resumes(tmp_path: Path) -
     "follow failed" toast), and follows on once the folder is readable again. Run as a
     user that permissions apply to, so in a child process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CTO_HARNESS_")}
-    root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
         unprivileged([sys.executable, "-c", FOLLOW_THROUGH_LOST_ACCESS, str(tmp_path / "runs")]),
-        capture_output=True, text=True, timeout=90, cwd=root, env={**env, "PYTHONPATH": str(root)})
+        capture_output=True, text=True, timeout=90, cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1:] == ["followed through"]
 

@@ -17,8 +17,8 @@ from textual.widgets import TabbedContent
 
 from core.evidence.models import Evidence
 from core.settings import resolve
+from tests.support.pilot import until
 from tests.support.tui_fixtures import FixtureRun, exited, run_id, stage2
-from tests.tui.test_tui_app import until
 from tui.app import Dashboard
 from tui.screens.detail import RunDetailScreen
 from tui.widgets.runs_table import RunsTable

@@ -5,12 +5,10 @@ job --resume`; and its snapshot."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ from core.jobs.runner import write_job
 from core.jobs.summary import read_job, summarize
 from core.run.task import BUNDLED_TASKS_DIR
 from core.settings import resolve
+from tests.support.pilot import until
 from tests.support.tui_fixtures import dead_pid, make_runs_root
 from tui.app import Dashboard
 from tui.screens.detail import RunDetailScreen
@@ -33,11 +32,7 @@ SIZE = (150, 40)
 TASKS = ["r1-string-slugify", "r2-fix-roman-numerals"]
 
 
-@pytest.fixture(autouse=True)
-def bare_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("CTO_HARNESS_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("bare_environment")
 
 
 def make_job(root: Path, job_id: str, trials: list[Trial], *, pid: int, state: str = "running",
@@ -75,13 +70,6 @@ def jobs(tmp_path: Path) -> dict[str, Path]:
 
 def app_for(root: Path) -> Dashboard:
     return Dashboard(root, resolved=resolve())
-
-
-async def until(pilot: Pilot, ready: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert time.monotonic() < deadline, "the screen never settled"
-        await pilot.pause(0.05)
 
 
 def table_rows(app: Dashboard) -> list[list[str]]:

@@ -14,8 +14,8 @@ import pytest
 from textual.widgets import Static
 
 from core.settings import resolve
+from tests.support.pilot import SIZE, dashboard, until
 from tests.support.tui_fixtures import FixtureRun, make_running, make_runs_root, run_id, stage2
-from tests.tui.test_tui_app import SIZE, until
 from tui.app import Dashboard
 from tui.launcher import ChildRun, ChildRunRequest
 from tui.screens.detail import RunDetailScreen
@@ -25,21 +25,8 @@ from tui.widgets.runs_table import RunsTable
 from tui.widgets.status_panel import StatusPanel
 from tui.widgets.timeline import StageTimeline
 
+pytestmark = pytest.mark.usefixtures("bare_environment")
 
-@pytest.fixture(autouse=True)
-def bare_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("CTO_HARNESS_"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def runs(tmp_path: Path) -> dict[str, Path]:
-    return make_runs_root(tmp_path / "runs")
-
-
-def dashboard(root: Path, run: Path | None = None) -> Dashboard:
-    return Dashboard(root, run_id=run.name if run else None, resolved=resolve())
 
 
 @pytest.mark.parametrize("away", [False, True], ids=["watching", "on-live-meanwhile"])

@@ -5,31 +5,20 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from textual.pilot import Pilot
 
 from core.evidence.runs import load_report
 from core.settings import ENDPOINT_VAR, resolve
 from tests.support.harness import Harness
+from tests.support.pilot import SIZE, until
 from tui.app import Dashboard
 from tui.cli import build_app
 from tui.screens.dialogs import ConfirmScreen, QuitScreen
 from tui.widgets.case_log import CaseLog
 from tui.widgets.status_panel import StatusPanel
-
-SIZE = (150, 44)
-
-
-async def until(pilot: Pilot, ready: Callable[[], object], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {ready.__code__.co_names}")
-        await pilot.pause(0.1)
 
 
 def use_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], **changes: str) -> None:

@@ -4,7 +4,6 @@ fixed ids and timestamps. Update after an intended change with `--snapshot-updat
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, TabbedContent
 
 from core.settings import resolve
+from tests.support.pilot import until
 from tests.support.tui_fixtures import make_runs_root
 from tui.app import Dashboard
 from tui.screens.detail import RunDetailScreen
@@ -42,13 +42,6 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
 
 def app_for(run: Path | None = None, root: str = "runs") -> Dashboard:
     return Dashboard(Path(root), run_id=run.name if run else None, resolved=resolve())
-
-
-async def until(pilot: Pilot, ready: Callable[[], object], timeout: float = 8.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert time.monotonic() < deadline, "the screen never settled"
-        await pilot.pause(0.05)
 
 
 def live_settled(guard_state: str) -> Settle:
@@ -166,7 +159,7 @@ def test_quit_dialog(snap_compare, size, runs) -> None:  # type: ignore[no-untyp
 
 
 def test_work_items(snap_compare, size, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from tests.tui.test_work_items_screen import SEED
+    from tests.support.harness import SEED
     from tui.screens.work_items import WorkItemsScreen
 
     for name in list(os.environ):

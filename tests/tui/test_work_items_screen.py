@@ -7,18 +7,14 @@ import asyncio
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from textual.app import App
-from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
+from tests.support.harness import ROOT, SEED
+from tests.support.pilot import until
 from tui.screens.work_items import WorkItemsScreen
-
-ROOT = Path(__file__).resolve().parents[2]
-SEED = ROOT / "tests" / "data" / "seed-sot-000_83b213521af4b263.txt"
 
 
 class Host(App[None]):
@@ -28,13 +24,6 @@ class Host(App[None]):
 
     def on_mount(self) -> None:
         self.push_screen(self.work_items)
-
-
-async def until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the screen never showed it"
-        await pilot.pause(0.05)
 
 
 def cell(screen: WorkItemsScreen, table: str, row: str, column: int) -> str:
