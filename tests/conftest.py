@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -48,3 +48,25 @@ def harness(tmp_path: Path, upstream: ScriptedEndpoint, admission: Path) -> Harn
         "ANTHROPIC_BASE_URL": "https://api.anthropic.example/v1",
     })
     return Harness(env=env, runs_root=tmp_path / "runs")
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., None]:
+    """Set the harness's variables (and only those) for `resolve()`."""
+    for name in list(os.environ):
+        if name.startswith("CTO_HARNESS_"):
+            monkeypatch.delenv(name)
+
+    def setenv(**values: str) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(f"CTO_HARNESS_{name.upper()}", value)
+
+    return setenv
+
+
+@pytest.fixture
+def case_bin(tmp_path: Path) -> Path:
+    path = tmp_path / "case"
+    path.write_text("#!/bin/sh\nexit 0\n")
+    path.chmod(0o755)
+    return path

@@ -13,8 +13,6 @@ import os
 import shutil
 import signal
 import stat
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,18 +21,14 @@ from urllib.parse import quote
 import pytest
 
 from core.evidence.validate import validate_run
-from core.run.process import WARDEN
 from core.standins.endpoint import ScriptedEndpoint
 from tests.support.case_runs import (
-    harness_killed_ends_the_case_group,
+    events,
     mode,
+    pids_with,
     wait_for_case,
 )
 from tests.support.harness import CASE, QWEN, Harness, all_bytes
-
-
-def events(harness: Harness, run_dir: str) -> list[str]:
-    return [e["event"] for e in harness.trace(run_dir)]
 
 
 def secret_forms(url: str) -> list[str]:
@@ -197,63 +191,7 @@ def test_folders_the_case_plants_for_checks_and_baseline_are_replaced(
         shutil.rmtree(outside, ignore_errors=True)
 
 
-# -- the guard --------------------------------------------------------------------------
-
-
-def test_case_asking_for_claude_is_refused_and_trips_the_guard(harness: Harness) -> None:
-    mode(harness, "claude")
-    code, out = harness.run_json("run", "--no-baseline")
-    report = harness.report(out["run_dir"])
-    assert code == 1 and report["fallback_detected"] is True
-    assert report["guard_state"] == "tripped"
-    assert report["relay"]["refused"] == 1
-    ev = report["fallback_evidence"][0]
-    assert ev["file"] == "backend/relay.jsonl" and ev["line"] == 1
-    assert "guard_tripped" in events(harness, out["run_dir"])
-
-
-def test_upstream_swapping_models_trips_the_guard(
-    harness: Harness, upstream: ScriptedEndpoint
-) -> None:
-    upstream.answer_model = "claude-sonnet-4-6"
-    _, out = harness.run_json("run", "--no-baseline")
-    report = harness.report(out["run_dir"])
-    assert report["guard_state"] == "tripped"
-    assert "claude-sonnet-4-6" in report["fallback_evidence"][0]["detail"]
-
-
-def test_case_output_naming_a_hosted_model_trips_the_guard_on_the_host_network(
-        harness: Harness) -> None:
-    mode(harness, "liar")
-    harness.env["CTO_HARNESS_CASE_SANDBOX"] = "off"  # a hosted call was possible
-    _, out = harness.run_json("run", "--no-baseline")
-    report = harness.report(out["run_dir"])
-    assert report["guard_state"] == "tripped" and not report["fallback_warnings"]
-    ev = report["fallback_evidence"][0]
-    assert ev["file"] == "backend/case.log"
-    line = (Path(out["run_dir"]) / ev["file"]).read_text().splitlines()[ev["line"] - 1]
-    assert "claude-sonnet-4-6" in line
-
-
-def test_case_output_naming_a_hosted_model_is_a_warning_when_isolated(
-        harness: Harness) -> None:
-    """mini-swe-agent's setup screen lists `anthropic/claude-…`: with only the relay
-    reachable no hosted call could be made, so the words are evidence, not a trip."""
-    mode(harness, "liar")
-    _, out = harness.run_json("run", "--no-baseline")
-    report = harness.report(out["run_dir"])
-    assert report["case_network"] == "isolated", report["case_network_detail"]
-    assert report["guard_state"] == "clear" and report["fallback_detected"] is False
-    ev = report["fallback_warnings"][0]
-    assert ev["file"] == "backend/case.log" and "isolated" in ev["detail"]
-    line = (Path(out["run_dir"]) / ev["file"]).read_text().splitlines()[ev["line"] - 1]
-    assert "claude-sonnet-4-6" in line
-    assert "guard_warning" in events(harness, out["run_dir"])
-    assert "guard_tripped" not in events(harness, out["run_dir"])
-    _, checked = harness.run_json("validate", out["run_dir"])
-    no_fallback = next(c for c in checked["criteria"] if c["id"] == "no_fallback")
-    assert no_fallback["verdict"] == "ok"
-    assert "1 marker warning(s) while isolated" in no_fallback["detail"]
+# -- a Case that asks no model (the guard itself: tests/run/test_guard.py) -------------
 
 
 def test_case_that_asks_no_model_is_unproven_and_cannot_pass(harness: Harness) -> None:
@@ -330,41 +268,6 @@ def test_hanging_case_times_out_and_still_reports(harness: Harness) -> None:
     assert harness.report(out["run_dir"])["case_exit_code"] is not None
 
 
-def _pids_with(marker: str) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmd = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if marker.encode() in cmd:
-                found.append(int(proc.name))
-    return found
-
-
-def test_grandchild_that_hangs_is_ended_with_the_group(harness: Harness) -> None:
-    mode(harness, "orphan")
-    _code, out = harness.run_json("run", "--no-baseline", "--timeout", "2")
-    assert out["status"] == "timed_out"
-    case_pid = next(e for e in harness.trace(out["run_dir"])
-                    if e["event"] == "case_process_started")["pid"]
-    time.sleep(0.2)
-    assert not Path(f"/proc/{case_pid}").exists()
-    leftovers = [p for p in _pids_with("time.sleep(3600)") if os.getpgid(p) == case_pid]
-    assert leftovers == []
-
-
-def test_grandchild_escaping_the_group_cannot_hang_the_harness(harness: Harness) -> None:
-    mode(harness, "escape")
-    t0 = time.monotonic()
-    _code, out = harness.run_json("run", "--no-baseline", "--timeout", "60")
-    assert time.monotonic() - t0 < 30
-    assert harness.report(out["run_dir"])["case_exit_code"] == 0
-    for pid in _pids_with("time.sleep(3600)"):
-        os.kill(pid, signal.SIGKILL)
-
-
 def test_non_utf8_output_is_kept_readable(harness: Harness) -> None:
     mode(harness, "binary")
     code, out = harness.run_json("run")
@@ -387,7 +290,7 @@ def test_ctrl_c_cancels_the_whole_tree_and_writes_a_report(harness: Harness) -> 
     assert report["status"] == "cancelled"
     case_pid = next(e for e in harness.trace(run_dir)
                     if e["event"] == "case_process_started")["pid"]
-    assert [p for p in _pids_with("time.sleep(3600)") if os.getpgid(p) == case_pid] == []
+    assert [p for p in pids_with("time.sleep(3600)") if os.getpgid(p) == case_pid] == []
 
 
 def test_fake_engine_run_is_never_evidence(harness: Harness) -> None:
@@ -476,36 +379,3 @@ def test_ctrl_c_while_the_run_is_being_sealed_still_writes_the_report(
     assert events(harness, str(run_dir))[-2:] == ["report_written", "run_finished"]
 
 
-def test_killing_the_harness_ends_the_case_group_without_the_sandbox(
-    harness: Harness,
-) -> None:
-    harness_killed_ends_the_case_group(harness, "off")
-
-
-def _ignoring_term() -> subprocess.Popen[str]:
-    """A group leader that shrugs off SIGTERM, started and ready."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
-         "signal.SIG_IGN); print('ready', flush=True); time.sleep(3600)"],
-        stdout=subprocess.PIPE, text=True, start_new_session=True)
-    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
-    return proc
-
-
-def test_warden_kills_what_term_did_not_end_and_spares_released_groups() -> None:
-    watched, released = _ignoring_term(), _ignoring_term()
-    try:
-        warden = subprocess.Popen([sys.executable, "-I", "-S", str(WARDEN)],
-                                  stdin=subprocess.PIPE)
-        assert warden.stdin is not None
-        warden.stdin.write(b"+%d\n+%d\n-%d\n" % (watched.pid, released.pid, released.pid))
-        t0 = time.monotonic()
-        warden.stdin.close()  # as when the harness dies: its end of the pipe closes
-        assert watched.wait(timeout=5) == -signal.SIGKILL
-        assert time.monotonic() - t0 < 1.5
-        assert warden.wait(timeout=5) == 0
-        assert released.poll() is None
-    finally:
-        for proc in (watched, released):
-            proc.kill()
-            proc.communicate()

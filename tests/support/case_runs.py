@@ -18,6 +18,11 @@ def mode(harness: Harness, name: str, extra: str = "") -> None:
     harness.env["CTO_HARNESS_CASE_ARGS"] = GOOD_ARGS.format(mode=name) + extra
 
 
+def events(harness: Harness, run_dir: str) -> list[str]:
+    """The trace's events of a run, in order."""
+    return [e["event"] for e in harness.trace(run_dir)]
+
+
 def wait_for_case(harness: Harness) -> Path:
     """The run directory of the run in flight, once its Case process has started."""
     deadline = time.monotonic() + 30
@@ -36,6 +41,20 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return fields.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def pids_with(marker: str) -> list[int]:
+    """Every process whose command line holds `marker` (host pids, read from /proc)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker.encode() in cmd:
+                found.append(int(proc.name))
+    return found
 
 
 def descendants(pid: int) -> list[int]:

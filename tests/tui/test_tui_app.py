@@ -43,9 +43,6 @@ def panel(app: Dashboard, name: str) -> StatusPanel:
     return app.screen.query_one(f"#{name}", StatusPanel)
 
 
-
-
-
 def rows(table: DataTable) -> Iterator[dict[str, str]]:
     """Each row's cells by column (which columns show depends on the terminal's width)."""
     names = [str(key.value) for key in table.columns]

@@ -28,7 +28,6 @@ from tui.widgets.timeline import StageTimeline
 pytestmark = pytest.mark.usefixtures("bare_environment")
 
 
-
 @pytest.mark.parametrize("away", [False, True], ids=["watching", "on-live-meanwhile"])
 async def test_runs_keeps_the_selected_run_when_a_newer_one_appears(
         runs: dict[str, Path], away: bool) -> None:
