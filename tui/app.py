@@ -297,10 +297,3 @@ class Dashboard(RunControl, ReportsWorkerErrors, App[None]):
             if isinstance(binding, Binding) and binding.description:
                 yield SystemCommand(binding.description, f"on this screen ({binding.key})",
                                     functools.partial(screen.run_action, binding.action))
-
-
-def main(argv: list[str] | None = None) -> None:
-    """The `cto-harness-tui` console script; its options are read in tui/cli.py."""
-    from tui.cli import main as run_dashboard
-
-    run_dashboard(argv)

@@ -4,11 +4,14 @@ runs, mixed into the app. Runs it starts are `cto-harness run` child processes."
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+from pydantic import SecretStr
 from textual import work
+from textual.screen import Screen
 
 from core.evidence.runs import (
     Unreadable,
@@ -20,9 +23,6 @@ from core.evidence.runs import (
 from tui.launcher import ChildRun, ChildRunRequest, start_run
 from tui.screens.dialogs import ConfirmScreen, QuitChoice, QuitScreen
 from tui.terminal_text import safe
-
-if TYPE_CHECKING:
-    from tui.app import Dashboard
 
 CHILD_POLL_S = 0.1
 
@@ -56,10 +56,37 @@ class CancelTarget:
         return self.child is not None or (manifest is not None and harness_alive(manifest))
 
 
-class RunControl:
-    """Mixed into the Dashboard (self is the app)."""
+class RunHost(Protocol):
+    """What RunControl needs of the app it is mixed into, so that this module does not import
+    the app (the app imports it): the runs root, the endpoint typed in, the children it
+    started, what Live follows, and Textual's own App methods."""
 
-    def _start(self: Dashboard, request: ChildRunRequest) -> None:
+    runs_root: Path
+    endpoint: SecretStr | None
+    started_runs: list[ChildRun]
+    pinned: Path | None
+    live_run: Path | None
+    redact: Callable[[str], str]
+
+    @property
+    def screen(self) -> Screen[Any]: ...
+    def notify(self, message: str, *, title: str = "", severity: Any = "information",
+               timeout: float | None = None, markup: bool = True) -> None: ...
+    def push_screen(self, screen: Any, callback: Any = None) -> Any: ...
+    def switch_mode(self, mode: str) -> Any: ...
+    def exit(self) -> None: ...
+    def _selected_run(self) -> Path | None: ...
+    # RunControl's own methods, called on self.
+    def _start(self, request: ChildRunRequest) -> None: ...
+    def _await_child(self, child: ChildRun) -> Any: ...
+    def _running_children(self) -> list[ChildRun]: ...
+    def _cancel_target(self) -> CancelTarget | None: ...
+
+
+class RunControl:
+    """Mixed into the Dashboard (self is the app, seen through RunHost)."""
+
+    def _start(self: RunHost, request: ChildRunRequest) -> None:
         try:
             child = start_run(request, self.runs_root, self.endpoint)
         except OSError as exc:
@@ -71,7 +98,7 @@ class RunControl:
         self._await_child(child)
 
     @work(group="children", exit_on_error=False)
-    async def _await_child(self: Dashboard, child: ChildRun) -> None:
+    async def _await_child(self: RunHost, child: ChildRun) -> None:
         """Show the child's run on Live as soon as its folder appears; say how it ended."""
         run_dir = None
         while child.running or run_dir is None:
@@ -91,10 +118,10 @@ class RunControl:
         self.pinned = None
         child.close()
 
-    def _running_children(self: Dashboard) -> list[ChildRun]:
+    def _running_children(self: RunHost) -> list[ChildRun]:
         return [c for c in self.started_runs if c.running]
 
-    def action_retry(self: Dashboard) -> None:
+    def action_retry(self: RunHost) -> None:
         run_dir = self._selected_run()
         if run_dir is None:
             request = ChildRunRequest()
@@ -121,7 +148,7 @@ class RunControl:
 
         self.push_screen(ConfirmScreen("Retry", question), answered)
 
-    def action_cancel_run(self: Dashboard) -> None:
+    def action_cancel_run(self: RunHost) -> None:
         target = self._cancel_target()
         if target is None:
             self.notify("no run in flight to cancel", severity="warning")
@@ -152,7 +179,7 @@ class RunControl:
         self.push_screen(ConfirmScreen("Cancel run", question, while_true=target.going),
                          answered)
 
-    def _cancel_target(self: Dashboard) -> CancelTarget | None:
+    def _cancel_target(self: RunHost) -> CancelTarget | None:
         """The selected run if it is in flight, else the newest run started here, with or
         without its folder yet (`c` right after `r` must not say "no run in flight")."""
         running = self._running_children()
@@ -169,7 +196,7 @@ class RunControl:
             return CancelTarget(child.run_dir(), child)
         return None
 
-    async def action_quit(self: Dashboard) -> None:
+    async def action_quit(self: RunHost) -> None:
         """`q`, ctrl+q and the palette's Quit alike: ask first while a run started here goes."""
         running = self._running_children()
         if not running:

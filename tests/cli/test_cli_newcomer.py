@@ -113,7 +113,7 @@ def test_no_option_is_taken_from_an_abbreviation(tmp_path: Path) -> None:
 
 
 def test_dashboard_rejects_a_negative_log_ring_as_usage(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-c", "from tui.app import main; main()",
+    proc = subprocess.run([sys.executable, "-c", "from tui.cli import main; main()",
                            "--log-lines", "-5"], cwd=tmp_path, env=bare_env(),
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
@@ -121,7 +121,7 @@ def test_dashboard_rejects_a_negative_log_ring_as_usage(tmp_path: Path) -> None:
 
 
 def test_dashboard_without_a_terminal_says_so_and_exits_2(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-c", "from tui.app import main; main()"],
+    proc = subprocess.run([sys.executable, "-c", "from tui.cli import main; main()"],
                           cwd=tmp_path, env=bare_env(), stdin=subprocess.DEVNULL,
                           capture_output=True, timeout=60)
     assert proc.returncode == 2
@@ -131,7 +131,7 @@ def test_dashboard_without_a_terminal_says_so_and_exits_2(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("flag", ["--dem", "--runs"])
 def test_dashboard_takes_no_abbreviation(tmp_path: Path, flag: str) -> None:
-    proc = subprocess.run([sys.executable, "-c", "from tui.app import main; main()", flag],
+    proc = subprocess.run([sys.executable, "-c", "from tui.cli import main; main()", flag],
                           cwd=tmp_path, env=bare_env(), capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 2 and "unrecognized arguments" in proc.stderr

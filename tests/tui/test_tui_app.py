@@ -16,6 +16,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, DirectoryTree, Input, Static, TabbedContent
 
+from core.evidence.runs import RunSummary
 from tests.support.harness import ROOT, unprivileged
 from tests.support.pilot import SIZE, dashboard, text_of, until
 from tests.support.tui_fixtures import CASE_LOG, make_running, make_runs_root, run_id
@@ -26,7 +27,7 @@ from tui.messages import RunGrew
 from tui.screens.detail import RunDetailScreen
 from tui.screens.dialogs import ConfirmScreen, EndpointScreen, QuitScreen
 from tui.screens.help import HelpScreen
-from tui.screens.runs import RunsScreen
+from tui.screens.runs import RunsScreen, sort_rows
 from tui.widgets.case_log import CaseLog
 from tui.widgets.file_view import FileView
 from tui.widgets.runs_table import RunsTable
@@ -572,3 +573,11 @@ async def test_run_detail_of_a_running_run_keeps_up_until_its_report(tmp_path: P
         run.report("passed", 9.0)
         await until(pilot, lambda: screen.record.report is not None)  # type: ignore[attr-defined]
         assert "passed" in text_of(screen.query_one("#report", Static))
+
+
+def test_sorting_by_checks_is_by_number_not_by_text() -> None:
+    """As text "10/12" came before "3/5" (and "2/5" after "12/12")."""
+    rows = [RunSummary(run_id=f"r{i}", path=f"/runs/r{i}", status="passed", checks=checks)
+            for i, checks in enumerate(["10/12", "3/5", None, "2/5", "12/12", "3/4"])]
+    assert [r.checks for r in sort_rows(rows, "checks")] == [
+        None, "2/5", "3/4", "3/5", "10/12", "12/12"]

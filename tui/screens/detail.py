@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.console import Group
 from rich.json import JSON as RichJSON
@@ -56,6 +56,9 @@ from tui.widgets.runs_table import STATUS_STYLE
 from tui.widgets.timeline import seconds
 from tui.widgets.where_bar import WhereBar
 
+if TYPE_CHECKING:
+    from tui.app import Dashboard
+
 REREAD_S = 2.0
 
 
@@ -87,7 +90,7 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
         return self.run_dir
 
     def compose(self) -> ComposeResult:
-        redact = self.app.redact  # type: ignore[attr-defined]
+        redact = cast("Dashboard", self.app).redact
         yield WhereBar(self.app.current_mode, detail=True)
         yield Static(inert(self.run_dir.name, "bold"), id="detail-title")
         with TabbedContent(id="tabs"):
@@ -135,7 +138,7 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
 
     # -- tabs ----------------------------------------------------------------------
     def _summary(self) -> None:
-        record, redact = self.record, self.app.redact  # type: ignore[attr-defined]
+        record, redact = self.record, cast("Dashboard", self.app).redact
         report, manifest = record.report, record.manifest
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold", no_wrap=True)
@@ -245,7 +248,7 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
         table.clear(columns=True)  # read again while the run goes on
         table.add_columns("seq", "time", "took", "event", "fields")
         events = self.record.trace
-        redact = self.app.redact  # type: ignore[attr-defined]
+        redact = cast("Dashboard", self.app).redact
         for took, ev in zip(since_previous(events), events, strict=True):
             extra = json.dumps(ev.model_extra or {}, ensure_ascii=False, default=str)
             style = "bold red" if ev.event in ALARMS else ""
@@ -263,7 +266,7 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
         trace_event = events[event.cursor_row]
         data = {"seq": trace_event.seq, "ts": trace_event.ts, "event": trace_event.event,
                 **(trace_event.model_extra or {})}
-        redact = self.app.redact  # type: ignore[attr-defined]
+        redact = cast("Dashboard", self.app).redact
         text = redact(json.dumps(data, indent=2, ensure_ascii=True, default=str))
         self.query_one("#trace-detail", Static).update(RichJSON(text, ensure_ascii=True))
 

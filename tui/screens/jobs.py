@@ -11,7 +11,7 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -39,6 +39,9 @@ from tui.terminal_text import inert
 from tui.widgets.footer import SteadyFooter
 from tui.widgets.job_views import JobMatrix, JobsTable
 from tui.widgets.where_bar import WhereBar
+
+if TYPE_CHECKING:
+    from tui.app import Dashboard
 
 POLL_S = 1.0
 FIRST_ROWS = 20
@@ -79,7 +82,7 @@ class JobsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
 
     @property
     def runs_root(self) -> Path:
-        return self.app.runs_root  # type: ignore[attr-defined]
+        return cast("Dashboard", self.app).runs_root
 
     # -- reading -----------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="jobs-poll", exit_on_error=False)
@@ -132,7 +135,7 @@ class JobsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
     def _status(self) -> None:
         running = sum(r.state == "running" for r in self.rows.values())
         text = (f"{len(self.rows):,} jobs · {running} running · under "
-                f"{self.app.sub_title} · enter on a trial opens its run")  # type: ignore[attr-defined]
+                f"{self.app.sub_title} · enter on a trial opens its run")
         if not self.rows:
             text = "no jobs yet: cto-harness job --demo starts one · " + text
         if self.problem:
@@ -217,7 +220,7 @@ class JobsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
             output.seek(0)
             lines = output.read().decode("utf-8", "replace").strip().splitlines()
         if code not in (0, 1):
-            last = self.app.redact(lines[-1] if lines else "")  # type: ignore[attr-defined]
+            last = cast("Dashboard", self.app).redact(lines[-1] if lines else "")
             self.app.call_from_thread(self.notify, f"resume of {job_dir.name} exited {code}: "
                                       f"{last}", severity="error", timeout=10)
 

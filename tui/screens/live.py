@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.text import Text
 from textual import on, work
@@ -30,6 +30,9 @@ from tui.widgets.runs_table import STATUS_STYLE
 from tui.widgets.status_panel import StatusPanel
 from tui.widgets.timeline import StageTimeline
 from tui.widgets.where_bar import WhereBar
+
+if TYPE_CHECKING:
+    from tui.app import Dashboard
 
 POLL_S = 0.03
 """Between polls: lines reach about 30 frames a second. Each frame redraws the whole log
@@ -71,14 +74,14 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
             yield StageTimeline(id="timeline")
             with Vertical(id="log-area"):
                 yield Static(id="getting-started")
-                yield CaseLog(self.app.log_ring, id="case-log")  # type: ignore[attr-defined]
+                yield CaseLog(cast("Dashboard", self.app).log_ring, id="case-log")
                 yield Input(placeholder="search the log, Enter to find, Escape to close",
                             id="log-search")
         yield Static(id="results")
         yield SteadyFooter()
 
     def on_mount(self) -> None:
-        self.view.demo_starting = self.app.demo  # type: ignore[attr-defined]
+        self.view.demo_starting = cast("Dashboard", self.app).demo
         self.watch(self.app, "readiness", self._readiness)
         self.watch(self.app, "live_run", self._show_run)
         self.watch(self.app, "root_problem", lambda _: self._render_view())
@@ -104,7 +107,7 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         """Poll the run's files from their last offsets; one batch in flight at a time, so a
         slow screen makes this reader wait, never the run."""
         tail = RunTail(run_dir, log_tail_bytes=OPEN_TAIL_BYTES)
-        redact = self.app.redact  # type: ignore[attr-defined]
+        redact = cast("Dashboard", self.app).redact
 
         def read() -> tuple:
             skipped = tail.skip_ahead(CATCH_UP_KEEP_BYTES) if tail.backlog > CATCH_UP_BYTES else 0
@@ -152,7 +155,7 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         """Once a second: the current stage's clock, whether the harness still lives, and
         whether the folder followed is a run at all."""
         view = self.view
-        if view.demo_starting and not self.app._running_children():  # type: ignore[attr-defined]
+        if view.demo_starting and not cast("Dashboard", self.app)._running_children():
             view.demo_starting = False  # it ended before its folder: the readiness says why
             self._render_view()
         if (view.manifest is None and not view.manifest_missing and self.run_dir is not None
@@ -217,7 +220,7 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
 
     def _getting_started(self) -> Text:
         text = Text()
-        problem = self.app.root_problem  # type: ignore[attr-defined]
+        problem = cast("Dashboard", self.app).root_problem
         if problem is not None:
             text.append(safe(f"✗ {problem}\n\n"), style="bold red")
         if self.run_dir is not None:
@@ -242,7 +245,8 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
                     style="bold")
         if self.view.readiness is None:
             reasons = self.view.report.reasons if self.view.report else []
-            text.append("\n\n" + safe(self.app.redact("\n".join(reasons))) + "\n")  # type: ignore[attr-defined]
+            redact = cast("Dashboard", self.app).redact
+            text.append("\n\n" + safe(redact("\n".join(reasons))) + "\n")
         else:
             text.append("Its readiness:\n\n", style="bold")
             _checklist(text, self.view.readiness)

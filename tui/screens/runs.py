@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual import events, on, work
 from textual.app import ComposeResult
@@ -22,6 +22,9 @@ from tui.terminal_text import inert, safe
 from tui.widgets.footer import SteadyFooter
 from tui.widgets.runs_table import RunsTable, matches
 from tui.widgets.where_bar import WhereBar
+
+if TYPE_CHECKING:
+    from tui.app import Dashboard
 
 FIRST_ROWS = 60
 CHUNK_ROWS = 500
@@ -187,7 +190,7 @@ class RunsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
                 f"{self.app.sub_title}")
         if loaded < total:
             text += f" · reading {loaded:,}/{total:,}…"
-        problem = self.app.root_problem  # type: ignore[attr-defined]
+        problem = cast("Dashboard", self.app).root_problem
         status = inert(text)
         if problem is not None:
             status.append(safe(f" · {problem}"), style="bold red")
@@ -205,9 +208,22 @@ class RunsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
 
 def sort_rows(rows: list[RunSummary], by: str) -> list[RunSummary]:
     """Rows in the order asked for; time keeps the listing's (newest first), durations
-    longest first, the rest A to Z; ties keep the listing's order."""
+    longest first, checks by number (3/5 before 10/12), the rest A to Z; ties keep the
+    listing's order."""
     if by == "time":
         return rows
     if by == "duration":
         return sorted(rows, key=lambda r: -(r.duration_s or 0.0))
+    if by == "checks":
+        return sorted(rows, key=lambda r: checks_key(r.checks))
     return sorted(rows, key=lambda r: (getattr(r, by) or "").lower())
+
+
+def checks_key(checks: str | None) -> tuple[int, int]:
+    """`passed/total` as numbers, so "10/12" sorts after "3/5" (as text it came first); a run
+    without checks first, as the empty text did."""
+    passed, _, total = (checks or "").partition("/")
+    try:
+        return int(passed), int(total)
+    except ValueError:
+        return -1, -1

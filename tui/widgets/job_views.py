@@ -82,10 +82,6 @@ class JobsTable(DataTable[str | Text]):
         return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
 
 
-def cell_key(trial: Trial) -> str:
-    return f"a{trial.attempt}"
-
-
 def trial_cell(trial: Trial, job_alive: bool) -> Text:
     """A running trial of a job whose harness is gone is shown as what it is: cut short."""
     status = "interrupted" if trial.status == "running" and not job_alive else trial.status
