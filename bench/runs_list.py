@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from textual import events  # noqa: E402
 
 from core.settings import resolve  # noqa: E402
-from tests.tui_fixtures import make_runs_root  # noqa: E402
+from tests.support.tui_fixtures import make_runs_root  # noqa: E402
 from tui.app import Dashboard  # noqa: E402
 from tui.widgets.runs_table import RunsTable  # noqa: E402
 

@@ -23,7 +23,7 @@ from textual.pilot import Pilot  # noqa: E402
 from textual.widgets import TabbedContent  # noqa: E402
 
 from core.settings import resolve  # noqa: E402
-from tests.tui_fixtures import make_runs_root  # noqa: E402
+from tests.support.tui_fixtures import make_runs_root  # noqa: E402
 from tui.app import Dashboard  # noqa: E402
 from tui.screens.detail import RunDetailScreen  # noqa: E402
 from tui.widgets.case_log import CaseLog  # noqa: E402

@@ -38,7 +38,7 @@ from textual._compositor import CompositorUpdate  # noqa: E402
 from textual.screen import Screen  # noqa: E402
 
 from core.settings import API_KEY_VAR, ENDPOINT_VAR, resolve  # noqa: E402
-from tests.tui_fixtures import make_running  # noqa: E402
+from tests.support.tui_fixtures import make_running  # noqa: E402
 from tui.app import Dashboard  # noqa: E402
 from tui.screens.live import LiveScreen  # noqa: E402
 from tui.screens.runs import RunsScreen  # noqa: E402
