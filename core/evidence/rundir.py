@@ -267,6 +267,11 @@ class RunPaths:
         return self.backend / "relay.jsonl"
 
     @property
+    def exchanges(self) -> Path:
+        """Every model exchange, whole (core/evidence/exchanges.py)."""
+        return self.backend / "exchanges"
+
+    @property
     def readiness(self) -> Path:
         return self.backend / "readiness.json"
 

@@ -19,6 +19,7 @@ from core.evidence.models import RelayRecord
 from core.evidence.rundir import utcnow
 from core.relay.loopback import openai_error
 from core.relay.passage import Observed, answered_model
+from core.relay.recording import Capture, Recorder
 
 EXCERPT_CHARS = 500
 
@@ -38,16 +39,20 @@ class Pending:
     error: str | None = None
     held: int = 0
     """Body bytes counted against the relay's `Load` until the request ends."""
+    capture: Capture | None = None
+    """The request and answer kept for `backend/exchanges/` (forwarded requests only)."""
 
 
 class Ledger:
     """Records each request once it ends, to the file, to `records` and to `on_record`."""
 
     def __init__(self, path: Path, redact: Callable[[str], str],
-                 on_record: Callable[[RelayRecord], None] | None = None) -> None:
+                 on_record: Callable[[RelayRecord], None] | None = None,
+                 recorder: Recorder | None = None) -> None:
         self._path = path
         self._redact = redact
         self._on_record = on_record
+        self.recorder = recorder
         self._file: TextIO | None = None
         self.records: list[RelayRecord] = []
 
@@ -56,6 +61,8 @@ class Ledger:
         self._file = self._path.open("a", encoding="utf-8")
 
     def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -87,6 +94,8 @@ class Ledger:
             completion_tokens=pending.seen.completion_tokens,
         )
         self.records.append(record)
+        if self.recorder is not None and pending.capture is not None:
+            self.recorder.record(pending.capture, record, pending.stream)
         if self._file is not None:
             self._file.write(record.model_dump_json() + "\n")
             self._file.flush()

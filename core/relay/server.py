@@ -27,7 +27,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from core.evidence.exchanges import DEFAULT_MAX_BYTES, ExchangeStore
 from core.evidence.models import RelayRecord
+from core.evidence.rundir import utcnow
 from core.relay.bodies import BodyRules, judge_body
 from core.relay.ledger import Ledger, Pending
 from core.relay.loopback import LoopbackServer
@@ -38,6 +40,7 @@ from core.relay.passage import (
     parse_answer,
     sse_error,
 )
+from core.relay.recording import Capture, Recorder
 from core.relay.rules import (
     CONNECTION_LIMIT,
     MAX_BODY,
@@ -86,6 +89,8 @@ class Relay:
         uds: Path | None = None,
         load: Load | None = None,
         rules: BodyRules | None = None,
+        exchanges: Path | None = None,
+        exchanges_max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self._upstream = upstream
         self._api_key = api_key
@@ -97,7 +102,9 @@ class Relay:
         self._rules = rules or BodyRules()
         self._client: httpx.AsyncClient | None = None
         self._server = LoopbackServer(self._asgi, uds=uds, connection_limit=CONNECTION_LIMIT)
-        self.ledger = Ledger(ledger, redact, on_record)
+        recorder = Recorder(ExchangeStore(exchanges, redact, exchanges_max_bytes)) \
+            if exchanges is not None else None
+        self.ledger = Ledger(ledger, redact, on_record, recorder)
 
     @property
     def records(self) -> list[RelayRecord]:
@@ -273,6 +280,8 @@ class Relay:
         if self._api_key is not None:
             headers["authorization"] = f"Bearer {self._api_key.get_secret_value()}"
         api: Api = "responses" if matched.route.path == "responses" else "chat"
+        if self.ledger.recorder is not None and matched.route.body:
+            pending.capture = Capture(api, body, utcnow())
         try:
             upstream = await client.send(
                 client.build_request(matched.route.method, url, content=body or None,
@@ -326,6 +335,8 @@ class Relay:
             )
         pending.seen.see(data, repeated)
         pending.status = upstream.status_code
+        if pending.capture is not None:
+            pending.capture.answer = raw
         self.ledger.finish(pending)
         return Response(raw, upstream.status_code, media_type=content_type or None)
 
@@ -337,8 +348,11 @@ class Relay:
         error event to the Case, never an empty 200 its client cannot explain."""
         passage = SsePassage(self._redact, expected_model=self.model)
         pending.seen = passage.seen
+        keep = pending.capture.chunk if pending.capture is not None else None
         try:
             async for chunk in upstream.aiter_bytes():
+                if keep is not None:
+                    keep(chunk)
                 lines = passage.feed(chunk)
                 if lines:
                     yield lines

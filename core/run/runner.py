@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from core import __version__
+from core.errors import BadInput
+from core.evidence.exchanges import max_bytes_from_env
 from core.evidence.models import (
     BaselineOutcome,
     CheckCounts,
@@ -262,9 +264,14 @@ class Runner:
             except PathProblem as exc:
                 return self._block_late(f"sandbox: {exc}")
         uds = sock_dir / "relay.sock" if sock_dir else None
+        try:
+            exchanges_max = max_bytes_from_env()
+        except BadInput as exc:
+            return self._block_late(f"config: {exc}")
         relay = Relay(upstream=res.endpoint, api_key=res.api_key, model=res.model,
                       token=self.token, ledger=self.paths.relay, redact=self.redactor.redact,
-                      on_record=self._on_record, uds=uds,
+                      on_record=self._on_record, uds=uds, exchanges=self.paths.exchanges,
+                      exchanges_max_bytes=exchanges_max,
                       rules=BodyRules(max_n=res.relay_max_n,
                                       remote_media=res.relay_remote_media))
         try:

@@ -37,7 +37,27 @@ from core.standins.endpoint_responses import (
     responses_usage,
 )
 
-Responder = Callable[[list[dict[str, Any]]], str]
+
+@dataclass(frozen=True)
+class ScriptedCall:
+    """A tool call the scripted model makes: `arguments` an object, or a string sent as it
+    is (a model that writes arguments which are not JSON)."""
+
+    name: str
+    arguments: dict[str, Any] | str
+
+
+@dataclass(frozen=True)
+class Scripted:
+    """An answer with more than text: reasoning, and tool calls (chat `tool_calls`,
+    Responses `function_call` items), streamed as their deltas the way vLLM streams them."""
+
+    text: str = ""
+    calls: tuple[ScriptedCall, ...] = ()
+    reasoning: str | None = None
+
+
+Responder = Callable[[list[dict[str, Any]]], str | Scripted]
 DEFAULT_MODEL = "qwen3.6-35b-a3b"
 GARBAGE = b"<html><body><h1>It works!</h1> (this is not JSON)</body></html>\n"
 _TOKEN = re.compile(r"\s*\S+|\s+")
@@ -260,24 +280,35 @@ class ScriptedEndpoint:
         if trouble is not None:
             return trouble
         messages = body["messages"]
-        answer = self.responder(messages)
+        said = _scripted(self.responder(messages))
+        answer = said.text
         pieces = tokens(answer)
         prompt = _prompt_words(messages)
-        usage = {"prompt_tokens": prompt, "completion_tokens": len(pieces),
-                 "total_tokens": prompt + len(pieces)}
+        calls = [_call_id_and_args(call) for call in said.calls]
+        used = len(pieces) + len(tokens(said.reasoning or "")) + sum(
+            len(tokens(args)) for _, _, args in calls)
+        usage = {"prompt_tokens": prompt, "completion_tokens": used,
+                 "total_tokens": prompt + used}
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         if body.get("stream") is True:
             options = body.get("stream_options")
             with_usage = isinstance(options, dict) and options.get("include_usage") is True
             usage_chunk = usage if with_usage and not self.omit_usage else None
-            return self._sse(self._chunks(completion_id, pieces, usage_chunk))
+            return self._sse(self._chunks(completion_id, pieces, usage_chunk, said, calls))
+        message: dict[str, Any] = {"role": "assistant",
+                                   "content": answer if answer or not calls else None}
+        if said.reasoning:
+            message["reasoning_content"] = said.reasoning
+        if calls:
+            message["tool_calls"] = [{"id": cid, "type": "function", "function": {
+                "name": name, "arguments": args}} for cid, name, args in calls]
         return JSONResponse({
             "id": completion_id,
             "object": "chat.completion",
             "created": int(time.time()),
             **self._answering(),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
-                         "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": message,
+                         "finish_reason": "tool_calls" if calls else "stop"}],
             **({} if self.omit_usage else {"usage": usage}),
         })
 
@@ -289,11 +320,14 @@ class ScriptedEndpoint:
         if trouble is not None:
             return trouble
         messages = responses_input_messages(body)
-        answer = self.responder(messages)
+        said = _scripted(self.responder(messages))
+        answer = said.text
         pieces = tokens(answer)
         prompt = _prompt_words(messages)
         usage = None if self.omit_usage else responses_usage(prompt, len(pieces))
-        shape = ResponseShape(model=self._answering().get("model"), usage=usage)
+        shape = ResponseShape(model=self._answering().get("model"), usage=usage,
+                              calls=[_call_id_and_args(c) for c in said.calls],
+                              reasoning=said.reasoning)
         if body.get("stream") is True:
             return self._sse(self._response_events(shape, pieces))
         return JSONResponse(shape.response("completed", answer))
@@ -314,7 +348,8 @@ class ScriptedEndpoint:
             yield piece
 
     async def _chunks(
-        self, completion_id: str, pieces: list[str], usage: dict[str, int] | None
+        self, completion_id: str, pieces: list[str], usage: dict[str, int] | None,
+        said: Scripted | None = None, calls: list[tuple[str, str, str]] | None = None,
     ) -> AsyncIterator[bytes]:
         created = int(time.time())
         answering = self._answering()
@@ -328,9 +363,19 @@ class ScriptedEndpoint:
             return [{"index": 0, "delta": content, "finish_reason": finish}]
 
         yield chunk(delta({"role": "assistant", "content": ""}))
+        if said is not None and said.reasoning:
+            async for piece in self._paced(tokens(said.reasoning)):
+                yield chunk(delta({"reasoning_content": piece}))
         async for piece in self._paced(pieces):
             yield chunk(delta({"content": piece}))
-        yield chunk(delta({}, "stop"))
+        for at, (cid, name, args) in enumerate(calls or []):
+            head = {"index": at, "id": cid, "type": "function",
+                    "function": {"name": name, "arguments": ""}}
+            yield chunk(delta({"tool_calls": [head]}))  # type: ignore[dict-item]
+            async for piece in self._paced(tokens(args) or [args]):
+                part = {"index": at, "function": {"arguments": piece}}
+                yield chunk(delta({"tool_calls": [part]}))  # type: ignore[dict-item]
+        yield chunk(delta({}, "tool_calls" if calls else "stop"))
         if usage is not None:
             yield chunk([], usage=usage)
         yield b"data: [DONE]\n\n"
@@ -345,6 +390,27 @@ class ScriptedEndpoint:
             yield shape.delta(piece)
         for event in shape.closing(text):
             yield event
+
+
+def _scripted(said: str | Scripted) -> Scripted:
+    return said if isinstance(said, Scripted) else Scripted(text=said)
+
+
+def _call_id_and_args(call: ScriptedCall) -> tuple[str, str, str]:
+    args = call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments)
+    return f"call_{uuid.uuid4().hex[:20]}", call.name, args
+
+
+def tool_then_answer(name: str, arguments: dict[str, Any] | str, final: str
+                     ) -> Responder:
+    """A responder that calls one tool, then — once a tool result is in the history —
+    answers `final`: the smallest agent loop with a tool call and its result."""
+    def respond(messages: list[dict[str, Any]]) -> str | Scripted:
+        if any(m.get("role") == "tool" for m in messages if isinstance(m, dict)):
+            return final
+        return Scripted(text="", calls=(ScriptedCall(name, arguments),),
+                        reasoning=f"I should call {name} first.")
+    return respond
 
 
 def _prompt_words(messages: list[Any]) -> int:

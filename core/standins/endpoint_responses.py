@@ -28,8 +28,17 @@ def responses_input_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     if isinstance(given, str):
         return [*messages, {"role": "user", "content": given}]
     for item in given if isinstance(given, list) else []:
-        if isinstance(item, dict) and isinstance(item.get("role"), str):
+        if not isinstance(item, dict):
+            continue
+        if isinstance(item.get("role"), str):
             messages.append({"role": item["role"], "content": item.get("content")})
+        elif item.get("type") == "function_call_output":
+            messages.append({"role": "tool", "tool_call_id": item.get("call_id"),
+                             "content": item.get("output")})
+        elif item.get("type") == "function_call":
+            messages.append({"role": "assistant", "content": None, "tool_calls": [
+                {"id": item.get("call_id"), "type": "function", "function": {
+                    "name": item.get("name"), "arguments": item.get("arguments")}}]})
     return messages
 
 
@@ -48,14 +57,22 @@ class ResponseShape:
     response_id: str = field(default_factory=lambda: f"resp_{uuid.uuid4().hex}")
     item_id: str = field(default_factory=lambda: f"msg_{uuid.uuid4().hex}")
     created_at: int = field(default_factory=lambda: int(time.time()))
+    calls: list[tuple[str, str, str]] = field(default_factory=list)
+    """Function calls after the message: (call_id, name, arguments as JSON text)."""
+    reasoning: str | None = None
     _sequence: int = 0
 
     def response(self, status: str, text: str | None) -> dict[str, Any]:
         done = status == "completed"
+        output = [self._item(text or "", "completed")] if done else []
+        if done and self.reasoning:
+            output.insert(0, self._reasoning_item())
+        if done:
+            output += [self._call_item(n, "completed") for n in range(len(self.calls))]
         return {
             "id": self.response_id, "object": "response", "created_at": self.created_at,
             "status": status, **({"model": self.model} if self.model is not None else {}),
-            "output": [self._item(text or "", "completed")] if done else [],
+            "output": output,
             "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
             "usage": self.usage if done else None,
         }
@@ -64,6 +81,32 @@ class ResponseShape:
         content = [self._part(text)] if status == "completed" else []
         return {"id": self.item_id, "type": "message", "role": "assistant", "status": status,
                 "content": content}
+
+    def _reasoning_item(self) -> dict[str, Any]:
+        return {"id": f"rs_{self.response_id[5:]}", "type": "reasoning", "summary": [
+            {"type": "summary_text", "text": self.reasoning}]}
+
+    def _call_item(self, n: int, status: str) -> dict[str, Any]:
+        call_id, name, args = self.calls[n]
+        return {"id": f"fc_{call_id[5:]}", "type": "function_call", "call_id": call_id,
+                "name": name, "arguments": args if status == "completed" else "",
+                "status": status}
+
+    def call_events(self, first_index: int) -> list[bytes]:
+        """Each function call as vLLM streams one: added, its arguments' deltas, done."""
+        out = []
+        for n, (_, _, args) in enumerate(self.calls):
+            at = first_index + n
+            item = self._call_item(n, "in_progress")
+            out.append(self._event("response.output_item.added", output_index=at, item=item))
+            for piece in (args[i:i + 16] for i in range(0, len(args), 16)):
+                out.append(self._event("response.function_call_arguments.delta",
+                                       item_id=item["id"], output_index=at, delta=piece))
+            out.append(self._event("response.function_call_arguments.done",
+                                   item_id=item["id"], output_index=at, arguments=args))
+            out.append(self._event("response.output_item.done", output_index=at,
+                                   item=self._call_item(n, "completed")))
+        return out
 
     @staticmethod
     def _part(text: str) -> dict[str, Any]:
@@ -98,5 +141,6 @@ class ResponseShape:
                         part=self._part(text)),
             self._event("response.output_item.done", output_index=0,
                         item=self._item(text, "completed")),
+            *self.call_events(1),
             self._event("response.completed", response=self.response("completed", text)),
         ]

@@ -1,0 +1,493 @@
+"""A run's conversation, rebuilt from the exchanges the relay kept — for any agent, from the
+wire, with nothing installed in the agent.
+
+Reader API (what the dashboard's Conversation tab and `cto-harness transcript` build on):
+
+    t = Transcript(run_dir)        # opens nothing yet
+    t.refresh()                    # reads what the exchanges index grew by (a live run)
+    t.exchanges                    # how many exchanges the index lists so far
+    t.steps(offset, limit)         # steps [offset, offset+limit), rebuilt on demand
+    t.known                        # steps rebuilt so far; t.complete: every exchange read
+    t.all_steps()                  # everything (the exports)
+    t.problems                     # what could not be read, folder-wide
+
+`steps()` reads exchanges in order only as far as the asked window needs (plus one, so the
+window's tool calls have their results bound), and each new message's blob once: the first
+screen of a run with 5,000 exchanges reads a handful of files. A step is never half-built:
+what could not be rebuilt is a step with `problems` (and `raw` when there was text).
+
+How the steps are found:
+- **Chat completions** resend the whole history each turn. A request whose items begin with
+  an earlier request's items continues that conversation: only the items after that prefix
+  are new; the first of them that came from the assistant is the agent resending the answer
+  it got (already a step: skipped). Items are compared by their content address, so this
+  costs no blob read.
+- **Responses API**: the same on `input`; a request naming `previous_response_id` carries
+  only new items, and continues the conversation that response ended (a map from response
+  id to its conversation's items is kept).
+- A request that continues nothing seen before — a compacted history, a second
+  conversation, a sub-agent — starts a new **segment**, marked with the reason.
+- Tool results are bound to the call that asked for them (`tool_call_id` / `call_id`) as
+  observations of that agent step.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from core.evidence.exchanges import Entry, ExchangeFolder, Loaded
+
+Source = Literal["system", "user", "agent"]
+GENERATING = ("chat/completions", "responses", "completions")
+THREADS_KEPT = 32
+_AGENT_ITEM_TYPES = {"function_call", "reasoning", "custom_tool_call", "local_shell_call",
+                     "web_search_call", "file_search_call", "computer_call"}
+_RESULT_TYPES = {"function_call_output", "custom_tool_call_output",
+                 "local_shell_call_output", "computer_call_output"}
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    """The call's arguments as an object; `{}` (and `arguments_raw`, `problem`) when they
+    were not a JSON object."""
+    arguments_raw: str | None = None
+    problem: str | None = None
+
+
+@dataclass
+class Observation:
+    """A tool's result, bound to the call it answers (`call_id` None when unbound)."""
+
+    call_id: str | None
+    content: str
+    exchange: int
+    """The exchange whose request carried it back to the model."""
+
+
+@dataclass
+class Step:
+    index: int
+    """0-based position in the transcript."""
+    source: Source
+    message: str
+    exchange: int
+    """The exchange it came from: an answer's, or the request that carried the message."""
+    segment: int
+    reasoning: str | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_ms: float | None = None
+    ts: str | None = None
+    answer: bool = False
+    """An answer the relay saw (with its model, tokens, latency), not a message that only
+    appeared in a request."""
+    segment_start: str | None = None
+    """Set on the first step of a segment: why one starts here."""
+    problems: list[str] = field(default_factory=list)
+    raw: str | None = None
+    """The text as it came, when it could not be read as JSON."""
+
+    @property
+    def first_line(self) -> str:
+        text = self.message.strip() or (f"{len(self.tool_calls)} tool call(s): " + ", ".join(
+            c.name for c in self.tool_calls) if self.tool_calls else "")
+        return text.splitlines()[0] if text else (self.problems[0] if self.problems else "")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def text_of(content: Any) -> str:
+    """The text of a message's content: a string, or a list of parts (`text`,
+    `input_text`, `output_text`, `refusal`; other parts named in brackets)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        out = []
+        for part in content:
+            if isinstance(part, str):
+                out.append(part)
+            elif isinstance(part, dict):
+                got = part.get("text", part.get("refusal"))
+                out.append(got if isinstance(got, str) else f"[{part.get('type', 'part')}]")
+        return "\n".join(out)
+    return json.dumps(content, ensure_ascii=False)
+
+
+def parse_arguments(raw: Any) -> tuple[dict[str, Any], str | None, str | None]:
+    """(arguments as an object, the raw text when not one, the reason)."""
+    if isinstance(raw, dict):
+        return raw, None, None
+    if not isinstance(raw, str):
+        return {}, json.dumps(raw), "the arguments are not a JSON string"
+    if not raw.strip():
+        return {}, None, None
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return {}, raw, "the arguments are not valid JSON"
+    if isinstance(value, dict):
+        return value, None, None
+    return {"value": value}, raw, "the arguments are JSON but not an object"
+
+
+@dataclass
+class _Thread:
+    keys: tuple[str, ...]
+    answered: bool
+
+
+class Transcript:
+    """One run's conversation, rebuilt lazily (see the module docstring for the API)."""
+
+    def __init__(self, run_dir: Path, folder: ExchangeFolder | None = None) -> None:
+        self.run_dir = run_dir
+        self.folder = folder or ExchangeFolder.of_run(run_dir)
+        self._steps: list[Step] = []
+        self._next = 0
+        self._entries: list[Entry] = []
+        self._threads: list[_Thread] = []
+        self._responses: dict[str, tuple[str, ...]] = {}
+        self._calls: dict[str, Step] = {}
+        self._segment = 0
+        self._last_agent: Step | None = None
+        self._pending_start: str | None = None
+        self.problems: list[str] = []
+        self.exchanges_read = 0
+        self.skipped: list[int] = []
+        """Exchanges that are not generations (embeddings): not steps."""
+
+    # -- the API ---------------------------------------------------------------------
+    def refresh(self) -> None:
+        self._entries = self.folder.entries()
+        for problem in self.folder.problems:
+            if problem not in self.problems:
+                self.problems.append(problem)
+
+    @property
+    def exchanges(self) -> int:
+        if not self._entries:
+            self.refresh()
+        return len(self._entries)
+
+    @property
+    def known(self) -> int:
+        return len(self._steps)
+
+    @property
+    def complete(self) -> bool:
+        return self._next >= self.exchanges
+
+    def steps(self, offset: int = 0, limit: int = 50) -> list[Step]:
+        if not self._entries:
+            self.refresh()
+        want = offset + limit
+        while self._next < len(self._entries) and len(self._steps) < want:
+            self._read_next()
+        if self._next < len(self._entries):  # the window's calls get their results
+            self._read_next()
+        return self._steps[offset:want]
+
+    def all_steps(self) -> list[Step]:
+        self.refresh()
+        while self._next < len(self._entries):
+            self._read_next()
+        return self._steps
+
+    # -- rebuilding ------------------------------------------------------------------
+    def _read_next(self) -> None:
+        entry = self._entries[self._next]
+        self._next += 1
+        self.exchanges_read += 1
+        if entry.meta.get("route") and entry.meta["route"] not in GENERATING:
+            self.skipped.append(entry.seq)
+            return
+        loaded = self.folder.load(entry)
+        route = loaded.meta.get("route")
+        if route is not None and route not in GENERATING:
+            self.skipped.append(entry.seq)
+            return
+        api = loaded.meta.get("api") or ("responses" if route == "responses" else "chat")
+        if loaded.request is None:
+            self._unreadable(loaded)
+            return
+        if route == "completions":
+            self._completion(loaded)
+        elif api == "responses":
+            self._responses_request(loaded)
+        else:
+            self._chat_request(loaded)
+
+    def _add(self, step_source: Source, message: str, loaded: Loaded, **kw: Any) -> Step:
+        step = Step(index=len(self._steps), source=step_source, message=message,
+                    exchange=loaded.seq, segment=max(self._segment, 1),
+                    ts=loaded.meta.get("started") or loaded.meta.get("ts"), **kw)
+        if self._pending_start is not None:
+            step.segment_start, self._pending_start = self._pending_start, None
+        self._steps.append(step)
+        return step
+
+    def _unreadable(self, loaded: Loaded) -> None:
+        if self._segment == 0:
+            self._start_segment("the first request")
+        why = loaded.problems or ["the exchange holds no request"]
+        step = self._add("agent", "", loaded, raw=loaded.request_raw, problems=list(why))
+        self._meta(step, loaded)
+        if loaded.response is not None or loaded.response_raw is not None:
+            self._answer(loaded, step)
+
+    def _start_segment(self, why: str) -> None:
+        self._segment += 1
+        self._pending_start = why
+
+    def _continue(self, keys: tuple[str, ...]) -> tuple[int, bool]:
+        """How many leading items an earlier request already had (its conversation
+        continues), and whether that request was answered; (-1, False) for none."""
+        best, answered = -1, False
+        for thread in self._threads:
+            n = len(thread.keys)
+            if n > best and n <= len(keys) and keys[:n] == thread.keys:
+                best, answered = n, thread.answered
+        return best, answered
+
+    def _remember(self, keys: tuple[str, ...], answered: bool) -> None:
+        self._threads = [t for t in self._threads if t.keys != keys]
+        self._threads.append(_Thread(keys, answered))
+        del self._threads[:-THREADS_KEPT]
+
+    def _new_items(self, keys: tuple[str, ...], first_why: str) -> tuple[int, bool]:
+        seen, answered = self._continue(keys)
+        if seen < 0 or (seen == 0 and self._segment):
+            why = first_why if self._segment == 0 else (
+                "the history continues no earlier request (compacted, a new conversation "
+                "or a sub-agent)")
+            self._start_segment(why)
+            return 0, False
+        return seen, answered
+
+    # chat ------------------------------------------------------------------------------
+    def _chat_request(self, loaded: Loaded) -> None:
+        request = loaded.request or {}
+        descs = loaded.items.get("messages", [])
+        values = request.get("messages") if isinstance(request.get("messages"), list) else []
+        keys = tuple(str(d.get("ref")) for d in descs)
+        start, echo = self._new_items(keys, "the first request")
+        for value, desc in zip(values[start:], descs[start:], strict=False):
+            role = value.get("role") if isinstance(value, dict) else None
+            if echo and role == "assistant":
+                continue
+            echo = False
+            self._chat_message(value, desc, loaded)
+        step = self._add("agent", "", loaded, answer=True)
+        self._meta(step, loaded)
+        self._answer(loaded, step)
+        self._remember(keys, loaded.response is not None)
+
+    def _chat_message(self, value: Any, desc: dict[str, Any], loaded: Loaded) -> None:
+        if not isinstance(value, dict):
+            self._add("user", json.dumps(value, ensure_ascii=False), loaded,
+                      problems=["a message that is not a JSON object"])
+            return
+        if "cto_harness_unreadable" in value:
+            self._add("user", "", loaded, problems=[str(value["cto_harness_unreadable"])])
+            return
+        role = value.get("role")
+        text = text_of(value.get("content"))
+        if role == "tool" or role == "function":
+            self._observe(value.get("tool_call_id"), text, loaded)
+        elif role == "assistant":
+            step = self._add("agent", text, loaded)
+            self._calls_of(step, value.get("tool_calls"))
+        elif role in ("system", "developer"):
+            self._add("system", text, loaded)
+        else:
+            problems = [] if role == "user" else [f"a message with role {str(role)[:40]!r}"]
+            self._add("user", text, loaded, problems=problems)
+
+    def _calls_of(self, step: Step, calls: Any) -> None:
+        for n, call in enumerate(calls if isinstance(calls, list) else []):
+            if not isinstance(call, dict):
+                step.problems.append("a tool call that is not a JSON object")
+                continue
+            fn = call.get("function") if isinstance(call.get("function"), dict) else {}
+            self._call(step, call.get("id"), fn.get("name"), fn.get("arguments"), n)
+
+    def _call(self, step: Step, call_id: Any, name: Any, arguments: Any, n: int) -> None:
+        args, raw, problem = parse_arguments(arguments)
+        cid = call_id if isinstance(call_id, str) and call_id else \
+            f"call-{step.exchange}-{n}"
+        step.tool_calls.append(ToolCall(cid, name if isinstance(name, str) else "?", args,
+                                        raw, problem))
+        if problem:
+            step.problems.append(f"tool call {cid}: {problem}")
+        self._calls[cid] = step
+
+    def _observe(self, call_id: Any, text: str, loaded: Loaded) -> None:
+        step = self._calls.get(call_id) if isinstance(call_id, str) else None
+        if step is not None:
+            step.observations.append(Observation(call_id, text, loaded.seq))
+            return
+        if self._last_agent is not None:
+            self._last_agent.observations.append(Observation(None, text, loaded.seq))
+            self._last_agent.problems.append(
+                f"a tool result for call {str(call_id)[:60]!r}, which no answer made")
+            return
+        self._add("user", text, loaded, problems=[
+            f"a tool result for call {str(call_id)[:60]!r}, which no answer made"])
+
+    def _meta(self, step: Step, loaded: Loaded) -> None:
+        meta = loaded.meta
+        step.model = meta.get("model_answered") or None
+        step.prompt_tokens = meta.get("prompt_tokens")
+        step.completion_tokens = meta.get("completion_tokens")
+        step.latency_ms = meta.get("latency_ms")
+        self._last_agent = step
+        status = meta.get("status")
+        if meta.get("error"):
+            step.problems.append(f"HTTP {status}: {meta['error']}")
+        elif isinstance(status, int) and status >= 400:
+            step.problems.append(f"HTTP {status}")
+
+    def _answer(self, loaded: Loaded, step: Step) -> None:
+        step.problems.extend(p for p in loaded.problems if p not in step.problems)
+        data = loaded.response
+        if loaded.response_raw is not None:
+            step.raw = loaded.response_raw
+            return
+        if not isinstance(data, dict):
+            if data is not None:
+                step.problems.append("the answer is not a JSON object")
+            return
+        if data.get("object") == "response" or "output" in data:
+            self._responses_output(data, step)
+            return
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices:
+            if data.get("error") is None:
+                step.problems.append("the answer holds no choice")
+            return
+        choice = choices[0] if isinstance(choices[0], dict) else {}
+        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+        if "text" in choice and not message:
+            step.message = str(choice.get("text") or "")
+            return
+        step.message = text_of(message.get("content"))
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
+        step.reasoning = reasoning if isinstance(reasoning, str) and reasoning else None
+        self._calls_of(step, message.get("tool_calls"))
+
+    # responses -------------------------------------------------------------------------
+    def _responses_request(self, loaded: Loaded) -> None:
+        request = loaded.request or {}
+        descs = loaded.items.get("input", [])
+        raw_input = request.get("input")
+        values = raw_input if isinstance(raw_input, list) else []
+        if isinstance(raw_input, str):
+            values = [{"role": "user", "content": raw_input}]
+            descs = [{"ref": f"text:{hash(raw_input)}"}]
+        keys = tuple(str(d.get("ref")) for d in descs)
+        instructions = request.get("instructions")
+        if isinstance(instructions, str) and instructions:
+            values = [{"role": "system", "content": instructions}, *values]
+            keys = (f"instructions:{hash(instructions)}", *keys)
+        previous = request.get("previous_response_id")
+        if isinstance(previous, str) and previous:
+            before = self._responses.get(previous)
+            if before is None:
+                self._start_segment(f"previous_response_id {previous[:60]!r} names a "
+                                    "response the relay never saw")
+                before = ()
+            start, echo, full = 0, False, before + keys
+        else:
+            full = keys
+            start, echo = self._new_items(full, "the first request")
+        for value in values[start:]:
+            if echo and self._from_agent(value):
+                continue
+            echo = False
+            self._input_item(value, loaded)
+        step = self._add("agent", "", loaded, answer=True)
+        self._meta(step, loaded)
+        self._answer(loaded, step)
+        self._remember(full, loaded.response is not None)
+        response = loaded.response if isinstance(loaded.response, dict) else {}
+        if isinstance(response.get("id"), str):
+            out_keys = tuple(f"out:{response['id']}:{i}" for i in
+                             range(len(response.get("output") or [])))
+            self._responses[response["id"]] = full + out_keys
+
+    @staticmethod
+    def _from_agent(value: Any) -> bool:
+        if not isinstance(value, dict):
+            return False
+        return value.get("role") == "assistant" or value.get("type") in _AGENT_ITEM_TYPES
+
+    def _input_item(self, value: Any, loaded: Loaded) -> None:
+        if not isinstance(value, dict):
+            self._add("user", json.dumps(value, ensure_ascii=False), loaded,
+                      problems=["an input item that is not a JSON object"])
+            return
+        if "cto_harness_unreadable" in value:
+            self._add("user", "", loaded, problems=[str(value["cto_harness_unreadable"])])
+            return
+        kind = value.get("type")
+        if kind in _RESULT_TYPES:
+            output = value.get("output")
+            self._observe(value.get("call_id"), text_of(output) if not isinstance(
+                output, dict) else json.dumps(output, ensure_ascii=False), loaded)
+        elif kind in _AGENT_ITEM_TYPES:
+            step = self._add("agent", "", loaded)
+            self._output_item(value, step, 0)
+        else:
+            self._chat_message(value, {}, loaded)
+
+    def _responses_output(self, data: dict[str, Any], step: Step) -> None:
+        output = data.get("output")
+        for n, item in enumerate(output if isinstance(output, list) else []):
+            if isinstance(item, dict):
+                self._output_item(item, step, n)
+        if data.get("error"):
+            step.problems.append(f"the response failed: {data['error']}")
+
+    def _output_item(self, item: dict[str, Any], step: Step, n: int) -> None:
+        kind = item.get("type")
+        if kind == "message":
+            text = text_of(item.get("content"))
+            step.message = f"{step.message}\n{text}" if step.message else text
+        elif kind == "reasoning":
+            parts = [text_of(item.get(k)) for k in ("summary", "content") if item.get(k)]
+            text = "\n".join(p for p in parts if p)
+            if text:
+                step.reasoning = f"{step.reasoning}\n{text}" if step.reasoning else text
+        elif kind == "function_call":
+            self._call(step, item.get("call_id"), item.get("name"), item.get("arguments"), n)
+        elif kind == "custom_tool_call":
+            self._call(step, item.get("call_id"), item.get("name"),
+                       {"input": item.get("input")}, n)
+        elif kind == "local_shell_call":
+            self._call(step, item.get("call_id"), "local_shell",
+                       item.get("action") if isinstance(item.get("action"), dict) else {}, n)
+        else:
+            step.problems.append(f"an output item of type {str(kind)[:40]!r}, shown raw")
+            step.raw = json.dumps(item, ensure_ascii=False)
+
+    # legacy completions ----------------------------------------------------------------
+    def _completion(self, loaded: Loaded) -> None:
+        if self._segment == 0:
+            self._start_segment("the first request")
+        prompt = (loaded.request or {}).get("prompt")
+        self._add("user", text_of(prompt), loaded)
+        step = self._add("agent", "", loaded, answer=True)
+        self._meta(step, loaded)
+        self._answer(loaded, step)
