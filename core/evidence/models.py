@@ -298,6 +298,18 @@ class CaseSandbox(_Model):
     detail: str = ""
 
 
+class Signing(_Model):
+    """Whether the run is signed (`attestation.intoto.jsonl`, README "Signed evidence"), and
+    with which key, or the recorded opt-out."""
+
+    mode: Literal["on", "off"]
+    """`on`: signed with the Ed25519 key outside the runs root; `off`:
+    CTO_HARNESS_SIGNING=off, unsigned (never real-model evidence)."""
+    keyid: str | None = None
+    """The key's id as securesystemslib computes it (SHA-256 of its canonical JSON)."""
+    detail: str = ""
+
+
 class Durations(_Model):
     total_s: float = 0.0
     """Wall time from the run's start to just before report.json is written: every stage,
@@ -375,6 +387,8 @@ class Report(_Model):
     """Why `host` (the opt-out, or why isolation was unavailable), or how it was isolated."""
     case_sandbox: CaseSandbox | None = None
     """None only in reports from before the sandbox."""
+    signing: Signing | None = None
+    """None only in reports from before signed evidence."""
     fallback_detected: bool
     fallback_evidence: list[Evidence] = Field(default_factory=list)
     fallback_warnings: list[Evidence] = Field(default_factory=list)
@@ -427,3 +441,8 @@ class Validation(_Model):
     """A non-demo real-Case run whose Stage 2 passed, with every criterion holding."""
     criteria: list[Criterion]
     problems: list[str] = Field(default_factory=list)
+    signature: Literal["verified", "unsigned", "invalid"] | None = None
+    """`attestation.intoto.jsonl` against the key: verified, absent (unsigned: never
+    real-model evidence), or not matching (a forgery or an edit); None when not looked at."""
+    keyid: str | None = None
+    """The key the signature was checked against."""
