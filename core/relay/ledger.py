@@ -37,6 +37,8 @@ class Pending:
     stream: bool = False
     refused: str | None = None
     error: str | None = None
+    foreign: bool = False
+    """It lacked the run's token on the relay's TCP door: another local process's."""
     held: int = 0
     """Body bytes counted against the relay's `Load` until the request ends."""
     capture: Capture | None = None
@@ -89,6 +91,7 @@ class Ledger:
             latency_ms=round((time.monotonic() - pending.started) * 1000, 1),
             stream=pending.stream,
             refused=pending.refused,
+            foreign=pending.foreign,
             error=self._redact_opt(pending.error),
             prompt_tokens=pending.seen.prompt_tokens,
             completion_tokens=pending.seen.completion_tokens,

@@ -28,19 +28,23 @@ _SILENT_LOGGING: dict[str, Any] = {
 
 
 class LoopbackServer:
-    """An ASGI app served by uvicorn on 127.0.0.1:<ephemeral> (and on a Unix socket at
-    `uds`, when given) inside the running loop: silent and signal-free (uvicorn's `serve()`
-    would swap in its own SIGINT/SIGTERM handlers; the harness owns those), and stopped at
-    once rather than on uvicorn's 100 ms ticks (`main_loop` polls `should_exit`, and its
-    `shutdown` sleeps 0.1 s before waiting for connections in 0.1 s steps)."""
+    """An ASGI app served by uvicorn on 127.0.0.1:<ephemeral> (unless `tcp` is False) and
+    on a Unix socket at `uds` when given, inside the running loop: silent and signal-free
+    (uvicorn's `serve()` would swap in its own SIGINT/SIGTERM handlers; the harness owns
+    those), and stopped at once rather than on uvicorn's 100 ms ticks (`main_loop` polls
+    `should_exit`, and its `shutdown` sleeps 0.1 s before waiting for connections in 0.1 s
+    steps)."""
 
     GRACE_S = 1.0
     STEP_S = 0.005
 
     def __init__(self, app: ASGIApp, *, uds: Path | None = None,
-                 connection_limit: int | None = None) -> None:
+                 connection_limit: int | None = None, tcp: bool = True) -> None:
+        if not tcp and uds is None:
+            raise ValueError("a server with no TCP listener needs a Unix socket")
         self._app = app
         self._uds = uds
+        self._tcp = tcp
         self._connection_limit = connection_limit
         self._bound_uds = False
         self._server: uvicorn.Server | None = None
@@ -52,10 +56,12 @@ class LoopbackServer:
         # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on accepted sockets whose proto
         # says TCP, and without it a small write (a stream's first chunk after its headers,
         # the end of a chunked body) waits out the client's delayed ACK, ~40 ms.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        sockets = [sock]
+        sockets = []
+        if self._tcp:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+            sockets.append(sock)
         if self._uds is not None:  # the same app, for a Case jailed in its own namespace
             unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sockets.append(unix)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
+import secrets
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -58,6 +59,7 @@ UPSTREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=60.0
 """Generous reads: a large model may think for minutes before its first token."""
 
 ERROR_BODY_LIMIT = 64 * 1024
+INSIDE_PORTS = (20000, 60000)
 
 
 class _ClosingStream(StreamingResponse):
@@ -72,8 +74,15 @@ class _ClosingStream(StreamingResponse):
 
 
 class Relay:
-    """An OpenAI-compatible relay on 127.0.0.1:<ephemeral> for one run's Case; also on the
-    Unix socket `uds` when given, the way in for a Case in its own network namespace."""
+    """An OpenAI-compatible relay for one run's Case, with one door.
+
+    With `uds` (the sandbox on) that door is the Unix socket, bound into the sandbox and
+    served there on 127.0.0.1:`port` by the sandbox's own forwarder: the host has no TCP
+    listener for another local account to find (a port in the world-readable trace was
+    such a door). Without it (the sandbox off, the Case on the host) the door is
+    127.0.0.1:<ephemeral>, which every local account can reach: the per-run token is what
+    tells the Case from them, so a request without it is recorded `foreign` and fails the
+    run."""
 
     def __init__(
         self,
@@ -101,7 +110,12 @@ class Relay:
         self._load = load or Load()
         self._rules = rules or BodyRules()
         self._client: httpx.AsyncClient | None = None
-        self._server = LoopbackServer(self._asgi, uds=uds, connection_limit=CONNECTION_LIMIT)
+        self._server = LoopbackServer(self._asgi, uds=uds, connection_limit=CONNECTION_LIMIT,
+                                      tcp=uds is None)
+        self._inside_port = 0 if uds is None else INSIDE_PORTS[0] + secrets.randbelow(
+            INSIDE_PORTS[1] - INSIDE_PORTS[0])
+        """The port the sandbox's forwarder serves the socket on, in the sandbox's own
+        network namespace (any port is free there); random, as an ephemeral one looks."""
         recorder = Recorder(ExchangeStore(exchanges, redact, exchanges_max_bytes)) \
             if exchanges is not None else None
         self.ledger = Ledger(ledger, redact, on_record, recorder)
@@ -115,14 +129,21 @@ class Relay:
 
     @property
     def port(self) -> int:
-        return self._server.port
+        """The port in the Case's `base_url`: the host's listener, or (with a Unix socket)
+        the one the sandbox's forwarder listens on inside the sandbox."""
+        return self._inside_port or self._server.port
+
+    @property
+    def tcp(self) -> bool:
+        """Whether the host has a TCP listener (the sandbox off)."""
+        return self._inside_port == 0
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
     async def start(self) -> None:
-        """Bind 127.0.0.1:0 and serve from the caller's running loop."""
+        """Bind its door and serve from the caller's running loop."""
         self.ledger.open()
         try:
             await self._server.start()
@@ -163,6 +184,8 @@ class Relay:
     async def _handle(self, request: Request, pending: Pending) -> Response:
         auth = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(auth, self._expected_auth):
+            # Over TCP any local account may be knocking; over the socket only the Case can.
+            pending.foreign = self.tcp
             return self.ledger.refuse(pending, 401, "missing or wrong relay token",
                                       "invalid_api_key")
         if request.headers.get("upgrade", "").strip().lower() == "websocket":

@@ -276,7 +276,8 @@ class Runner:
                                       remote_media=res.relay_remote_media))
         try:
             await relay.start()
-            self.event("relay_started", url=relay.base_url)
+            self.event("relay_started", url=relay.base_url,
+                       door="tcp (token)" if relay.tcp else "unix socket (sandbox only)")
             command = self._case_command(task_file, relay.base_url)
             assert command is not None, "judged above with the same settings"
             argv, extra_env, stdin = command.argv, command.extra_env, command.stdin

@@ -94,6 +94,12 @@ def verdict(status: RunStatus, state: RunState, engine: Engine, guard_state: Gua
     if engine == FAKE:
         reasons.append("fake engine: a baseline run, never evidence for a model")
         return ("passed" if real and not s.leaks and s.scan.complete else "failed"), reasons
+    foreign = [n for n, r in enumerate(s.records, 1) if r.foreign]
+    if foreign:
+        lines = ", ".join(str(n) for n in foreign[:5]) + (", …" if len(foreign) > 5 else "")
+        reasons.append(f"policy: {len(foreign)} foreign request(s) reached the relay without "
+                       f"the run's token (backend/relay.jsonl line {lines}): another local "
+                       "process used the Case's door; run with the sandbox on")
     if guard_state == "tripped":
         reasons.append("fallback detected: see fallback_evidence")
     elif guard_state == "unproven":

@@ -23,6 +23,7 @@ def prepare_home(run_root: Path) -> Path:
     """An empty `<run>/home/` (made afresh: nothing the run did not put there)."""
     home = run_root / "home"
     fresh_dir(home)
+    home.chmod(0o700)  # agents keep the relay's per-run token in their config files
     return home
 
 

@@ -32,6 +32,8 @@ names     reads a secret URL from --secret-file and writes it into names, not by
           named by the quoted URL holding a file named after its host:port, a link whose
           target text is the URL, and two files named `odd-\\xff-name.txt`: one with the byte
           0xff (not UTF-8), one with those four characters; then behaves like good
+wait      asks the relay, prints `case: waiting`, waits until a file `go` appears in its
+          workspace (the test's signal), removes it, then behaves like good
 direct    tries a TCP connection to the host:port in --target-file (bypassing the relay),
           prints `direct: connected` or `direct: refused/unreachable (...)`, then behaves
           like good
@@ -234,6 +236,12 @@ def main() -> int:
         for k, v in sorted(os.environ.items()):
             print(f"env {k}={v}")
     answer = ask(a.model)
+    if a.mode == "wait":
+        print("case: waiting", flush=True)
+        go = os.path.join(a.workspace, "go")
+        while not os.path.exists(go):
+            time.sleep(0.01)
+        os.unlink(go)
     if a.mode == "liar":
         print("case: answered by claude-sonnet-4-6 via anthropic", flush=True)
     if not answer:

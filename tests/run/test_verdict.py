@@ -14,6 +14,7 @@ from core.evidence.models import (
     LeakFinding,
     Readiness,
     ReadinessCheck,
+    RelayRecord,
     ScanSummary,
 )
 from core.run.admission import AdmissionResult
@@ -76,6 +77,22 @@ def test_each_missing_proof_fails_the_run_with_its_reason() -> None:
         status, reasons = verdict("failed", state, "case", guard, "no request")  # type: ignore[arg-type]
         assert status == "failed"
         assert reason in reasons
+
+
+def test_a_foreign_request_on_the_relay_fails_an_otherwise_proven_run() -> None:
+    def record(foreign: bool) -> RelayRecord:
+        return RelayRecord(ts="t", method="POST", path="/v1/chat/completions",
+                           model_asked=None, model_answered=None, status=401,
+                           latency_ms=1.0, refused="missing or wrong relay token",
+                           foreign=foreign)
+    assert verdict("failed", proven(records=[record(False)]), "case", "clear", "") == (
+        "passed", [])
+    status, reasons = verdict("failed", proven(records=[record(False), record(True)]),
+                              "case", "clear", "")
+    assert status == "failed"
+    assert reasons == ["policy: 1 foreign request(s) reached the relay without the run's "
+                       "token (backend/relay.jsonl line 2): another local process used the "
+                       "Case's door; run with the sandbox on"]
 
 
 def test_a_reason_the_run_already_gave_fails_it_too() -> None:
