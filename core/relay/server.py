@@ -53,6 +53,7 @@ from core.relay.rules import (
     match_route,
     parse_body,
 )
+from core.secrets.stream import StreamRedactor
 from core.settings import verifies_tls
 
 UPSTREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=60.0)
@@ -100,6 +101,7 @@ class Relay:
         rules: BodyRules | None = None,
         exchanges: Path | None = None,
         exchanges_max_bytes: int = DEFAULT_MAX_BYTES,
+        streams: Callable[[], StreamRedactor] | None = None,
     ) -> None:
         self._upstream = upstream
         self._api_key = api_key
@@ -109,6 +111,9 @@ class Relay:
         self._timeout = timeout
         self._load = load or Load()
         self._rules = rules or BodyRules()
+        self._streams = streams
+        """A fresh streaming redactor per answer (`Redactor.stream`); without it each
+        forwarded block of whole lines passes `redact` alone."""
         self._client: httpx.AsyncClient | None = None
         self._server = LoopbackServer(self._asgi, uds=uds, connection_limit=CONNECTION_LIMIT,
                                       tcp=uds is None)
@@ -361,7 +366,16 @@ class Relay:
         if pending.capture is not None:
             pending.capture.answer = raw
         self.ledger.finish(pending)
-        return Response(raw, upstream.status_code, media_type=content_type or None)
+        # A success passes the redactor like an error: the upstream's host in `/models`'
+        # `root`, a `system_fingerprint` or the text must not reach the Case.
+        return Response(self._scrub(raw), upstream.status_code,
+                        media_type=content_type or None)
+
+    def _scrub(self, raw: bytes) -> bytes:
+        """`raw` with every secret form masked; the same bytes when there was none."""
+        text = raw.decode("utf-8", errors="replace")
+        safe = self._redact(text)
+        return raw if safe == text else safe.encode("utf-8")
 
     async def _pass_stream(
         self, upstream: httpx.Response, pending: Pending, api: Api
@@ -372,14 +386,20 @@ class Relay:
         passage = SsePassage(self._redact, expected_model=self.model)
         pending.seen = passage.seen
         keep = pending.capture.chunk if pending.capture is not None else None
+        # Every chunk passes the redactor too, a streaming one when given: the passage
+        # hands it whole lines, so it holds back nothing but a suffix that could still
+        # begin a secret form (a base64 form wrapped onto the next line).
+        scrub = self._streams() if self._streams is not None else None
+        feed = scrub.feed if scrub is not None else self._scrub
         try:
             async for chunk in upstream.aiter_bytes():
                 if keep is not None:
                     keep(chunk)
                 lines = passage.feed(chunk)
-                if lines:
+                if lines and (lines := feed(lines)):
                     yield lines
-            if rest := passage.flush():
+            rest = feed(passage.flush()) + (scrub.flush() if scrub is not None else b"")
+            if rest:
                 yield rest
             if not passage.events:
                 pending.error = "upstream stream carried no event"
@@ -387,6 +407,8 @@ class Relay:
         except httpx.HTTPError as exc:
             kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "broke off"
             pending.error = f"upstream {kind} mid-stream ({self.ledger.describe(exc)})"
+            if scrub is not None and (held := scrub.flush()):
+                yield held
             yield sse_error(pending.error, api)
         except BaseException:
             pending.error = "the Case closed the stream before it ended"

@@ -273,7 +273,8 @@ class Runner:
                       on_record=self._on_record, uds=uds, exchanges=self.paths.exchanges,
                       exchanges_max_bytes=exchanges_max,
                       rules=BodyRules(max_n=res.relay_max_n,
-                                      remote_media=res.relay_remote_media))
+                                      remote_media=res.relay_remote_media),
+                      streams=self.redactor.stream)
         try:
             await relay.start()
             self.event("relay_started", url=relay.base_url,

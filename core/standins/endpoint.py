@@ -109,6 +109,8 @@ class ScriptedEndpoint:
       empty_stream  answer a streamed request 200 text/event-stream with no event at all
       responses_api serve POST /v1/responses (True); False answers it 404, as a server
                     without the Responses API does
+      card_extra    fields added to each `/v1/models` card (vLLM's `root` names the
+                    weights' path, which a hostile or careless upstream sets to its URL)
     """
 
     def __init__(
@@ -131,6 +133,7 @@ class ScriptedEndpoint:
         self.omit_usage = False
         self.empty_stream = False
         self.responses_api = True
+        self.card_extra: dict[str, Any] = {}
         self.received: list[Received] = []
         self.port = 0
         self._thread: threading.Thread | None = None
@@ -239,7 +242,8 @@ class ScriptedEndpoint:
         return JSONResponse({"object": "list", "data": [self._model_card()]})
 
     def _model_card(self) -> dict[str, Any]:
-        return {"id": self.model_id, "object": "model", "created": 0, "owned_by": "scripted"}
+        return {"id": self.model_id, "object": "model", "created": 0, "owned_by": "scripted",
+                **self.card_extra}
 
     async def _model(self, request: Request) -> Response:
         trouble = await self._misbehave(request, await self._receive(request))
