@@ -7,20 +7,15 @@ real agents send (recorded from aider, mini-swe-agent, Qwen Code and Codex CLI) 
 from __future__ import annotations
 
 import copy
-import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
 from core.relay.bodies import FIELDS, BodyRules, judge_body
-from core.relay.server import Relay
 from core.settings import ConfigError, resolve
 from core.standins.endpoint import ScriptedEndpoint
-from tests.relay.test_relay import MODEL, Rig, chat, endpoint, ledger_lines, masker
-
-__all__ = ["endpoint"]  # the fixture, used by name
+from tests.support.relay_rig import MODEL, Rig, chat, ledger_lines, make_rig
 
 MESSAGES = [{"role": "user", "content": "write slugify"}]
 
@@ -68,18 +63,15 @@ SMUGGLED = {
 
 
 @pytest.fixture
+def endpoint() -> Iterator[ScriptedEndpoint]:
+    with ScriptedEndpoint(model_id=MODEL) as ep:
+        yield ep
+
+
+@pytest.fixture
 async def rig(tmp_path: Path, endpoint: ScriptedEndpoint) -> AsyncIterator[Rig]:
-    token = secrets.token_hex(16)
-    ledger = tmp_path / "backend" / "relay.jsonl"
-    seen: list = []
-    relay = Relay(upstream=SecretStr(endpoint.base_url), api_key=None, model=MODEL,
-                  token=token, ledger=ledger, redact=masker(endpoint.base_url),
-                  on_record=seen.append)
-    await relay.start()
-    try:
-        yield Rig(endpoint, relay, token, ledger, seen)
-    finally:
-        await relay.stop()
+    async for r in make_rig(tmp_path, endpoint):
+        yield r
 
 
 @pytest.mark.parametrize("name", sorted(SMUGGLED))

@@ -18,7 +18,9 @@ from pydantic import SecretStr
 from core.relay.server import Relay
 from core.secrets.redact import Redactor
 from core.standins.endpoint import ScriptedEndpoint
-from tests.relay.test_relay import MASK, MODEL, chat
+from tests.support.relay_rig import MODEL, chat
+
+MASK = "[REDACTED:endpoint]"
 
 
 async def relay_for(tmp_path: Path, upstream_url: str, secret: str,
