@@ -197,6 +197,30 @@ class Matcher:
             found += self._search(data, _merge_windows(windows))
         return found
 
+    def quiet(self, data: bytes) -> bool:
+        """True when `data` (ending with a line break) can hold no form, whole or begun:
+        Hyperscan finds none of its literals (every whole form, and every line break a
+        wrapped base64 form may cross) and no line break near the end may lie inside a
+        wrapped form. Then `plan` would mask nothing and hold nothing back, so a stream
+        of small chunks (a model's tokens, one SSE line a read) skips the regex and the
+        walk. False without Hyperscan: the full search decides."""
+        if not data.endswith(b"\n") or (
+                self._database is None if self._database_built else self.prefilter() is None):
+            return False
+        # The last break may be a wrap only when the WRAP_MIN bytes before it are base64;
+        # one in the middle of `data` is a Hyperscan literal with the bytes around it.
+        brk = len(data) - (2 if data.endswith(b"\r\n") else 1)
+        if self._b64.heads and _wrap_allowed(data, brk):
+            return False
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = hyperscan.Scratch(self._database)
+        try:
+            self._database.scan(data, match_event_handler=_first_hit, scratch=scratch)
+        except hyperscan.ScanTerminated:  # a hit: the full search decides
+            return False
+        return True
+
     def _search(self, data: bytes,
                 windows: list[tuple[int, int]]) -> list[Range]:
         found: list[Range] = []
@@ -288,6 +312,11 @@ class Matcher:
             pos = e
         pieces.append(view[pos:cut])
         return b"".join(pieces)
+
+
+def _first_hit(_literal: int, _from: int, _to: int, _flags: int, _ctx: object) -> bool:
+    """Hyperscan's callback for `Matcher.quiet`: any hit stops the scan."""
+    return True
 
 
 def _merge_windows(windows: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -32,6 +32,12 @@ class StreamRedactor:
     def feed(self, data: bytes) -> bytes:
         if not self._decoder.getstate()[0] and (data.isascii() or _valid_utf8(data)):
             text = data  # its own re-encoding: no decoding round trip
+            if (not self._pending and self._carry is None and not self._matcher.empty
+                    and self._matcher.quiet(self._context + text)):
+                # Whole lines that hold no form, nor the start of one: passed as they
+                # are (what `_process` would give, at a fraction of its cost per chunk).
+                self._context = (self._context + text)[-WRAP_MIN:]
+                return text
         else:
             text = self._decoder.decode(data).encode("utf-8")
         return self._process(text, final=False)
