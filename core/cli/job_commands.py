@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from core.cli.common import emit_json, runs_root
 from core.errors import UsageError
+from core.evidence.models import FAILURE_CLASSES
 from core.jobs.model import Job, JobConfig, JobSummary, JobTask, Trial
 from core.jobs.runner import JOB_NAME, JobLock, JobRunner, new_job, reconcile, write_job
 from core.jobs.summary import JobError, find_job, list_jobs, read_job
@@ -191,6 +192,10 @@ def render_summary(job: Job, job_dir: Path) -> str:
     lines.append(f"trials {s.trials}: done {s.done}, blocked {s.blocked}, errors {s.errors}, "
                  f"cancelled {s.cancelled}, interrupted {s.interrupted}, unproven "
                  f"{s.unproven}, tripped {s.tripped}, leaked {s.leaked}")
+    if s.failure_classes:
+        lines.append("not passed, whose fault: " + ", ".join(
+            f"{c} {s.failure_classes[c]}" for c in FAILURE_CLASSES if c in s.failure_classes)
+            + "  (pass@k counts passes and agent failures only)")
     lines += [f"  {r}" for r in job.reasons]
     return visible("\n".join(lines))
 
@@ -238,7 +243,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     job.add_argument("--resume", metavar="JOB",
                      help="run a job's trials that have no report or were cut short")
     job.add_argument("--retry-errors", action="store_true",
-                     help="with --resume: run errored and blocked trials again too")
+                     help="with --resume: run trials that failed for the infrastructure's "
+                     "fault (sandbox, endpoint, harness; blocked or errored) again too")
     job.add_argument("--runs-root", metavar="DIR")
     job.add_argument("--json", action="store_true", help="the summary as JSON on stdout")
     job.set_defaults(func=cmd_job)

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.evidence.models import FailureClass
+
 TrialStatus = Literal[
     "pending", "running", "passed", "failed", "blocked", "error", "cancelled", "timed_out",
     "interrupted",
@@ -19,17 +21,18 @@ JobState = Literal["running", "finished", "cancelled", "interrupted", "blocked"]
 Baseline = Literal["discriminating", "not_discriminating", "mixed", "unknown"]
 
 SCORED: tuple[str, ...] = ("passed", "failed", "timed_out")
-"""A trial with a verdict on the Case: these count in pass@k. A blocked, errored, cancelled
-or interrupted trial says nothing about the Case, so it is not a sample."""
+"""Statuses that were a verdict on the Case, for trials recorded before `failure_class`
+(job.json from older harnesses); see `scored`."""
 TO_RUN: tuple[str, ...] = ("pending", "running", "interrupted", "cancelled")
 """Trials a resume runs again: never started, or cut short."""
 INFRA: tuple[str, ...] = ("error", "blocked")
-"""Trials `--retry-errors` runs again too (the harness or its setup failed). A `failed`
-trial is a result, never retried: retrying wrong answers would inflate pass@k."""
+"""Statuses `--retry-errors` ran again before `failure_class`, for trials without one (a
+trial whose `cto-harness run` could not start a run has no report, hence no class)."""
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
 
 
 class JobTask(_Model):
@@ -60,6 +63,8 @@ class Trial(_Model):
     """Why a trial has no run (its `cto-harness run` failed to start one), in words."""
     previous_runs: list[str] = Field(default_factory=list)
     """Runs of this trial that a resume replaced (interrupted, cancelled, errored)."""
+    failure_class: FailureClass | None = None
+    """Whose fault it was when it did not pass (its report's `failure_class`)."""
     guard: str | None = None
     leaked: bool = False
     baseline: str | None = None
@@ -90,6 +95,8 @@ class Counts(_Model):
     unproven: int = 0
     tripped: int = 0
     leaked: int = 0
+    failure_classes: dict[FailureClass, int] = Field(default_factory=dict)
+    """Trials that did not pass, by whose fault it was (classes with none left out)."""
     tokens: int | None = 0
     """Prompt plus completion tokens through the relay; None when some run did not know."""
     time_s: float = 0.0
@@ -142,3 +149,24 @@ class Job(_Model):
     """Task folders that could not run (a missing prompt, workspace or checks), one line each."""
     reasons: list[str] = Field(default_factory=list)
     """Why the job is blocked, cancelled or interrupted, in words."""
+
+
+def scored(trial: Trial) -> bool:
+    """A sample of pass@k: a pass, or a failure that was the agent's (its answer failed the
+    checks, it exited non-zero, it timed out). A limit, the infrastructure, the verifier or
+    a policy stop says nothing about what the agent can do, so it is no sample either way."""
+    if trial.status == "passed":
+        return True
+    if trial.failure_class is not None:
+        return trial.failure_class == "agent"
+    return trial.status in SCORED
+
+
+def retried(trial: Trial) -> bool:
+    """`--retry-errors` runs it again: an `infrastructure` failure only (a rerun may go
+    through). Never `agent` (retrying wrong answers would inflate pass@k), `policy` (it
+    would try its luck again), `verifier` or `limit` (the same task and limits fail the
+    same way)."""
+    if trial.failure_class is not None:
+        return trial.failure_class == "infrastructure"
+    return trial.status in INFRA

@@ -38,7 +38,7 @@ from core.evidence.runs import (
     load_report,
     process_start_ticks,
 )
-from core.jobs.model import INFRA, SCORED, TO_RUN, Job, JobConfig, Trial
+from core.jobs.model import TO_RUN, Job, JobConfig, Trial, retried
 from core.jobs.summary import JOB_FILE, JobError, jobs_root, summarize, trial_facts
 
 JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -124,7 +124,7 @@ def _die_with_parent(parent: int) -> None:
 
 
 def needs_run(trial: Trial, retry_errors: bool) -> bool:
-    return trial.status in TO_RUN or (retry_errors and trial.status in INFRA)
+    return trial.status in TO_RUN or (retry_errors and retried(trial))
 
 
 def run_folder_of(runs_root: Path, pid: int) -> Path | None:
@@ -251,7 +251,9 @@ class JobRunner:
                 loop.remove_signal_handler(sig)
         if self.cancelled:
             return EXIT_CODES["cancelled"]
-        return 0 if all(t.status in SCORED for t in job.trials) else 1
+        # 0: every trial has its verdict (a pass, or a failure someone owns); 1: some
+        # trial still needs a run (never ran, cut short, or an infrastructure failure).
+        return 1 if any(t.status in TO_RUN or retried(t) for t in job.trials) else 0
 
     def _argv(self, trial: Trial) -> list[str]:
         cfg = self.job.config
@@ -275,6 +277,7 @@ class JobRunner:
             trial = trial.model_copy(update={
                 "status": "running", "run_id": None, "problem": None, "exit_code": None,
                 "previous_runs": previous, "guard": None, "leaked": False, "baseline": None,
+                "failure_class": None,
                 "tokens": None, "duration_s": None})
             self.job.trials[index] = trial
             self._save()
@@ -311,7 +314,9 @@ class JobRunner:
             status = "cancelled" if self.cancelled else "interrupted" if run_dir else "error"
             trial = trial.model_copy(update={
                 "run_id": run_dir.name if run_dir else None, "status": status,
-                "exit_code": code, "problem": why[:500]})
+                "exit_code": code, "problem": why[:500],
+                # no report: the harness, not the agent, did not get as far as a verdict
+                "failure_class": "infrastructure"})
         self.job.trials[index] = trial
         self._save()
         if self.progress is not None:

@@ -13,14 +13,13 @@ from math import comb
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from core.errors import HarnessError
-from core.evidence.models import Report
+from core.evidence.models import FailureClass, Report
 from core.evidence.rundir import NotRegularFile, open_regular
 from core.evidence.runs import JOBS_FOLDER, process_start_ticks
 from core.jobs.model import (
-    SCORED,
     Baseline,
     Counts,
     Job,
@@ -29,7 +28,9 @@ from core.jobs.model import (
     JobSummary,
     TaskSummary,
     Trial,
+    scored,
 )
+from core.run.outcome import classify
 
 JOB_FILE = "job.json"
 MAX_JOB_BYTES = 64 << 20
@@ -57,6 +58,8 @@ def trial_facts(trial: Trial, report: Report) -> Trial:
     return trial.model_copy(update={
         "run_id": report.run_id, "status": report.status, "exit_code": report.exit_code,
         "guard": report.guard_state, "leaked": report.leak_detected,
+        "failure_class": report.failure_class if report.failure_class is not None
+        else classify(report),
         "baseline": report.baseline.status, "duration_s": report.durations.total_s,
         "tokens": None if prompt is None or completion is None else prompt + completion,
         "problem": None,
@@ -70,13 +73,16 @@ def _count(trials: list[Trial], k: int, into: Counts) -> None:
     for t in trials:
         finished = t.status not in ("pending", "running", "interrupted")
         into.done += finished and t.run_id is not None
-        into.scored += t.status in SCORED
+        into.scored += scored(t)
         into.passes += t.status == "passed"
+        if t.failure_class is not None and t.status != "passed":
+            into.failure_classes[t.failure_class] = into.failure_classes.get(
+                t.failure_class, 0) + 1
         into.blocked += t.status == "blocked"
         into.errors += t.status == "error"
         into.cancelled += t.status == "cancelled"
         into.interrupted += t.status == "interrupted"
-        into.unproven += t.guard == "unproven" and t.status in SCORED
+        into.unproven += t.guard == "unproven" and scored(t)
         into.tripped += t.guard == "tripped"
         into.leaked += t.leaked
         into.time_s += t.duration_s or 0.0
@@ -196,6 +202,7 @@ class JobRow(BaseModel):
     pass_at_1: float | None = None
     pass_at_k: float | None = None
     k: int = 1
+    failure_classes: dict[FailureClass, int] = Field(default_factory=dict)
     demo: bool = False
     problem: str | None = None
 
@@ -213,7 +220,8 @@ def job_row(job_dir: Path, job: Job | JobHead | None = None) -> JobRow:
     return JobRow(job_id=job.job_id, path=str(job_dir), state=live_state(job),
                   name=job.config.name, created_at=job.created_at, trials=s.trials,
                   done=s.done, passes=s.passes, scored=s.scored, pass_at_1=s.pass_at_1,
-                  pass_at_k=s.pass_at_k, k=s.k, demo=job.config.demo)
+                  pass_at_k=s.pass_at_k, k=s.k, failure_classes=s.failure_classes,
+                  demo=job.config.demo)
 
 
 def list_job_dirs(runs_root: Path) -> list[Path]:

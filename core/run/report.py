@@ -23,6 +23,7 @@ from core.evidence.models import (
 from core.evidence.rundir import RunPaths, reclaim, utcnow
 from core.run.guard import Guard
 from core.run.launch import RunRequest
+from core.run.outcome import classify
 from core.run.verdict import RunState, comparison, stage2_passed
 from core.secrets.redact import Redactor
 from core.secrets.runscan import scan_run
@@ -89,7 +90,7 @@ def build_report(status: RunStatus, state: RunState, record: RunRecord,
                  artifacts: dict[str, str]) -> Report:
     """`report.json`'s model from the final status, the collected state and the record."""
     s, req, res = state, record.request, record.resolved
-    return Report(
+    report = Report(
         run_id=record.run_id, status=status, exit_code=EXIT_CODES[status],
         stage=s.stage, stage2_passed=stage2_passed(status, req.engine),
         reasons=s.reasons, task=record.task_id, engine=req.engine, demo=req.demo,
@@ -113,3 +114,5 @@ def build_report(status: RunStatus, state: RunState, record: RunRecord,
         started_at=record.started_at, finished_at=utcnow(),
         scan=s.scan, artifacts=artifacts, trace_head=record.trace_head,
     )
+    report.failure_class = classify(report)
+    return report

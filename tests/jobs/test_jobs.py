@@ -16,6 +16,7 @@ import pytest
 from core.evidence.runs import list_runs
 from core.evidence.validate import validate_run
 from core.jobs.model import Job
+from core.jobs.runner import needs_run
 from core.jobs.summary import pass_at_k, summarize
 from core.run.task import BUNDLED_TASKS_DIR
 from tests.support.harness import SEED, Harness
@@ -111,7 +112,9 @@ def test_summary_counts_failures_and_the_guard(harness: Harness) -> None:
                                  "2", timeout=300)
     assert code == 0  # every trial has a verdict; the verdicts are failures
     s = out["summary"]
-    assert (s["scored"], s["passes"], s["tripped"], s["pass_at_1"]) == (2, 0, 2, 0.0)
+    # a policy stop is no sample of what the agent can do: pass@k does not count it
+    assert (s["scored"], s["passes"], s["tripped"], s["pass_at_1"]) == (0, 0, 2, None)
+    assert s["failure_classes"] == {"policy": 2}
 
 
 def test_summary_from_trials() -> None:
@@ -136,6 +139,32 @@ def test_summary_from_trials() -> None:
     assert (a.baseline, b.baseline) == ("discriminating", "not_discriminating")
     assert (s.blocked, s.unproven, s.leaked, s.done, s.trials) == (1, 1, 1, 4, 5)
     assert s.pass_at_1 == 0.75 and s.discriminating_tasks == 1
+
+
+
+def test_pass_at_k_counts_passes_and_agent_failures_only() -> None:
+    """A limit, the infrastructure, the verifier or a policy stop is no sample; each class
+    is counted; --retry-errors runs infrastructure failures again and nothing else."""
+    classes = ["agent", "limit", "infrastructure", "verifier", "policy"]
+    job = Job.model_validate({
+        "job_id": "j", "created_at": "t", "updated_at": "t", "harness_pid": 1,
+        "config": {"name": "j", "attempts": 2, "concurrency": 1, "timeout_s": 10,
+                   "tasks": [{"id": "a", "folder": "/a"}]},
+        "trials": [
+            {"task": "a", "attempt": 1, "status": "passed", "run_id": "0"},
+            *({"task": "a", "attempt": 2 + i, "status": "failed", "run_id": str(i + 1),
+               "failure_class": c} for i, c in enumerate(classes)),
+            {"task": "a", "attempt": 7, "status": "blocked", "run_id": "6",
+             "failure_class": "infrastructure"},
+            {"task": "a", "attempt": 8, "status": "error"},  # no report: an older job.json
+        ]})
+    s = summarize(job)
+    assert (s.scored, s.passes, s.pass_at_1) == (2, 1, 0.5)
+    assert s.failure_classes == {"agent": 1, "limit": 1, "infrastructure": 2, "verifier": 1,
+                                 "policy": 1}
+    again = [t.failure_class or t.status for t in job.trials if needs_run(t, True)]
+    assert again == ["infrastructure", "infrastructure", "error"]
+    assert not any(needs_run(t, False) for t in job.trials)
 
 
 def _trial_harnesses(job_pid: int) -> int:
