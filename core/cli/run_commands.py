@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from core.cli.common import emit_json, runs_root
 from core.errors import UsageError
+from core.evidence.models import FailureClass
 from core.evidence.validate import validate_run
 from core.run.launch import RunRequest
 from core.run.readiness import check_readiness
@@ -32,6 +33,8 @@ class RunResult(BaseModel):
     exit_code: int
     stage: int
     stage2_passed: bool
+    failure_class: FailureClass | None = None
+    """Whose fault it was, when the run did not pass (report.json's)."""
     demo: bool
     reasons: list[str]
 
@@ -116,10 +119,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(RunResult(run_id=report.run_id, run_dir=str(run_dir), status=report.status,
                             exit_code=report.exit_code, stage=report.stage,
-                            stage2_passed=report.stage2_passed, demo=report.demo,
+                            stage2_passed=report.stage2_passed,
+                            failure_class=report.failure_class, demo=report.demo,
                             reasons=report.reasons))
     else:
-        print(visible(f"{report.status}: {run_dir}"), file=sys.stderr)
+        whose = f" ({report.failure_class} failure)" if report.failure_class else ""
+        print(visible(f"{report.status}{whose}: {run_dir}"), file=sys.stderr)
         for reason in report.reasons:
             print(visible(f"  - {reason}"), file=sys.stderr)
     return report.exit_code

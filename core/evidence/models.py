@@ -436,6 +436,8 @@ class Validation(_Model):
     ok: bool
     status: str
     """The run's status from its report, or why there is none (interrupted, unreadable)."""
+    failure_class: FailureClass | None = None
+    """The report's: whose fault it was that the run did not pass."""
     demo: bool = False
     stage2_pass_evidence: bool
     """A non-demo real-Case run whose Stage 2 passed, with every criterion holding."""

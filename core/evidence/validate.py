@@ -326,9 +326,16 @@ def validate_run(run_dir: Path) -> Validation:
     events, chain_problems = check_chain(paths)
     criteria = [*_criteria(paths, manifest, report, events),
                 _integrity(paths, report, events, chain_problems)]
-    ok = all(c.verdict != "failed" for c in criteria)
+    problems = [c.detail for c in criteria if c.verdict == "failed"]
+    if (report.status == "passed") != (report.failure_class is None) and (
+            report.status == "passed" or "failure_class" in report.model_fields_set):
+        # a report from before the field lacks it; a newer one has it, set exactly when the
+        # run did not pass
+        problems.append(f"failure_class is {report.failure_class or 'missing'} on a "
+                        f"{report.status} run: the report was not written by this harness")
+    ok = not problems
     stage2 = ok and any(c.id == "stage2_pass_evidence" and c.verdict == "ok" for c in criteria)
     return Validation(run_id=paths.run_id, run_dir=str(paths.root), ok=ok,
-                      status=report.status, demo=manifest.demo or report.demo,
-                      stage2_pass_evidence=stage2, criteria=criteria,
-                      problems=[c.detail for c in criteria if c.verdict == "failed"])
+                      status=report.status, failure_class=report.failure_class,
+                      demo=manifest.demo or report.demo, stage2_pass_evidence=stage2,
+                      criteria=criteria, problems=problems)

@@ -33,3 +33,20 @@ def test_validate_names_an_edited_trace_line(harness: Harness) -> None:
     assert code == 1
     intact = next(c for c in result["criteria"] if c["id"] == "evidence_intact")
     assert intact["verdict"] == "failed" and "line 5" in intact["detail"]
+
+
+def test_validate_knows_failure_class(harness: Harness) -> None:
+    """A fake run fails its checks: the agent's fault, said by the report and validate; a
+    report that drops its class (or claims one on a pass) is named."""
+    code, out = harness.run_json("run", "--engine", "fake")
+    assert code == 1 and out["status"] == "failed" and out["failure_class"] == "agent"
+    _, result = harness.run_json("validate", out["run_dir"])
+    assert result["failure_class"] == "agent"
+    report = Path(out["run_dir"]) / "report.json"
+    report.write_text(report.read_text().replace('"failure_class": "agent"',
+                                                 '"failure_class": null'))
+    code, result = harness.run_json("validate", out["run_dir"])
+    assert code == 1 and "failure_class is missing on a failed run: the report was not " \
+        "written by this harness" in result["problems"]
+    shown = harness.run("validate", out["run_dir"]).stdout
+    assert "failure_class is missing" in shown

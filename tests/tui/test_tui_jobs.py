@@ -103,6 +103,29 @@ async def test_jobs_screen_lists_jobs_with_progress_rate_and_state(jobs) -> None
         assert matrix_rows(app)[1][1:] == ["✗ fail", "■ block"]
 
 
+
+async def test_jobs_screen_counts_trials_by_whose_fault(tmp_path: Path) -> None:
+    """The row's note and the matrix title say, per class, how many trials did not pass;
+    pass@1 and passed/scored count passes and agent failures only."""
+    root = tmp_path / "runs"
+    trials = [Trial(task=TASKS[0], attempt=1, status="passed"),
+              Trial(task=TASKS[0], attempt=2, status="failed", failure_class="agent"),
+              Trial(task=TASKS[1], attempt=1, status="failed", failure_class="limit"),
+              Trial(task=TASKS[1], attempt=2, status="blocked",
+                    failure_class="infrastructure")]
+    make_job(root, "20260601T023000Z-classes", trials, pid=dead_pid(), state="finished")
+    app = app_for(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        await until(pilot, lambda: len(table_rows(app)) == 1)
+        row = table_rows(app)[0]
+        assert (row[3], row[5]) == ("50%", "1/2")
+        assert row[6] == "agent 1 · limit 1 · infrastructure 1"
+        title = app.screen.query_one("#matrix-title")
+        await until(pilot, lambda: "not passed:" in str(title.render()))
+        assert str(title.render()).endswith(
+            "not passed: agent 1 · limit 1 · infrastructure 1")
+
 async def test_enter_on_a_cell_opens_the_trials_run(jobs) -> None:  # type: ignore[no-untyped-def]
     app = app_for(jobs["root"])
     async with app.run_test(size=SIZE) as pilot:

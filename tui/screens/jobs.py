@@ -37,7 +37,7 @@ from tui.screens.dialogs import ConfirmScreen
 from tui.screens.switched import SwitchedTo
 from tui.terminal_text import inert
 from tui.widgets.footer import SteadyFooter
-from tui.widgets.job_views import JobMatrix, JobsTable
+from tui.widgets.job_views import JobMatrix, JobsTable, class_counts
 from tui.widgets.where_bar import WhereBar
 
 if TYPE_CHECKING:
@@ -163,7 +163,9 @@ class JobsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         title.update(inert(f"{job.job_id}: {len(job.config.tasks)} task(s) × "
                            f"{job.config.attempts} attempt(s), concurrency "
                            f"{job.config.concurrency} · blocked {s.blocked} · errors {s.errors}"
-                           f" · unproven {s.unproven} · tripped {s.tripped} · leaked {s.leaked}"))
+                           f" · unproven {s.unproven} · tripped {s.tripped} · leaked {s.leaked}"
+                           + (f" · not passed: {classes}"
+                              if (classes := class_counts(s.failure_classes)) else "")))
 
     @on(DataTable.RowHighlighted, "#jobs")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:

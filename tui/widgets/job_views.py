@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable
 
+from core.evidence.models import FAILURE_CLASSES
 from core.jobs.model import Job, Trial
 from core.jobs.summary import JobRow
 from tui.terminal_text import inert
@@ -37,13 +38,19 @@ def rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
+def class_counts(counts: dict[str, int]) -> str:
+    """`agent 2 · limit 1`: the trials that did not pass, by whose fault it was (pass@k
+    counts passes and agent failures only), in the classes' fixed order."""
+    return " · ".join(f"{c} {counts[c]}" for c in FAILURE_CLASSES if counts.get(c))
+
+
 def job_cells(row: JobRow) -> tuple[str | Text, ...]:
     state = inert(row.state, STATE_STYLE.get(row.state, ""))
     if row.demo:
         state.append(" demo", style="black on yellow")
     return (inert(row.job_id), state, progress_bar(row.done, row.trials), rate(row.pass_at_1),
             f"{rate(row.pass_at_k)} k={row.k}", f"{row.passes}/{row.scored}",
-            inert(row.problem or "", "bright_black"))
+            inert(row.problem or class_counts(row.failure_classes), "bright_black"))
 
 
 class JobsTable(DataTable[str | Text]):
