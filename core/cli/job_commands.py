@@ -145,8 +145,13 @@ class _Blocked(Exception):
 
 
 def cmd_job(args: argparse.Namespace) -> int:
-    _check_numbers(args)
     root = runs_root(args)
+    if args.job_ref is not None:
+        if not args.export:
+            raise UsageError(f"JOB {args.job_ref}: name a job only to export it "
+                             "(--export atif DIR); --resume JOB runs it again")
+        return _export(args, root, find_job_or_usage(root, args.job_ref))
+    _check_numbers(args)
     try:
         job_dir, job, lock = _open(args, root)
     except _Blocked:
@@ -169,7 +174,27 @@ def cmd_job(args: argparse.Namespace) -> int:
                             skipped_tasks=job.skipped_tasks, reasons=job.reasons))
     else:
         print(render_summary(job, job_dir))
+    if args.export:
+        _export(args, root, job_dir)
     return code
+
+
+def find_job_or_usage(root: Path, ref: str) -> Path:
+    try:
+        return find_job(root, ref)
+    except JobError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _export(args: argparse.Namespace, root: Path, job_dir: Path) -> int:
+    """`--export FORMAT DIR`: every trial's trajectory (core/cli/transcript.py)."""
+    from core.cli.transcript import export_job
+
+    fmt, out = args.export
+    try:
+        return export_job(job_dir, root, fmt, Path(out))
+    except JobError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _pct(value: float | None) -> str:
@@ -247,6 +272,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                      "fault (sandbox, endpoint, harness; blocked or errored) again too")
     job.add_argument("--runs-root", metavar="DIR")
     job.add_argument("--json", action="store_true", help="the summary as JSON on stdout")
+    job.add_argument("job_ref", nargs="?", metavar="JOB",
+                     help="an existing job (id or folder) to export with --export, "
+                          "without running anything")
+    job.add_argument("--export", nargs=2, metavar=("FORMAT", "DIR"),
+                     help="write each trial's trajectory (atif or json) under DIR: after "
+                          "the job ran, or of JOB")
     job.set_defaults(func=cmd_job)
 
     jobs = sub.add_parser("jobs", help="every job under the runs root")

@@ -3,7 +3,8 @@
 
     python3 tests/agents/install.py
 
-aider-chat and mini-swe-agent (PyPI) each get a venv of their own; Codex CLI and Qwen Code
+aider-chat and mini-swe-agent (PyPI) each get a venv of their own (and harbor, whose models
+validate the ATIF export); Codex CLI and Qwen Code
 (npm) each an npm prefix of their own (Codex's Linux binary arrives as its optional npm
 dependency). Everything lands under `agents_dir()`, one folder per agent and version, marked
 done by a stamp written last: a second call finds the stamps and returns at once. A failed
@@ -26,6 +27,8 @@ STAMP = ".installed"
 INSTALL_TIMEOUT_S = 900
 PYTHON_RANGE = ((3, 10), (3, 12))
 """aider-chat 0.86 wants Python >= 3.10, < 3.13."""
+HARBOR_PYTHON_MIN = (3, 12)
+"""harbor (whose pydantic models validate our ATIF export) wants Python >= 3.12."""
 NODE_MAJOR_MIN = 20
 """Qwen Code 0.15 wants Node.js 20 (its 0.2x releases want 22)."""
 
@@ -57,6 +60,11 @@ AGENTS: dict[str, Agent] = {a.name: a for a in (
     Agent("qwen", "npm", "@qwen-code/qwen-code", "0.15.10", "qwen"),
     Agent("codex", "npm", "@openai/codex", "0.171.0", "codex"),
 )}
+HARBOR = Agent("harbor", "pypi", "harbor", "0.25.0", "python")
+"""Not an agent: Harbor's own models, to validate `cto-harness transcript --format atif`
+(tests/evidence/test_atif.py). Installed beside the agents, with any Python >= 3.12 (it
+never runs in the sandbox)."""
+TOOLS: dict[str, Agent] = {**AGENTS, HARBOR.name: HARBOR}
 
 
 def agents_dir() -> Path:
@@ -104,10 +112,30 @@ def _run(argv: list[str]) -> str:
     return proc.stdout
 
 
+def harbor_python() -> str | None:
+    """A Python >= 3.12 for harbor's venv: uv's (`uv python find`, which also sees
+    pyenv's), else pyenv's newest, else a system one; in CI `uv python install 3.12`
+    provides it."""
+    uv = shutil.which("uv")
+    if uv is not None:
+        found = subprocess.run([uv, "python", "find", ">=3.12"], capture_output=True,
+                               text=True, timeout=60)
+        if found.returncode == 0 and found.stdout.strip():
+            return found.stdout.strip()
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    candidates = sorted(pyenv.glob("3.1[2-9]*/bin/python3"), reverse=True) + [
+        Path(f"/usr/bin/python3.{minor}") for minor in range(19, 11, -1)]
+    for candidate in candidates:
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
 def _install_pypi(agent: Agent, folder: Path) -> None:
-    python = system_python()
+    python = harbor_python() if agent is HARBOR else system_python()
     if python is None:
-        raise RuntimeError("no system Python 3.10-3.12 in /usr/bin or /usr/local/bin")
+        raise RuntimeError("no Python >= 3.12 (uv python install 3.12)" if agent is HARBOR
+                           else "no system Python 3.10-3.12 in /usr/bin or /usr/local/bin")
     uv = shutil.which("uv")
     if uv is None:
         raise RuntimeError("uv is not on PATH (pip install uv)")
@@ -152,10 +180,10 @@ def install(agent: Agent) -> str | None:
 def main() -> int:
     """Installs in parallel and prints one line per agent; exit 0 even when one failed:
     its tests then skip with the reason, and the others still run."""
-    with ThreadPoolExecutor(max_workers=len(AGENTS)) as pool:
-        results = dict(zip(AGENTS, pool.map(install, AGENTS.values()), strict=True))
+    with ThreadPoolExecutor(max_workers=len(TOOLS)) as pool:
+        results = dict(zip(TOOLS, pool.map(install, TOOLS.values()), strict=True))
     for name, problem in results.items():
-        agent = AGENTS[name]
+        agent = TOOLS[name]
         print(f"{name} {agent.version}: " + (f"FAILED: {problem}" if problem
                                               else f"ok ({agent.bin})"))
     return 0

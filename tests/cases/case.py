@@ -34,6 +34,9 @@ names     reads a secret URL from --secret-file and writes it into names, not by
           0xff (not UTF-8), one with those four characters; then behaves like good
 wait      asks the relay, prints `case: waiting`, waits until a file `go` appears in its
           workspace (the test's signal), removes it, then behaves like good
+tools     a tool loop, as a coding agent runs one: asks (streaming, with a `write_file`
+          tool) until the model stops calling tools, doing each call (writing the file it
+          names in the workspace) and sending its result back with the call's id
 direct    tries a TCP connection to the host:port in --target-file (bypassing the relay),
           prints `direct: connected` or `direct: refused/unreachable (...)`, then behaves
           like good
@@ -97,6 +100,58 @@ def ask(model: str, stream: bool = True) -> str:
     return text
 
 
+def chat_turn(model: str, messages: list) -> dict:
+    """One streamed request; the assistant message its deltas make."""
+    base = os.environ["OPENAI_BASE_URL"].rstrip("/")
+    body = {"model": model, "stream": True, "stream_options": {"include_usage": True},
+            "messages": messages, "tools": [{"type": "function", "function": {
+                "name": "write_file", "description": "write a file in the workspace",
+                "parameters": {"type": "object", "properties": {
+                    "path": {"type": "string"}, "content": {"type": "string"}}}}}]}
+    req = urllib.request.Request(
+        base + "/chat/completions", data=json.dumps(body).encode(), method="POST",
+        headers={"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"],
+                 "Content-Type": "application/json"})
+    message = {"role": "assistant", "content": "", "tool_calls": []}
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        for line in resp.read().decode().splitlines():
+            if not line.startswith("data: {"):
+                continue
+            for choice in json.loads(line[6:]).get("choices") or []:
+                delta = choice.get("delta") or {}
+                message["content"] += delta.get("content") or ""
+                for call in delta.get("tool_calls") or []:
+                    if call.get("id"):
+                        message["tool_calls"].append({"id": call["id"], "type": "function",
+                                                      "function": {"name": call["function"][
+                                                          "name"], "arguments": ""}})
+                    message["tool_calls"][call["index"]]["function"]["arguments"] += \
+                        call["function"].get("arguments") or ""
+    if not message["tool_calls"]:
+        del message["tool_calls"]
+    return message
+
+
+def tool_loop(model: str, workspace: str) -> int:
+    messages = [{"role": "system", "content": "You are a careful coding agent."},
+                {"role": "user", "content": "Make slugify() in slugify.py pass its tests."}]
+    for _ in range(5):
+        message = chat_turn(model, messages)
+        messages.append(message)
+        calls = message.get("tool_calls") or []
+        if not calls:
+            print(f"case: done: {message['content']}", flush=True)
+            return 0
+        for call in calls:
+            args = json.loads(call["function"]["arguments"])
+            with open(os.path.join(workspace, os.path.basename(args["path"])), "w") as fh:
+                fh.write(args["content"])
+            result = f"wrote {len(args['content'])} characters to {args['path']}"
+            print(f"case: {result}", flush=True)
+            messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+    return 3
+
+
 def write(workspace: str, source: str) -> None:
     with open(os.path.join(workspace, "slugify.py"), "w") as fh:
         fh.write(source)
@@ -127,6 +182,8 @@ def main() -> int:
     if a.mode == "silent":
         write(a.workspace, GOOD)
         return 0
+    if a.mode == "tools":
+        return tool_loop(a.model, a.workspace)
     if a.mode == "planter":
         ask(a.model)
         write(a.workspace, NAIVE)
