@@ -159,7 +159,7 @@ def direct(port: int, repeat: int, paced: int) -> tuple[dict[str, float], dict[s
     return figures(out.splitlines()), paced_figures(out.splitlines())
 
 
-def through_harness(port: int, repeat: int, paced: int, network: str
+def through_harness(port: int, repeat: int, paced: int, network: str, recording: bool = True
                     ) -> tuple[dict[str, float], dict[str, float], str]:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -176,6 +176,8 @@ def through_harness(port: int, repeat: int, paced: int, network: str
             "CTO_HARNESS_RUNS_ROOT": str(tmp / "runs"),
             "CTO_HARNESS_CASE_SANDBOX": "off" if network == "host" else "on",
         })
+        if not recording:
+            env["CTO_HARNESS_EXCHANGES_MAX_BYTES"] = "off"
         proc = subprocess.run([sys.executable, "-m", "core.cli", "run", "--no-baseline",
                                "--json"], env=env, capture_output=True, text=True, cwd=ROOT)
         try:
@@ -194,6 +196,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--paced", type=int, default=500, metavar="CHUNKS")
     parser.add_argument("--network", default="isolated", choices=["isolated", "host"])
+    parser.add_argument("--recording", default="on", choices=["on", "both"],
+                        help="both: also a run with the exchanges' recording off "
+                             "(CTO_HARNESS_EXCHANGES_MAX_BYTES=off), to print what it adds")
     args = parser.parse_args()
     upstream = Upstream(stream_payload(args.chunks))
     base, base_paced = direct(upstream.port, args.repeat, args.paced)
@@ -222,6 +227,20 @@ def main() -> None:
     for name, row in (("direct", base_paced), ("relayed", relayed_paced)):
         print(f"  {name:<9} {row['median_ms']:8.3f} ms  ({row['p90_ms']:.3f} ms)")
     print(f"  added     {relayed_paced['median_ms'] - base_paced['median_ms']:8.3f} ms a chunk")
+    if args.recording == "both":
+        bare, bare_paced, _ = through_harness(upstream.port, args.repeat, args.paced,
+                                              args.network, recording=False)
+        rec = (relayed["total_ms"] - relayed["ttfb_ms"]) - (bare["total_ms"] - bare["ttfb_ms"])
+        best = ((relayed["best_total_ms"] - relayed["best_ttfb_ms"])
+                - (bare["best_total_ms"] - bare["best_ttfb_ms"]))
+        print("the exchanges' recording, same run: relayed without it, then what it adds")
+        print(f"  unrecorded {bare['ttfb_ms']:7.2f} ms  {bare['total_ms']:8.2f} ms   "
+              f"({bare['best_ttfb_ms']:.2f}; {bare['best_total_ms']:.2f} ms)")
+        print(f"  recording adds {rec * 1000 / base['chunks']:6.2f} us a chunk (best: "
+              f"{best * 1000 / base['chunks']:.2f} us), "
+              f"{relayed['ttfb_ms'] - bare['ttfb_ms']:.2f} ms to the first byte; paced "
+              f"{relayed_paced['median_ms'] - bare_paced['median_ms']:.3f} ms a chunk   "
+              "aim: <= 2 us a chunk")
 
 if __name__ == "__main__":
     main()

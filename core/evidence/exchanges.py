@@ -60,17 +60,20 @@ _REF = re.compile(r"[0-9a-f]{64}")
 _SEQ_FILE = re.compile(r"\d{6,}\.json")
 
 
-def max_bytes_from_env(environ: dict[str, str] | None = None) -> int:
-    """The per-run cap from CTO_HARNESS_EXCHANGES_MAX_BYTES (bytes; `0` keeps metadata
-    only); a bad value names the variable and what to write."""
+def max_bytes_from_env(environ: dict[str, str] | None = None) -> int | None:
+    """The per-run cap from CTO_HARNESS_EXCHANGES_MAX_BYTES (bytes; `0` keeps each
+    exchange's metadata only; `off` records nothing — the relay bench's "before"); a bad
+    value names the variable and what to write."""
     env = os.environ if environ is None else environ
     raw = env.get(MAX_BYTES_VAR, "").strip()
     if not raw:
         return DEFAULT_MAX_BYTES
+    if raw.lower() == "off":
+        return None
     if not raw.isdigit():
         raise BadInput(f"{MAX_BYTES_VAR}={raw[:40]!r} is not a number of bytes; write e.g. "
-                       f"{DEFAULT_MAX_BYTES} (512 MiB), or 0 to keep only each exchange's "
-                       "metadata")
+                       f"{DEFAULT_MAX_BYTES} (512 MiB), 0 to keep only each exchange's "
+                       "metadata, or off to record none")
     return int(raw)
 
 

@@ -270,8 +270,9 @@ class Runner:
             return self._block_late(f"config: {exc}")
         relay = Relay(upstream=res.endpoint, api_key=res.api_key, model=res.model,
                       token=self.token, ledger=self.paths.relay, redact=self.redactor.redact,
-                      on_record=self._on_record, uds=uds, exchanges=self.paths.exchanges,
-                      exchanges_max_bytes=exchanges_max,
+                      on_record=self._on_record, uds=uds,
+                      exchanges=None if exchanges_max is None else self.paths.exchanges,
+                      exchanges_max_bytes=exchanges_max or 0,
                       rules=BodyRules(max_n=res.relay_max_n,
                                       remote_media=res.relay_remote_media),
                       streams=self.redactor.stream)

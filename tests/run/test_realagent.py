@@ -24,8 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from core.standins.endpoint import ScriptedEndpoint
-from tests.agents.install import AGENTS, Agent, agents_dir, install, unavailable
+from core.evidence.transcript import Transcript
+from core.standins.endpoint import Scripted, ScriptedCall, ScriptedEndpoint
+from tests.agents.install import AGENTS, TOOLS, Agent, agents_dir, install, unavailable
+from tests.support.harbor import assert_valid_atif
 from tests.support.harness import QWEN, ROOT, Harness
 
 pytestmark = pytest.mark.realagent
@@ -174,13 +176,13 @@ def test_endpoint_answering_as_another_model_trips_the_guard(
 def test_installer_is_quick_when_the_agents_are_there() -> None:
     """A second install finds every stamp and installs nothing: with no uv or npm on PATH
     it still says every agent is ok (the CI's cache)."""
-    missing = {name: unavailable(agent) for name, agent in AGENTS.items()}
+    missing = {name: unavailable(agent) for name, agent in TOOLS.items()}
     if any(missing.values()):
         pytest.skip(f"agents not installed: {missing}")
     proc = subprocess.run([sys.executable, str(ROOT / "tests" / "agents" / "install.py")],
                           capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PATH": ""})  # no uv, no npm: none is needed
-    assert proc.returncode == 0 and proc.stdout.count(": ok (") == len(AGENTS), proc.stdout
+    assert proc.returncode == 0 and proc.stdout.count(": ok (") == len(TOOLS), proc.stdout
 
 
 def test_a_failed_install_leaves_its_reason_for_the_skip(tmp_path: Path,
@@ -193,3 +195,85 @@ def test_a_failed_install_leaves_its_reason_for_the_skip(tmp_path: Path,
     assert not agent.folder.exists()
     reason = unavailable(agent)
     assert reason and reason.startswith("@openai/codex==0.171.0 failed to install: npm or node")
+
+
+# -- the conversation, rebuilt from the wire -----------------------------------------------
+SHELL_COMMAND = "printf '" + SOLUTION.replace("\n", "\\n") + "' > slugify.py && cat slugify.py"
+SHELL_TOOLS = ("run_shell_command", "shell", "exec_command", "local_shell", "bash")
+
+
+def _tools(body: dict | None) -> dict[str, dict]:
+    """The request's tools by name, in either API's shape, with their JSON Schema."""
+    out = {}
+    for tool in (body or {}).get("tools") or []:
+        fn = tool.get("function", tool) if isinstance(tool, dict) else {}
+        if isinstance(fn, dict) and isinstance(fn.get("name"), str):
+            out[fn["name"]] = fn.get("parameters") or {}
+    return out
+
+
+def _shell_arguments(schema: dict) -> dict:
+    """Arguments for a shell tool from its schema: the command where it goes (a string,
+    or argv for Codex's `shell`), every other required field a plain value of its type."""
+    props = schema.get("properties") or {}
+    args: dict = {}
+    for name in set(schema.get("required") or []) | ({"command", "cmd"} & set(props)):
+        kind = (props.get(name) or {}).get("type")
+        if name in ("command", "cmd"):
+            args[name] = ["bash", "-lc", SHELL_COMMAND] if kind == "array" else SHELL_COMMAND
+        else:
+            args[name] = {"boolean": False, "integer": 60000, "number": 60000,
+                          "array": []}.get(kind, "write slugify.py")
+    return args
+
+
+def tool_responder(upstream: ScriptedEndpoint):
+    """Calls the agent's own shell tool once (as its request lists it), then says Done."""
+    def respond(messages: list[dict]) -> str | Scripted:
+        if any(m.get("role") == "tool" for m in messages if isinstance(m, dict)):
+            return "Done."
+        tools = _tools(upstream.received[-1].body)
+        name = next((t for t in SHELL_TOOLS if t in tools), None)
+        if name is None:
+            return "Done."
+        return Scripted(calls=(ScriptedCall(name, _shell_arguments(tools[name])),))
+    return respond
+
+
+@pytest.mark.parametrize("recipe", ["qwen", "codex"], indirect=True)
+def test_the_transcript_holds_the_prompt_the_tool_call_and_its_result(
+        agent_harness: Harness, upstream: ScriptedEndpoint, recipe: Recipe,
+        tmp_path: Path) -> None:
+    upstream.responder = tool_responder(upstream)
+    report, run_dir = run_agent(agent_harness)
+    why = explain(report, run_dir)
+    steps = Transcript(run_dir).all_steps()
+    shown = [(s.source, s.first_line[:80], [c.name for c in s.tool_calls]) for s in steps]
+    assert any(s.source == "user" and "slugify" in s.message for s in steps), (shown, why)
+    calls = [(s, c) for s in steps for c in s.tool_calls]
+    assert calls, (shown, why)
+    step, call = calls[0]
+    assert call.name in SHELL_TOOLS and call.problem is None, call
+    assert "slugify.py" in json.dumps(call.arguments)
+    bound = [o for o in step.observations if o.call_id == call.id]
+    assert bound and bound[0].content, (shown, why)
+    assert step.answer and step.model == QWEN
+    assert any(s.answer and s.message.strip() == "Done." for s in steps), shown
+    out = tmp_path / "trajectory.json"
+    proc = agent_harness.run("transcript", str(run_dir), "--format", "atif", "--output",
+                             str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert_valid_atif(out)
+
+
+@pytest.mark.parametrize("recipe", ["aider", "mini"], indirect=True)
+def test_the_transcript_of_a_text_agent_holds_its_prompt_and_the_answer(
+        agent_harness: Harness, recipe: Recipe) -> None:
+    report, run_dir = run_agent(agent_harness)
+    steps = Transcript(run_dir).all_steps()
+    shown = [(s.source, s.first_line[:80]) for s in steps]
+    assert any(s.source == "user" and "slugify" in s.message for s in steps), (
+        shown, explain(report, run_dir))
+    answers = [s for s in steps if s.answer]
+    assert answers and all(s.model == QWEN and not s.problems for s in answers), shown
+    assert answers[0].message == recipe.answer
