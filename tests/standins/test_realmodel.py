@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from core.evidence.transcript import Transcript
 from core.standins.demo import reference_case_bin
 from core.standins.localmodel import (
     SMOLLM_MODEL,
@@ -113,6 +114,16 @@ def test_harness_runs_the_reference_case_against_the_real_model(
     assert chats and all(
         (r["model_asked"], r["model_answered"], r["stream"], r["status"])
         == (SMOLLM_MODEL, SMOLLM_MODEL, True, 200) for r in chats), ledger
+    # The conversation, rebuilt from the exchanges the relay kept: the task's prompt, and
+    # each of the real model's streamed answers, whole, attributed to it.
+    steps = Transcript(run_dir).all_steps()
+    shown = [(s.source, s.first_line[:60], s.problems) for s in steps]
+    assert steps[0].source == "system" and "careful coding agent" in steps[0].message, shown
+    assert any(s.source == "user" and "slugify" in s.message for s in steps), shown
+    answers = [s for s in steps if s.answer]
+    assert len(answers) == len(chats), shown
+    assert all(s.model == SMOLLM_MODEL and s.message.strip() and not s.problems
+               for s in answers), shown
     case_log = (run_dir / "backend" / "case.log").read_text()
     assert re.search(r"turn 1: \d+ tokens streamed", case_log), case_log
 
