@@ -11,8 +11,20 @@ from pathlib import Path
 
 import pytest
 
+from core.evidence.keys import KEY_FILE_VAR
 from core.standins.endpoint import ScriptedEndpoint
 from tests.support.harness import CASE, HOSTED_VARS, QWEN, ROOT, Harness, answer
+from tests.support.signing import harness_setting, write_key
+
+
+@pytest.fixture(autouse=True, scope="session")
+def signing_key_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every run of the suite is signed with the fixture key, and every in-process validate
+    checks with it: the account's own key is never made or used by a test."""
+    path = write_key(tmp_path_factory.mktemp("signing", numbered=True) / "signing-key")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(KEY_FILE_VAR, str(path))
+        yield path
 
 
 @pytest.fixture
@@ -34,7 +46,7 @@ def admission(tmp_path: Path) -> Path:
 def harness(tmp_path: Path, upstream: ScriptedEndpoint, admission: Path) -> Harness:
     """Fully configured for the case-qwen profile with the test Case in `good` mode."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CTO_HARNESS_") and k not in HOSTED_VARS}
+           if not harness_setting(k) and k not in HOSTED_VARS}
     env.update({
         "CTO_HARNESS_CASE_LOCAL_BASE_URL": upstream.base_url,
         "CTO_HARNESS_CASE_BIN": str(CASE),
@@ -42,6 +54,7 @@ def harness(tmp_path: Path, upstream: ScriptedEndpoint, admission: Path) -> Harn
                                  " --model {model}",
         "CTO_HARNESS_CASE_MODEL_ADMISSION_FILE": str(admission),
         "CTO_HARNESS_RUNS_ROOT": str(tmp_path / "runs"),
+        KEY_FILE_VAR: os.environ[KEY_FILE_VAR],
         "PYTHONPATH": str(ROOT),
         # Planted hosted-provider keys: the harness must never hand them to the Case.
         "ANTHROPIC_API_KEY": "sk-ant-" + secrets.token_hex(12),
@@ -54,7 +67,7 @@ def harness(tmp_path: Path, upstream: ScriptedEndpoint, admission: Path) -> Harn
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., None]:
     """Set the harness's variables (and only those) for `resolve()`."""
     for name in list(os.environ):
-        if name.startswith("CTO_HARNESS_"):
+        if harness_setting(name):
             monkeypatch.delenv(name)
 
     def setenv(**values: str) -> None:

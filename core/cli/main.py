@@ -36,6 +36,7 @@ COMMAND_MODULES = {
     "job": "core.cli.job_commands",
     "jobs": "core.cli.job_commands",
     "transcript": "core.cli.transcript",
+    "key": "core.cli.key",
 }
 """Which module registers each command: a command imports only its own module (a `run`
 need not load the SOT parser), `--help` and a bad command load them all."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from core.cli.common import emit_json, root_was_chosen, runs_root
 from core.errors import UsageError
+from core.evidence.keys import load_public_key
 from core.evidence.runs import RunsRootError, find_run, list_runs
 from core.evidence.validate import validate_run
 from core.settings import RUNS_ROOT_VAR
@@ -54,7 +55,8 @@ def positive_limit(text: str) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     root = runs_root(args)
-    result = validate_run(_resolve_run_dir(args.run_dir, root))
+    key = load_public_key(Path(args.key)) if args.key else None
+    result = validate_run(_resolve_run_dir(args.run_dir, root), key=key)
     if args.json:
         emit_json(result)
     else:
@@ -102,6 +104,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     val = sub.add_parser("validate", help="re-check a run's evidence against CTO-WORK-030")
     val.add_argument("run_dir", metavar="RUN_DIR", help="a run directory or a run id")
     val.add_argument("--runs-root", metavar="DIR")
+    val.add_argument("--key", metavar="PUB", help="verify the signature with this public key "
+                     "(PEM, as `cto-harness key` prints it) instead of the local one")
     val.add_argument("--json", action="store_true")
     val.set_defaults(func=cmd_validate)
 

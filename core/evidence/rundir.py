@@ -208,12 +208,13 @@ def artifact_hashes(paths: RunPaths, known: dict[str, str] | None = None,
                     unhashed: set[str] | frozenset[str] = frozenset(),
                     unhashed_folders: set[str] | frozenset[str] = frozenset()
                     ) -> dict[str, str]:
-    """The digest of every file of the run but report.json and trace.jsonl (which vouch for
-    the rest), by path relative to the run: what the report records and validate re-checks.
+    """The digest of every file of the run but report.json, trace.jsonl and the attestation
+    (which vouch for the rest), by path relative to the run: what the report records and
+    validate re-checks.
     `known`: digests of regular files already taken, by path (the leak scan's, as it read
     them); `unhashed`: files, and `unhashed_folders`: folders whose every file, left unread
     by the scan, are recorded as UNHASHED without being read now either."""
-    skip = {str(paths.report), str(paths.trace)}
+    skip = {str(paths.report), str(paths.trace), str(paths.attestation)}
     known = known or {}
     out: dict[str, str] = {}
     for path, in_unread_folder in _file_paths(str(paths.root), unhashed_folders):
@@ -253,6 +254,11 @@ class RunPaths:
     @property
     def report(self) -> Path:
         return self.root / "report.json"
+
+    @property
+    def attestation(self) -> Path:
+        """The signed envelope over the rest, written last (core/evidence/attestation.py)."""
+        return self.root / "attestation.intoto.jsonl"
 
     @property
     def backend(self) -> Path:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
+from core.evidence.attestation import ATTESTATION, SignatureCheck, check_run
 from core.evidence.crosscheck import consistency_problems
+from core.evidence.keys import KeyProblem, VerifyKey, local_verify_key
 from core.evidence.models import (
     GENESIS_HASH,
     Criterion,
@@ -56,6 +59,9 @@ ACCEPTANCE: dict[str, str] = {
     "claim.",
     "evidence_intact": "(integrity) The trace's hash chain and every artifact's SHA-256 match "
     "what the report recorded.",
+    "evidence_signed": "(signature) attestation.intoto.jsonl, an in-toto Statement over "
+    "every file of the run signed with the harness's Ed25519 key, verifies: an unsigned run "
+    "is never real-model evidence.",
     "case_sandboxed": "(isolation) The Case, its checks and the fake baseline ran in the "
     "bubblewrap sandbox: only the relay reachable, the evidence out of its reach.",
 }
@@ -110,15 +116,28 @@ def _digest(path: Path) -> str:
         return f"unreadable: {exc.strerror or 'not a regular file'}"
 
 
+def current_digests(paths: RunPaths, report: Report) -> dict[str, str]:
+    """Every file of the run now but report, trace and attestation, by relative path, with
+    its digest (UNHASHED where the report says the scan did not read it: validate does not
+    either). Taken once, for the artifact check and the signature check both."""
+    skip = {paths.report, paths.trace, paths.attestation}
+    out: dict[str, str] = {}
+    for path in run_files(paths.root):
+        if path in skip:
+            continue
+        rel = artifact_key(path, paths.root)
+        out[rel] = UNHASHED if report.artifacts.get(rel) == UNHASHED else _digest(path)
+    return out
+
+
 def _integrity(paths: RunPaths, report: Report, events: list[dict],
-               chain_problems: list[str]) -> Criterion:
+               chain_problems: list[str], now: dict[str, str],
+               report_bytes: bytes) -> Criterion:
     problems = [*chain_problems, *consistency_problems(paths, report, events)]
-    skip = {paths.report, paths.trace}
-    now = {artifact_key(p, paths.root): p for p in run_files(paths.root) if p not in skip}
     for rel, digest in sorted(report.artifacts.items()):
         if rel not in now:
             problems.append(f"{rel}: listed in the report but missing")
-        elif digest != UNHASHED and _digest(now[rel]) != digest:
+        elif digest != UNHASHED and now[rel] != digest:
             problems.append(f"{rel}: changed after the report was written (digest differs)")
     for rel in sorted(now.keys() - report.artifacts.keys()):
         problems.append(f"{rel}: not in the report's artifact list (added afterwards)")
@@ -129,7 +148,7 @@ def _integrity(paths: RunPaths, report: Report, events: list[dict],
         if nxt is None or nxt.get("prev") != head.get("hash"):
             problems.append("report.json's trace_head does not match trace.jsonl")
     written = [e for e in events if e.get("event") == "report_written"]
-    report_digest = hashlib.sha256(paths.report.read_bytes()).hexdigest()
+    report_digest = hashlib.sha256(report_bytes).hexdigest()
     if not written:
         problems.append("trace.jsonl has no report_written event")
     elif written[-1].get("report_sha256") != report_digest:
@@ -301,7 +320,23 @@ def _sandboxed(report: Report) -> Criterion:
               f"network {box.network}, namespaces {', '.join(box.namespaces)}", field)
 
 
-def validate_run(run_dir: Path) -> Validation:
+def _signed(paths: RunPaths, report: Report, report_bytes: bytes, now: dict[str, str],
+            key: VerifyKey | None) -> tuple[Criterion, SignatureCheck]:
+    """The attestation verified with `key`, else the local key (never made here)."""
+    problem = None
+    if key is None:
+        try:
+            key = local_verify_key(os.environ)
+        except KeyProblem as exc:
+            problem = str(exc)
+    check = check_run(paths.root, report, report_bytes, now, key, problem)
+    return _c("evidence_signed", "ok" if check.ok else "failed", check.detail,
+              Evidence(file=ATTESTATION), Evidence(file="report.json", field="signing")), check
+
+
+def validate_run(run_dir: Path, key: VerifyKey | None = None) -> Validation:
+    """The run's criteria; its signature checked with `key` (`--key PUB`), else with the
+    local signing key's public half."""
     paths = RunPaths(Path(run_dir))
 
     def verdict(status: str, problems: list[str], criteria: list[Criterion] | None = None,
@@ -324,8 +359,15 @@ def validate_run(run_dir: Path) -> Validation:
                                       "was interrupted; there is nothing to validate yet"],
                        demo=manifest.demo)
     events, chain_problems = check_chain(paths)
+    try:
+        with open_regular(paths.report) as fh:
+            report_bytes = fh.read()
+    except OSError as exc:
+        return verdict("unreadable", [f"report.json: {exc.strerror}"], demo=manifest.demo)
+    now = current_digests(paths, report)
+    signed, check = _signed(paths, report, report_bytes, now, key)
     criteria = [*_criteria(paths, manifest, report, events),
-                _integrity(paths, report, events, chain_problems)]
+                _integrity(paths, report, events, chain_problems, now, report_bytes), signed]
     problems = [c.detail for c in criteria if c.verdict == "failed"]
     if (report.status == "passed") != (report.failure_class is None) and (
             report.status == "passed" or "failure_class" in report.model_fields_set):
@@ -338,4 +380,5 @@ def validate_run(run_dir: Path) -> Validation:
     return Validation(run_id=paths.run_id, run_dir=str(paths.root), ok=ok,
                       status=report.status, failure_class=report.failure_class,
                       demo=manifest.demo or report.demo, stage2_pass_evidence=stage2,
-                      criteria=criteria, problems=problems)
+                      criteria=criteria, problems=problems,
+                      signature=check.signature, keyid=check.keyid)

@@ -19,6 +19,7 @@ from core.evidence.models import (
     RelayTotals,
     Report,
     RunStatus,
+    Signing,
 )
 from core.evidence.rundir import RunPaths, reclaim, utcnow
 from core.run.guard import Guard
@@ -84,6 +85,7 @@ class RunRecord:
     redactor: Redactor
     started_at: str
     trace_head: dict[str, Any]
+    signing: Signing | None = None
 
 
 def build_report(status: RunStatus, state: RunState, record: RunRecord,
@@ -100,7 +102,7 @@ def build_report(status: RunStatus, state: RunState, record: RunRecord,
         case_process_started=s.case_started,
         case_exit_code=s.case.exit_code if s.case else None,
         case_network=s.network, case_network_detail=s.network_detail,
-        case_sandbox=record.sandbox,
+        case_sandbox=record.sandbox, signing=record.signing,
         fallback_detected=record.guard.tripped, fallback_evidence=record.guard.evidence,
         fallback_warnings=record.guard.warnings, guard_state=record.guard_state,
         case_setup=s.case_setup,

@@ -23,7 +23,9 @@ from typing import Any
 
 from core import __version__
 from core.errors import BadInput
+from core.evidence.attestation import sign_run
 from core.evidence.exchanges import max_bytes_from_env
+from core.evidence.keys import SigningKey, signing_setup
 from core.evidence.models import (
     BaselineOutcome,
     CheckCounts,
@@ -34,6 +36,7 @@ from core.evidence.models import (
     Report,
     RunStatus,
     ScanSummary,
+    Signing,
 )
 from core.evidence.rundir import artifact_hashes, fresh_dir, utcnow
 from core.evidence.runs import process_start_ticks
@@ -98,6 +101,8 @@ class Runner:
         self.guard = Guard(p.resolved.model, p.resolved.fallback_markers,
                            on_trip=self._on_trip, on_warning=self._on_warning)
         self.sandbox: RunSandbox = p.sandbox
+        self.signer: SigningKey | None = None
+        self.signing = Signing(mode="on", detail="not set up yet")
         self.supervisor = Supervisor(self.redactor, self.guard, self.cancel, self.state,
                                      self.event)
 
@@ -164,14 +169,18 @@ class Runner:
         ))
         self.event("run_started", run_id=self.paths.run_id, task=task.id, engine=req.engine,
                    profile=req.profile, demo=req.demo, retry_of=req.retry_of)
+        signing_blocker = self._setup_signing()
         self.event("config_resolved", endpoint_configured=res.endpoint_usable,
                    endpoint_source=res.endpoint_source, case_bin=res.case_bin,
                    admission_file=str(res.admission_file) if res.admission_file else None,
                    provider=res.provider, model=res.model,
                    redaction_forms=len(self.redactor.forms),
                    unmaskable_forms=self.redactor.unmaskable,
-                   runs_root_in_repository=str(self.repository) if self.repository else None)
+                   runs_root_in_repository=str(self.repository) if self.repository else None,
+                   signing=self.signing.mode, signing_keyid=self.signing.keyid)
         blockers = await self._preflight()
+        if signing_blocker:
+            blockers.append(signing_blocker)
         self.state.durations.preflight_s = round(time.monotonic() - self.started, 3)
         if self.cancel.is_set():
             self.state.reasons.append("cancelled before the Case started")
@@ -184,6 +193,12 @@ class Runner:
             return "blocked"
         self.state.stage = 2
         return await self._stage2(task)
+
+    def _setup_signing(self) -> str | None:
+        """The key loaded (made on first use) before anything runs, or why the run is
+        blocked: a run never goes silently unsigned."""
+        self.signing, self.signer, blocker = signing_setup(os.environ)
+        return blocker
 
     async def _preflight(self) -> list[str]:
         res = self.resolved
@@ -396,14 +411,29 @@ class Runner:
         record = RunRecord(run_id=self.paths.run_id, task_id=self.task.id, request=req,
                            resolved=self.resolved, guard=self.guard, guard_state=guard,
                            sandbox=self.sandbox.record(), redactor=self.redactor,
-                           started_at=self.started_at, trace_head=self.writer.head)
+                           started_at=self.started_at, trace_head=self.writer.head,
+                           signing=self.signing)
         report = build_report(status, s, record, artifacts)
         text = self.writer.write_json(self.paths.report, report)
         self.event("report_written", status=status,
                    report_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
         self.event("run_finished", status=status, exit_code=report.exit_code)
         self.writer.close()
+        if self.signer is not None:
+            self._sign(text)
         return report
+
+    def _sign(self, report_text: str) -> None:
+        """The attestation over the finished run, from the report as written (redacted):
+        nothing in it that the report does not already say. A failure to write it leaves
+        the run unsigned, which validate names (the report says it was to be signed)."""
+        assert self.signer is not None
+        try:
+            sign_run(self.paths.root, Report.model_validate_json(report_text), report_text,
+                     self.signer)
+        except OSError as exc:
+            print(f"cto-harness: {self.paths.attestation} could not be written "
+                  f"({exc.strerror}): the run is unsigned", file=sys.stderr)
 
 
 def run_sync(request: RunRequest, resolved: Resolved, runs_root: Path,

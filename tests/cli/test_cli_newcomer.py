@@ -15,12 +15,13 @@ import pytest
 from core.cli.main import build_parser
 from core.cli.schemas import schemas
 from tests.support.harness import ROOT, Harness
+from tests.support.signing import harness_setting
 from tests.support.tui_fixtures import make_runs_root
 
 
 def bare_env(**extra: str) -> dict[str, str]:
     """A newcomer's environment: nothing of ours configured, the repository importable."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CTO_HARNESS_")}
+    env = {k: v for k, v in os.environ.items() if not harness_setting(k)}
     env["PYTHONPATH"] = str(ROOT)
     env.update(extra)
     return env

@@ -16,6 +16,7 @@ import pytest
 from core.planning.gates import CRITERIA, RulesError, match_criterion, rules_for
 from core.planning.sot import parse_sot
 from tests.support.harness import ROOT, SEED
+from tests.support.signing import harness_setting
 
 if TYPE_CHECKING:
     from tests.support.harness import Harness
@@ -35,7 +36,7 @@ def seed(tmp_path: Path) -> Path:
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("CTO_HARNESS_")}
+    base = {k: v for k, v in os.environ.items() if not harness_setting(k)}
     return subprocess.run([sys.executable, "-m", "core.cli", *args], env=env or base,
                           capture_output=True, text=True, timeout=60, cwd=ROOT)
 

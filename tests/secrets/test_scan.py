@@ -17,6 +17,7 @@ import pytest
 from core.secrets.redact import Redactor
 from core.secrets.scan import find_leaks, scan_git_index, scan_paths, scrub
 from tests.support.harness import unprivileged
+from tests.support.signing import harness_setting
 
 CLI = Path(sys.executable).with_name("cto-harness")
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -95,7 +96,7 @@ def test_scan_git_index_sees_what_is_staged_not_the_work_tree(tmp_path: Path) ->
 
 
 def run_cli(*args: str, cwd: Path, secret: str | None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CTO_HARNESS_")}
+    env = {k: v for k, v in os.environ.items() if not harness_setting(k)}
     if secret is not None:
         env["CTO_HARNESS_CASE_LOCAL_BASE_URL"] = secret
     return subprocess.run([str(CLI), "scan", *args], cwd=cwd, capture_output=True, text=True,
@@ -241,7 +242,7 @@ def test_cli_names_what_it_cannot_read_and_does_not_call_it_clean(tmp_path: Path
     (tree / "locked" / "notes.txt").write_text(secret)
     (tree / "sealed.txt").write_text(secret)
     (tree / "ok.txt").write_text("fine\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CTO_HARNESS_")}
+    env = {k: v for k, v in os.environ.items() if not harness_setting(k)}
     env["CTO_HARNESS_CASE_LOCAL_BASE_URL"] = secret
     (tree / "locked").chmod(0)
     (tree / "sealed.txt").chmod(0)

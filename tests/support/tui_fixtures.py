@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from core.evidence.attestation import sign_run
 from core.evidence.models import (
     GENESIS_HASH,
     BaselineOutcome,
@@ -30,9 +31,11 @@ from core.evidence.models import (
     RelayRecord,
     RelayTotals,
     Report,
+    Signing,
 )
 from core.evidence.rundir import RunPaths, RunWriter, artifact_hashes, line_hash
 from core.evidence.runs import process_start_ticks
+from tests.support.signing import fixture_key
 
 QWEN = "qwen3.6-35b-a3b"
 TASK = "r1-string-slugify"
@@ -160,6 +163,10 @@ class FixtureRun:
                 detail="bubblewrap 0.11.0: own user, pid, mount, ipc, uts, cgroup, net "
                        "namespaces; no capability; processes run as host uid 1999999000"),
         )
+        key = fixture_key()
+        base["signing"] = Signing(mode="on", keyid=key.keyid,
+                                  detail="Ed25519; attestation.intoto.jsonl written last, "
+                                         "over every other file")
         base.update(fields)
         base["artifacts"] = artifact_hashes(self.paths)
         base["trace_head"] = {"seq": self.trace.seq, "hash": self.trace.prev}
@@ -167,6 +174,8 @@ class FixtureRun:
         self.event(seconds, "report_written", status=status,
                    report_sha256=hashlib.sha256(text.encode()).hexdigest())
         self.event(seconds + 0.01, "run_finished", status=status, exit_code=base["exit_code"])
+        if base["signing"] is not None and base["signing"].mode == "on":
+            sign_run(self.paths.root, Report.model_validate_json(text), text, key)
 
 
 def exited(code: int, seconds: float) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.signing import harness_setting
 from tests.support.tui_fixtures import make_runs_root
 
 
@@ -15,7 +16,7 @@ from tests.support.tui_fixtures import make_runs_root
 def bare_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing configured, as on a newcomer's machine."""
     for name in list(os.environ):
-        if name.startswith("CTO_HARNESS_"):
+        if harness_setting(name):
             monkeypatch.delenv(name)
 
 

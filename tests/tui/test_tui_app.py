@@ -19,6 +19,7 @@ from textual.widgets import DataTable, DirectoryTree, Input, Static, TabbedConte
 from core.evidence.runs import RunSummary
 from tests.support.harness import ROOT, unprivileged
 from tests.support.pilot import SIZE, dashboard, text_of, until
+from tests.support.signing import harness_setting
 from tests.support.tui_fixtures import CASE_LOG, make_running, make_runs_root, run_id
 from tui.app import Dashboard
 from tui.cli import build_app
@@ -424,7 +425,7 @@ def test_live_names_a_run_folder_it_lost_access_to_and_resumes(tmp_path: Path) -
     """chmod 000 on the run being followed: Live says why it cannot read it (no one-off
     "follow failed" toast), and follows on once the folder is readable again. Run as a
     user that permissions apply to, so in a child process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CTO_HARNESS_")}
+    env = {k: v for k, v in os.environ.items() if not harness_setting(k)}
     result = subprocess.run(
         unprivileged([sys.executable, "-c", FOLLOW_THROUGH_LOST_ACCESS, str(tmp_path / "runs")]),
         capture_output=True, text=True, timeout=90, cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)})

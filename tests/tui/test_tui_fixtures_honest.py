@@ -13,6 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from tests.support.harness import ROOT
+from tests.support.signing import harness_setting
 from tests.support.tui_fixtures import make_runs_root
 
 LEFT_OUT_BY_FIXTURES = {"prev"}
@@ -30,7 +31,7 @@ def events_by_name(root: Path) -> dict[str, set[frozenset[str]]]:
 
 def real_runs(root: Path) -> None:
     """A demo run (passed) and a run with nothing configured (blocked), as users make them."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CTO_HARNESS_")}
+    env = {k: v for k, v in os.environ.items() if not harness_setting(k)}
     env.update(PYTHONPATH=str(ROOT), CTO_HARNESS_RUNS_ROOT=str(root))
     for args in (["--demo"], []):
         proc = subprocess.run([sys.executable, "-m", "core.cli", "run", *args, "--json"],

@@ -18,6 +18,7 @@ from textual.widgets import TabbedContent
 from core.evidence.models import Evidence
 from core.settings import resolve
 from tests.support.pilot import until
+from tests.support.signing import harness_setting
 from tests.support.tui_fixtures import FixtureRun, exited, run_id, stage2
 from tui.app import Dashboard
 from tui.screens.detail import RunDetailScreen
@@ -76,7 +77,7 @@ def hostile_run(root: Path) -> Path:
 @pytest.fixture
 def recorded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     for name in list(os.environ):
-        if name.startswith("CTO_HARNESS_"):
+        if harness_setting(name):
             monkeypatch.delenv(name)
     monkeypatch.setattr(headless_driver, "HeadlessDriver", RecordingDriver)
     RecordingDriver.written = []

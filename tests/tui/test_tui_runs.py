@@ -14,6 +14,7 @@ from core.evidence.runs import load_report
 from core.settings import ENDPOINT_VAR, resolve
 from tests.support.harness import Harness
 from tests.support.pilot import SIZE, until
+from tests.support.signing import harness_setting
 from tui.app import Dashboard
 from tui.cli import build_app
 from tui.screens.dialogs import ConfirmScreen, QuitScreen
@@ -23,7 +24,7 @@ from tui.widgets.status_panel import StatusPanel
 
 def use_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], **changes: str) -> None:
     for name in list(os.environ):
-        if name.startswith("CTO_HARNESS_") and name not in env:
+        if harness_setting(name) and name not in env:
             monkeypatch.delenv(name)
     for name, value in {**env, **changes}.items():
         monkeypatch.setenv(name, value)

@@ -13,6 +13,7 @@ from textual.widgets import DataTable, TabbedContent
 
 from core.settings import resolve
 from tests.support.pilot import until
+from tests.support.signing import harness_setting
 from tests.support.tui_fixtures import make_runs_root
 from tui.app import Dashboard
 from tui.screens.detail import RunDetailScreen
@@ -34,7 +35,7 @@ def size(request: pytest.FixtureRequest) -> tuple[int, int]:
 def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """The fixture runs under ./runs (a relative root, so no temp path is on screen)."""
     for name in list(os.environ):
-        if name.startswith("CTO_HARNESS_"):
+        if harness_setting(name):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     return make_runs_root(Path("runs"))
@@ -56,7 +57,7 @@ def live_settled(guard_state: str) -> Settle:
 
 def test_live_before_any_run(snap_compare, size, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     for name in list(os.environ):
-        if name.startswith("CTO_HARNESS_"):
+        if harness_setting(name):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
 
@@ -163,7 +164,7 @@ def test_work_items(snap_compare, size, tmp_path: Path, monkeypatch) -> None:  #
     from tui.screens.work_items import WorkItemsScreen
 
     for name in list(os.environ):
-        if name.startswith("CTO_HARNESS_"):
+        if harness_setting(name):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     Path("sot.md").write_bytes(SEED.read_bytes())

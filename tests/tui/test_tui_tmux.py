@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.harness import missing_machinery
+from tests.support.signing import harness_setting
 from tests.support.tui_fixtures import make_runs_root
 
 pytestmark = pytest.mark.tmux
@@ -34,7 +35,7 @@ def session(tmp_path: Path) -> Iterator[str]:
     name = f"cto-tui-{os.getpid()}"
     # COLUMNS/LINES (set in the test process by a plugin) would pin the app at 80x24.
     env = " ".join(f"-u {n}" for n in (*os.environ, "COLUMNS", "LINES")
-                   if n.startswith("CTO_HARNESS_") or n in ("COLUMNS", "LINES"))
+                   if harness_setting(n) or n in ("COLUMNS", "LINES"))
     command = (f"env {env} TERM=xterm-256color {TUI} --runs-root {tmp_path / 'runs'} "
                f"--run {runs['passed'].name}; echo EXITED $?; sleep 60")
     tmux("new-session", "-d", "-s", name, "-x", "140", "-y", "40", command)
