@@ -134,7 +134,8 @@ class FixtureRun:
                    endpoint_source="CTO_HARNESS_CASE_LOCAL_BASE_URL" if ready else None,
                    case_bin="/opt/agents/bin/case", admission_file="/etc/cto/admission.json",
                    provider="qwen-local", model=QWEN, redaction_forms=24 if ready else 0,
-                   unmaskable_forms=[], runs_root_in_repository=None)
+                   unmaskable_forms=[], runs_root_in_repository=None, signing="on",
+                   signing_keyid=fixture_key().keyid)
         self.readiness(ready)
         self.event(0.3, "readiness_checked", ready=ready,
                    checks={"endpoint_config": "ok" if ready else "missing"})
