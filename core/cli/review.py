@@ -9,7 +9,8 @@ from pathlib import Path
 
 from core.cli.common import emit_json, root_was_chosen, runs_root
 from core.errors import UsageError
-from core.evidence.keys import load_public_key
+from core.evidence.attestation import check_job
+from core.evidence.keys import KeyProblem, VerifyKey, load_public_key, local_verify_key
 from core.evidence.runs import RunsRootError, find_run, list_runs
 from core.evidence.validate import validate_run
 from core.settings import RUNS_ROOT_VAR
@@ -53,9 +54,31 @@ def positive_limit(text: str) -> int:
     return limit
 
 
+def _validate_job(folder: Path, key: VerifyKey | None, as_json: bool) -> int:
+    """A job folder: its signed summary against the key (each trial is validated as a run:
+    `cto-harness validate RUN_ID`)."""
+    problem = None
+    if key is None:
+        try:
+            key = local_verify_key(os.environ)
+        except KeyProblem as exc:
+            problem = str(exc)
+    check = check_job(folder, key, problem)
+    if as_json:
+        emit_json({"job_id": folder.name, "job_dir": str(folder), "ok": check.ok,
+                   "signature": check.signature, "keyid": check.keyid,
+                   "detail": check.detail, "problems": list(check.problems)})
+    else:
+        print(visible(f"{folder.name}: {'accepted' if check.ok else 'NOT accepted'} (job)"))
+        print(visible(f"  {'ok  ' if check.ok else 'FAIL'} job_signed  {check.detail}"))
+    return 0 if check.ok else 1
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     root = runs_root(args)
     key = load_public_key(Path(args.key)) if args.key else None
+    if args.run_dir and os.path.isfile(os.path.join(args.run_dir, "job.json")):
+        return _validate_job(Path(args.run_dir), key, args.json)
     result = validate_run(_resolve_run_dir(args.run_dir, root), key=key)
     if args.json:
         emit_json(result)
@@ -102,7 +125,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     val = sub.add_parser("validate", help="re-check a run's evidence against CTO-WORK-030")
-    val.add_argument("run_dir", metavar="RUN_DIR", help="a run directory or a run id")
+    val.add_argument("run_dir", metavar="RUN_DIR", help="a run directory or a run id (or a "
+                     "job folder: its signed summary)")
     val.add_argument("--runs-root", metavar="DIR")
     val.add_argument("--key", metavar="PUB", help="verify the signature with this public key "
                      "(PEM, as `cto-harness key` prints it) instead of the local one")

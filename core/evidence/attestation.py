@@ -309,3 +309,45 @@ def _subject_problems(root: Path, statement: dict[str, Any], report: Report,
     for name in sorted(now.keys() - signed.keys() - undigested):
         problems.append(f"{name}: not in the signed attestation (added afterwards)")
     return problems
+
+
+def check_job(folder: Path, key: VerifyKey | None, key_problem: str | None) -> SignatureCheck:
+    """A job's attestation against `key`: job.json as it is now, and each trial's
+    attestation under the runs root (the job folder is `<runs_root>/jobs/<job_id>`)."""
+    runs_root = folder.parent.parent
+    try:
+        env = read_envelope(folder / ATTESTATION)
+    except FileNotFoundError:
+        return SignatureCheck("unsigned", None, "unsigned: the job has no attestation (it "
+                              "has not ended, signing was off, or it is from before signed "
+                              "evidence); never real-model evidence")
+    except BadEnvelope as exc:
+        return SignatureCheck("invalid", None, str(exc))
+    if key is None:
+        return SignatureCheck(None, None, f"cannot verify the signature: {key_problem}; or "
+                              "give the signer's public key with --key PUB")
+    try:
+        statement = verify_envelope(env, key, ATTESTATION).statement
+    except BadEnvelope as exc:
+        return SignatureCheck("invalid", key.keyid, str(exc))
+    if statement.get("predicateType") != JOB_PREDICATE:
+        return SignatureCheck("invalid", key.keyid, f"{ATTESTATION}: predicateType is "
+                              f"{statement.get('predicateType')!r}, not {JOB_PREDICATE}")
+    problems = []
+    for name, digest in sorted(subject_digests(statement).items()):
+        path = folder / name if name == "job.json" else runs_root / name
+        try:
+            with open_regular(path) as fh:
+                now = hashlib.sha256(fh.read(MAX_ENVELOPE_BYTES)).hexdigest()
+        except OSError:
+            problems.append(f"{name}: signed, but missing or unreadable now")
+            continue
+        if digest.get("sha256") != now:
+            problems.append(f"{name}: changed after the job was signed")
+    if problems:
+        more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
+        return SignatureCheck("verified", key.keyid, "; ".join(problems[:5]) + more,
+                              tuple(problems))
+    return SignatureCheck("verified", key.keyid, f"Ed25519 signature by {key.source} "
+                          f"verified over job.json and {len(statement['subject']) - 1} "
+                          "trial attestations")

@@ -29,6 +29,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from core.evidence.attestation import sign_job
+from core.evidence.keys import signing_setup
 from core.evidence.models import EXIT_CODES
 from core.evidence.rundir import atomic_write_text, utcnow
 from core.evidence.runs import (
@@ -79,9 +81,12 @@ def new_job(runs_root: Path, config: JobConfig, skipped: list[str]) -> tuple[Pat
     return job_dir, job
 
 
-def write_job(job_dir: Path, job: Job) -> None:
+def write_job(job_dir: Path, job: Job) -> str:
+    """job.json written atomically; returns its text (what the job's attestation covers)."""
     job.updated_at = utcnow()
-    atomic_write_text(job_dir / JOB_FILE, job.model_dump_json(indent=2) + "\n")
+    text = job.model_dump_json(indent=2) + "\n"
+    atomic_write_text(job_dir / JOB_FILE, text)
+    return text
 
 
 class JobLock:
@@ -205,9 +210,28 @@ class JobRunner:
         self.children: dict[int, asyncio.subprocess.Process] = {}
         self.started = time.monotonic()
 
-    def _save(self) -> None:
+    def _save(self, sign: bool = False) -> None:
+        """job.json; when the job ends (`sign`), its attestation beside it too: signed once,
+        not at every write (each signature reads every trial's attestation)."""
         self.job.summary = summarize(self.job, round(time.monotonic() - self.started, 3))
-        write_job(self.job_dir, self.job)
+        text = write_job(self.job_dir, self.job)
+        if sign:
+            self._sign(text)
+
+    def _sign(self, job_text: str) -> None:
+        """The job's summary signed as its runs are (README "Signed evidence"); with signing
+        off or no usable key nothing is signed, and each trial's report already says why."""
+        _record, key, _blocker = signing_setup(os.environ)
+        if key is None:
+            return
+        trials = {t.run_id: self.runs_root / t.run_id for t in self.job.trials if t.run_id}
+        try:
+            sign_job(self.job_dir, job_text.encode("utf-8"),
+                     self.job.summary.model_dump(mode="json"),
+                     trials, key)
+        except OSError as exc:
+            print(f"cto-harness: {self.job_dir}/attestation.intoto.jsonl could not be "
+                  f"written ({exc.strerror}): the job is unsigned", file=sys.stderr)
 
     def cancel(self) -> None:
         """Ctrl-C, SIGTERM: no new trial starts; each one in flight gets SIGINT and writes
@@ -245,7 +269,7 @@ class JobRunner:
                                f"`cto-harness job --resume {job.job_id}` runs what is left"]
             else:
                 job.state = "finished"
-            self._save()
+            self._save(sign=True)
         finally:
             for sig in handled:
                 loop.remove_signal_handler(sig)

@@ -339,3 +339,29 @@ def test_a_second_account_cannot_sign_a_run_that_validates(signed_run: Path,
         assert theirs["signature"] == "verified", theirs
     finally:
         shutil.rmtree(work)
+
+
+def test_a_jobs_summary_is_signed_over_every_trials_attestation(harness: Harness) -> None:
+    code, out = harness.run_json("job", "--task", "r1-string-slugify", "--attempts", "2",
+                                 "--concurrency", "2", "--name", "signed", timeout=300)
+    assert code == 0, out
+    folder = harness.runs_root / "jobs" / out["job_id"]
+    job = json.loads((folder / "job.json").read_bytes())
+    env = envelope(folder)
+    Envelope.from_dict(env).verify([SSlibKey.from_crypto(FIXTURE_PRIVATE.public_key())], 1)
+    statement = json.loads(base64.b64decode(env["payload"]))
+    assert statement["predicateType"] == "urn:cto-harness:predicate:job:v1"
+    assert statement["predicate"]["summary"] == job["summary"]
+    subjects = {s["name"]: s["digest"]["sha256"] for s in statement["subject"]}
+    trials = [t["run_id"] for t in job["trials"]]
+    assert set(subjects) == {"job.json", *(f"{r}/{ATTESTATION}" for r in trials)}
+    for run_id in trials:
+        data = (harness.runs_root / run_id / ATTESTATION).read_bytes()
+        assert subjects[f"{run_id}/{ATTESTATION}"] == hashlib.sha256(data).hexdigest()
+    code, checked = harness.run_json("validate", str(folder))
+    assert code == 0 and checked["signature"] == "verified", checked
+    trial = harness.runs_root / trials[0] / ATTESTATION
+    trial.write_bytes(trial.read_bytes().replace(b'"sig":"', b'"sig":"A', 1))
+    code, checked = harness.run_json("validate", str(folder))
+    assert code == 1 and not checked["ok"]
+    assert f"{trials[0]}/{ATTESTATION}: changed after the job was signed" in checked["detail"]
