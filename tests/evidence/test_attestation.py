@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import sys
@@ -365,3 +366,42 @@ def test_a_jobs_summary_is_signed_over_every_trials_attestation(harness: Harness
     code, checked = harness.run_json("validate", str(folder))
     assert code == 1 and not checked["ok"]
     assert f"{trials[0]}/{ATTESTATION}: changed after the job was signed" in checked["detail"]
+
+
+def readme_openssl_block() -> str:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```sh\n(# verify: openssl\b.*?)```", readme, re.S)
+    assert block, "README has no `# verify: openssl` block"
+    return block.group(1)
+
+
+def test_the_readmes_openssl_recipe_verifies_a_run_and_refuses_an_edited_one(
+        signed_run: Path, tmp_path: Path) -> None:
+    """The README's commands, word for word, with bash, openssl and coreutils alone."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl on this machine")
+    script = readme_openssl_block()
+    (tmp_path / "signer.pem").write_text(public_pem(FIXTURE_PRIVATE.public_key()))
+
+    def recipe(run: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=60,
+                              env={"PATH": "/usr/bin:/bin", "RUN": str(run)})
+
+    good = recipe(signed_run)
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.splitlines() == ["Signature Verified Successfully",
+                                        "report.json: as signed", "trace.jsonl: as signed"]
+    run = copy_of(signed_run, tmp_path / "copy")
+    report = run / "report.json"
+    report.write_bytes(report.read_bytes().replace(b'"status": "passed"',
+                                                   b'"status": "failed"', 1))
+    edited = recipe(run)
+    assert edited.stdout.splitlines() == ["Signature Verified Successfully",
+                                          "trace.jsonl: as signed"], edited.stdout
+    env = envelope(run)
+    body = base64.b64decode(env["payload"]).replace(b'"passed"', b'"failed"', 1)
+    env["payload"] = base64.b64encode(body).decode()
+    (run / ATTESTATION).write_text(json.dumps(env, separators=(",", ":")) + "\n")
+    forged = recipe(run)
+    assert forged.returncode != 0 and "Signature Verified Successfully" not in forged.stdout
