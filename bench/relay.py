@@ -175,6 +175,8 @@ def through_harness(port: int, repeat: int, paced: int, network: str, recording:
             "CTO_HARNESS_CASE_MODEL_ADMISSION_FILE": str(admission),
             "CTO_HARNESS_RUNS_ROOT": str(tmp / "runs"),
             "CTO_HARNESS_CASE_SANDBOX": "off" if network == "host" else "on",
+            # The client script: the sandbox shows the Case's interpreter, not this checkout.
+            "CTO_HARNESS_CASE_SANDBOX_RO": str(CLIENT.parent),
         })
         if not recording:
             env["CTO_HARNESS_EXCHANGES_MAX_BYTES"] = "off"
