@@ -21,6 +21,7 @@ from core.evidence.runs import (
     summarize,
 )
 from core.evidence.validate import validate_run
+from core.sandbox.limits import human
 from tui.terminal_text import inert
 from tui.widgets.runs_table import STATUS_STYLE
 from tui.widgets.timeline import seconds
@@ -76,8 +77,16 @@ def sandbox_line(sandbox: object) -> str:
     if network:
         words.append(f"Case network {network}")
     limits = getattr(sandbox, "limits", None) or {}
+    if getattr(sandbox, "limits_mode", None) == "off":
+        words.append("limits off: never evidence")
     if limits:
-        words.append("limits " + ", ".join(f"{k} {v}" for k, v in limits.items()))
+        how = getattr(sandbox, "limits_mode", None)
+        words.append("limits " + (f"({how}) " if how else "") + ", ".join(
+            f"{k.removesuffix('_bytes')} {human(v) if k.endswith('_bytes') else v}"
+            for k, v in limits.items()))
+    hits = getattr(sandbox, "limits_hit", None) or []
+    if hits:
+        words.append("LIMIT REACHED: " + "; ".join(str(h) for h in hits))
     if detail:
         words.append(str(detail))
     return " · ".join(words)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from core.jobs.runner import JOB_NAME, JobLock, JobRunner, new_job, reconcile, w
 from core.jobs.summary import JobError, find_job, list_jobs, read_job
 from core.run.readiness import check_readiness
 from core.run.task import list_tasks, load_task, tasks_dir
+from core.sandbox.limits import settings_from as limits_from
 from core.settings import PROFILES, resolve
 from core.term import visible
 
@@ -152,6 +154,7 @@ def cmd_job(args: argparse.Namespace) -> int:
                              "(--export atif DIR); --resume JOB runs it again")
         return _export(args, root, find_job_or_usage(root, args.job_ref))
     _check_numbers(args)
+    limits_from(os.environ)  # a limit that is not a size: exit 2 before any trial or folder
     try:
         job_dir, job, lock = _open(args, root)
     except _Blocked:

@@ -18,6 +18,7 @@ from core.evidence.crosscheck import consistency_problems
 from core.evidence.keys import KeyProblem, VerifyKey, local_verify_key
 from core.evidence.models import (
     GENESIS_HASH,
+    CaseSandbox,
     Criterion,
     Evidence,
     Manifest,
@@ -64,6 +65,8 @@ ACCEPTANCE: dict[str, str] = {
     "is never real-model evidence.",
     "case_sandboxed": "(isolation) The Case, its checks and the fake baseline ran in the "
     "bubblewrap sandbox: only the relay reachable, the evidence out of its reach.",
+    "case_bounded": "(limits) The Case, its checks and the fake baseline ran bounded in "
+    "memory, processes and disk.",
 }
 
 
@@ -268,6 +271,8 @@ def _criteria(paths: RunPaths, manifest: Manifest, report: Report,
                       rep("comparison"), at(first("baseline_completed"))))
 
     out.append(_sandboxed(report))
+    if report.case_sandbox is not None and report.case_sandbox.limits_mode is not None:
+        out.append(_bounded(report.case_sandbox, report.case_process_started))
 
     if not report.stage2_passed:
         out.append(_c("stage2_pass_evidence", "not_applicable",
@@ -318,6 +323,19 @@ def _sandboxed(report: Report) -> Criterion:
                   else "the Case never started", field)
     return _c("case_sandboxed", "ok", f"bwrap {box.bwrap_version}, host uid {box.host_uid}, "
               f"network {box.network}, namespaces {', '.join(box.namespaces)}", field)
+
+
+def _bounded(box: CaseSandbox, started: bool) -> Criterion:
+    """Only for reports that record limits (older ones, and runs blocked before they were
+    set up, say nothing of them). The opt-out fails here: never evidence for a model."""
+    field = Evidence(file="report.json", field="case_sandbox.limits_mode")
+    if box.limits_mode == "off":
+        return _c("case_bounded", "failed", f"{box.limits_detail}; never evidence for a model",
+                  field)
+    if not started:
+        return _c("case_bounded", "not_applicable", "the Case never started", field)
+    hit = f"; reached: {'; '.join(box.limits_hit)}" if box.limits_hit else ""
+    return _c("case_bounded", "ok", f"{box.limits_detail}{hit}", field)
 
 
 def _signed(paths: RunPaths, report: Report, report_bytes: bytes, now: dict[str, str],

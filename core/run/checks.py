@@ -21,6 +21,7 @@ import shutil
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,9 +104,12 @@ async def run_checks(
         command, fds = sandbox.command(spec, argv)
         sandbox.sandboxes.hand_over(out_dir / "out")
     output: list[bytes] = []
+    watch = sandbox.watch("the checks", out_dir / "out") if sandbox else nullcontext()
     try:
-        outcome = await run_group(command, cwd=out_dir, env=env, sink=output.append,
-                                  timeout=task.check_timeout_s, cancel=cancel, pass_fds=fds)
+        async with watch:  # the run's limits (core/sandbox/limits.py)
+            outcome = await run_group(command, cwd=out_dir, env=env, sink=output.append,
+                                      timeout=task.check_timeout_s, cancel=cancel,
+                                      pass_fds=fds)
     finally:
         if sandbox is not None:
             sandbox.sandboxes.take_back(out_dir / "out")

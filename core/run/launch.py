@@ -20,6 +20,7 @@ from core.evidence.rundir import RunPaths, RunWriter, enclosing_repository, new_
 from core.run.caseconf import CaseConfigError, case_argv, case_env, recorded_env, stdin_mode
 from core.run.task import Task, load_task
 from core.run.verdict import RunState
+from core.sandbox.limits import settings_from as limits_from
 from core.sandbox.paths import PathProblem
 from core.sandbox.run import TASK_FILE, WORKSPACE, RunSandbox
 from core.secrets.redact import Redactor
@@ -93,6 +94,7 @@ def prepare(request: RunRequest, resolved: Resolved, runs_root: Path) -> Prepare
     task = load_task(request.task, request.tasks_dir)
     token = secrets.token_urlsafe(24)
     scan_bytes = max_bytes_from_env()  # a bad value: a config error before any folder
+    limits = limits_from(os.environ)  # the same: a size that is not one exits 2 here
     redactor = Redactor({"relay_token": token, **resolved.secrets()})
     paths = RunPaths(make_run_dir(runs_root, task.id))
     repository = enclosing_repository(runs_root)
@@ -113,7 +115,7 @@ def prepare(request: RunRequest, resolved: Resolved, runs_root: Path) -> Prepare
     return Prepared(request=request, resolved=resolved, task=task, token=token,
                     redactor=redactor, scan_bytes=scan_bytes, paths=paths,
                     repository=repository, state=state, writer=writer,
-                    sandbox=RunSandbox(resolved, runs_root))
+                    sandbox=RunSandbox(resolved, runs_root, limits))
 
 
 def case_environment(relay_url: str, token: str, resolved: Resolved, task_file: str,

@@ -56,6 +56,7 @@ from core.run.launch import (
     prepare,
     socket_dir,
 )
+from core.run.outcome import LIMIT_PREFIX
 from core.run.process import Outcome
 from core.run.readiness import check_readiness
 from core.run.report import RunRecord, build_report, scan_for_leaks, unavailable_text
@@ -323,7 +324,8 @@ class Runner:
                 return await self.supervisor.run(argv, env, self.paths.workspace,
                                                  self.paths.case_log, self.case_timeout,
                                                  scan=True, launch=box.command(spec, argv),
-                                                 stdin=stdin)
+                                                 stdin=stdin, watch=box.watch(
+                                                     "the Case", self.paths.workspace, home))
             finally:
                 box.sandboxes.take_back(self.paths.workspace, home)
         finally:
@@ -404,6 +406,8 @@ class Runner:
         status, reasons = verdict(status, s, req.engine, self.guard.state(),
                                   self.guard.unproven_reason())
         s.reasons.extend(reasons)
+        if status != "passed":  # a limit reached and coped with leaves a pass standing
+            s.reasons.extend(f"{LIMIT_PREFIX} {hit}" for hit in self.sandbox.limits.hits)
         artifacts = artifact_hashes(self.paths, known=s.digests, unhashed=s.unhashed,
                                     unhashed_folders=s.unhashed_folders)
         s.durations.scan_s = round(time.monotonic() - t0, 3)

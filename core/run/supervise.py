@@ -7,9 +7,11 @@ as it comes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from core.run.guard import Guard
@@ -41,7 +43,8 @@ class Supervisor:
 
     async def run(self, argv: list[str], env: dict[str, str], cwd: Path, log: Path,
                   timeout: float, *, scan: bool, launch: Launch | None = None,
-                  stdin: Path | None = None) -> Outcome:
+                  stdin: Path | None = None,
+                  watch: AbstractAsyncContextManager[None] | None = None) -> Outcome:
         """Run a process with its output redacted (streaming) into `log`; in its sandbox
         when `launch` is given. `scan`: the run's own engine — the guard reads its output
         and its start and exit are traced."""
@@ -62,9 +65,10 @@ class Supervisor:
                            sandbox="bwrap" if launch else "off")
 
             command, fds = launch or (argv, ())
-            outcome = await run_group(command, cwd=cwd, env=env, sink=sink, pass_fds=fds,
-                                      timeout=timeout, cancel=self.cancel,
-                                      on_start=started if scan else None, stdin=stdin)
+            async with watch or contextlib.nullcontext():  # its limits (core/sandbox/limits)
+                outcome = await run_group(command, cwd=cwd, env=env, sink=sink,
+                                          pass_fds=fds, timeout=timeout, cancel=self.cancel,
+                                          on_start=started if scan else None, stdin=stdin)
             tail = stream.flush()
             fh.write(tail)
             if scan:
@@ -92,6 +96,7 @@ class Supervisor:
         sandbox.sandboxes.hand_over(workspace)
         try:
             return await self.run(argv, env, workspace, log, timeout, scan=scan,
-                                  launch=sandbox.command(spec, argv))
+                                  launch=sandbox.command(spec, argv),
+                                  watch=sandbox.watch("the fake engine", workspace))
         finally:
             sandbox.sandboxes.take_back(workspace)

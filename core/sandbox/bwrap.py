@@ -130,6 +130,9 @@ class Sandboxes:
     (as root they are lent to the sandbox's uid and given back on close)."""
     accounts: list[tuple[str, str]] = field(default_factory=list)
     """(host file, sandbox path): /etc/passwd and /etc/group naming the uid (as root)."""
+    tmp_size: int | None = None
+    """The size of each sandbox's /tmp tmpfs in bytes (core/sandbox/limits.py); None: the
+    kernel's default, half the machine's memory."""
 
     @property
     def uid(self) -> int:
@@ -272,7 +275,8 @@ class Sandboxes:
             init_opts += ["--uds", RELAY_SOCKET, "--port", str(spec.relay[1])]
         args = [*prefix, self.bwrap, *unshare, "--die-with-parent", "--new-session", *caps,
                 "--hostname", "sandbox", "--proc", "/proc", "--dev", "/dev",
-                "--perms", "1777", "--tmpfs", "/tmp", *self._system(),
+                "--perms", "1777", *(["--size", str(self.tmp_size)] if self.tmp_size else []),
+                "--tmpfs", "/tmp", *self._system(),
                 *(arg for made, at in self.accounts for arg in ("--ro-bind", made, at)),
                 *_mounts(binds),
                 *_masks(masks(_visible_sources(binds), self.private)),

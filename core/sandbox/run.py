@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from core.evidence.models import CaseSandbox
@@ -29,6 +30,7 @@ from core.sandbox.bwrap import (
     base_python,
 )
 from core.sandbox.home import SANDBOX_HOME
+from core.sandbox.limits import LimitsUnavailable, RunLimits, Settings, settings_from
 from core.sandbox.paths import PathProblem, parse_paths, private_places, program_binds
 from core.settings import Resolved
 
@@ -42,7 +44,9 @@ NAIVE = "/task/naive"
 
 
 class RunSandbox:
-    def __init__(self, resolved: Resolved, runs_root: Path) -> None:
+    def __init__(self, resolved: Resolved, runs_root: Path,
+                 limits: Settings | None = None) -> None:
+        self.limits = RunLimits(limits or settings_from({}))
         self.problem: str | None = None
         self.ready = False
         self.detail = ""
@@ -90,6 +94,12 @@ class RunSandbox:
                                f"(probe: {found.split(' pids=')[0]})")
             except SandboxUnavailable as exc:
                 self.problem = f"sandbox: {exc}"
+        if self.problem is None and self.ready:
+            try:
+                self.limits.setup()
+                self.sandboxes.tmp_size = self.limits.tmp_size
+            except LimitsUnavailable as exc:
+                self.problem = f"limits: {exc}"
         if self.problem is not None:
             self.detail = self.problem
         return self.problem
@@ -126,14 +136,24 @@ class RunSandbox:
         return argv, Spec(binds=binds, cwd=WORKSPACE)
 
     def command(self, spec: Spec, argv: list[str]) -> tuple[list[str], tuple[int, ...]]:
-        return self.sandboxes.command(spec, argv)
+        """The sandbox's whole command, started inside the run's limits."""
+        command, fds = self.sandboxes.command(spec, argv)
+        return self.limits.wrap(command), fds
+
+    def watch(self, who: str, *paths: Path) -> AbstractAsyncContextManager[None]:
+        """Around one sandboxed process: its limits watched (`paths`: where its writes go,
+        counted against the disk budget), what it reached recorded."""
+        return self.limits.watch(who, list(paths))
 
     def close(self) -> None:
+        self.limits.close()
         self.sandboxes.close()
 
     def record(self) -> CaseSandbox:
         if not self.enabled:
             return CaseSandbox(mode="off", ready=self.problem is None, network="host",
+                               limits_mode="off", limits_detail=f"{SANDBOX_VAR}=off: no "
+                               "memory, process or disk limit either",
                                detail=self.problem or self.detail)
         box = self.sandboxes
         ro, rw, masked = box.recorded(self.case_spec) if self.case_spec else ([], [], [])
@@ -144,4 +164,7 @@ class RunSandbox:
             ro_paths=ro, rw_paths=rw, masked=masked,
             extra_ro=[str(p) for p in box.extra_ro], extra_rw=[str(p) for p in box.extra_rw],
             network=self.network if self.ready else "none",
-            limits={"nproc": NPROC} if self.ready else {}, detail=self.detail)
+            limits={"nproc": NPROC, **self.limits.record()} if self.ready else {},
+            limits_mode=self.limits.mode if self.ready else None,
+            limits_detail=self.limits.detail, limits_hit=list(self.limits.hits),
+            detail=self.detail)

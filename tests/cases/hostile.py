@@ -19,6 +19,8 @@ ledgers  --runs-root R --install DIR: appends to ../trace.jsonl, ../backend/rela
 daemon   --runs-root R: leaves a setsid daemon that, 2 s later, overwrites the report and
          the trace (beside its workspace and of every run under R), then sleeps on
 bomb     forks processes until the kernel refuses, reports how many, ends them
+memory   allocates 8 GiB, 32 MiB at a time, every page written (a runaway agent)
+disk     fills /tmp until it is refused, then writes 10 GiB into its workspace, 8 MiB files
 signal   ends itself with SIGTERM
 freeze   stops its parent (the sandbox's forwarder) with SIGSTOP, then exits
 write    --path DIR (repeatable): writes DIR/written.txt
@@ -221,6 +223,39 @@ def bomb() -> None:
         os.waitpid(pid, 0)
 
 
+def memory() -> None:
+    held = []
+    for n in range(1, 257):
+        held.append(b"x" * (32 << 20))  # written, so really charged
+        if n % 32 == 0:
+            say(f"memory: {n * 32} MiB held")
+    say("memory: 8 GiB held, never stopped")
+
+
+def disk(workspace: str) -> None:
+    block = b"y" * (1 << 20)
+    written = 0
+    try:
+        with open("/tmp/fill.bin", "wb") as fh:
+            while written < (1 << 30):
+                fh.write(block)
+                fh.flush()
+                written += 1
+    except OSError as exc:
+        say(f"disk: /tmp refused after {written} MiB ({exc.strerror})")
+    total = 0
+    for n in range(1280):
+        try:
+            with open(os.path.join(workspace, f"fill-{n}.bin"), "wb") as fh:
+                for _ in range(8):
+                    fh.write(block)
+            total += 8
+        except OSError as exc:
+            say(f"disk: workspace refused after {total} MiB ({exc.strerror})")
+            return
+    say("disk: 10 GiB written, never stopped")
+
+
 def ask(model: str) -> bool:
     base = os.environ["OPENAI_BASE_URL"].rstrip("/")
     body = {"model": model, "messages": [{"role": "user", "content": "write slugify"}]}
@@ -280,6 +315,10 @@ def main() -> int:
         os.kill(os.getppid(), 19)
         say(f"freeze: stopped pid {os.getppid()}")
         return 0
+    elif a.mode == "memory":
+        memory()
+    elif a.mode == "disk":
+        disk(a.workspace)
     elif a.mode == "signal":
         os.kill(os.getpid(), 15)
     elif a.mode == "plant":
