@@ -85,7 +85,10 @@ def direct(trials: int, concurrency: int, case_bin: str, scratch: str, baseline:
     return time.perf_counter() - t0
 
 
-def job(trials: int, concurrency: int, case_bin: str, scratch: Path) -> tuple[float, dict]:
+def job(trials: int, concurrency: int, case_bin: str, scratch: Path,
+        extra_env: dict[str, str] | None = None) -> tuple[float, dict]:
+    """`cto-harness job` of `trials` trials; `extra_env` for a variant (bench/limits_overhead.py
+    runs it with CTO_HARNESS_CASE_LIMITS off and on)."""
     admission = scratch / "admission.json"
     admission.write_text(json.dumps({"admitted": [{"provider": "qwen-local", "model": QWEN,
                                                    "status": "admitted", "expires": None}]}))
@@ -94,7 +97,8 @@ def job(trials: int, concurrency: int, case_bin: str, scratch: Path) -> tuple[fl
         env.update({"CTO_HARNESS_CASE_LOCAL_BASE_URL": upstream.base_url,
                     "CTO_HARNESS_CASE_BIN": case_bin,
                     "CTO_HARNESS_CASE_MODEL_ADMISSION_FILE": str(admission),
-                    "CTO_HARNESS_RUNS_ROOT": str(scratch / "runs"), "PYTHONPATH": str(ROOT)})
+                    "CTO_HARNESS_RUNS_ROOT": str(scratch / "runs"), "PYTHONPATH": str(ROOT),
+                    **(extra_env or {})})
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "core.cli", "job", "--task", TASK,
                                "--attempts", str(trials), "--concurrency", str(concurrency),
