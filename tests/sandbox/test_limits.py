@@ -183,3 +183,21 @@ def test_cgroups_of_a_harness_killed_outright_are_removed_by_the_next_run(
     finally:
         made.remove()
     assert run_cgroups(os.getpid()) == []
+
+
+def test_the_dashboard_line_says_the_limits_what_was_reached_and_the_opt_out() -> None:
+    """Run detail's `case sandbox` row (tui/run_record.py's sandbox_line)."""
+    from core.evidence.models import CaseSandbox
+    from tui.run_record import sandbox_line
+
+    box = CaseSandbox(mode="bwrap", ready=True, network="relay-only", limits_mode="cgroup-v1",
+                      limits={"nproc": 1024, "memory_bytes": 64 << 20, "pids": 64,
+                              "disk_bytes": 20 << 20, "tmp_bytes": 20 << 20},
+                      limits_hit=["memory: the Case reached 64 MiB"])
+    line = sandbox_line(box)
+    assert "limits (cgroup-v1) nproc 1024, memory 64 MiB, pids 64, disk 20 MiB, tmp 20 MiB" \
+        in line
+    assert "LIMIT REACHED: memory: the Case reached 64 MiB" in line
+    off = sandbox_line(CaseSandbox(mode="bwrap", ready=True, limits_mode="off",
+                                   limits={"nproc": 1024}))
+    assert "limits off: never evidence" in off
