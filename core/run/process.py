@@ -91,6 +91,17 @@ class _Lifeline:
         with self.lock:
             self._tell(b"-%d\n" % pgid)
 
+    def watch_folder(self, path: str) -> None:
+        """Have the warden empty and remove this cgroup should we die first."""
+        with self.lock:
+            if self.fd is None:
+                self._start()
+            self._tell(b"=%s\n" % path.encode())
+
+    def release_folder(self, path: str) -> None:
+        with self.lock:
+            self._tell(b"!%s\n" % path.encode())
+
     def _tell(self, message: bytes) -> None:
         if self.fd is not None:
             with contextlib.suppress(OSError):  # a warden gone or stalled: we carry on
@@ -104,6 +115,16 @@ class _Lifeline:
 
 _LIFELINE = _Lifeline()
 os.register_at_fork(after_in_child=_LIFELINE.forget_in_child)
+
+
+def warden_removes(path: Path) -> None:
+    """The warden removes this cgroup (a run's, core/sandbox/limits.py) if we die first."""
+    _LIFELINE.watch_folder(str(path))
+
+
+def warden_forgets(path: Path) -> None:
+    """It is removed: the warden need not."""
+    _LIFELINE.release_folder(str(path))
 
 
 class _Child:

@@ -57,7 +57,7 @@ from core.run.launch import (
     socket_dir,
 )
 from core.run.outcome import LIMIT_PREFIX
-from core.run.process import Outcome
+from core.run.process import Outcome, warden_forgets, warden_removes
 from core.run.readiness import check_readiness
 from core.run.report import RunRecord, build_report, scan_for_leaks, unavailable_text
 from core.run.supervise import Supervisor
@@ -147,6 +147,8 @@ class Runner:
                 status = "error"
             finally:
                 self.sandbox.close()
+                for folder in self.sandbox.limits.folders:
+                    warden_forgets(folder)
             # Still under our handlers: a Ctrl-C now must not cut the leak scan's scrub or
             # the report short (the run is over; the report says how it ended).
             return self._finish(status)
@@ -182,6 +184,8 @@ class Runner:
         blockers = await self._preflight()
         if signing_blocker:
             blockers.append(signing_blocker)
+        for folder in self.sandbox.limits.folders:  # removed by the warden if we die
+            warden_removes(folder)
         self.state.durations.preflight_s = round(time.monotonic() - self.started, 3)
         if self.cancel.is_set():
             self.state.reasons.append("cancelled before the Case started")

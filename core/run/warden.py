@@ -2,8 +2,10 @@
 
 `python -I -S core/run/warden.py` reads, on its stdin, a pipe whose only write end the harness
 holds (see core/run/process.py). The harness writes `+PGID` when it starts a process group and
-`-PGID` once it has ended it. End of input means the harness is gone (exited, crashed or
-SIGKILLed): every group still listed gets SIGTERM, a short grace, then SIGKILL.
+`-PGID` once it has ended it; `=PATH` when it makes a run's cgroup (core/sandbox/limits.py)
+and `!PATH` once it has removed it. End of input means the harness is gone (exited, crashed
+or SIGKILLed): every group still listed gets SIGTERM, a short grace, then SIGKILL; then
+every cgroup still listed is emptied (SIGKILL to what is left in it) and removed.
 
 Why a pipe rather than PR_SET_PDEATHSIG: the kernel closes a dead process's descriptors
 whatever killed it and whichever of its threads spawned the child, while a death signal
@@ -29,18 +31,31 @@ GRACE_S = 0.5
 POLL_S = 0.02
 
 
-def watch(fd: int) -> set[int]:
-    """Follow the harness's messages until its end of the pipe closes; the groups left."""
+CGROUPS = "/sys/fs/cgroup/"
+CGROUP_NAME = "/cto-harness-"
+"""Only folders like these are ever removed: a run's cgroups, nothing else."""
+REMOVE_ROUNDS = 100
+
+
+def watch(fd: int) -> tuple[set[int], set[str]]:
+    """Follow the harness's messages until its end of the pipe closes; the groups and
+    cgroups left."""
     groups: set[int] = set()
+    folders: set[str] = set()
     pending = b""
     while chunk := os.read(fd, 4096):
         *lines, pending = (pending + chunk).split(b"\n")
         for line in lines:
-            if line[:1] == b"+":
-                groups.add(int(line[1:]))
-            else:
-                groups.discard(int(line[1:]))
-    return groups
+            kind, value = line[:1], line[1:]
+            if kind == b"+":
+                groups.add(int(value))
+            elif kind == b"-":
+                groups.discard(int(value))
+            elif kind == b"=":
+                folders.add(value.decode())
+            elif kind == b"!":
+                folders.discard(value.decode())
+    return groups, folders
 
 
 def _signal(pgid: int, sig: int) -> bool:
@@ -63,5 +78,36 @@ def end(groups: set[int]) -> None:
         _signal(pgid, SIGKILL)
 
 
+def remove(folders: set[str]) -> None:
+    """Empty each cgroup (SIGKILL to every member, round after round) and remove it."""
+    for folder in folders:
+        if not folder.startswith(CGROUPS) or CGROUP_NAME not in folder or ".." in folder:
+            continue
+        for _ in range(REMOVE_ROUNDS):
+            try:
+                os.rmdir(folder)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                try:
+                    with open(os.path.join(folder, "cgroup.procs")) as fh:
+                        members = [int(p) for p in fh.read().split()]
+                except (OSError, ValueError):
+                    members = []
+                for pid in members:
+                    _kill(pid)
+                time.sleep(POLL_S)
+
+
+def _kill(pid: int) -> None:
+    try:  # noqa: SIM105 - contextlib's import costs the warden's start
+        os.kill(pid, SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 if __name__ == "__main__":
-    end(watch(sys.stdin.fileno()))
+    left, cgroups = watch(sys.stdin.fileno())
+    end(left)
+    remove(cgroups)

@@ -34,8 +34,9 @@ per-uid RLIMIT_NPROC stops a fork bomb first and the cgroup bounds what runs as 
 uids), `CTO_HARNESS_CASE_DISK` (default 2 GiB). A value that is not a size exits 2 naming
 the variable, before any run folder.
 
-A harness killed outright leaves its cgroups behind; the next run on the machine removes
-those whose harness is gone (their name carries its pid and start time).
+A harness killed outright cannot remove its cgroups: the warden (core/run/warden.py) empties
+and removes them, and should it be gone too, the next run on the machine removes those whose
+harness is gone (their name carries its pid and start time).
 """
 
 from __future__ import annotations
@@ -400,6 +401,11 @@ class RunLimits:
         self.detail = (f"{self.cgroup.mode}: memory {human(s.memory)}, {s.pids} processes, "
                        f"disk {human(s.disk)} (workspace + home watched, RLIMIT_FSIZE, "
                        f"/tmp tmpfs of {human(s.disk)})")
+
+    @property
+    def folders(self) -> list[Path]:
+        """The run's cgroup folders (the warden removes them should the harness die)."""
+        return list(self.cgroup.folders) if self.cgroup else []
 
     @property
     def tmp_size(self) -> int | None:

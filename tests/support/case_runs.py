@@ -99,12 +99,21 @@ def harness_killed_ends_the_case_group(harness: Harness, sandbox: str) -> None:
         else:  # the Case prints pids of its own namespace: find them from the host
             pids = [started["pid"], *descendants(started["pid"])]
             assert len(pids) >= 5, "bwrap, its init, ours, the Case and its grandchild"
+        made = f"cto-harness-{proc.pid}-"
+        cgroups = list(Path("/sys/fs/cgroup").glob(f"*/**/{made}*"))
+        assert (cgroups != []) == (sandbox != "off"), cgroups  # the run's, while it runs
         proc.kill()
         proc.wait(10)
         deadline = time.monotonic() + 3
         while any(_alive(p) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert [p for p in pids if _alive(p)] == [], "the Case outlived its harness"
+        if sandbox != "off":  # its cgroups too: the warden empties and removes them
+            deadline = time.monotonic() + 5
+            while (left := [p for p in Path("/sys/fs/cgroup").glob(f"*/**/{made}*")]) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert left == [], "the run's cgroups outlived its harness"
     finally:
         proc.kill()
         proc.communicate(timeout=30)
