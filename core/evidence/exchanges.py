@@ -10,8 +10,9 @@ folder with `ExchangeFolder`. The layout (format `cto-harness.exchange/1`):
                              tokens, bytes, cut — enough to list a run's exchanges without
                              opening one of them
       e/000001.json          one exchange: its metadata, the request's top-level fields with
-                             every list (messages, input, tools) as item references and every
-                             long string as a blob reference, and the answer
+                             every list (messages, input, tools) as item references — or as
+                             an earlier exchange's first n references plus the new ones —
+                             and every long string as a blob reference, and the answer
       blobs/ab/abcd….json    one JSON value (a message, an input item, a tool definition, a
                              long instruction), named by the SHA-256 of its bytes
 
@@ -56,6 +57,9 @@ READ_LIMIT = 256 << 20
 """The most a reader reads of one file: well above any exchange the relay can write (its
 bodies are bounded at 64 MiB), far below what would exhaust a dashboard."""
 INDEX_LINE_LIMIT = 64 * 1024
+MAX_CHAIN = 64
+"""An exchange's list refers to an earlier one's at most this many links deep."""
+RECENT_LISTS = 64
 _REF = re.compile(r"[0-9a-f]{64}")
 _SEQ_FILE = re.compile(r"\d{6,}\.json")
 
@@ -164,6 +168,9 @@ class ExchangeStore:
         """Digest of an item's raw canonical bytes -> its blob's name: an item resent on
         every turn is hashed again (cheap) but redacted and written once."""
         self._index = None
+        self._recent: list[tuple[int, str, tuple[str, ...], int]] = []
+        """(seq, list name, its refs, chain depth) of recent exchanges' lists: a request
+        whose list begins with one of them is stored as that base plus what follows."""
 
     def _open(self) -> None:
         for sub in ("e", "blobs"):
@@ -180,6 +187,7 @@ class ExchangeStore:
             self._open()
         blobs: dict[str, bytes] = {}
         request = self._request(rec.request, blobs)
+        self._delta(rec.seq, request)
         response = self._response(rec)
         doc: dict[str, Any] = {
             "format": FORMAT, "seq": rec.seq, "started": rec.started, "ended": rec.ended,
@@ -200,6 +208,7 @@ class ExchangeStore:
             blobs = {}
             body = canonical(doc)
             self.cut += 1
+            self._recent = [r for r in self._recent if r[0] != rec.seq]  # no list to base on
         else:
             self.kept += 1
         for ref, data in blobs.items():
@@ -213,6 +222,30 @@ class ExchangeStore:
         line.update(file=f"e/{name}", ts=rec.started, bytes=len(body))
         assert self._index is not None
         self._index.write(canonical(line) + b"\n")
+
+    def _delta(self, seq: int, request: dict[str, Any]) -> None:
+        """Each of the request's lists as `{"base": [seq, n], "more": [...]}` when an
+        earlier exchange's list is its first n items: an agent resends its history each
+        turn, so whole lists would grow the folder with the square of the turns (5,000
+        turns: gigabytes of references). A full list every MAX_CHAIN links bounds how far
+        a reader of one exchange must follow."""
+        items = request.get("items")
+        if not isinstance(items, dict):
+            return
+        for key, descs in list(items.items()):
+            refs = tuple(d["ref"] for d in descs)
+            best: tuple[int, int, int] | None = None
+            for base_seq, base_key, base_refs, depth in self._recent:
+                n = len(base_refs)
+                if base_key == key and 0 < n <= len(refs) and depth < MAX_CHAIN and \
+                        (best is None or n > best[1]) and refs[:n] == base_refs:
+                    best = (base_seq, n, depth)
+            depth = 0
+            if best is not None:
+                items[key] = {"base": [best[0], best[1]], "more": descs[best[1]:]}
+                depth = best[2] + 1
+            self._recent.append((seq, key, refs, depth))
+        del self._recent[:-RECENT_LISTS]
 
     def _request(self, raw: bytes, blobs: dict[str, bytes]) -> dict[str, Any]:
         try:
@@ -338,6 +371,9 @@ class ExchangeFolder:
         self._offset = 0
         self._partial = b""
         self._blob_cache: dict[str, tuple[Any, str | None]] = {}
+        self._lists: dict[tuple[int, str], list[Any]] = {}
+        """Recently resolved item lists by (seq, name): reading in order, each exchange's
+        base is the one just read."""
         self.problems: list[str] = []
 
     @classmethod
@@ -400,8 +436,11 @@ class ExchangeFolder:
         if problem not in self.problems:
             self.problems.append(problem)
 
-    def load(self, entry: Entry) -> Loaded:
-        """One exchange whole; never raises for what the folder holds."""
+    def load(self, entry: Entry, items: bool = True) -> Loaded:
+        """One exchange; never raises for what the folder holds. `items=False` leaves the
+        request's lists out of `request` (their descriptors are in `Loaded.items`, each
+        value one `blob(ref)` away): a transcript reads only the items a turn added, not
+        the whole history the agent resent."""
         out = Loaded(entry.seq, dict(entry.meta))
         if entry.problem:
             out.problems.append(entry.problem)
@@ -417,7 +456,7 @@ class ExchangeFolder:
         out.meta.update({k: v for k, v in doc.items() if k not in ("request", "response")})
         if doc.get("cut"):
             out.problems.append(str(doc["cut"]))
-        self._load_request(doc.get("request"), out, entry.file)
+        self._load_request(doc.get("request"), out, entry.file, items)
         response = doc.get("response")
         if isinstance(response, dict):
             if "body" in response:
@@ -428,7 +467,7 @@ class ExchangeFolder:
             out.problems.extend(str(p) for p in response.get("problems") or [])
         return out
 
-    def _load_request(self, request: Any, out: Loaded, name: str) -> None:
+    def _load_request(self, request: Any, out: Loaded, name: str, whole: bool) -> None:
         if not isinstance(request, dict):
             return
         if isinstance(request.get("raw"), str):
@@ -439,16 +478,64 @@ class ExchangeFolder:
             request.get("fields"), dict) else {}
         items = request.get("items") if isinstance(request.get("items"), dict) else {}
         for key, refs in (items or {}).items():
+            if isinstance(refs, dict):
+                refs = self._resolve(out.seq, key, refs, out.problems, MAX_CHAIN + 1)
             if not isinstance(refs, list):
                 out.problems.append(f"exchanges/{name}: request.items.{key} is not a list")
                 continue
             descs = [r if isinstance(r, dict) else {"ref": None} for r in refs]
             out.items[key] = descs
-            body[key] = [self.blob(d.get("ref"))[0] for d in descs]
+            if whole:
+                body[key] = [self.blob(d.get("ref"))[0] for d in descs]
         strings = request.get("strings") if isinstance(request.get("strings"), dict) else {}
         for key, ref in (strings or {}).items():
             body[key] = self.blob(ref)[0]
         out.request = body
+
+    def _resolve(self, seq: int, key: str, delta: dict[str, Any], problems: list[str],
+                 hops: int) -> list[Any] | None:
+        """A list stored as an earlier exchange's first n items plus `more`."""
+        base, more = delta.get("base"), delta.get("more")
+        if not (isinstance(base, list) and len(base) == 2 and all(
+                isinstance(b, int) for b in base) and isinstance(more, list)):
+            problems.append(f"request.items.{key} of exchange {seq} is neither a list nor "
+                            "a base and more")
+            return None
+        base_seq, n = base
+        cached = self._lists.get((base_seq, key))
+        if cached is None:
+            if hops <= 0 or base_seq >= seq:
+                problems.append(f"request.items.{key} of exchange {seq} refers on too far "
+                                "(or forward)")
+                return None
+            cached = self._list_of(base_seq, key, problems, hops - 1)
+            if cached is None:
+                return None
+        if len(cached) < n:
+            problems.append(f"exchange {base_seq}'s {key} has fewer than {n} items")
+            return None
+        full = cached[:n] + more
+        if len(self._lists) > 64:
+            self._lists.clear()
+        self._lists[(seq, key)] = full
+        return full
+
+    def _list_of(self, seq: int, key: str, problems: list[str], hops: int
+                 ) -> list[Any] | None:
+        try:
+            doc = json.loads(read_bounded(self.folder / "e" / f"{seq:06d}.json"))
+            got = doc["request"]["items"][key]
+        except (OSError, ValueError, RecursionError, KeyError, TypeError) as exc:
+            problems.append(f"the base of this exchange's {key}, exchange {seq}, cannot be "
+                            f"read: {_why(exc)}")
+            return None
+        if isinstance(got, dict):
+            return self._resolve(seq, key, got, problems, hops)
+        if isinstance(got, list):
+            self._lists[(seq, key)] = got
+            return got
+        problems.append(f"exchange {seq}'s {key} is not a list")
+        return None
 
     def blob(self, ref: Any) -> tuple[Any, str | None]:
         """An item's value and None, or a placeholder and the reason it could not be read
@@ -466,7 +553,7 @@ class ExchangeFolder:
         except (OSError, ValueError, RecursionError) as exc:
             why = f"blob {ref[:12]}…: {_why(exc)}"
             got = ({"cto_harness_unreadable": why}, why)
-        if len(self._blob_cache) > 4096:
+        if len(self._blob_cache) > 512:  # an item is mostly read once; a few are resent
             self._blob_cache.clear()
         self._blob_cache[ref] = got
         return got

@@ -142,6 +142,13 @@ def parse_arguments(raw: Any) -> tuple[dict[str, Any], str | None, str | None]:
     return {"value": value}, raw, "the arguments are JSON but not an object"
 
 
+@dataclass(frozen=True)
+class _Lazy:
+    """An item not read yet: its blob's reference."""
+
+    ref: Any
+
+
 @dataclass
 class _Thread:
     keys: tuple[str, ...]
@@ -213,7 +220,7 @@ class Transcript:
         if entry.meta.get("route") and entry.meta["route"] not in GENERATING:
             self.skipped.append(entry.seq)
             return
-        loaded = self.folder.load(entry)
+        loaded = self.folder.load(entry, items=False)
         route = loaded.meta.get("route")
         if route is not None and route not in GENERATING:
             self.skipped.append(entry.seq)
@@ -278,17 +285,14 @@ class Transcript:
 
     # chat ------------------------------------------------------------------------------
     def _chat_request(self, loaded: Loaded) -> None:
-        request = loaded.request or {}
         descs = loaded.items.get("messages", [])
-        values = request.get("messages") if isinstance(request.get("messages"), list) else []
         keys = tuple(str(d.get("ref")) for d in descs)
         start, echo = self._new_items(keys, "the first request")
-        for value, desc in zip(values[start:], descs[start:], strict=False):
-            role = value.get("role") if isinstance(value, dict) else None
-            if echo and role == "assistant":
+        for desc in descs[start:]:
+            if echo and desc.get("role") == "assistant":
                 continue
             echo = False
-            self._chat_message(value, desc, loaded)
+            self._chat_message(self.folder.blob(desc.get("ref"))[0], desc, loaded)
         step = self._add("agent", "", loaded, answer=True)
         self._meta(step, loaded)
         self._answer(loaded, step)
@@ -392,7 +396,7 @@ class Transcript:
         request = loaded.request or {}
         descs = loaded.items.get("input", [])
         raw_input = request.get("input")
-        values = raw_input if isinstance(raw_input, list) else []
+        values: list[Any] = [_Lazy(d.get("ref")) for d in descs]
         if isinstance(raw_input, str):
             values = [{"role": "user", "content": raw_input}]
             descs = [{"ref": f"text:{hash(raw_input)}"}]
@@ -413,6 +417,8 @@ class Transcript:
             full = keys
             start, echo = self._new_items(full, "the first request")
         for value in values[start:]:
+            if isinstance(value, _Lazy):
+                value = self.folder.blob(value.ref)[0]
             if echo and self._from_agent(value):
                 continue
             echo = False

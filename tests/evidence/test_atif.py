@@ -181,3 +181,31 @@ def test_an_empty_run_exports_a_valid_trajectory_saying_so(tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stderr
     assert_valid_atif(out)
     assert "no model exchange" in json.loads(out.read_text())["steps"][0]["message"]
+
+
+def test_a_long_conversation_stores_each_turn_by_what_it_adds(tmp_path: Path) -> None:
+    """300 turns of a resent history: exchange files grow with what each turn adds, not
+    with the history (a list is an earlier one's prefix plus the new references), and any
+    exchange read alone, from a fresh reader, gives back its whole request."""
+    run = tmp_path / "run"
+    store = ExchangeStore(run / "backend" / "exchanges", lambda text: text)
+    messages: list[dict] = [{"role": "system", "content": "be brief"}]
+    sent = {}
+    for turn in range(1, 301):
+        messages.append({"role": "user", "content": f"turn {turn}"})
+        body = chat_body(*messages)
+        sent[turn] = json.loads(body)
+        reply = {"role": "assistant", "content": f"answer {turn}"}
+        store.write(recorded(turn, body, answer(reply)))
+        messages.append(reply)
+    store.close()
+    folder = run / "backend" / "exchanges"
+    sizes = [(folder / "e" / f"{n:06d}.json").stat().st_size for n in (10, 150, 290)]
+    assert max(sizes) < 3 * min(sizes) + 4000, sizes  # not 30x: no whole history each time
+    for seq in (1, 65, 200, 300):
+        fresh = ExchangeFolder(folder)
+        [entry] = [e for e in fresh.entries() if e.seq == seq]
+        loaded = fresh.load(entry)
+        assert loaded.problems == [] and loaded.request == sent[seq], seq
+    steps = Transcript(run).all_steps()
+    assert len(steps) == 1 + 300 * 2 and {s.segment for s in steps} == {1}
