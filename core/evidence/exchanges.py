@@ -367,7 +367,8 @@ class ExchangeFolder:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self._entries: list[Entry] = []
+        self._lines: list[bytes | Entry] = []
+        self._no_index = False
         self._offset = 0
         self._partial = b""
         self._blob_cache: dict[str, tuple[Any, str | None]] = {}
@@ -383,30 +384,49 @@ class ExchangeFolder:
     def exists(self) -> bool:
         return self.folder.is_dir() and not self.folder.is_symlink()
 
-    def entries(self) -> list[Entry]:
-        """Every exchange recorded so far, in order; reads only what the index grew by."""
+    def refresh(self) -> int:
+        """Read what the index grew by (lines kept raw, parsed when asked for: a reader
+        of the first steps of 5,000 exchanges parses a few index lines, not all); the
+        number of exchanges so far."""
         index = self.folder / "index.jsonl"
-        if not self.exists():
-            return self._entries
+        if not self.exists() or self._no_index:
+            return len(self._lines)
         try:
             with open_regular(index) as fh:
                 fh.seek(self._offset)
                 data = fh.read(READ_LIMIT)
         except FileNotFoundError:
-            return self._listed()
+            self._no_index = True
+            self._lines = list(self._listed())
+            return len(self._lines)
         except OSError as exc:
             self._note(f"exchanges/index.jsonl: {_why(exc)}; exchanges listed from e/")
-            return self._listed()
+            self._no_index = True
+            self._lines = list(self._listed())
+            return len(self._lines)
         self._offset += len(data)
         data = self._partial + data
         cut = data.rfind(b"\n") + 1
         self._partial = data[cut:]
-        for line in data[:cut].splitlines():
-            self._entries.append(self._entry(line))
-        return self._entries
+        self._lines.extend(data[:cut].splitlines())
+        return len(self._lines)
 
-    def _entry(self, line: bytes) -> Entry:
-        n = len(self._entries) + 1
+    def count(self) -> int:
+        return len(self._lines)
+
+    def entry(self, i: int) -> Entry:
+        """The i-th exchange (0-based) of those read so far."""
+        got = self._lines[i]
+        if isinstance(got, bytes):
+            got = self._lines[i] = self._entry(got, i + 1)
+        return got
+
+    def entries(self) -> list[Entry]:
+        """Every exchange recorded so far, in order; reads only what the index grew by."""
+        self.refresh()
+        return [self.entry(i) for i in range(len(self._lines))]
+
+    def _entry(self, line: bytes, n: int) -> Entry:
         if len(line) > INDEX_LINE_LIMIT:
             return Entry(n, "", {}, f"index line {n} is over {INDEX_LINE_LIMIT:,} bytes")
         try:
@@ -423,14 +443,11 @@ class ExchangeFolder:
 
     def _listed(self) -> list[Entry]:
         """No index (a hand-edited folder): the exchange files in e/, by name."""
-        if self._entries:
-            return self._entries
         try:
             names = sorted(n for n in os.listdir(self.folder / "e") if _SEQ_FILE.fullmatch(n))
         except OSError:
-            return self._entries
-        self._entries = [Entry(int(n[:-5]), f"e/{n}", {}) for n in names]
-        return self._entries
+            return []
+        return [Entry(int(n[:-5]), f"e/{n}", {}) for n in names]
 
     def _note(self, problem: str) -> None:
         if problem not in self.problems:
@@ -559,5 +576,5 @@ class ExchangeFolder:
         return got
 
     def __iter__(self) -> Iterator[Loaded]:
-        for entry in list(self.entries()):
+        for entry in self.entries():
             yield self.load(entry)

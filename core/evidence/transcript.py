@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from core.evidence.exchanges import Entry, ExchangeFolder, Loaded
+from core.evidence.exchanges import ExchangeFolder, Loaded
 
 Source = Literal["system", "user", "agent"]
 GENERATING = ("chat/completions", "responses", "completions")
@@ -163,7 +163,7 @@ class Transcript:
         self.folder = folder or ExchangeFolder.of_run(run_dir)
         self._steps: list[Step] = []
         self._next = 0
-        self._entries: list[Entry] = []
+        self._count = 0
         self._threads: list[_Thread] = []
         self._responses: dict[str, tuple[str, ...]] = {}
         self._calls: dict[str, Step] = {}
@@ -177,16 +177,16 @@ class Transcript:
 
     # -- the API ---------------------------------------------------------------------
     def refresh(self) -> None:
-        self._entries = self.folder.entries()
+        self._count = self.folder.refresh()
         for problem in self.folder.problems:
             if problem not in self.problems:
                 self.problems.append(problem)
 
     @property
     def exchanges(self) -> int:
-        if not self._entries:
+        if not self._count:
             self.refresh()
-        return len(self._entries)
+        return self._count
 
     @property
     def known(self) -> int:
@@ -197,24 +197,24 @@ class Transcript:
         return self._next >= self.exchanges
 
     def steps(self, offset: int = 0, limit: int = 50) -> list[Step]:
-        if not self._entries:
+        if not self._count:
             self.refresh()
         want = offset + limit
-        while self._next < len(self._entries) and len(self._steps) < want:
+        while self._next < self._count and len(self._steps) < want:
             self._read_next()
-        if self._next < len(self._entries):  # the window's calls get their results
+        if self._next < self._count:  # the window's calls get their results
             self._read_next()
         return self._steps[offset:want]
 
     def all_steps(self) -> list[Step]:
         self.refresh()
-        while self._next < len(self._entries):
+        while self._next < self._count:
             self._read_next()
         return self._steps
 
     # -- rebuilding ------------------------------------------------------------------
     def _read_next(self) -> None:
-        entry = self._entries[self._next]
+        entry = self.folder.entry(self._next)
         self._next += 1
         self.exchanges_read += 1
         if entry.meta.get("route") and entry.meta["route"] not in GENERATING:
