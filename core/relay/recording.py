@@ -4,16 +4,17 @@ run's `ExchangeStore` (core/evidence/exchanges.py).
 Cost on the stream's path is one list append per forwarded read (the bench's budget is
 2 µs a chunk); the rest — joining the reads, parsing every event, reassembling the answer
 from its deltas (chat chunks, Responses events), redacting, hashing, writing — happens once
-the answer has ended, on the recorder's own thread, so neither the Case's stream nor the
-other requests wait on it. `close()` waits for what is queued: the run's report hashes the
-files only after the relay stopped.
+the answer has ended, on the recorder's own thread, and only when the relay is idle (see
+`Recorder`), so neither the Case's stream nor its next request waits on it. `close()`
+writes what is queued: the run's report hashes the files only after the relay stopped.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections import deque
 from typing import Any
 
 from core.evidence.exchanges import ExchangeStore, Recorded
@@ -46,21 +47,77 @@ class Capture:
             self.overflow = True
 
 
+IDLE_S = 0.05
+"""The relay counts as idle when no forwarded request has been in flight this long."""
+MAX_DEFER_S = 10.0
+MAX_QUEUED = 256 << 20
+
+
 class Recorder:
-    """Numbers exchanges in the order they end and writes them on one thread."""
+    """Numbers exchanges in the order they end and writes them on its own thread — when
+    the relay is idle: the work of one exchange (parsing every event, redacting, hashing)
+    would otherwise compete, for the interpreter's lock, with the streams still flowing
+    (the next request of an agent that asks again at once). An agent's turn ends with its
+    tools running, so exchanges land within IDLE_S of that; a relay never idle still
+    writes each within MAX_DEFER_S, or once MAX_QUEUED bytes wait. `close()` writes what is
+    left: the run's report hashes the files only after the relay stopped."""
 
     def __init__(self, store: ExchangeStore) -> None:
         self.store = store
         self._seq = 0
-        self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exchanges")
+        self._cond = threading.Condition()
+        self._queue: deque[tuple[float, int, Capture, RelayRecord, bool]] = deque()
+        self._queued = 0
+        self._active = 0
+        self._idle_since = time.monotonic()
+        self._closing = False
+        self._thread: threading.Thread | None = None
         self.failures: list[str] = []
 
+    def capture(self, api: str, body: bytes, started: str) -> Capture:
+        """A forwarded request begins: what it sends and gets is kept from now."""
+        with self._cond:
+            self._active += 1
+        return Capture(api, body, started)
+
     def record(self, capture: Capture, record: RelayRecord, stream: bool) -> None:
-        with self._lock:
+        with self._cond:
             self._seq += 1
-            seq = self._seq
-        self._pool.submit(self._write, seq, capture, record, stream)
+            now = time.monotonic()
+            self._queue.append((now, self._seq, capture, record, stream))
+            self._queued += capture.size + len(capture.body) + len(capture.answer or b"")
+            self._active = max(self._active - 1, 0)
+            if self._active == 0:
+                self._idle_since = now
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="exchanges",
+                                                daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _next(self) -> tuple[float, int, Capture, RelayRecord, bool] | None:
+        with self._cond:
+            while True:
+                if not self._queue:
+                    if self._closing:
+                        return None
+                    self._cond.wait()
+                    continue
+                now = time.monotonic()
+                if (self._closing or self._queued > MAX_QUEUED
+                        or now - self._queue[0][0] >= MAX_DEFER_S
+                        or (self._active == 0 and now - self._idle_since >= IDLE_S)):
+                    item = self._queue.popleft()
+                    capture = item[2]
+                    self._queued -= capture.size + len(capture.body) + len(
+                        capture.answer or b"")
+                    return item
+                self._cond.wait(timeout=IDLE_S)
+
+    def _run(self) -> None:
+        while (item := self._next()) is not None:
+            _, seq, capture, record, stream = item
+            self._write(seq, capture, record, stream)
 
     def _write(self, seq: int, capture: Capture, record: RelayRecord, stream: bool) -> None:
         try:
@@ -88,7 +145,12 @@ class Recorder:
             self.failures.append(f"exchange {seq}: {type(exc).__name__}")
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
         self.store.close()
 
 

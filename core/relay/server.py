@@ -41,7 +41,7 @@ from core.relay.passage import (
     parse_answer,
     sse_error,
 )
-from core.relay.recording import Capture, Recorder
+from core.relay.recording import Recorder
 from core.relay.rules import (
     CONNECTION_LIMIT,
     MAX_BODY,
@@ -309,7 +309,7 @@ class Relay:
             headers["authorization"] = f"Bearer {self._api_key.get_secret_value()}"
         api: Api = "responses" if matched.route.path == "responses" else "chat"
         if self.ledger.recorder is not None and matched.route.body:
-            pending.capture = Capture(api, body, utcnow())
+            pending.capture = self.ledger.recorder.capture(api, body, utcnow())
         try:
             upstream = await client.send(
                 client.build_request(matched.route.method, url, content=body or None,
