@@ -54,6 +54,7 @@ class HarnessSettings(BaseSettings):
     case_sandbox: str | None = None
     case_sandbox_ro: str | None = None
     case_sandbox_rw: str | None = None
+    case_seccomp: str | None = None
     case_env: str | None = None
     case_stdin: str | None = None
     case_home_template: str | None = None
@@ -115,6 +116,9 @@ class Resolved:
     """`on` (the default: bubblewrap) or `off` (the explicit opt-out)."""
     case_sandbox_ro: str | None = None
     case_sandbox_rw: str | None = None
+    case_seccomp: str = "on"
+    """CTO_HARNESS_CASE_SECCOMP: `on` (the default: the sandbox's seccomp filter) or `off`
+    (the explicit opt-out, recorded and never evidence)."""
     case_env: str | None = None
     """CTO_HARNESS_CASE_ENV as written: `NAME=VALUE` shell words (core/run/caseconf.py)."""
     case_stdin: str | None = None
@@ -207,6 +211,7 @@ def resolve(profile: str = "case-qwen") -> Resolved:
         case_sandbox=(settings.case_sandbox or "on").strip(),
         case_sandbox_ro=settings.case_sandbox_ro,
         case_sandbox_rw=settings.case_sandbox_rw,
+        case_seccomp=(settings.case_seccomp or "on").strip(),
         case_env=settings.case_env,
         case_stdin=settings.case_stdin,
         case_home_template=Path(settings.case_home_template).expanduser()

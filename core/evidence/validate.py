@@ -317,6 +317,9 @@ def _sandboxed(report: Report) -> Criterion:
     if box.mode == "off":
         return _c("case_sandboxed", "failed", f"{box.detail}; never evidence for a model",
                   field)
+    if box.seccomp == "off":
+        return _c("case_sandboxed", "failed", "CTO_HARNESS_CASE_SECCOMP=off: the Case ran "
+                  "without the seccomp filter; never evidence for a model", field)
     if not report.case_process_started:
         return _c("case_sandboxed", "not_applicable",
                   f"the Case never started ({box.detail})" if not box.ready

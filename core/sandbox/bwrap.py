@@ -46,6 +46,7 @@ from core.sandbox.paths import (
     masks,
     system_covered,
 )
+from core.sandbox.seccomp import SeccompUnavailable, program_fd
 
 CASE_UID_BASE = 1_900_000_000
 """A root harness runs its sandboxes as CASE_UID_BASE + its pid: far above any account or
@@ -133,6 +134,10 @@ class Sandboxes:
     tmp_size: int | None = None
     """The size of each sandbox's /tmp tmpfs in bytes (core/sandbox/limits.py); None: the
     kernel's default, half the machine's memory."""
+    seccomp: bool = True
+    """Every command runs under core/sandbox/seccomp.py's filter (False: the explicit
+    opt-out, CTO_HARNESS_CASE_SECCOMP=off)."""
+    seccomp_fd: int | None = None
 
     @property
     def uid(self) -> int:
@@ -164,6 +169,12 @@ class Sandboxes:
                                          "sandbox enters its user namespace with it")
             self.userns_fd = self._make_userns()
             self.accounts = account_files(self.uid, self.gid)
+        if self.seccomp:
+            try:
+                self.seccomp_fd = program_fd()
+            except SeccompUnavailable as exc:
+                raise SandboxUnavailable(f"{exc}; or CTO_HARNESS_CASE_SECCOMP=off to run "
+                                         "without it (never evidence for a model)") from None
         argv, fds = self.command(Spec(binds=[], cwd="/"), None)
         try:
             proc = subprocess.run(argv, pass_fds=fds, capture_output=True, text=True,
@@ -176,6 +187,11 @@ class Sandboxes:
         if proc.returncode != 0 or not found.startswith(f"uid={self.uid} caps=0 "):
             why = (proc.stderr.strip() or found or f"exit {proc.returncode}")[-300:]
             raise SandboxUnavailable(f"bwrap refused here: {why}")
+        if self.seccomp and " seccomp=on " not in found:
+            said = found.split(" pids=")[0]
+            raise SandboxUnavailable(f"the seccomp filter does not hold here ({said}); "
+                                     "CTO_HARNESS_CASE_SECCOMP=off runs without it (never "
+                                     "evidence for a model)")
         return found
 
     def check(self, path: Path, what: str) -> None:
@@ -243,9 +259,10 @@ class Sandboxes:
                 with contextlib.suppress(OSError):
                     os.lchown(path, *self.lent.get(path, owner))
         self.lent = {}
-        if self.userns_fd is not None:
-            os.close(self.userns_fd)
-            self.userns_fd = None
+        for fd in (self.userns_fd, self.seccomp_fd):
+            if fd is not None:
+                os.close(fd)
+        self.userns_fd = self.seccomp_fd = None
         for made, _ in self.accounts:
             with contextlib.suppress(OSError):
                 os.unlink(made)
@@ -269,6 +286,9 @@ class Sandboxes:
             init_opts = ["--uid", str(self.uid), "--gid", str(self.gid), *init_opts]
         else:
             unshare.insert(0, "--unshare-user")
+        if self.seccomp_fd is not None:
+            fds += (self.seccomp_fd,)
+            init_opts += ["--seccomp-fd", str(self.seccomp_fd)]
         binds = [*self.binds_for(spec), Bind(INIT, SANDBOX_INIT)]
         if spec.relay is not None:
             binds.append(Bind(spec.relay[0], RELAY_SOCKET))

@@ -1,7 +1,9 @@
 """The first process of every sandbox: drop to the sandbox's uid, cap its process count,
-serve the relay on 127.0.0.1:PORT when asked, then run the command and pass its status on.
+serve the relay on 127.0.0.1:PORT when asked, then run the command under the seccomp filter
+and pass its status on.
 
-`python -I -S /harness/init.py [--uid N --gid N] [--nproc N] [--uds PATH --port PORT] -- ARGV`
+`python -I -S /harness/init.py [--uid N --gid N] [--nproc N] [--seccomp-fd N]
+[--uds PATH --port PORT] -- ARGV`
 runs inside bwrap (core/sandbox/bwrap.py builds that command), right after bwrap made the
 namespaces and the filesystem view:
 
@@ -13,6 +15,11 @@ namespaces and the filesystem view:
 - `--uds/--port`: the Case's network namespace has only a loopback (bwrap brings it up); we
   listen on 127.0.0.1:PORT and forward each connection to the relay's Unix socket, the one
   socket bound into the sandbox. Bytes pass as they arrive (a stream token by token).
+- `--seccomp-fd`: an fd holding the BPF program core/sandbox/seccomp.py built; it is loaded
+  (after no_new_privs) in the command's process only, right before the exec, so the
+  forwarder may still open the relay's Unix socket and the command may open none. The
+  forwarder makes itself non-dumpable first: the command, same uid, cannot write its
+  memory through /proc/PID/mem to borrow that right.
 
 With the relay we fork: the child execs the command; we forward, wait for it and exit with
 its status (128+N when signal N ended it). Without it (the checks, the fake baseline) we
@@ -36,6 +43,11 @@ if TYPE_CHECKING:
     import socket
 
 COPY_SIZE = 1 << 16
+FILTER_MAX = 1 << 16
+PR_SET_DUMPABLE = 4
+PR_SET_SECCOMP = 22
+PR_SET_NO_NEW_PRIVS = 38
+SECCOMP_MODE_FILTER = 2
 SETUP_FAILED = 125
 """The exit code when the sandbox could not be set up: the command was not started."""
 
@@ -70,6 +82,43 @@ def limit_processes(count: int) -> None:
         resource.setrlimit(resource.RLIMIT_NPROC, (count, count))
     except (OSError, ValueError) as exc:
         raise SetupError(f"setting RLIMIT_NPROC to {count}: {exc}") from None
+
+
+def read_filter(fd: int) -> bytes:
+    """The BPF program from its fd (pread: the fd's offset is shared by every sandbox)."""
+    try:
+        data = os.pread(fd, FILTER_MAX, 0)
+        os.close(fd)
+    except OSError as exc:
+        raise SetupError(f"reading the seccomp filter: {exc.strerror}") from None
+    if not data or len(data) % 8:
+        raise SetupError("the seccomp filter handed over is malformed")
+    return data
+
+
+def _prctl(option: int, arg2: int = 0, arg3: int = 0) -> int:
+    """prctl(option, arg2, arg3, 0, 0): 0, or the errno it failed with."""
+    import ctypes  # only here: a few ms, paid by filtered commands and the forwarder
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int, *[ctypes.c_ulong] * 4]
+    return 0 if libc.prctl(option, arg2, arg3, 0, 0) == 0 else ctypes.get_errno()
+
+
+def load_filter(program: bytes) -> None:
+    """No new privileges, then the filter, on this process and whatever it execs."""
+    import ctypes
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = SockFprog(len(program) // 8, ctypes.addressof(buf))
+    err = _prctl(PR_SET_NO_NEW_PRIVS, 1) or _prctl(
+        PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog))
+    if err:
+        raise SetupError(f"loading the seccomp filter: {os.strerror(err)} (a kernel "
+                         "without seccomp?)")
 
 
 def listen(port: int) -> socket.socket:
@@ -162,7 +211,13 @@ def run(options: dict[str, str], argv: list[str]) -> int:
             become(int(options["--uid"]), int(options["--gid"]))
         if "--nproc" in options:
             limit_processes(int(options["--nproc"]))
+        program = read_filter(int(options["--seccomp-fd"])) \
+            if "--seccomp-fd" in options else None
         listener = listen(int(options["--port"])) if "--uds" in options else None
+        if listener is None and program is not None:
+            load_filter(program)
+        if listener is not None and _prctl(PR_SET_DUMPABLE, 0):
+            raise SetupError("the forwarder cannot make itself non-dumpable")
     except SetupError as exc:
         print(f"sandbox: the command was not started: {exc}", file=sys.stderr, flush=True)
         return SETUP_FAILED
@@ -178,6 +233,13 @@ def run(options: dict[str, str], argv: list[str]) -> int:
     if child == 0:
         if listener is not None:
             listener.close()
+        if program is not None:
+            try:
+                load_filter(program)
+            except SetupError as exc:
+                print(f"sandbox: the command was not started: {exc}", file=sys.stderr,
+                      flush=True)
+                os._exit(SETUP_FAILED)
         _exec(argv)
     if listener is not None:
         threading.Thread(target=_accept, args=(listener, options["--uds"]),
@@ -193,22 +255,49 @@ def run(options: dict[str, str], argv: list[str]) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
+def filtered() -> str:
+    """`on` when this process runs under a seccomp filter that refuses a Unix socket and
+    allows a socketpair (what the Case's filter must do), else what was found."""
+    import socket
+
+    with open("/proc/self/status") as fh:
+        mode = next((line.split()[1] for line in fh if line.startswith("Seccomp:")), "?")
+    if mode != "2":
+        return f"mode-{mode}"
+    try:
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).close()
+        return "unix-socket-allowed"
+    except PermissionError:
+        pass
+    try:
+        for end in socket.socketpair():
+            end.close()
+    except OSError:
+        return "socketpair-refused"
+    return "on"
+
+
 def probe(options: dict[str, str]) -> int:
-    """The same set-up, then what it gave: `uid=N caps=0 pids=[...]` on stdout."""
+    """The same set-up, then what it gave: `uid=N caps=0 seccomp=on|off pids=[...]`."""
     try:
         if "--uid" in options:
             become(int(options["--uid"]), int(options["--gid"]))
         caps = capabilities()
+        seccomp = "off"
+        if "--seccomp-fd" in options:
+            load_filter(read_filter(int(options["--seccomp-fd"])))
+            seccomp = filtered()
     except SetupError as exc:
         print(exc)
         return 1
     pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
-    print(f"uid={os.getuid()} caps={caps:x} pids={pids}")
+    print(f"uid={os.getuid()} caps={caps:x} seccomp={seccomp} pids={pids}")
     return 0 if caps == 0 else 1
 
 
-VALUED = ("--uid", "--gid", "--nproc", "--uds", "--port")
-USAGE = ("usage: init.py [--uid N --gid N] [--nproc N] [--uds PATH --port PORT] "
+VALUED = ("--uid", "--gid", "--nproc", "--seccomp-fd", "--uds", "--port")
+USAGE = ("usage: init.py [--uid N --gid N] [--nproc N] [--seccomp-fd N] "
+         "[--uds PATH --port PORT] "
          "(--probe | -- ARGV...)")
 
 

@@ -6,9 +6,11 @@ sandbox for the Case, its checks or the baseline, recorded in the report, failed
 `validate` (never evidence for a model) and shown on the dashboard. Where the sandbox is on
 and cannot be set up, the run is blocked with a reason starting `sandbox:` — never a
 silent run without it. `CTO_HARNESS_CASE_SANDBOX_RO` / `_RW` add folders a real agent needs
-(`os.pathsep`-separated absolute paths). The old `CTO_HARNESS_CASE_NETWORK` is retired: the
-sandbox decides the network (only the relay), so a run that still sets it is blocked
-saying so, rather than leaving two knobs that half overlap.
+(`os.pathsep`-separated absolute paths). `CTO_HARNESS_CASE_SECCOMP=off` runs the sandbox
+without its seccomp filter (core/sandbox/seccomp.py): recorded, failed by `validate`. The
+old `CTO_HARNESS_CASE_NETWORK` is retired: the sandbox decides the network (only the
+relay), so a run that still sets it is blocked saying so, rather than leaving two knobs
+that half overlap.
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ from core.sandbox.bwrap import (
 from core.sandbox.home import SANDBOX_HOME
 from core.sandbox.limits import LimitsUnavailable, RunLimits, Settings, settings_from
 from core.sandbox.paths import PathProblem, parse_paths, private_places, program_binds
+from core.sandbox.seccomp import FILTERED
 from core.settings import Resolved
 
 SANDBOX_VAR = "CTO_HARNESS_CASE_SANDBOX"
 RO_VAR = f"{SANDBOX_VAR}_RO"
 RW_VAR = f"{SANDBOX_VAR}_RW"
+SECCOMP_VAR = "CTO_HARNESS_CASE_SECCOMP"
 RETIRED_NETWORK_VAR = "CTO_HARNESS_CASE_NETWORK"
 WORKSPACE = "/workspace"
 TASK_FILE = "/task/TASK.md"
@@ -64,6 +68,9 @@ class RunSandbox:
         elif choice not in ("on", "off"):
             self.problem = (f"sandbox: {SANDBOX_VAR} must be 'on' (the default) or 'off', "
                             f"not {resolved.case_sandbox!r}")
+        elif resolved.case_seccomp.lower() not in ("on", "off"):
+            self.problem = (f"sandbox: {SECCOMP_VAR} must be 'on' (the default) or 'off', "
+                            f"not {resolved.case_seccomp!r}")
         else:
             try:
                 extra_ro = parse_paths(RO_VAR, resolved.case_sandbox_ro)
@@ -71,7 +78,8 @@ class RunSandbox:
             except PathProblem as exc:
                 self.problem = f"sandbox: {exc}"
         self.sandboxes = Sandboxes(private=private_places(runs_root, os.environ),
-                                   runs_root=runs_root, extra_ro=extra_ro, extra_rw=extra_rw)
+                                   runs_root=runs_root, extra_ro=extra_ro, extra_rw=extra_rw,
+                                   seccomp=resolved.case_seccomp.lower() != "off")
         if not self.enabled:
             self.detail = (f"{SANDBOX_VAR}=off: the Case, its checks and the fake baseline "
                            "ran unsandboxed on the host, with its network")
@@ -90,8 +98,10 @@ class RunSandbox:
                 self.ready = True
                 self.detail = (f"bubblewrap {self.sandboxes.version}: own "
                                f"{', '.join(NAMESPACES)} namespaces; no capability; "
-                               f"processes run as host uid {self.sandboxes.uid} "
-                               f"(probe: {found.split(' pids=')[0]})")
+                               f"processes run as host uid {self.sandboxes.uid}; "
+                               + ("seccomp filter" if self.sandboxes.seccomp else
+                                  f"no seccomp filter ({SECCOMP_VAR}=off)")
+                               + f" (probe: {found.split(' pids=')[0]})")
             except SandboxUnavailable as exc:
                 self.problem = f"sandbox: {exc}"
         if self.problem is None and self.ready:
@@ -167,4 +177,6 @@ class RunSandbox:
             limits={"nproc": NPROC, **self.limits.record()} if self.ready else {},
             limits_mode=self.limits.mode if self.ready else None,
             limits_detail=self.limits.detail, limits_hit=list(self.limits.hits),
-            detail=self.detail)
+            detail=self.detail,
+            seccomp=("on" if box.seccomp else "off") if self.ready else None,
+            seccomp_filtered=list(FILTERED) if self.ready and box.seccomp else [])

@@ -134,15 +134,13 @@ def procfs(decoy: str) -> None:
 
 def sockets(unix: list[str], target: str, decoy: str) -> None:
     for path in unix:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock.connect(path)
-            sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
-            say(f"unix {path}: connected, got {sock.recv(100)!r}")
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(path)
+                sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                say(f"unix {path}: connected, got {sock.recv(100)!r}")
         except OSError as exc:
             say(f"unix {path}: {type(exc).__name__} ({exc.strerror})")
-        finally:
-            sock.close()
     host, port = read_file(target).decode().strip().rsplit(":", 1)
     try:
         socket.create_connection((host, int(port)), timeout=3).close()

@@ -23,6 +23,7 @@ from core.standins.endpoint import ScriptedEndpoint
 from tests.support.case_runs import descendants
 from tests.support.harness import ROOT, Harness
 from tests.support.sandboxing import (
+    HOSTILE,
     assert_got_nothing,
     attack_lines,
     hostile,
@@ -61,11 +62,11 @@ def test_case_cannot_read_environ_or_memory_of_any_host_process_nor_ptrace_it(
     for what in ("environ", "cmdline", "mem"):
         assert f"attack: pid {pid} {what}: FileNotFoundError (No such file or directory)" \
             in lines
-    assert f"attack: pid {pid} ptrace: No such process" in lines
-    # What it can trace is its sandbox's own: as root not even bwrap's init (another uid);
-    # as a user bwrap's init and the forwarder too, which hold only its own environment.
+    # ptrace is refused by the seccomp filter whatever the target (issue 22): nothing is
+    # traced, not even the sandbox's own processes (bwrap's init, the forwarder).
+    assert f"attack: pid {pid} ptrace: Operation not permitted" in lines
     traced = {x.split()[2] for x in lines if x.endswith("ptrace: attached")}
-    assert traced <= ({"1", "2"} if as_user else set()), lines
+    assert traced == set(), lines
     report = assert_got_nothing(harness, run_dir, url)
     assert report["relay"]["forwarded"] == 1 and report["checks"]["ran"]
 
@@ -191,7 +192,8 @@ def test_case_reaches_no_host_socket_no_upstream_and_cannot_setns(
             path.unlink()
     lines = attack_lines(out["run_dir"])
     for path in paths:
-        assert f"attack: unix {path}: FileNotFoundError (No such file or directory)" in lines
+        # the filter refuses the socket before the path is looked up (hidden all the same)
+        assert f"attack: unix {path}: PermissionError (Operation not permitted)" in lines
     assert hits == []
     assert "attack: upstream tcp: ConnectionRefusedError (Connection refused)" in lines
     setns_1 = next(x for x in lines if x.startswith("attack: setns pid 1:"))
@@ -275,3 +277,44 @@ def test_code_planted_for_the_checks_sees_no_secret_and_no_upstream(
     assert report["checks"]["ran"] and report["checks"]["passed"] == report["checks"]["total"]
     assert secret_on_disk(run_dir / "checks", url) == []
     assert "case: wrote slugify.py" in log_of(run_dir)
+
+
+@pytest.mark.parametrize("as_user", [False, True], ids=["as-root", "as-a-user"])
+def test_case_cannot_connect_to_a_host_socket_in_a_folder_the_sandbox_shows(
+        harness: Harness, upstream: ScriptedEndpoint, tmp_path: Path, as_user: bool) -> None:
+    """Issue 22 (9): a read-only bind does not stop connect(); the seccomp filter does.
+    Sockets planted in the Case's own folder and in a folder lent with _RO, both reachable
+    by path from inside the sandbox, answer nothing."""
+    url = secret_endpoint(harness, upstream)
+    tmp_path.chmod(0o755)  # pytest makes it 0700; as root the Case runs as another uid
+    own, lent = tmp_path / "agent", tmp_path / "lent"
+    own.mkdir(mode=0o755)
+    lent.mkdir(mode=0o755)
+    case = own / "hostile.py"
+    case.write_bytes(HOSTILE.read_bytes())
+    case.chmod(0o755)
+    target = lent / "target"
+    target.write_text(f"127.0.0.1:{upstream.port}")
+    hits: list[bytes] = []
+    paths = [own / "agent.sock", lent / "lent.sock"]
+    servers = [_unix_server(p, hits) for p in paths]
+    for path in paths:
+        path.chmod(0o777)  # any uid may connect: only the filter stands in the way
+    hostile(harness, "sockets", f"--target-file {target} --decoy-pid 0 "
+            + " ".join(f"--unix {p}" for p in paths))
+    harness.env["CTO_HARNESS_CASE_BIN"] = str(case)
+    harness.env["CTO_HARNESS_CASE_SANDBOX_RO"] = str(lent)
+    try:
+        run_dir = run_as(harness, as_user, "--no-baseline")
+    finally:
+        for server in servers:
+            server.close()
+    lines = attack_lines(run_dir)
+    for path in paths:
+        assert f"attack: unix {path}: PermissionError (Operation not permitted)" in lines, \
+            lines
+    assert hits == [], "a host socket answered the Case"
+    report = assert_got_nothing(harness, run_dir, url)
+    assert report["relay"]["forwarded"] == 1, "the relay still answers through the forwarder"
+    box = report["case_sandbox"]
+    assert box["seccomp"] == "on" and "socket(AF_UNIX)" in box["seccomp_filtered"], box
