@@ -296,6 +296,11 @@ class CaseSandbox(_Model):
     """Each limit a process of the run reached, named (`memory: ...`, `pids: ...`,
     `disk: ...`)."""
     detail: str = ""
+    seccomp: Literal["on", "off"] | None = None
+    """`on`: every sandboxed command ran under the seccomp filter (`seccomp_filtered` says
+    what it refuses); `off`: CTO_HARNESS_CASE_SECCOMP=off (never evidence for a model);
+    None: a run from before the filter, or no sandbox."""
+    seccomp_filtered: list[str] = Field(default_factory=list)
 
 
 class Signing(_Model):
@@ -308,11 +313,6 @@ class Signing(_Model):
     keyid: str | None = None
     """The key's id as securesystemslib computes it (SHA-256 of its canonical JSON)."""
     detail: str = ""
-    seccomp: Literal["on", "off"] | None = None
-    """`on`: every sandboxed command ran under the seccomp filter (`seccomp_filtered` says
-    what it refuses); `off`: CTO_HARNESS_CASE_SECCOMP=off (never evidence for a model);
-    None: a run from before the filter, or no sandbox."""
-    seccomp_filtered: list[str] = Field(default_factory=list)
 
 
 class Durations(_Model):
