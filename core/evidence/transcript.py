@@ -412,7 +412,10 @@ class Transcript:
                 self._start_segment(f"previous_response_id {previous[:60]!r} names a "
                                     "response the relay never saw")
                 before = ()
-            start, echo, full = 0, False, before + keys
+            start, echo = 0, False
+            if instructions and keys and keys[0] in before:  # resent, not new
+                values, keys = values[1:], keys[1:]
+            full = before + keys
         else:
             full = keys
             start, echo = self._new_items(full, "the first request")

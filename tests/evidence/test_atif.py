@@ -209,3 +209,38 @@ def test_a_long_conversation_stores_each_turn_by_what_it_adds(tmp_path: Path) ->
         assert loaded.problems == [] and loaded.request == sent[seq], seq
     steps = Transcript(run).all_steps()
     assert len(steps) == 1 + 300 * 2 and {s.segment for s in steps} == {1}
+
+
+def test_previous_response_id_carries_only_new_items(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    store = ExchangeStore(run / "backend" / "exchanges", lambda text: text)
+
+    def body(items: list, previous: str | None = None) -> bytes:
+        data: dict = {"model": "m", "instructions": "be brief", "input": items}
+        if previous:
+            data["previous_response_id"] = previous
+        return json.dumps(data).encode()
+
+    call = {"type": "function_call", "call_id": "fc1", "name": "shell",
+            "arguments": '{"cmd": "ls"}'}
+    said = {"type": "message", "role": "assistant",
+            "content": [{"type": "output_text", "text": "two files"}]}
+    user = {"type": "message", "role": "user", "content": [{"type": "input_text",
+                                                            "text": "list files"}]}
+    result = {"type": "function_call_output", "call_id": "fc1", "output": "a.py b.py"}
+    for seq, items, previous, output, rid in (
+            (1, [user], None, [call], "resp_1"),
+            (2, [result], "resp_1", [said], "resp_2"),
+            (3, [user], "resp_unknown", [said], "resp_3")):
+        store.write(recorded(seq, body(items, previous),
+                             {"object": "response", "id": rid, "output": output},
+                             route="responses", api="responses"))
+    store.close()
+    steps = Transcript(run).all_steps()
+    assert [(s.source, s.segment) for s in steps] == [
+        ("system", 1), ("user", 1), ("agent", 1), ("agent", 1),
+        ("system", 2), ("user", 2), ("agent", 2)]
+    assert steps[2].tool_calls[0].arguments == {"cmd": "ls"}
+    assert [(o.call_id, o.content) for o in steps[2].observations] == [("fc1", "a.py b.py")]
+    assert steps[3].message == "two files"
+    assert "resp_unknown" in (steps[4].segment_start or "")
