@@ -85,9 +85,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     else:
         mark = {"ok": "ok  ", "failed": "FAIL", "not_applicable": "n/a "}
         print(visible(f"{result.run_id}: {'accepted' if result.ok else 'NOT accepted'} "
-                      f"(run {result.status}"
-                      f"{f', {result.failure_class} failure' if result.failure_class else ''}"
-                      f"{', demo' if result.demo else ''})"))
+                      f"(run {result.status}{', demo' if result.demo else ''})"
+                      + (f"; whose fault: {result.failure_class}" if result.failure_class
+                         else "")))
         failed = {c.detail for c in result.criteria if c.verdict == "failed"}
         for problem in (p for p in result.problems if p not in failed):
             print(visible(f"  {problem}"))

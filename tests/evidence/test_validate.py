@@ -42,6 +42,8 @@ def test_validate_knows_failure_class(harness: Harness) -> None:
     assert code == 1 and out["status"] == "failed" and out["failure_class"] == "agent"
     _, result = harness.run_json("validate", out["run_dir"])
     assert result["failure_class"] == "agent"
+    line = harness.run("validate", out["run_dir"]).stdout.splitlines()[0]
+    assert line.endswith("(run failed); whose fault: agent"), line
     report = Path(out["run_dir"]) / "report.json"
     report.write_text(report.read_text().replace('"failure_class": "agent"',
                                                  '"failure_class": null'))
@@ -50,3 +52,4 @@ def test_validate_knows_failure_class(harness: Harness) -> None:
         "written by this harness" in result["problems"]
     shown = harness.run("validate", out["run_dir"]).stdout
     assert "failure_class is missing" in shown
+    assert "NOT accepted (run failed)" in shown  # as the dashboard words it

@@ -35,6 +35,7 @@ from core.evidence.models import (
 )
 from core.evidence.rundir import RunPaths, RunWriter, artifact_hashes, line_hash
 from core.evidence.runs import process_start_ticks
+from core.run.outcome import classify
 from tests.support.signing import fixture_key
 
 QWEN = "qwen3.6-35b-a3b"
@@ -171,7 +172,10 @@ class FixtureRun:
         base.update(fields)
         base["artifacts"] = artifact_hashes(self.paths)
         base["trace_head"] = {"seq": self.trace.seq, "hash": self.trace.prev}
-        text = self.writer.write_json(self.paths.report, Report(**base))
+        report = Report(**base)
+        if "failure_class" not in fields:  # as a run's report has it (core/run/outcome.py)
+            report.failure_class = classify(report)
+        text = self.writer.write_json(self.paths.report, report)
         self.event(seconds, "report_written", status=status,
                    report_sha256=hashlib.sha256(text.encode()).hexdigest())
         self.event(seconds + 0.01, "run_finished", status=status, exit_code=base["exit_code"])
