@@ -31,9 +31,9 @@ KINDS: dict[str, str] = {
 }
 CouldBe = Literal["unblockable", "still blocked", "no rule"]
 FINISHED = ("passed", "failed", "blocked", "error", "cancelled", "timed_out")
-CRITERIA = {cid: text for cid, text in ACCEPTANCE.items()
-            if cid not in ("evidence_intact", "case_sandboxed")}
-"""The criteria that are CTO-WORK-030 acceptance lines (integrity and isolation are not)."""
+CRITERIA = {cid: text for cid, text in ACCEPTANCE.items() if not text.startswith("(")}
+"""The criteria that are CTO-WORK-030 acceptance lines: the harness's own (integrity,
+isolation, signature, limits) are worded `(kind) ...` and are not."""
 
 _BLOCKED_UNTIL = re.compile(rf"({ITEM_ID.pattern})\s+remains blocked until\s+(.+)", re.I)
 _NOT_ALONE = re.compile(r"configured endpoint alone does not validate\s+(.+)", re.I)
