@@ -410,6 +410,11 @@ class Report(_Model):
     leak_detected: bool = False
     leaks: list[LeakFinding] = Field(default_factory=list)
     scan: ScanSummary = Field(default_factory=ScanSummary)
+    xattrs_stripped: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Extended attributes found on what the Case (or its checks) left and "
+                    "stripped when it came back, by path in the run: their names only, "
+                    "values never read (core/evidence/defuse.py says why).")
     durations: Durations = Field(default_factory=Durations)
     started_at: str
     finished_at: str
