@@ -7,7 +7,6 @@ redactor and no reader ever sees a half-written file.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
@@ -20,13 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from pydantic import BaseModel
 
-from core.errors import HarnessError
 from core.evidence.extents import file_digest
 from core.evidence.models import GENESIS_HASH
+from core.evidence.untrusted import NotRegularFile, open_regular  # noqa: F401 - re-exported
 
 Redact = Callable[[str], str]
 
@@ -73,28 +72,6 @@ def dump_json(data: BaseModel | dict[str, Any] | list[Any]) -> str:
     if isinstance(data, BaseModel):
         return data.model_dump_json(indent=2) + "\n"
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-
-
-class NotRegularFile(OSError, HarnessError):
-    """A run file that is a link, a FIFO, a folder: nothing the harness writes there."""
-
-
-def open_regular(path: Path) -> BinaryIO:
-    """`path` opened for reading, only if it is a regular file, judged on the opened file
-    itself: a link is not followed (it could point anywhere) and a FIFO is not waited on
-    (it would block the reader forever). Raises OSError as open does (FileNotFoundError,
-    PermissionError), or NotRegularFile saying what it is instead."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise NotRegularFile(errno.ELOOP, "a symbolic link, which the harness never "
-                                 "writes") from None
-        raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise NotRegularFile(errno.EINVAL, "not a regular file")
-    return os.fdopen(fd, "rb")
 
 
 def enclosing_repository(path: Path) -> Path | None:

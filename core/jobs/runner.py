@@ -57,11 +57,11 @@ def new_job(runs_root: Path, config: JobConfig, skipped: list[str]) -> tuple[Pat
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     root = jobs_root(runs_root)
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
         n, job_dir = 1, root / f"{stamp}-{config.name}"
         while True:
             try:
-                job_dir.mkdir()
+                job_dir.mkdir(mode=0o700)
                 break
             except FileExistsError:
                 n += 1

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from core.evidence.models import CheckCounts
 from core.evidence.rundir import atomic_write_bytes, atomic_write_text, fresh_dir
+from core.evidence.untrusted import off_loop, read_bounded
 from core.run.process import run_group
 from core.run.task import Task
 from core.sandbox.bwrap import Bind, Spec
@@ -44,21 +45,65 @@ sys.path.insert(0, os.environ["CTO_HARNESS_WORKSPACE"])  # by cto-harness: the c
 """
 
 
-def read_junit(path: Path) -> CheckCounts:
+JUNIT_LIMIT = 16 * 2**20
+"""Bytes of JUnit XML read at most: pytest writes a few KiB per hundred tests."""
+JUNIT_READ_S = 10.0
+"""Seconds the results may take to read and parse, off the event loop."""
+JUNIT = "out/junit.xml"
+"""The results' place inside the checks' folder (the only place the checks may write)."""
+
+
+def _count(suite: ET.Element, name: str) -> int:
+    raw = suite.get(name, "0")
     try:
-        root = ET.parse(path).getroot()
-    except (OSError, ET.ParseError) as exc:
-        return CheckCounts(detail=f"no readable JUnit XML ({type(exc).__name__})")
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"testsuite attribute {name}={raw[:40]!r} is not a count") from None
+    if value < 0:
+        raise ValueError(f"testsuite attribute {name}={value} is negative")
+    return value
+
+
+def read_junit(folder: Path, name: str = JUNIT) -> CheckCounts:
+    """The counts in `folder`/`name`, read as a hostile file (the code judged ran in the
+    process that wrote it, and could have left a link, a FIFO, a huge file or a lie in its
+    place): not followed, not waited on, at most JUNIT_LIMIT bytes. Anything unreadable or
+    malformed is `ran=False` with the reason, so the run is `failed`, never `error`."""
+    try:
+        data = read_bounded(name, JUNIT_LIMIT, beneath=folder)
+    except FileNotFoundError:
+        return CheckCounts(detail="no JUnit XML (the checks wrote none)")
+    except OSError as exc:
+        return CheckCounts(detail=f"results refused: {name} is {exc.strerror or exc}")
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as exc:
+        return CheckCounts(detail=f"results refused: {name} is not XML ({exc})")
     suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
     total = failed = errors = skipped = 0
-    for suite in suites:
-        total += int(suite.get("tests", 0))
-        failed += int(suite.get("failures", 0))
-        errors += int(suite.get("errors", 0))
-        skipped += int(suite.get("skipped", 0))
+    try:
+        for suite in suites:
+            total += _count(suite, "tests")
+            failed += _count(suite, "failures")
+            errors += _count(suite, "errors")
+            skipped += _count(suite, "skipped")
+    except ValueError as exc:
+        return CheckCounts(detail=f"results refused: {name}: {exc}")
     passed = total - failed - errors - skipped
+    if passed < 0:
+        return CheckCounts(detail=f"results refused: {name} counts more failures, errors "
+                                  f"and skips than tests ({total})")
     return CheckCounts(passed=passed, failed=failed, errors=errors, total=total, ran=True,
                        detail=f"{passed}/{total} passed")
+
+
+async def read_results(folder: Path) -> CheckCounts:
+    """read_junit off the event loop, within JUNIT_READ_S: a reader stuck in the kernel
+    leaves the run free to end, with its report."""
+    try:
+        return await off_loop(lambda: read_junit(folder), JUNIT_READ_S, "the checks' results")
+    except TimeoutError as exc:
+        return CheckCounts(detail=f"results refused: {exc}")
 
 
 async def run_checks(
@@ -73,13 +118,12 @@ async def run_checks(
     in a sandbox of their own when `sandbox` is given."""
     fresh_dir(out_dir)
     tests = out_dir / "tests"
-    shutil.copytree(task.checks_dir, tests, dirs_exist_ok=True)
+    shutil.copytree(task.checks_dir, tests, symlinks=True, dirs_exist_ok=True)
     atomic_write_bytes(out_dir / "conftest.py", WORKSPACE_ON_PATH.encode(), mode=0o644)
     # pytest looks for its config upwards from the checks; found here, it looks no further:
     # not into the folders above the runs root (a target repository's pyproject.toml).
     atomic_write_bytes(out_dir / "pytest.ini", b"[pytest]\n", mode=0o644)
     (out_dir / "out").mkdir()
-    junit = out_dir / "out" / "junit.xml"
     where = SANDBOX_CHECKS if sandbox else str(out_dir)
     ws = SANDBOX_WORKSPACE if sandbox else str(workspace)
     env = {
@@ -119,8 +163,9 @@ async def run_checks(
         return CheckCounts(detail=f"checks timed out after {task.check_timeout_s:.0f} s")
     if outcome.cancelled:
         return CheckCounts(detail="checks cancelled")
-    counts = read_junit(junit)
-    if counts.total == 0 and outcome.exit_code not in (0, 1):
+    counts = await read_results(out_dir)
+    if not counts.detail.startswith("results refused") and counts.total == 0 \
+            and outcome.exit_code not in (0, 1):
         counts.detail = f"checks could not run (pytest exit {outcome.exit_code}); see {log.name}"
         counts.ran = False
     return counts

@@ -80,7 +80,12 @@ def make_run_dir(runs_root: Path, task_id: str) -> Path:
         n += 1
         root = runs_root / f"{run_id}.{n}"
     try:
-        root.mkdir(parents=True)
+        # Private: a run holds what the Case left, and other local accounts are adversaries
+        # (they must neither run what it left nor rewrite the evidence). A runs root made
+        # now is private too.
+        runs_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        root.mkdir(mode=0o700)
+        root.chmod(0o700)  # whatever the umask
     except OSError as exc:
         raise ConfigError(
             f"runs root {runs_root}: cannot create a run directory there ({exc.strerror}); "

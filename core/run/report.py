@@ -114,7 +114,8 @@ def build_report(status: RunStatus, state: RunState, record: RunRecord,
                                     other_redactions=s.other_redactions),
         leak_detected=bool(s.leaks), leaks=s.leaks, durations=s.durations,
         started_at=record.started_at, finished_at=utcnow(),
-        scan=s.scan, artifacts=artifacts, trace_head=record.trace_head,
+        scan=s.scan, xattrs_stripped=s.xattrs_stripped, artifacts=artifacts,
+        trace_head=record.trace_head,
     )
     report.failure_class = classify(report)
     return report

@@ -24,6 +24,7 @@ from typing import Any
 from core import __version__
 from core.errors import BadInput
 from core.evidence.attestation import sign_run
+from core.evidence.defuse import defuse_tree
 from core.evidence.exchanges import max_bytes_from_env
 from core.evidence.keys import SigningKey, signing_setup
 from core.evidence.models import (
@@ -61,7 +62,7 @@ from core.run.process import Outcome, warden_forgets, warden_removes
 from core.run.readiness import check_readiness
 from core.run.report import RunRecord, build_report, scan_for_leaks, unavailable_text
 from core.run.supervise import Supervisor
-from core.run.task import Task
+from core.run.task import Task, TaskError
 from core.run.verdict import (
     FAKE,
     baseline_status,
@@ -69,6 +70,7 @@ from core.run.verdict import (
     preflight_blockers,
     verdict,
 )
+from core.run.watchdog import CANCEL_GRACE_S, WATCHDOG_GRACE_S, watch
 from core.sandbox.home import SANDBOX_HOME, prepare_home
 from core.sandbox.paths import PathProblem
 from core.sandbox.run import RunSandbox
@@ -141,7 +143,7 @@ class Runner:
                 handled.append(sig)
         try:
             try:
-                status = await self._run()
+                status = await self._watched()
             except Exception as exc:  # the harness's own failure still gets a report
                 self.state.reasons.append(f"harness error: {type(exc).__name__}: {exc}")
                 status = "error"
@@ -155,6 +157,31 @@ class Runner:
         finally:
             for sig in handled:
                 loop.remove_signal_handler(sig)
+
+    def watchdog_budget(self) -> float:
+        """Seconds the stages may take in all: each stage's own timeout, plus the stated
+        grace (core/run/watchdog.py) for what has none."""
+        req, checks = self.request, self.task.check_timeout_s
+        budget = self.case_timeout + checks
+        if req.engine != FAKE and req.baseline:
+            budget += self.case_timeout + checks
+        return budget + WATCHDOG_GRACE_S
+
+    async def _watched(self) -> RunStatus:
+        """The stages under the watchdog: cut short, the run still goes to its report."""
+        budget = self.watchdog_budget()
+        watched = await watch(self._run(), budget, self.cancel)
+        if watched.result is not None:
+            return watched.result
+        if watched.abandoned_on_cancel:
+            self.state.reasons.append(
+                f"cancelled: the stages did not end within {CANCEL_GRACE_S:g} s of the "
+                "cancel, so the watchdog ended them")
+            return "cancelled"
+        self.state.reasons.append(
+            f"watchdog: the run's stages did not end within {budget:g} s (their timeouts "
+            f"plus {WATCHDOG_GRACE_S:g} s), so the watchdog ended them")
+        return "timed_out"
 
     async def _run(self) -> RunStatus:
         req, res, task = self.request, self.resolved, self.task
@@ -230,7 +257,11 @@ class Runner:
         task_dir = self.paths.root / "task"
         task_dir.mkdir()
         task_file = task_dir / task.prompt_file.name
-        task_file.write_bytes(task.prompt_file.read_bytes())
+        try:  # checked when the task loaded; a task folder changed since is refused too
+            task_file.write_bytes(task.prompt_bytes())
+        except TaskError as exc:
+            self._block_late(f"task: {exc}")
+            return "blocked"
         task.fresh_workspace(self.paths.workspace)
         if req.engine == FAKE:
             self._network("fake engine: asks no model; " + (
@@ -244,6 +275,7 @@ class Runner:
             if outcome is None:
                 return "blocked"
             self.state.case = outcome
+        self._came_back(self.paths.workspace, self.paths.root / "home")
         case = self.state.case
         self.state.durations.case_s = round(case.duration_s, 3)
         if case.start_error:
@@ -385,6 +417,13 @@ class Runner:
         self.state.durations.baseline_s = round(time.monotonic() - t0, 3)
         self.event("baseline_completed", status=status, checks=checks.model_dump())
 
+    def _came_back(self, *folders: Path) -> None:
+        """What the sandbox leaves made harmless on the host (core/evidence/defuse.py): as
+        soon as the Case is done with a folder, and over the whole run at its end."""
+        for folder in folders:
+            if os.path.lexists(folder):
+                self.state.xattrs_stripped.update(defuse_tree(folder, self.paths.root))
+
     # -- the end ----------------------------------------------------------------------
     def _finish(self, status: RunStatus) -> Report:
         """The guard's verdict, the leak scan, the verdict, then `report.json`: whatever
@@ -395,6 +434,7 @@ class Runner:
             self.event("guard_verdict", state=guard, evidence=len(self.guard.evidence),
                        proven_requests=self.guard.proven_requests)
         t0 = time.monotonic()
+        self._came_back(self.paths.root)  # the checks' and baseline's too, however it ended
         try:
             scan_for_leaks(self.paths, self.redactor, self.scan_seconds, self.scan_bytes, s)
             for finding in s.leaks:

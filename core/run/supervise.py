@@ -19,6 +19,7 @@ from core.run.launch import ENV_ALLOWLIST, FAKE_ENGINE
 from core.run.process import Outcome, run_group
 from core.run.task import Task
 from core.run.verdict import RunState
+from core.sandbox.paths import PathProblem
 from core.sandbox.run import RunSandbox
 from core.secrets.redact import Redactor
 
@@ -91,7 +92,10 @@ class Supervisor:
                     "--workspace", str(workspace), "--naive", str(task.naive_dir)]
             env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
             return await self.run(argv, env, workspace, log, timeout, scan=scan)
-        argv, spec = sandbox.fake_engine(FAKE_ENGINE, workspace, task_file, task.naive_dir)
+        try:
+            argv, spec = sandbox.fake_engine(FAKE_ENGINE, workspace, task_file, task.naive_dir)
+        except PathProblem as exc:
+            return Outcome(exit_code=None, start_error=f"sandbox: {exc}")
         env.update(HOME="/tmp", TMPDIR="/tmp")
         sandbox.sandboxes.hand_over(workspace)
         try:

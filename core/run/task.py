@@ -18,10 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from core.errors import BadInput
 from core.evidence.rundir import fresh_dir
+from core.evidence.untrusted import NotRegularFile, describe, read_bounded
 
 BUNDLED_TASKS_DIR = Path(__file__).parent / "tasks"
 TASKS_DIR = BUNDLED_TASKS_DIR  # the default folder of tasks (kept under its old name)
 TASKS_VAR = "CTO_HARNESS_TASKS_DIR"
+PROMPT_LIMIT = 4 * 2**20
+"""Bytes of prompt read at most (and of task.json)."""
 TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 """A task id names run folders (`<stamp>-<task>-<pid>`): letters, digits, `.`, `_`, `-`."""
 
@@ -90,9 +93,19 @@ class Task(BaseModel):
         return self.folder.parent == BUNDLED_TASKS_DIR
 
     def fresh_workspace(self, dest: Path) -> None:
-        """A fresh copy of the task's workspace: the Case never touches anything else."""
+        """A fresh copy of the task's workspace: the Case never touches anything else. A
+        link (made after the task was checked) is copied as a link, never followed."""
         fresh_dir(dest)
-        shutil.copytree(self.workspace_dir, dest, dirs_exist_ok=True)
+        shutil.copytree(self.workspace_dir, dest, symlinks=True, dirs_exist_ok=True)
+
+    def prompt_bytes(self) -> bytes:
+        """The prompt, read as the untrusted file it is: not followed (no folder on the way
+        either), not waited on, at most PROMPT_LIMIT bytes. TaskError naming it."""
+        try:
+            return read_bounded(self.prompt, PROMPT_LIMIT, beneath=self.folder)
+        except OSError as exc:
+            raise TaskError(f"task {self.folder}: field prompt: {self.prompt!r} cannot be read "
+                            f"({exc.strerror or exc})") from None
 
 
 def tasks_dir(given: str | Path | None = None) -> Path:
@@ -121,13 +134,12 @@ def _is_path(ref: str) -> bool:
 
 def read_task(folder: Path) -> Task:
     """The task in `folder`, checked: TaskError naming the folder and the field at fault."""
-    config = folder / "task.json"
     try:
-        raw = config.read_bytes()
+        raw = read_bounded("task.json", PROMPT_LIMIT, beneath=folder)
     except FileNotFoundError:
         raise TaskError(f"task {folder}: no task.json (not a task folder)") from None
-    except IsADirectoryError:
-        raise TaskError(f"task {folder}: task.json is a folder, not a file") from None
+    except NotRegularFile as exc:
+        raise TaskError(f"task {folder}: task.json is {exc.strerror}") from None
     except OSError as exc:
         raise TaskError(f"task {folder}: cannot read task.json ({exc.strerror})") from None
     try:
@@ -150,7 +162,36 @@ def read_task(folder: Path) -> Task:
                             f"{getattr(task, field)!r} in the task's folder")
     if not any(task.checks_dir.glob("test_*.py")) and not any(task.checks_dir.glob("*_test.py")):
         raise TaskError(f"task {folder}: field checks: {task.checks!r} holds no test_*.py file")
+    refuse_strange_entries(folder)
     return task
+
+
+def refuse_strange_entries(folder: Path) -> None:
+    """TaskError naming the first link, FIFO, socket or device in a task folder. A task
+    folder (a downloaded suite) is untrusted input: a link in its workspace or its naive
+    solution would hand the Case, or the baseline's copy, whatever it points at (the
+    endpoint's `*_FILE`, `~/.ssh`); a FIFO would stall the copy. Found by listing, nothing
+    followed or opened."""
+    stack = [folder]
+    while stack:
+        here = stack.pop()
+        try:
+            with os.scandir(here) as entries:
+                listed = sorted(entries, key=lambda e: e.name)
+        except OSError as exc:
+            raise TaskError(f"task {folder}: {here.relative_to(folder) or '.'} cannot be "
+                            f"listed ({exc.strerror})") from None
+        for entry in listed:
+            path = Path(entry.path)
+            rel = path.relative_to(folder)
+            if entry.is_symlink():
+                raise TaskError(f"task {folder}: {rel} is {describe(path)}; a task folder "
+                                "may not hold links (put the file itself there)")
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(path)
+            elif not entry.is_file(follow_symlinks=False):
+                raise TaskError(f"task {folder}: {rel} is {describe(path)}; a task folder "
+                                "holds only files and folders")
 
 
 def load_task(ref: str, tasks: str | Path | None = None) -> Task:

@@ -58,6 +58,7 @@ class RunState:
     network: CaseNetwork = "host"
     network_detail: str = "the Case did not start"
     case_setup: CaseSetup | None = None
+    xattrs_stripped: dict[str, list[str]] = field(default_factory=dict)
 
 
 def preflight_blockers(readiness: Readiness, admission: AdmissionResult) -> list[str]:

@@ -139,10 +139,20 @@ class RunSandbox:
         library."""
         binds = [Bind(workspace, WORKSPACE, writable=True), Bind(task_file, TASK_FILE),
                  Bind(script, f"{HARNESS_DIR}/fake_engine.py")]
+        at = NAIVE
         if naive.is_dir():
-            binds.append(Bind(naive, NAIVE))
+            # A task folder is untrusted input: its naive solution is bound like every
+            # folder shown at its own path, with the private-place check and the masks
+            # over what it holds (the `*_FILE` secret, ~/.ssh ...).
+            naive = naive.resolve()
+            try:
+                self.sandboxes.check(naive, "the task's naive solution")
+            except SandboxUnavailable as exc:
+                raise PathProblem(str(exc)) from None
+            at = str(naive)
+            binds.append(Bind(naive, at))
         argv = [base_python(), "-I", f"{HARNESS_DIR}/fake_engine.py", "--task-file",
-                TASK_FILE, "--workspace", WORKSPACE, "--naive", NAIVE]
+                TASK_FILE, "--workspace", WORKSPACE, "--naive", at]
         return argv, Spec(binds=binds, cwd=WORKSPACE)
 
     def command(self, spec: Spec, argv: list[str]) -> tuple[list[str], tuple[int, ...]]:
