@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from core.run.task import BUNDLED_TASKS_DIR, TaskError, list_tasks, load_task
 from tests.support.harness import ROOT, Harness, unprivileged
+from tests.support.sandboxing import sandboxed  # noqa: F401 - the fixture
 
 SLUGIFY = BUNDLED_TASKS_DIR / "r1-string-slugify"
 
@@ -137,3 +139,56 @@ def test_the_dashboards_retry_of_a_user_task_finds_its_folder(harness: Harness,
     again = json.loads(proc.stdout)
     assert harness.report(again["run_dir"])["task"] == "my-slug"
     assert harness.report(again["run_dir"])["retry_of"] == first["run_id"]
+
+
+@pytest.mark.parametrize("plant", ["workspace-link", "naive-link", "prompt-link", "fifo"])
+def test_a_task_folder_holding_a_link_or_fifo_is_refused_naming_it(
+        harness: Harness, tmp_path: Path, plant: str) -> None:
+    """A downloaded task suite is untrusted input (issue 22): a link in it would hand the
+    Case (or the baseline's copy) whatever it points at; a FIFO would stall the copy. Before
+    issue 22, `tasks` called these ok and a run copied the link's target (or hung)."""
+    invented = "secret-" + os.urandom(8).hex()
+    secret = tmp_path / "elsewhere" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text(invented)
+    tasks = tmp_path / "tasks"
+    user_task(tasks, "fine")
+    folder = user_task(tasks, "a-linked")
+    named = {"workspace-link": "workspace/notes.txt", "naive-link": "naive/keys",
+             "prompt-link": "TASK.md", "fifo": "workspace/pipe"}[plant]
+    if plant == "fifo":
+        os.mkfifo(folder / named)
+    else:
+        (folder / named).unlink(missing_ok=True)
+        target = secret.parent if plant == "naive-link" else secret
+        (folder / named).symlink_to(target)
+    proc = harness.run("tasks", "--tasks", str(tasks))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("BAD  a-linked") and lines[1].startswith("ok   fine")
+    what = "a FIFO" if plant == "fifo" else "a symbolic link to"
+    assert f"{named} is {what}" in lines[0], lines[0]
+    run = harness.run("run", "--tasks", str(tasks), "--task", "a-linked", timeout=60)
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert named in run.stderr
+    assert not harness.runs_root.exists() or not list(harness.runs_root.iterdir())
+
+
+@pytest.mark.usefixtures("sandboxed")
+def test_the_naive_solution_is_bound_with_the_masks_over_a_file_secret(
+        harness: Harness, tmp_path: Path) -> None:
+    """A task's naive/ that holds the endpoint's `*_FILE` (a user's layout, or a task built
+    to catch it): the fake engine's sandbox shows it masked, as every bound folder is, so
+    its copy never carries the secret. Before issue 22 naive/ was bound bare."""
+    folder = user_task(tmp_path / "tasks", "naive-holds-it")
+    url = harness.env.pop("CTO_HARNESS_CASE_LOCAL_BASE_URL") + "?k=" + os.urandom(6).hex()
+    secret = folder / "naive" / "endpoint.txt"
+    secret.write_text(url + "\n")
+    harness.env["CTO_HARNESS_CASE_LOCAL_BASE_URL_FILE"] = str(secret)
+    _code, out = harness.run_json("run", "--task", str(folder), "--engine", "fake")
+    report = harness.report(out["run_dir"])
+    assert report["case_process_started"], report["reasons"]
+    assert not report["leak_detected"], report["leaks"]
+    workspace = Path(out["run_dir"]) / "workspace"
+    copied = workspace / "endpoint.txt"
+    assert not copied.exists() or url not in copied.read_text()

@@ -11,7 +11,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, cast
 
@@ -33,6 +33,9 @@ from textual.widgets import (
     TabPane,
     Tabs,
 )
+from textual.widgets.directory_tree import DirEntry
+from textual.widgets.tree import TreeNode
+from textual.worker import Worker
 
 from core.evidence.models import Report
 from core.evidence.rundir import RunPaths
@@ -63,10 +66,43 @@ REREAD_S = 2.0
 
 
 class RunFilesTree(DirectoryTree):
-    """The run's files: every name is the Case's to choose, so shown through `safe()`."""
+    """The run's files: every name is the Case's to choose, so shown through `safe()`. A
+    link is shown as a link (`name → target`) and never entered or opened: the Case may
+    point one at /, /etc/shadow or the `*_FILE` secret (issue 22). Only folders that
+    really are folders (lstat) expand, and a listing that would leave the run (a folder
+    swapped for a link since) is not made."""
 
     def process_label(self, label: str | Text) -> Text:
         return super().process_label(inert(label.plain if isinstance(label, Text) else label))
+
+    @staticmethod
+    def _safe_is_dir(path: Path) -> bool:
+        try:
+            return stat.S_ISDIR(path.lstat().st_mode)
+        except OSError:
+            return False
+
+    def _populate_node(self, node: TreeNode[DirEntry], content: Iterable[Path]) -> None:
+        node.remove_children()
+        for path in content:
+            node.add(link_label(path), data=DirEntry(path), allow_expand=self._safe_is_dir(path))
+        node.expand()
+
+    def _directory_content(self, location: Path, worker: Worker) -> Iterator[Path]:
+        root = Path(self.path).resolve()
+        if location != root and not location.is_relative_to(root):
+            return iter(())  # resolved out of the run: a link planted since it was listed
+        return super()._directory_content(location, worker)
+
+
+def link_label(path: Path) -> str:
+    """A tree entry's name; a link's with where it points (its text, never followed)."""
+    if not path.is_symlink():
+        return path.name
+    try:
+        return f"{path.name} → {os.readlink(path)}"
+    except OSError:
+        return f"{path.name} → ?"
 
 
 class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
@@ -322,7 +358,7 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
     # -- keys and events -------------------------------------------------------------
     @on(DirectoryTree.FileSelected)
     def _open_file(self, event: DirectoryTree.FileSelected) -> None:
-        self.query_one("#file-view", FileView).load(event.path)
+        self.query_one("#file-view", FileView).load(event.path, root=self.run_dir)
 
     def action_open_file(self) -> None:
         """The file in the viewer (Files) or the log, in $VISUAL / $EDITOR, the dashboard
@@ -340,11 +376,11 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
             self.notify("set $EDITOR (or $VISUAL) to open files from here", severity="warning")
             return
         try:
-            if not stat.S_ISREG(view.path.lstat().st_mode):
-                raise OSError(0, "not a regular file")
-            with tempfile.TemporaryDirectory(prefix="cto-harness-view-") as folder:
+            with view.open_viewed() as source, \
+                    tempfile.TemporaryDirectory(prefix="cto-harness-view-") as folder:
                 copy = Path(folder) / "file"
-                shutil.copyfile(view.path, copy, follow_symlinks=False)
+                with copy.open("wb") as fh:
+                    shutil.copyfileobj(source, fh)
                 copy.chmod(0o444)
                 with self.app.suspend():
                     subprocess.run([*shlex.split(editor), str(copy)], check=False)

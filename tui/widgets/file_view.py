@@ -6,7 +6,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import BinaryIO, ClassVar
 
 from rich.highlighter import JSONHighlighter
 from rich.segment import Segment
@@ -21,6 +21,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
+from core.evidence.untrusted import describe, open_regular
 from tui.terminal_text import MAX_LINE, clean_lines, inert
 from tui.widgets.case_log import marked_crop
 from tui.widgets.keys import SCROLL_KEYS
@@ -61,6 +62,7 @@ class FileView(ScrollView, can_focus=True):
         super().__init__(id=id)
         self.redact = redact
         self.path: Path | None = None
+        self.root: Path | None = None
         self._offsets = array("q", [0])
         self._cache: LRUCache[int, str] = LRUCache(1024)
         self._term = ""
@@ -71,18 +73,35 @@ class FileView(ScrollView, can_focus=True):
     def line_count(self) -> int:
         return max(0, len(self._offsets) - 1)
 
-    def load(self, path: Path) -> None:
-        self.path = path
+    def load(self, path: Path, root: Path | None = None) -> None:
+        """View `path`; with `root` (the run's folder) no folder between them may be a
+        link either. Only a regular file is opened: a link shows where it points, a FIFO,
+        socket or device what it is (what a Case left is hostile, issue 22)."""
+        self.path, self.root = None, root
         self.border_title = inert(path.name)
         self._offsets = array("q", [0])
         self._cache.clear()
         self._matches, self._match, self._term = [], -1, ""
         self.virtual_size = Size(0, 0)
         self.scroll_to(0, 0, animate=False)
-        if not path.is_file():
+        what = describe(path)
+        if what == "missing":
             self.border_subtitle = "not written in this run"
             return
+        if what != "a regular file":
+            self.border_subtitle = inert(f"{what}: not opened")
+            return
+        self.path = path
         self._index(path)
+
+    def open_viewed(self) -> BinaryIO:
+        """The viewed file opened again as a hostile file (no link followed on the way
+        from the run's folder, no FIFO waited on); OSError when it is no longer one."""
+        if self.path is None:
+            raise OSError(0, "no file viewed")
+        if self.root is not None and self.path.is_relative_to(self.root):
+            return open_regular(self.path.relative_to(self.root), beneath=self.root)
+        return open_regular(self.path)
 
     @work(thread=True, exclusive=True, group="file-index", exit_on_error=False)
     def _index(self, path: Path) -> None:
@@ -91,7 +110,7 @@ class FileView(ScrollView, can_focus=True):
         offsets = array("q", [0])
         posted_first = False
         try:
-            with path.open("rb") as fh:
+            with self.open_viewed() as fh:
                 base = 0
                 while chunk := fh.read(INDEX_CHUNK):
                     if worker.is_cancelled:
@@ -127,16 +146,19 @@ class FileView(ScrollView, can_focus=True):
             start, end = self._offsets[number], self._offsets[number + 1]
             window = MAX_LINE * 4
             cut = end - start > window
-            with self.path.open("rb") as fh:
-                fh.seek(start)
-                raw = fh.read(min(end - start, window))
-                if cut and b"\r" in raw:
-                    # a `\r`-rewritten line shows its last state: read its end instead
-                    fh.seek(end - window)
-                    tail = fh.read(window)
-                    last = tail.rfind(b"\r", 0, len(tail.rstrip(b"\r\n")))
-                    if last != -1:  # else its last state alone is too long: show the start
-                        raw, cut = tail[last:], False
+            try:
+                with self.open_viewed() as fh:
+                    fh.seek(start)
+                    raw = fh.read(min(end - start, window))
+                    if cut and b"\r" in raw:
+                        # a `\r`-rewritten line shows its last state: read its end instead
+                        fh.seek(end - window)
+                        tail = fh.read(window)
+                        last = tail.rfind(b"\r", 0, len(tail.rstrip(b"\r\n")))
+                        if last != -1:  # else its last state alone is too long: the start
+                            raw, cut = tail[last:], False
+            except OSError as exc:  # replaced since it was indexed (by a link, a FIFO)
+                return f"[unreadable now: {exc.strerror or exc}]"
             text = clean_lines([raw], self.redact)[0]
             if cut and "[cut:" not in text:
                 text += " … [cut]"
@@ -176,7 +198,11 @@ class FileView(ScrollView, can_focus=True):
         worker = get_current_worker()
         needle = term.lower().encode("utf-8")
         found: list[int] = []
-        with path.open("rb") as fh:
+        try:
+            fh = self.open_viewed()
+        except OSError:
+            return
+        with fh:
             for number, raw in enumerate(fh):
                 if worker.is_cancelled:
                     return
