@@ -91,7 +91,7 @@ class RunTail:
         self._log.offset += pending - keep_bytes
         self._log.discard_partial()
         try:
-            with self.paths.case_log.open("rb") as fh:
+            with open_regular(self.paths.case_log) as fh:
                 fh.seek(self._log.offset - 1)
                 self._skip_partial = fh.read(1) != b"\n"
         except OSError:  # out of reach since `pending` looked: assume a cut line

@@ -286,7 +286,7 @@ class Follower:
         if size == self.offset:
             return []
         try:
-            with self.path.open("rb") as fh:
+            with open_regular(self.path) as fh:
                 fh.seek(self.offset)
                 data = fh.read(min(max_bytes, size - self.offset))
         except OSError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import errno
 import itertools
 import os
 import secrets
@@ -24,6 +25,7 @@ from core.errors import HarnessError
 from core.evidence.extents import data_ranges, looks_sparse, read_ranges
 from core.evidence.models import LeakFinding, LeakPlace
 from core.evidence.rundir import atomic_write_bytes
+from core.evidence.untrusted import NotRegularFile, kind_of, open_regular
 from core.secrets.redact import Redactor
 
 SCRUB_MAX = 64 << 20
@@ -62,12 +64,15 @@ def text_findings(name: str, text: str, where: LeakPlace,
             for f in findings(name, [raw], redactor)]
 
 
-def _file_chunks(path: Path) -> Iterator[bytes]:
+def _file_chunks(path: Path, given: bool) -> Iterator[bytes]:
     """The file's bytes in pieces; a sparse file's data only, a NUL where a hole was (no
-    form holds one, so none is found across it)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    form holds one, so none is found across it). Not followed unless `given` (a path the
+    user named), never waited on: a hostile file may be swapped after it was listed."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | (0 if given else os.O_NOFOLLOW))
     try:
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # swapped for a FIFO or device since it was listed
+            raise NotRegularFile(errno.EINVAL, f"{kind_of(st.st_mode)}, not a regular file")
         end = 0
         for offset, chunk in read_ranges(fd, data_ranges(fd, st.st_size, looks_sparse(st))):
             if offset != end:
@@ -129,7 +134,7 @@ def find_leaks(paths: Iterable[Path], redactor: Redactor, root: Path | None = No
             if path.is_symlink():
                 found += text_findings(shown, os.readlink(path), "link_target", redactor)
             if path.is_file() and (given or not path.is_symlink()):
-                found += findings(shown, _file_chunks(path), redactor)
+                found += findings(shown, _file_chunks(path, given), redactor)
         except FileNotFoundError:
             continue  # vanished while scanning: nothing of it is left
         except OSError as exc:
@@ -172,7 +177,8 @@ def _scrub_file(path: Path, redactor: Redactor) -> None:
                 "removed]\n")
         atomic_write_bytes(path, note.encode(), mode=stat.S_IMODE(st.st_mode))
         return
-    raw = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    with open_regular(path.resolve() if path.is_symlink() else path) as fh:  # named: given
+        raw = fh.read(SCRUB_MAX + 1).decode("utf-8", errors="surrogateescape")
     atomic_write_bytes(path, redactor.redact(raw).encode("utf-8", "surrogateescape"),
                        mode=stat.S_IMODE(st.st_mode))
 

@@ -65,4 +65,4 @@ def test_files_the_case_planted_as_fifos_or_links_never_stall_or_lead_the_follow
     assert not reader.is_alive(), "a FIFO in the run blocked the follower"
     batch = polled[0]
     assert batch.readiness is None and batch.report is None  # type: ignore[attr-defined]
-    assert batch.problems == ["report.json: a symbolic link, which the harness never writes"]  # type: ignore[attr-defined]
+    assert batch.problems == ["report.json: a symbolic link, never followed"]  # type: ignore[attr-defined]
