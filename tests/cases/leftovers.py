@@ -8,7 +8,7 @@ results --attack A: plants code in the solution that, when the checks' pytest ex
           fifo-swap  a link to the host path of a FIFO the Case made in its workspace (read
                      from /proc/self/mountinfo): whoever follows it waits forever
           fifo       a FIFO
-          huge       a 3 GiB sparse file
+          huge       a 1 GiB sparse file (under the disk budget, far over the reader's bound)
           devzero    a link to /dev/zero
           many       JUnit XML whose testsuite says tests="many"
           notxml     a file that is not XML
@@ -55,7 +55,7 @@ def _swap():
         os.mkfifo(out)
     elif attack == "huge":
         with open(out, "wb") as fh:
-            fh.truncate(3 * 2**30)
+            fh.truncate(2**30)
     elif attack == "devzero":
         os.symlink("/dev/zero", out)
     elif attack == "many":

@@ -152,7 +152,7 @@ def test_a_hostile_exchanges_folder_is_shown_as_what_it_is(tmp_path: Path) -> No
     cut_step = steps[2]
     assert cut_step.message == "Hel"
     assert any("cut mid-event" in p for p in cut_step.problems)
-    assert any("000003.json: not a regular file" in p for p in problems), problems
+    assert any("000003.json: a FIFO, not a regular file" in p for p in problems), problems
     assert any("symbolic link" in p for p in problems), problems
     assert any("index line 5 is not JSON" in p for p in problems), problems
     assert any(s.segment_start and "continues no earlier" in s.segment_start for s in steps)
