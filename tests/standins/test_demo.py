@@ -19,6 +19,7 @@ from core.standins import demo
 from core.standins.demo import DEMO_MODEL, DEMO_PROVIDER, demo_environment, demo_responder
 from core.standins.refcase import parse_file_blocks
 from tests.support.harness import ROOT
+from tests.support.signing import harness_setting
 
 TASK = ROOT / "core" / "run" / "tasks" / "r1-string-slugify"
 
@@ -93,7 +94,7 @@ def test_without_an_installed_script_a_launcher_runs_the_reference_case(
 
 def test_cli_demo_run_passes_and_says_demo(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("CTO_HARNESS_", "OPENAI_", "ANTHROPIC_"))}
+           if not (harness_setting(k) or k.startswith(("OPENAI_", "ANTHROPIC_")))}
     proc = subprocess.run(
         [sys.executable, "-m", "core.cli", "run", "--demo", "--json",
          "--runs-root", str(tmp_path / "runs")],

@@ -29,6 +29,7 @@ from core.standins.localmodel import (
     unavailable_reason,
 )
 from tests.support.harness import ROOT
+from tests.support.signing import harness_setting
 
 pytestmark = pytest.mark.realmodel
 
@@ -46,7 +47,7 @@ def local_model() -> Iterator[LocalModelServer]:
 
 def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items()
-            if not k.startswith(("CTO_HARNESS_", "OPENAI_", "ANTHROPIC_"))}
+            if not (harness_setting(k) or k.startswith(("OPENAI_", "ANTHROPIC_")))}
 
 
 def test_reference_case_streams_from_the_real_model(local_model: LocalModelServer,
