@@ -1,5 +1,5 @@
 """Each hidden check's outcome, real Case beside fake baseline, from the JUnit XML files the
-checks wrote (`checks/junit.xml`, `baseline/checks/junit.xml`): which checks tell a real
+checks wrote (`CHECK_RESULTS` under `checks/` and `baseline/checks/`): which checks tell a real
 solution from the fake one, not only how many."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from core.evidence.rundir import RunPaths
+from core.evidence.rundir import CHECK_RESULTS, RunPaths
 
 Outcome = str
 """passed | failed | error | skipped"""
@@ -36,6 +36,6 @@ def check_pairs(run_dir: Path) -> list[tuple[str, Outcome | None, Outcome | None
     """(check, real outcome, fake outcome) for every check either side ran; None where a
     side did not run it."""
     paths = RunPaths(run_dir)
-    real = check_outcomes(paths.checks / "junit.xml")
-    fake = check_outcomes(paths.baseline / "checks" / "junit.xml")
+    real = check_outcomes(paths.checks / CHECK_RESULTS)
+    fake = check_outcomes(paths.baseline / "checks" / CHECK_RESULTS)
     return [(name, real.get(name), fake.get(name)) for name in dict.fromkeys([*real, *fake])]

@@ -275,6 +275,12 @@ class RunPaths:
         return self.root / "checks"
 
 
+CHECK_RESULTS = Path("out") / "junit.xml"
+"""Where, under a checks folder (`checks/`, `baseline/checks/`), pytest writes its JUnit XML:
+the one name the checks' runner writes to and every reader reads from (they once disagreed,
+and the Baseline tab showed no rows on any real run)."""
+
+
 class RunWriter:
     """Writes a run's files, each through the redactor; the trace is an appended hash chain."""
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.evidence.models import CheckCounts
-from core.evidence.rundir import atomic_write_bytes, atomic_write_text, fresh_dir
+from core.evidence.rundir import CHECK_RESULTS, atomic_write_bytes, atomic_write_text, fresh_dir
 from core.evidence.untrusted import off_loop, read_bounded
 from core.run.process import run_group
 from core.run.task import Task
@@ -49,8 +49,9 @@ JUNIT_LIMIT = 16 * 2**20
 """Bytes of JUnit XML read at most: pytest writes a few KiB per hundred tests."""
 JUNIT_READ_S = 10.0
 """Seconds the results may take to read and parse, off the event loop."""
-JUNIT = "out/junit.xml"
-"""The results' place inside the checks' folder (the only place the checks may write)."""
+JUNIT = str(CHECK_RESULTS)
+"""The results' place inside the checks' folder (the only place the checks may write): the
+run directory's one name for it, which the Baseline tab's reader reads too."""
 
 
 def _count(suite: ET.Element, name: str) -> int:
@@ -123,7 +124,7 @@ async def run_checks(
     # pytest looks for its config upwards from the checks; found here, it looks no further:
     # not into the folders above the runs root (a target repository's pyproject.toml).
     atomic_write_bytes(out_dir / "pytest.ini", b"[pytest]\n", mode=0o644)
-    (out_dir / "out").mkdir()
+    (out_dir / CHECK_RESULTS).parent.mkdir()
     where = SANDBOX_CHECKS if sandbox else str(out_dir)
     ws = SANDBOX_WORKSPACE if sandbox else str(workspace)
     env = {
@@ -138,7 +139,7 @@ async def run_checks(
         "LANG": "C.UTF-8",
     }
     argv = [sys.executable, "-I", "-B", "-X", "utf8", "-m", "pytest", "-q",
-            "-p", "no:cacheprovider", "--rootdir", where, f"--junitxml={where}/out/junit.xml",
+            "-p", "no:cacheprovider", "--rootdir", where, f"--junitxml={where}/{CHECK_RESULTS}",
             f"{where}/tests"]
     command, fds = argv, ()
     if sandbox is not None:

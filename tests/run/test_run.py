@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import pytest
 
+from core.evidence.check_cases import check_pairs
 from core.evidence.validate import validate_run
 from core.standins.endpoint import ScriptedEndpoint
 from tests.support.case_runs import (
@@ -158,6 +159,11 @@ def test_acceptance_same_run_baseline_required_for_pass(harness: Harness) -> Non
     assert report["baseline"]["status"] == "failed"
     assert report["comparison"]["discriminating"] is True
     assert (Path(out["run_dir"]) / "baseline" / "workspace" / "slugify.py").exists()
+    # check by check, as the Baseline tab reads them from the files the checks wrote
+    pairs = check_pairs(Path(out["run_dir"]))
+    assert len(pairs) == report["checks"]["total"]
+    assert all(real == "passed" for _, real, _ in pairs)
+    assert any(fake == "failed" for _, _, fake in pairs)
 
 
 def test_a_pytest_left_in_the_workspace_cannot_forge_the_checks(harness: Harness) -> None:

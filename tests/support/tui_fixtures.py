@@ -33,7 +33,13 @@ from core.evidence.models import (
     Report,
     Signing,
 )
-from core.evidence.rundir import RunPaths, RunWriter, artifact_hashes, line_hash
+from core.evidence.rundir import (
+    CHECK_RESULTS,
+    RunPaths,
+    RunWriter,
+    artifact_hashes,
+    line_hash,
+)
 from core.evidence.runs import process_start_ticks
 from core.run.outcome import classify
 from tests.support.signing import fixture_key
@@ -231,10 +237,10 @@ def stage2(run: FixtureRun, *, relay: int = 3, checks: tuple[int, int] = (3, 3))
     for i in range(relay):
         run.relay(1 + i, QWEN, QWEN)
     run.event(6.5, "case_process_exited", **exited(0, 6.0))
-    junit(run.paths.checks / "junit.xml", checks[0])
+    junit(run.paths.checks / CHECK_RESULTS, checks[0])
     run.event(7.0, "checks_completed", **_checks(*checks).model_dump())
     run.event(7.1, "baseline_started", engine="fake")
-    junit(run.paths.baseline / "checks" / "junit.xml", 0)
+    junit(run.paths.baseline / "checks" / CHECK_RESULTS, 0)
     run.event(8.9, "baseline_completed", status="failed", checks=_checks(0, 3).model_dump())
     run.event(9.0, "guard_verdict", state="clear", evidence=0, proven_requests=relay)
 
