@@ -1,4 +1,9 @@
-"""The installed `cto-harness-tui` in a real terminal (tmux): keys in, screen read back."""
+"""The installed `cto-harness-tui` in a real terminal (tmux): keys in, screen read back.
+
+On a tmux server of its own (`-L`): on the shared default server, another process's last
+session ending takes the server down under this test's `new-session` or `capture-pane`
+("server exited unexpectedly", "no server running"), which is how this test failed beside
+other tmux users (other test runs, screen-shot tools)."""
 
 from __future__ import annotations
 
@@ -20,9 +25,15 @@ pytestmark = pytest.mark.tmux
 TUI = Path(sys.executable).parent / "cto-harness-tui"
 
 
+SOCKET = f"cto-tui-test-{os.getpid()}"
+SCREEN_TIMEOUT_S = 60.0
+"""A failure bound only (screen_shows returns as soon as the words show): a first start on a
+loaded machine imports Textual and reads the runs for several seconds."""
+
+
 def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True,
-                          timeout=10).stdout
+    return subprocess.run(["tmux", "-L", SOCKET, *args], capture_output=True, text=True,
+                          check=True, timeout=30).stdout
 
 
 @pytest.fixture
@@ -42,10 +53,10 @@ def session(tmp_path: Path) -> Iterator[str]:
     try:
         yield name
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True, timeout=10)
+        subprocess.run(["tmux", "-L", SOCKET, "kill-server"], capture_output=True, timeout=30)
 
 
-def screen_shows(session: str, *words: str, timeout: float = 15.0) -> str:
+def screen_shows(session: str, *words: str, timeout: float = SCREEN_TIMEOUT_S) -> str:
     deadline = time.monotonic() + timeout
     while True:
         text = tmux("capture-pane", "-p", "-t", session)
@@ -54,6 +65,30 @@ def screen_shows(session: str, *words: str, timeout: float = 15.0) -> str:
         if time.monotonic() > deadline:
             raise AssertionError(f"{words} not on screen:\n{text}")
         time.sleep(0.2)
+
+
+def screen_lacks(session: str, word: str, timeout: float = SCREEN_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while word in (text := tmux("capture-pane", "-p", "-t", session)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{word!r} still on screen:\n{text}")
+        time.sleep(0.2)
+
+
+def line_with(session: str, word: str) -> str:
+    """The line showing `word`, with its colours and attributes (the cursor among them)."""
+    text = tmux("capture-pane", "-p", "-e", "-t", session)
+    return next((line for line in text.splitlines() if word in line), "")
+
+
+def focus_moved_to(session: str, word: str, before: str) -> None:
+    """Wait until the line showing `word` is drawn otherwise than `before`: a focused
+    Input draws its cursor there. Keys typed sooner would go to the screen, not the box."""
+    deadline = time.monotonic() + SCREEN_TIMEOUT_S
+    while line_with(session, word) == before:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the line with {word!r} never changed: focus did not move")
+        time.sleep(0.1)
 
 
 def keys(session: str, *names: str) -> None:
@@ -66,8 +101,9 @@ def test_installed_dashboard_in_a_real_terminal(session: str) -> None:
     keys(session, "2")
     runs = screen_shows(session, "interrupted", "unreadable", "tripped", "7 shown")
     assert runs.index("interrupted") < runs.index("passed"), "newest first"
+    unfocused = line_with(session, "filter: task")
     keys(session, "/")
-    time.sleep(0.3)  # focus moves to the filter on the next frame
+    focus_moved_to(session, "filter: task", unfocused)
     keys(session, "blocked", "Enter")
     screen_shows(session, "1 shown")
     keys(session, "Enter")
@@ -75,6 +111,6 @@ def test_installed_dashboard_in_a_real_terminal(session: str) -> None:
     keys(session, "Escape", "Escape", "?")
     screen_shows(session, "Keys", "retry the selected or current run")
     keys(session, "Escape")
-    time.sleep(0.3)
+    screen_lacks(session, "retry the selected or current run")
     keys(session, "q")
     screen_shows(session, "EXITED 0")
