@@ -89,6 +89,28 @@ def needs_strace() -> str:
     return STRACE
 
 
+UNFINISHED = re.compile(r"^(\d+)\s+(.*) <unfinished \.\.\.>$")
+RESUMED = re.compile(r"^(\d+)\s+<\.\.\. \w+ resumed>(.*)$")
+
+
+def whole_calls(lines: list[str]) -> list[str]:
+    """Each call on one line. With -f, a call another traced process interrupts is printed
+    in two halves (`pid call(args <unfinished ...>`, later `pid <... call resumed>rest`):
+    read as lines, a `chdir` split so was missed, and bwrap's next `mkdir("newroot")` was
+    resolved against the cwd before it (the target repository) — the ~1-in-5 failure, which
+    depended on how the processes' calls interleaved, never a real touch."""
+    pending: dict[str, str] = {}
+    whole: list[str] = []
+    for line in lines:
+        if m := UNFINISHED.match(line):
+            pending[m.group(1)] = m.group(2)
+        elif (m := RESUMED.match(line)) and m.group(1) in pending:
+            whole.append(f"{m.group(1)} {pending.pop(m.group(1))}{m.group(2)}")
+        else:
+            whole.append(line)
+    return whole
+
+
 def touched_paths(log: Path, start_cwd: Path) -> list[tuple[str, str]]:
     """(syscall, absolute path) of every path any traced process named: relative paths
     resolved against the directory strace printed (-y) or the process's cwd, followed
@@ -96,7 +118,7 @@ def touched_paths(log: Path, start_cwd: Path) -> list[tuple[str, str]]:
     cwd: dict[str, str] = {}
     root_pid: str | None = None
     out: list[tuple[str, str]] = []
-    for line in log.read_text(errors="replace").splitlines():
+    for line in whole_calls(log.read_text(errors="replace").splitlines()):
         m = SYSCALL.match(line)
         if m is None:
             continue
