@@ -27,6 +27,7 @@ from textual.widget import AwaitMount
 from watchfiles import awatch
 
 from core.evidence.models import Readiness
+from core.evidence.rundir import enclosing_repository
 from core.evidence.runs import RunsRootError, list_run_dirs
 from core.run.readiness import check_readiness
 from core.settings import Resolved
@@ -106,9 +107,13 @@ class Dashboard(RunControl, ReportsWorkerErrors, App[None]):
         if sot is not None:
             # The root as typed (as in the subtitle): the screen shows it.
             self.add_mode("work", lambda: WorkItemsScreen(sot, runs_root, rules))
-            self.screens_in_order.append("work")
+            # in the order of their keys (3), as the tab bar and `tab` show them
+            self.screens_in_order.insert(self.screens_in_order.index("jobs"), "work")
         self.sub_title = safe(str(runs_root))  # as the user typed it
         self.runs_root = runs_root.resolve()
+        self.root_repository = enclosing_repository(self.runs_root)
+        """The git work tree the runs root sits in (the quick start's ./harness-runs in a
+        clone), or None: every screen says so, as every command does on stderr."""
         self.log_ring = log_ring
         self.demo = demo
         self.resolved = resolved
@@ -295,5 +300,6 @@ class Dashboard(RunControl, ReportsWorkerErrors, App[None]):
                             "here goes (q)", self.action_quit)
         for binding in screen.BINDINGS:  # this screen's own keys, each by its name
             if isinstance(binding, Binding) and binding.description:
-                yield SystemCommand(binding.description, f"on this screen ({binding.key})",
+                key = self.get_key_display(binding)  # "/", not Textual's name "slash"
+                yield SystemCommand(binding.description, f"on this screen ({key})",
                                     functools.partial(screen.run_action, binding.action))

@@ -84,8 +84,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         emit_json(result)
     else:
         mark = {"ok": "ok  ", "failed": "FAIL", "not_applicable": "n/a "}
-        print(visible(f"{result.run_id}: {'accepted' if result.ok else 'NOT accepted'} "
-                      f"(run {result.status}{', demo' if result.demo else ''})"
+        # "accepted" alone would read as real-model evidence, which a demo run never is
+        verdict = ("accepted" if result.ok else "NOT accepted") + (" as a demo" if result.demo
+                                                                   else "")
+        print(visible(f"{result.run_id}: {verdict} (run {result.status})"
+                      + (": demo endpoint, never real-model evidence" if result.demo else "")
                       + (f"; whose fault: {result.failure_class}" if result.failure_class
                          else "")))
         failed = {c.detail for c in result.criteria if c.verdict == "failed"}

@@ -45,7 +45,8 @@ def test_demo_run_with_the_default_runs_root_passes_from_any_folder(tmp_path: Pa
     assert run_dir.is_absolute() and run_dir.parent == tmp_path / "harness-runs"
     assert "no task file" not in (run_dir / "backend" / "case.log").read_text()
     valid = cli("validate", result["run_id"], cwd=tmp_path)
-    assert valid.returncode == 0 and ": accepted (run passed, demo)" in valid.stdout
+    assert valid.returncode == 0 and (": accepted as a demo (run passed): demo endpoint, never "
+                                      "real-model evidence") in valid.stdout
 
 
 def test_validate_on_a_folder_that_is_not_a_run_is_a_usage_error(tmp_path: Path) -> None:

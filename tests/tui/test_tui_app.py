@@ -33,6 +33,7 @@ from tui.widgets.case_log import CaseLog
 from tui.widgets.file_view import FileView
 from tui.widgets.runs_table import RunsTable
 from tui.widgets.status_panel import StatusPanel
+from tui.widgets.where_bar import WhereBar
 
 pytestmark = pytest.mark.usefixtures("bare_environment")
 
@@ -256,6 +257,7 @@ async def test_keys_switch_screens_and_open_help(runs: dict[str, Path]) -> None:
         assert app.current_mode == "live"
         await pilot.press("2", "1")
         assert app.current_mode == "live"
+        assert "3" not in footer_keys(app.screen), "no SOT: no Work items key in the footer"
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
@@ -313,6 +315,8 @@ async def test_command_palette_offers_every_action(runs: dict[str, Path]) -> Non
     async with app.run_test(size=SIZE) as pilot:
         assert {"Live", "Runs", "Retry run", "Cancel run", "Enter endpoint", "Help", "Follow",
                 "Search", "Quit"} <= titles()
+        search = next(c for c in app.get_system_commands(app.screen) if c.title == "Search")
+        assert search.help == "on this screen (/)"  # the key as typed, not its name "slash"
         await pilot.press("2")
         assert {"Filter", "Clear filter"} <= titles()
         run_filter = next(c for c in app.get_system_commands(app.screen) if c.title == "Filter")
@@ -582,3 +586,37 @@ def test_sorting_by_checks_is_by_number_not_by_text() -> None:
             for i, checks in enumerate(["10/12", "3/5", None, "2/5", "12/12", "3/4"])]
     assert [r.checks for r in sort_rows(rows, "checks")] == [
         None, "2/5", "3/4", "3/5", "10/12", "12/12"]
+
+
+async def test_a_runs_root_inside_a_git_work_tree_is_named_on_every_screen(
+        tmp_path: Path) -> None:
+    """As every command warns on stderr: the quick start's ./harness-runs in a clone."""
+    (tmp_path / "clone" / ".git").mkdir(parents=True)
+    app = dashboard(tmp_path / "clone" / "harness-runs")
+    async with app.run_test(size=SIZE) as pilot:
+        for key in ("1", "2", "4"):
+            await pilot.press(key)
+            await until(pilot, lambda: "runs inside git repo clone"
+                        in text_of(app.screen.query_one(WhereBar)))
+        await pilot.press("2")
+        await until(pilot, lambda: "set CTO_HARNESS_RUNS_ROOT" in text_of(
+            app.screen.query_one("#runs-status", Static)))
+    outside = dashboard(tmp_path / "elsewhere")
+    async with outside.run_test(size=SIZE):
+        assert "git repo" not in text_of(outside.screen.query_one(WhereBar))
+
+
+async def test_j_and_k_move_in_the_files_tree(runs: dict[str, Path]) -> None:
+    app = dashboard(runs["passed"].parent)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.push_screen(RunDetailScreen(runs["passed"]))
+        tree = app.screen.query_one(DirectoryTree)
+        app.screen.query_one(TabbedContent).active = "files"
+        await until(pilot, lambda: tree.last_line > 2)
+        tree.focus()
+        await until(pilot, lambda: app.focused is tree)
+        start = tree.cursor_line
+        await pilot.press("j", "j")
+        await until(pilot, lambda: tree.cursor_line == start + 2)
+        await pilot.press("k")
+        await until(pilot, lambda: tree.cursor_line == start + 1)

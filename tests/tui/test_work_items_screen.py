@@ -94,6 +94,6 @@ async def test_dashboard_key_3_opens_work_items_only_with_a_sot(tmp_path: Path) 
         await until(pilot, lambda: isinstance(app.screen, WorkItemsScreen)
                     and app.screen.report is not None)
         assert app.screen.query_one("#wi-items", DataTable).row_count == 5
-        await pilot.press("tab")
+        await pilot.press("tab")  # screens cycle in their keys' order: 3 Work items, 4 Jobs
         await pilot.pause()
-        assert app.current_mode == "live"
+        assert app.current_mode == "jobs"

@@ -72,6 +72,14 @@ class RunFilesTree(DirectoryTree):
     really are folders (lstat) expand, and a listing that would leave the run (a folder
     swapped for a link since) is not made."""
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("g", "scroll_home", "First", show=False),
+        Binding("G", "scroll_end", "Last", show=False),
+    ]
+    """j/k/g/G as on every other list (Tree names its actions as the scroll keys do)."""
+
     def process_label(self, label: str | Text) -> Text:
         return super().process_label(inert(label.plain if isinstance(label, Text) else label))
 

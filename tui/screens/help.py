@@ -12,7 +12,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 KEYS: tuple[tuple[str, str], ...] = (
-    ("1 / 2 / 3 / tab", "switch screens: Live, Runs, Work items (with --sot); tab cycles"),
+    ("1 / 2 / 3 / 4 / tab", "switch screens: Live, Runs, Work items (with --sot), Jobs; tab "
+                            "cycles"),
     ("enter", "open the selected run in Run detail"),
     ("← → / ↓", "Run detail: pick a tab on the tab bar / go into it (its table, tree, log)"),
     ("escape", "back one level (close a dialog, out of a tab, leave Run detail, clear the "
@@ -28,6 +29,9 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("o", "Run detail: open the viewed file (Files) or the log in $EDITOR, as a read-only "
           "copy"),
     ("R", "Work items: re-gate now"),
+    ("r / c", "Jobs: resume the selected job (its missing trials) / cancel it"),
+    ("enter", "Jobs: open the selected trial (a cell of the tasks × attempts matrix) in Run "
+              "detail"),
     ("/", "search the log (Live, Run detail) or filter the runs (Runs); n / N next match"),
     ("ctrl+p", "command palette: every action by name"),
     ("?", "this help"),

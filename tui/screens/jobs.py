@@ -134,7 +134,8 @@ class JobsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
 
     def _status(self) -> None:
         running = sum(r.state == "running" for r in self.rows.values())
-        text = (f"{len(self.rows):,} jobs · {running} running · under "
+        count = len(self.rows)
+        text = (f"{count:,} job{'' if count == 1 else 's'} · {running} running · under "
                 f"{self.app.sub_title} · enter on a trial opens its run")
         if not self.rows:
             text = "no jobs yet: cto-harness job --demo starts one · " + text

@@ -194,6 +194,11 @@ class RunsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         status = inert(text)
         if problem is not None:
             status.append(safe(f" · {problem}"), style="bold red")
+        repository = cast("Dashboard", self.app).root_repository
+        if repository is not None:
+            status.append(safe(f" · the runs root is inside the git repository {repository}: "
+                               "runs are written there; set CTO_HARNESS_RUNS_ROOT (or "
+                               "--runs-root) to a folder outside it"), style="bold yellow")
         self.query_one("#runs-status", Static).update(status)
 
     # -- drill in ----------------------------------------------------------------------

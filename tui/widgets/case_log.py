@@ -45,6 +45,9 @@ class CaseLog(ScrollView, can_focus=True):
     CaseLog {
         border: round $panel-lighten-2;
         height: 1fr;
+        /* no horizontal bar: `›` marks each cut line, and → still scrolls to the rest; the
+           bar cost one of 13 log rows at 80x24 and drew a stray block under the log */
+        scrollbar-size-horizontal: 0;
         &:focus { border: round $accent; }
     }
     """

@@ -17,9 +17,10 @@ from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
 PRIORITY = ("help", "quit", "back", "show('live')", "show('runs')", "show('work')", "show('jobs')",
-            "search", "filter", "follow", "retry", "cancel_run", "stages", "regate",
+            "stages", "search", "filter", "follow", "retry", "cancel_run", "regate",
             "into_tab", "endpoint")
-"""Actions by how much a user needs to see their key; others come after, palette last."""
+"""Actions by how much a user needs to see their key; others come after, palette last.
+`stages` comes early: below 120 columns the stages fold away and `s` is the only way to them."""
 KEY_PADDING = 3
 """Columns a key takes beside its key and description text (spaces around them)."""
 
@@ -32,6 +33,9 @@ class SteadyFooter(Footer):
         palette = self.app.COMMAND_PALETTE_BINDING
         by_action: dict[str, tuple[Binding, bool, str]] = {}
         for key, (_, binding, enabled, tooltip) in self.screen.active_bindings.items():
+            if binding.action == "show('work')" and "work" not in getattr(
+                    self.app, "screens_in_order", ()):
+                continue  # no SOT, no Work items screen: `3` only says how to get one
             if binding.show or (key == palette and self.show_command_palette):
                 by_action.setdefault(binding.action, (binding, enabled, tooltip))
         return list(by_action.values())

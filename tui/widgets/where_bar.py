@@ -41,5 +41,9 @@ class WhereBar(Static):
         if self.detail:
             text.append(" › ", style="dim")
             text.append(" Run detail ", style="bold reverse")
+        repository = getattr(app, "root_repository", None)
+        if repository is not None:  # before the root: a narrow terminal cuts the root first
+            text.append(f"   ⚠ runs inside git repo {safe(repository.name)}",
+                        style="bold yellow")
         text.append(f"   {safe(str(app.sub_title))}", style="dim")
         return text
