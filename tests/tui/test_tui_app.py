@@ -620,3 +620,13 @@ async def test_j_and_k_move_in_the_files_tree(runs: dict[str, Path]) -> None:
         await until(pilot, lambda: tree.cursor_line == start + 2)
         await pilot.press("k")
         await until(pilot, lambda: tree.cursor_line == start + 1)
+
+
+def test_runs_at_160_columns_show_admission_and_duration() -> None:
+    """`s` sorts by duration: a 160-column terminal shows it (and the admission), instead of
+    giving both up to a note column most rows leave empty."""
+    from tui.widgets.runs_table import layout_for
+    wide = layout_for(160)
+    assert {"admission", "duration", "engine", "provider/model"} <= set(wide)
+    assert sum(wide.values()) + 2 * len(wide) <= 160 - 2
+    assert set(layout_for(80)) >= {"status", "time", "task", "checks", "note"}

@@ -22,8 +22,11 @@ KEPT_FIRST = ("status", "time", "task", "checks", "guard", "engine", "provider/m
 CELL_PADDING = 2
 CORE = 4
 """status, time, task, checks: never given up for the note."""
-NOTE_COMFORT = 40
-"""Below this the note takes the room of the least needed columns shown."""
+NOTE_COMFORT = 16
+"""Below this the note takes the room of the least needed columns shown. Most rows have no
+note (a retry's origin, a problem, each cut with a marker and whole in Run detail): at 40, a
+160-column Runs gave up admission and duration, the column `s` sorts by, for a note column
+left ~40 columns empty."""
 STATUS_STYLE = {
     "passed": "green", "failed": "red", "blocked": "yellow", "error": "bold red",
     "cancelled": "yellow", "timed_out": "red", "running": "bold cyan",
