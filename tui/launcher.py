@@ -19,7 +19,7 @@ from typing import IO
 from pydantic import SecretStr
 
 from core.evidence.models import Manifest
-from core.settings import ENDPOINT_VAR
+from core.settings import DEFAULT_PROFILE, DEFAULT_TASK, ENDPOINT_VAR
 
 
 @dataclass(frozen=True)
@@ -28,9 +28,9 @@ class ChildRunRequest:
     copies from the run it retries, as the child's command line. Not `core`'s `RunRequest`
     (an in-process run's every parameter): the dashboard never runs a Case itself."""
 
-    task: str = "r1-string-slugify"
+    task: str = DEFAULT_TASK
     engine: str = "case"
-    profile: str = "case-qwen"
+    profile: str = DEFAULT_PROFILE
     demo: bool = False
     retry_of: str | None = None
 

@@ -13,13 +13,8 @@ from pydantic import SecretStr
 from textual import work
 from textual.screen import Screen
 
-from core.evidence.runs import (
-    Unreadable,
-    cancel_harness,
-    harness_alive,
-    load_manifest,
-    load_report,
-)
+from core.evidence.liveness import cancel_harness, harness_alive
+from core.evidence.runs import Unreadable, load_manifest, load_report
 from tui.launcher import ChildRun, ChildRunRequest, start_run
 from tui.screens.dialogs import ConfirmScreen, QuitChoice, QuitScreen
 from tui.terminal_text import safe

@@ -21,7 +21,7 @@ from core.jobs.summary import JobError, find_job, list_jobs, read_job
 from core.run.readiness import check_readiness
 from core.run.task import list_tasks, load_task, tasks_dir
 from core.sandbox.limits import settings_from as limits_from
-from core.settings import PROFILES, resolve
+from core.settings import DEFAULT_PROFILE, PROFILES, resolve
 from core.term import visible
 
 DEFAULT_TIMEOUT_S = 1800.0
@@ -264,7 +264,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="trials at once, so Cases the endpoint sees at once (default 1)")
     job.add_argument("--timeout", type=float, metavar="SECONDS",
                      help=f"per trial (default {DEFAULT_TIMEOUT_S:g})")
-    job.add_argument("--profile", default="case-qwen", choices=sorted(PROFILES))
+    job.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
     job.add_argument("--name", help="the job folder's name after its stamp (default: job)")
     job.add_argument("--demo", action="store_true",
                      help="every trial against the embedded demo endpoint")

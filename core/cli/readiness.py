@@ -8,7 +8,7 @@ import sys
 from core.cli.common import emit_json
 from core.evidence.models import Readiness
 from core.run.readiness import EXIT_BLOCKED, EXIT_READY, check_readiness
-from core.settings import PROFILES, resolve
+from core.settings import DEFAULT_PROFILE, PROFILES, resolve
 from core.term import visible
 
 
@@ -33,6 +33,6 @@ def _readiness_command(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("readiness", help="check config, Case binary, admission, endpoint")
-    parser.add_argument("--profile", default="case-qwen", choices=sorted(PROFILES))
+    parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
     parser.add_argument("--json", action="store_true", help="print the Readiness JSON")
     parser.set_defaults(func=_readiness_command)

@@ -20,7 +20,7 @@ from core.evidence.validate import validate_run
 from core.run.launch import RunRequest
 from core.run.readiness import check_readiness
 from core.run.runner import run_sync
-from core.settings import PROFILES, resolve
+from core.settings import DEFAULT_PROFILE, DEFAULT_TASK, PROFILES, resolve
 from core.term import visible
 
 
@@ -174,8 +174,8 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run a Case (or the fake engine) on a task")
-    run.add_argument("--profile", default="case-qwen", choices=sorted(PROFILES))
-    run.add_argument("--task", default="r1-string-slugify",
+    run.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
+    run.add_argument("--task", default=DEFAULT_TASK,
                      help="a task id (bundled, or in --tasks DIR) or a path to a task folder")
     run.add_argument("--tasks", metavar="DIR",
                      help="a folder of task folders (default: CTO_HARNESS_TASKS_DIR, else the "
@@ -194,7 +194,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.set_defaults(func=cmd_run)
 
     health = sub.add_parser("health", help="readiness plus a fake-engine self-test")
-    health.add_argument("--profile", default="case-qwen", choices=sorted(PROFILES))
+    health.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
     health.add_argument("--json", action="store_true")
     health.set_defaults(func=cmd_health)
 

@@ -19,13 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from core.evidence.extents import file_digest
 from core.evidence.models import GENESIS_HASH
-from core.evidence.untrusted import NotRegularFile, open_regular  # noqa: F401 - re-exported
+from core.evidence.untrusted import NotRegularFile, open_regular, read_bounded  # noqa: F401 - re-exported
 
 Redact = Callable[[str], str]
 
@@ -72,6 +72,19 @@ def dump_json(data: BaseModel | dict[str, Any] | list[Any]) -> str:
     if isinstance(data, BaseModel):
         return data.model_dump_json(indent=2) + "\n"
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_json_model(path: Path, model: type[M], max_bytes: int) -> M:
+    """The one safe reader of a JSON file the harness wrote (a run's manifest or report, a
+    job's job.json): read_bounded's rules (a regular file, no link on the way, at most
+    `max_bytes`), then validated as `model`. Each caller words the failures for its own
+    readers, so this raises them as they are: OSError (FileNotFoundError,
+    NotADirectoryError, NotRegularFile, TooLarge, …) and pydantic's ValidationError or
+    ValueError."""
+    return model.model_validate_json(read_bounded(path, max_bytes))
 
 
 def enclosing_repository(path: Path) -> Path | None:

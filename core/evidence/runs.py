@@ -7,16 +7,17 @@ Readers never trust a file: a missing, partial or corrupt one becomes a state th
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from core.errors import HarnessError
+from core.evidence.liveness import harness_alive
 from core.evidence.models import Manifest, RelayRecord, Report, TraceEvent
-from core.evidence.rundir import NotRegularFile, RunPaths, open_regular
+from core.evidence.rundir import NotRegularFile, RunPaths, open_regular, read_json_model
+from core.evidence.untrusted import TooLarge
 
 RowStatus = Literal[
     "passed", "failed", "blocked", "error", "cancelled", "timed_out",
@@ -89,19 +90,16 @@ def _read_model(path: Path, model: type[M]) -> M | None:
     """None when absent. Only a regular file is opened: a FIFO would block the reader
     forever, a link could point anywhere, and the harness writes neither."""
     try:
-        with open_regular(path) as fh:
-            if os.fstat(fh.fileno()).st_size > MAX_JSON_BYTES:
-                raise Unreadable(f"{path.name}: larger than {MAX_JSON_BYTES >> 20} MiB, "
-                                 "which no run writes")
-            data = fh.read()
+        return read_json_model(path, model, MAX_JSON_BYTES)
+    except TooLarge:
+        raise Unreadable(f"{path.name}: larger than {MAX_JSON_BYTES >> 20} MiB, "
+                         "which no run writes") from None
     except (FileNotFoundError, NotADirectoryError):
         return None
     except NotRegularFile as exc:
         raise Unreadable(f"{path.name}: {exc.strerror}") from None
     except OSError as exc:  # its permissions, or its folder's
         raise OutOfReach(f"{path.name}: {exc.strerror}") from None
-    try:
-        return model.model_validate_json(data)
     except (ValidationError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise Unreadable(f"{path.name}: not a valid {model.__name__} ({first})") from None
@@ -145,53 +143,6 @@ def read_trace(run_dir: Path) -> list[TraceEvent]:
 
 def read_relay(run_dir: Path) -> list[RelayRecord]:
     return [r for _, r in _jsonl(RunPaths(run_dir).relay, RelayRecord) if r is not None]
-
-
-def process_start_ticks(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat: tells a live process from a reused pid."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
-
-
-class HarnessOwned(Protocol):
-    """What a run's manifest and a job's file both say of the harness process that owns
-    them: its pid and its start time (so a pid reused by another process is not it)."""
-
-    @property
-    def harness_pid(self) -> int: ...
-
-    @property
-    def harness_start_ticks(self) -> int | None: ...
-
-
-def harness_alive(manifest: HarnessOwned) -> bool:
-    if manifest.harness_pid <= 0:  # 0 and -N would ask about whole process groups
-        return False
-    try:
-        os.kill(manifest.harness_pid, 0)
-    except (ProcessLookupError, OverflowError):  # a pid no process can have
-        return False
-    except PermissionError:
-        return True
-    if manifest.harness_start_ticks is None:
-        return True
-    return process_start_ticks(manifest.harness_pid) == manifest.harness_start_ticks
-
-
-def cancel_harness(owned: HarnessOwned) -> bool:
-    """SIGINT the harness of a run or a job started by another process, as Ctrl-C would
-    (it ends its Cases and writes cancelled reports); False when that harness is already
-    gone (or its pid is another process's now)."""
-    if not harness_alive(owned):
-        return False
-    try:
-        os.kill(owned.harness_pid, signal.SIGINT)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def list_run_dirs(root: Path) -> list[Path]:

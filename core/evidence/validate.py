@@ -37,10 +37,10 @@ from core.evidence.rundir import (
     run_files,
 )
 from core.evidence.runs import Unreadable, load_manifest, load_report
-from core.settings import PROFILES
+from core.settings import DEFAULT_PROFILE, PROFILES
+from core.settings.hosted import HOSTED_MODEL_MARKERS
 
-QWEN_PROVIDER, QWEN_MODEL = PROFILES["case-qwen"]
-HOSTED = ("anthropic", "claude-sonnet-4-6")
+QWEN_PROVIDER, QWEN_MODEL = PROFILES[DEFAULT_PROFILE]
 
 ACCEPTANCE: dict[str, str] = {
     "endpoint_config_supplied": "`CTO_HARNESS_CASE_LOCAL_BASE_URL` is supplied at runtime for "
@@ -245,7 +245,7 @@ def _criteria(paths: RunPaths, manifest: Manifest, report: Report,
                       f"case_model_admission_status is {report.case_model_admission_status}",
                       rep("case_model_admission_status"), at(first("admission_checked"))))
         hosted_seen = [m for m in report.relay.models_seen
-                       if any(h in m.lower() for h in HOSTED)]
+                       if any(h in m.lower() for h in HOSTED_MODEL_MARKERS)]
         clear = (not report.fallback_detected and report.guard_state == "clear"
                  and not hosted_seen)
         out.append(_c("no_fallback", "ok" if clear else "failed",

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.evidence.models import FailureClass
+from core.settings import DEFAULT_PROFILE
 
 TrialStatus = Literal[
     "pending", "running", "passed", "failed", "blocked", "error", "cancelled", "timed_out",
@@ -48,7 +49,7 @@ class JobConfig(_Model):
     concurrency: int = Field(ge=1)
     timeout_s: float = Field(gt=0)
     demo: bool = False
-    profile: str = "case-qwen"
+    profile: str = DEFAULT_PROFILE
     tasks_dir: str | None = None
     """The folder of tasks the job was given (--tasks or CTO_HARNESS_TASKS_DIR), if any."""
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from core.evidence.attestation import sign_job
 from core.evidence.keys import signing_setup
+from core.evidence.liveness import harness_alive, process_start_ticks
 from core.evidence.models import EXIT_CODES
 from core.evidence.rundir import atomic_write_text, utcnow
 from core.evidence.runs import (
@@ -38,7 +39,6 @@ from core.evidence.runs import (
     list_run_dirs,
     load_manifest,
     load_report,
-    process_start_ticks,
 )
 from core.jobs.model import TO_RUN, Job, JobConfig, Trial, retried
 from core.jobs.summary import JOB_FILE, JobError, jobs_root, summarize, trial_facts
@@ -176,24 +176,12 @@ def reconcile(job: Job, runs_root: Path) -> None:
             continue
         if report is not None:
             job.trials[i] = trial_facts(trial, report)
-        elif manifest is not None and _alive(manifest.harness_pid, manifest.harness_start_ticks):
+        elif manifest is not None and harness_alive(manifest):
             raise JobError(f"trial {trial.task} #{trial.attempt} (run {run_id}) is still "
                            f"running (harness pid {manifest.harness_pid}); wait for it or "
                            "cancel it, then resume")
         else:
             job.trials[i] = trial.model_copy(update={"run_id": run_id, "status": "interrupted"})
-
-
-def _alive(pid: int, ticks: int | None) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):
-        return False
-    except PermissionError:
-        return True
-    return ticks is None or process_start_ticks(pid) == ticks
 
 
 class JobRunner:

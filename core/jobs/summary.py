@@ -16,9 +16,11 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, Field, ValidationError
 
 from core.errors import HarnessError
+from core.evidence.liveness import harness_alive
 from core.evidence.models import FailureClass, Report
-from core.evidence.rundir import NotRegularFile, open_regular
-from core.evidence.runs import JOBS_FOLDER, process_start_ticks
+from core.evidence.rundir import NotRegularFile, read_json_model
+from core.evidence.runs import JOBS_FOLDER
+from core.evidence.untrusted import TooLarge
 from core.jobs.model import (
     Baseline,
     Counts,
@@ -146,19 +148,16 @@ def read_job_head(job_dir: Path) -> JobHead:
 def _read(job_dir: Path, model: type[M]) -> M:
     path = job_dir / JOB_FILE
     try:
-        with open_regular(path) as fh:
-            if os.fstat(fh.fileno()).st_size > MAX_JOB_BYTES:
-                raise JobError(f"{path}: larger than {MAX_JOB_BYTES >> 20} MiB, which no job "
-                               "writes")
-            data = fh.read()
+        return read_json_model(path, model, MAX_JOB_BYTES)
+    except TooLarge:
+        raise JobError(f"{path}: larger than {MAX_JOB_BYTES >> 20} MiB, which no job "
+                       "writes") from None
     except FileNotFoundError:
         raise JobError(f"{job_dir}: not a job (no {JOB_FILE})") from None
     except NotRegularFile as exc:
         raise JobError(f"{path}: {exc.strerror}") from None
     except OSError as exc:
         raise JobError(f"{path}: cannot be read ({exc.strerror})") from None
-    try:
-        return model.model_validate_json(data)
     except (ValidationError, ValueError) as exc:
         first = str(exc).splitlines()
         detail = (first[1].strip() + ": " + first[2].strip()) if len(first) > 2 else first[0]
@@ -166,23 +165,9 @@ def _read(job_dir: Path, model: type[M]) -> M:
                        "short, and is left as it is") from None
 
 
-def job_alive(job: Job | JobHead) -> bool:
-    """The job's harness process is still that process (pid and start time)."""
-    if job.harness_pid <= 0:
-        return False
-    try:
-        os.kill(job.harness_pid, 0)
-    except (ProcessLookupError, OverflowError):
-        return False
-    except PermissionError:
-        return True
-    return job.harness_start_ticks is None or \
-        process_start_ticks(job.harness_pid) == job.harness_start_ticks
-
-
 def live_state(job: Job | JobHead) -> JobState:
     """`running` only while its harness lives: a job whose harness died is interrupted."""
-    if job.state == "running" and not job_alive(job):
+    if job.state == "running" and not harness_alive(job):
         return "interrupted"
     return job.state
 

@@ -53,6 +53,7 @@ from core.relay.rules import (
     match_route,
     parse_body,
 )
+from core.relay.upstream import upstream_headers, upstream_url
 from core.secrets.stream import StreamRedactor
 from core.settings import verifies_tls
 
@@ -301,12 +302,11 @@ class Relay:
         """To the upstream base plus the matched route's own path (never the Case's path
         or query), with the relay's own headers."""
         client = self._upstream_client()
-        url = f"{self._upstream.get_secret_value().rstrip('/')}/{matched.upstream_path}"
+        url = upstream_url(self._upstream, matched.upstream_path)
         headers = {"accept-encoding": "identity", "accept": "application/json, text/event-stream"}
         if body:
             headers["content-type"] = "application/json"
-        if self._api_key is not None:
-            headers["authorization"] = f"Bearer {self._api_key.get_secret_value()}"
+        headers = upstream_headers(self._api_key, **headers)
         api: Api = "responses" if matched.route.path == "responses" else "chat"
         if self.ledger.recorder is not None and matched.route.body:
             pending.capture = self.ledger.recorder.capture(api, body, utcnow())

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from core.errors import HarnessError
 from core.evidence.models import ReadinessCheck
-from core.run.hosted import hosted_finding, hosted_name
+from core.settings.hosted import hosted_finding, hosted_name
 
 ARGS_VAR = "CTO_HARNESS_CASE_ARGS"
 ENV_VAR = "CTO_HARNESS_CASE_ENV"

@@ -12,16 +12,12 @@ anyone's): it cannot claim its model, so it cannot pass.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from core.evidence.models import Evidence, GuardState, RelayRecord
+from core.settings.hosted import HOSTED_ENV
 
-HOSTED_ENV = re.compile(
-    r"^(ANTHROPIC_|CLAUDE_|AWS_BEDROCK|BEDROCK_|VERTEX_|GOOGLE_API_KEY|GEMINI_|MISTRAL_|"
-    r"COHERE_|GROQ_|TOGETHER_|OPENROUTER_|AZURE_OPENAI|OPENAI_ORG)",
-)
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 

@@ -25,7 +25,7 @@ from core.sandbox.paths import PathProblem
 from core.sandbox.run import TASK_FILE, WORKSPACE, RunSandbox
 from core.secrets.redact import Redactor
 from core.secrets.runscan import max_bytes_from_env
-from core.settings import ConfigError, Resolved
+from core.settings import DEFAULT_PROFILE, DEFAULT_TASK, ConfigError, Resolved
 
 ENV_ALLOWLIST = ("PATH", "HOME", "LANG", "TMPDIR", "TERM")
 FAKE_ENGINE = Path(__file__).with_name("fake_engine.py")
@@ -35,8 +35,8 @@ UDS_PATH_MAX = 107
 
 @dataclass
 class RunRequest:
-    profile: str = "case-qwen"
-    task: str = "r1-string-slugify"
+    profile: str = DEFAULT_PROFILE
+    task: str = DEFAULT_TASK
     engine: Engine = "case"
     baseline: bool = True
     timeout: float = 1800.0

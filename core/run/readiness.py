@@ -18,6 +18,7 @@ import httpx
 
 from core.evidence.models import AdmissionStatus, Readiness, ReadinessCheck
 from core.evidence.rundir import utcnow
+from core.relay.upstream import upstream_headers, upstream_url
 from core.run.admission import check_admission
 from core.run.caseconf import check_case_setup
 from core.settings import (
@@ -103,10 +104,8 @@ def _call(resolved: Resolved, method: str, route: str, timeout: float,
     """One request to {base}/{route} with the API key when set: the response, or the check
     that says why none came; and the latency in ms."""
     assert resolved.endpoint is not None
-    url = resolved.endpoint.get_secret_value().rstrip("/") + "/" + route
-    headers = {"accept": "application/json"}
-    if resolved.api_key is not None:
-        headers["authorization"] = f"Bearer {resolved.api_key.get_secret_value()}"
+    url = upstream_url(resolved.endpoint, route)
+    headers = upstream_headers(resolved.api_key, accept="application/json")
     started = time.monotonic()
     try:
         # trust_env=False: no proxy variable or .netrc may reroute the secret URL.

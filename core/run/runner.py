@@ -27,6 +27,7 @@ from core.evidence.attestation import sign_run
 from core.evidence.defuse import defuse_tree
 from core.evidence.exchanges import max_bytes_from_env
 from core.evidence.keys import SigningKey, signing_setup
+from core.evidence.liveness import process_start_ticks
 from core.evidence.models import (
     BaselineOutcome,
     CheckCounts,
@@ -40,7 +41,6 @@ from core.evidence.models import (
     Signing,
 )
 from core.evidence.rundir import artifact_hashes, fresh_dir, utcnow
-from core.evidence.runs import process_start_ticks
 from core.relay.bodies import BodyRules
 from core.relay.server import Relay
 from core.run.admission import check_admission

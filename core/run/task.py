@@ -21,7 +21,6 @@ from core.evidence.rundir import fresh_dir
 from core.evidence.untrusted import NotRegularFile, describe, read_bounded
 
 BUNDLED_TASKS_DIR = Path(__file__).parent / "tasks"
-TASKS_DIR = BUNDLED_TASKS_DIR  # the default folder of tasks (kept under its old name)
 TASKS_VAR = "CTO_HARNESS_TASKS_DIR"
 PROMPT_LIMIT = 4 * 2**20
 """Bytes of prompt read at most (and of task.json)."""

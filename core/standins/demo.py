@@ -20,10 +20,10 @@ from pathlib import Path
 from pydantic import SecretStr
 
 import core
-from core.settings import PROFILES
+from core.settings import DEFAULT_PROFILE, PROFILES
 from core.standins.endpoint import ScriptedEndpoint
 
-DEMO_PROVIDER, DEMO_MODEL = PROFILES["case-qwen"]
+DEMO_PROVIDER, DEMO_MODEL = PROFILES[DEFAULT_PROFILE]
 DEMO_TOKEN_DELAY_S = 0.02
 """Pace of the scripted stream: a few hundred tokens in a few seconds, so the live view
 has something to show without making the newcomer wait."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.evidence.attestation import sign_run
+from core.evidence.liveness import process_start_ticks
 from core.evidence.models import (
     GENESIS_HASH,
     BaselineOutcome,
@@ -40,7 +41,6 @@ from core.evidence.rundir import (
     artifact_hashes,
     line_hash,
 )
-from core.evidence.runs import process_start_ticks
 from core.run.outcome import classify
 from tests.support.signing import fixture_key
 

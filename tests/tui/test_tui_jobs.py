@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from core.evidence.runs import process_start_ticks
+from core.evidence.liveness import process_start_ticks
 from core.jobs.model import Job, JobConfig, JobTask, Trial
 from core.jobs.runner import write_job
 from core.jobs.summary import read_job, summarize

@@ -19,7 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from core.evidence.runs import cancel_harness
+from core.evidence.liveness import cancel_harness
 from core.jobs.model import Job, JobHead
 from core.jobs.summary import (
     JobError,

@@ -17,8 +17,8 @@ from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from core.evidence.follow import RunTail
+from core.evidence.liveness import harness_alive
 from core.evidence.models import Readiness
-from core.evidence.runs import harness_alive
 from tui.failures import ReportsWorkerErrors
 from tui.live_state import RunView, how_to_supply
 from tui.messages import RunGrew

@@ -1,4 +1,7 @@
-"""Configuration from the environment (pydantic-settings), secrets held as SecretStr.
+"""Configuration from the environment (pydantic-settings), secrets held as SecretStr; the
+defaults (profile, task, fallback markers); and, in `core.settings.hosted`, what a hosted
+provider looks like (a package so that knowledge sits beside its lowest user, the default
+fallback markers, in core's bottom layer).
 
 The endpoint URL and API key are secrets from the moment they are read: their repr, str,
 dumps and every error message here say only which variable or file is at fault.
@@ -14,12 +17,17 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import BadInput
+from core.settings.hosted import HOSTED_MODEL_MARKERS
 
-PROFILES: dict[str, tuple[str, str]] = {"case-qwen": ("qwen-local", "qwen3.6-35b-a3b")}
+DEFAULT_PROFILE = "case-qwen"
+"""The profile a run, a job, readiness and health use when none is named."""
+PROFILES: dict[str, tuple[str, str]] = {DEFAULT_PROFILE: ("qwen-local", "qwen3.6-35b-a3b")}
 """Fixed, non-secret routing of each profile: (provider, model)."""
+DEFAULT_TASK = "r1-string-slugify"
+"""The task a run starts when none is named (a bundled one)."""
 
 DEFAULT_CASE_ARGS = "--task-file {task_file} --workspace {workspace} --model {model}"
-DEFAULT_FALLBACK_MARKERS = ("anthropic", "claude-")
+DEFAULT_FALLBACK_MARKERS = HOSTED_MODEL_MARKERS
 
 ENDPOINT_VAR = "CTO_HARNESS_CASE_LOCAL_BASE_URL"
 API_KEY_VAR = "CTO_HARNESS_CASE_LOCAL_API_KEY"
@@ -156,7 +164,7 @@ def _both_set(var: str) -> str:
             "never a guess")
 
 
-def resolve(profile: str = "case-qwen") -> Resolved:
+def resolve(profile: str = DEFAULT_PROFILE) -> Resolved:
     """Read the environment once; raise ConfigError for what cannot be read at all."""
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")

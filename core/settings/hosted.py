@@ -1,4 +1,10 @@
-"""What a hosted model provider's key, base URL or model name looks like.
+"""What a hosted model provider's key, base URL, variable or model name looks like: the one
+place that knows, for every user of it (the fallback guard's variables and markers, the
+Case-setup check, the settings' default fallback markers, `validate`'s hosted models).
+
+Beside the settings, in core's bottom layer, because its lowest user (the settings' default
+markers) sits there and `validate` (core.evidence) needs it too; before, four modules spelled
+it, and `hosted` imported the guard for its variable pattern.
 
 The user's own settings for a Case (`CTO_HARNESS_CASE_ENV`, the HOME template) are refused
 when they name a hosted provider: a key there lets an agent fall back to it the moment the
@@ -11,7 +17,15 @@ from __future__ import annotations
 
 import re
 
-from core.run.guard import HOSTED_ENV
+HOSTED_ENV = re.compile(
+    r"^(ANTHROPIC_|CLAUDE_|AWS_BEDROCK|BEDROCK_|VERTEX_|GOOGLE_API_KEY|GEMINI_|MISTRAL_|"
+    r"COHERE_|GROQ_|TOGETHER_|OPENROUTER_|AZURE_OPENAI|OPENAI_ORG)",
+)
+"""Environment variable names (upper case) that belong to a hosted provider."""
+
+HOSTED_MODEL_MARKERS = ("anthropic", "claude-")
+"""Words (lower case) that name a hosted model or its maker: the guard's default fallback
+markers in a Case's output, and what `validate` looks for in the models the relay saw."""
 
 HOSTED_HOSTS = (
     "api.anthropic.com", "api.openai.com", "generativelanguage.googleapis.com",
