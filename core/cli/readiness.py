@@ -31,7 +31,7 @@ def _readiness_command(args: argparse.Namespace) -> int:
     return EXIT_READY if readiness.ready else EXIT_BLOCKED
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("readiness", help="check config, Case binary, admission, endpoint")
     parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
     parser.add_argument("--json", action="store_true", help="print the Readiness JSON")

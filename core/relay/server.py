@@ -53,9 +53,8 @@ from core.relay.rules import (
     match_route,
     parse_body,
 )
-from core.relay.upstream import upstream_headers, upstream_url
 from core.secrets.stream import StreamRedactor
-from core.settings import verifies_tls
+from core.settings import upstream_headers, upstream_url, verifies_tls
 
 UPSTREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=60.0)
 """Generous reads: a large model may think for minutes before its first token."""

@@ -125,7 +125,7 @@ def check_admission(
         return AdmissionResult("pending", f"{pair} is pending admission in {path}")
     if entry.status == "revoked":
         return AdmissionResult("revoked", f"{pair} was revoked in {path}")
-    if entry.expired(now or datetime.now(UTC)):
+    if entry.expires is not None and entry.expired(now or datetime.now(UTC)):
         return AdmissionResult(
             "expired", f"admission of {pair} in {path} expired at {entry.expires.isoformat()}"
         )

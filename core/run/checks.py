@@ -141,7 +141,8 @@ async def run_checks(
     argv = [sys.executable, "-I", "-B", "-X", "utf8", "-m", "pytest", "-q",
             "-p", "no:cacheprovider", "--rootdir", where, f"--junitxml={where}/{CHECK_RESULTS}",
             f"{where}/tests"]
-    command, fds = argv, ()
+    command: list[str] = argv
+    fds: tuple[int, ...] = ()
     if sandbox is not None:
         spec = Spec(binds=[Bind(workspace, SANDBOX_WORKSPACE), Bind(out_dir, SANDBOX_CHECKS),
                            Bind(out_dir / "out", f"{SANDBOX_CHECKS}/out", writable=True),

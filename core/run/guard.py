@@ -78,12 +78,12 @@ class Guard:
                                     detail=f"{name} points away from the loopback relay"))
 
     def on_relay(self, record: RelayRecord, line: int) -> None:
-        where = {"file": "backend/relay.jsonl", "line": line}
+        relay = "backend/relay.jsonl"
         if record.refused and record.model_asked and record.model_asked != self.model:
-            self._trip(Evidence(**where, field="model_asked",
+            self._trip(Evidence(file=relay, line=line, field="model_asked",
                                 detail=f"relay refused {record.model_asked} at {record.ts}"))
         elif record.model_answered and record.model_answered != self.model:
-            self._trip(Evidence(**where, field="model_answered",
+            self._trip(Evidence(file=relay, line=line, field="model_answered",
                                 detail=f"upstream answered {record.model_answered} "
                                        f"to a request for {record.model_asked}"))
         elif not record.refused and not record.error and 200 <= record.status < 300 and (

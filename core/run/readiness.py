@@ -18,7 +18,6 @@ import httpx
 
 from core.evidence.models import AdmissionStatus, Readiness, ReadinessCheck
 from core.evidence.rundir import utcnow
-from core.relay.upstream import upstream_headers, upstream_url
 from core.run.admission import check_admission
 from core.run.caseconf import check_case_setup
 from core.settings import (
@@ -27,6 +26,8 @@ from core.settings import (
     CASE_APIS,
     ENDPOINT_VAR,
     Resolved,
+    upstream_headers,
+    upstream_url,
     verifies_tls,
 )
 from core.term import visible

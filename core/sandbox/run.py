@@ -19,6 +19,7 @@ import asyncio
 import os
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Literal
 
 from core.evidence.models import CaseSandbox
 from core.sandbox.bwrap import (
@@ -55,7 +56,7 @@ class RunSandbox:
         self.ready = False
         self.detail = ""
         self.case_spec: Spec | None = None
-        self.network = "relay-only"
+        self.network: Literal["relay-only", "none"] = "relay-only"
         self._setup: asyncio.Future[str] | None = None
         choice = resolved.case_sandbox.lower()
         self.enabled = choice != "off"

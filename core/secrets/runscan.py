@@ -127,11 +127,11 @@ class _Scanner:
             subfolders = []
             for index, entry in enumerate(entries):
                 if self.late():  # the rest: files listed here, folders as the loop ends
-                    for rest in entries[index:]:
-                        if rest.is_dir(follow_symlinks=False):
-                            subfolders.append(rest.path)
+                    for unread in entries[index:]:
+                        if unread.is_dir(follow_symlinks=False):
+                            subfolders.append(unread.path)
                         else:
-                            self.skip(rest.path, self.out_of_time)
+                            self.skip(unread.path, self.out_of_time)
                     break
                 self._entry(entry, subfolders)
             stack += reversed(subfolders)

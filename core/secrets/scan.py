@@ -246,10 +246,10 @@ def scan_git_index(repo: Path, redactor: Redactor) -> list[LeakFinding]:
     blobs: list[tuple[str, str]] = []
     for entry in entries.split(b"\0"):
         if entry:
-            meta, _, name = entry.partition(b"\t")
+            meta, _, raw_name = entry.partition(b"\t")
             mode, sha = meta.split()[:2]
             if mode != b"160000":  # a submodule is a commit, not a blob
-                blobs.append((sha.decode(), name.decode("utf-8", "replace")))
+                blobs.append((sha.decode(), raw_name.decode("utf-8", "replace")))
     batch = _git(repo, "cat-file", "--batch", data="".join(f"{s}\n" for s, _ in blobs).encode())
     found: list[LeakFinding] = []
     pos = 0

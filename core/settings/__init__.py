@@ -159,6 +159,21 @@ def verifies_tls(endpoint: SecretStr) -> bool:
     return endpoint.get_secret_value().lower().startswith("https:")
 
 
+def upstream_url(endpoint: SecretStr, route: str) -> str:
+    """The endpoint's base joined with a route (`models`, `chat/completions`), the base's own
+    path kept: the one join for the relay's forwarding and readiness's probes. The result is
+    the secret itself: for the request only, never a message or a log."""
+    return endpoint.get_secret_value().rstrip("/") + "/" + route
+
+
+def upstream_headers(api_key: SecretStr | None, **headers: str) -> dict[str, str]:
+    """`headers`, and the API key as `authorization: Bearer …` when one is set (the relay's
+    and readiness's one way of presenting it)."""
+    if api_key is not None:
+        headers["authorization"] = f"Bearer {api_key.get_secret_value()}"
+    return headers
+
+
 def _both_set(var: str) -> str:
     return (f"both {var} and {var}_FILE are set: unset one, so which value a run uses is "
             "never a guess")
@@ -169,7 +184,8 @@ def resolve(profile: str = DEFAULT_PROFILE) -> Resolved:
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     settings = HarnessSettings()
-    endpoint, source = settings.case_local_base_url, ENDPOINT_VAR
+    endpoint = settings.case_local_base_url
+    source: str | None = ENDPOINT_VAR
     if endpoint is None or not endpoint.get_secret_value().strip():
         endpoint, source = None, None
     problem = None
@@ -194,7 +210,7 @@ def resolve(profile: str = DEFAULT_PROFILE) -> Resolved:
                            "the upstream would get the URL's Basic credentials and never the "
                            "key; keep the credentials in one of the two")
     provider, model = PROFILES[profile]
-    markers = DEFAULT_FALLBACK_MARKERS
+    markers: tuple[str, ...] = DEFAULT_FALLBACK_MARKERS
     if settings.fallback_markers is not None:
         words = settings.fallback_markers.split(",")
         markers = tuple(m.strip().lower() for m in words if m.strip())
