@@ -213,7 +213,8 @@ def _media(value: Any, where: str) -> str | None:
         return None
     if not isinstance(value, Mapping):
         return None
-    keys = _MEDIA_PARTS.get(value.get("type")) if isinstance(value.get("type"), str) else None
+    kind = value.get("type")
+    keys = _MEDIA_PARTS.get(kind) if isinstance(kind, str) else None
     for key in keys or ():
         if key in value and not _inline(value[key]):
             return (f"{where}.{key} names something to fetch; the relay forwards only inline "
