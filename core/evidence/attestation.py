@@ -26,7 +26,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cryptography.exceptions import InvalidSignature
 
@@ -220,7 +220,7 @@ class SignatureCheck:
     """What `validate` says of a run's attestation: `signature` (verified, unsigned,
     invalid, or None when no key could be had), the problems found, and a one-line detail."""
 
-    signature: str | None
+    signature: Literal["verified", "unsigned", "invalid"] | None
     keyid: str | None
     detail: str
     problems: tuple[str, ...] = ()
@@ -298,12 +298,12 @@ def _subject_problems(root: Path, statement: dict[str, Any], report: Report,
     if signed.get("trace.jsonl", {}).get("sha256") != trace:
         problems.append("trace.jsonl: differs from the signed attestation")
     undigested = set((statement.get("predicate") or {}).get("undigested") or [])
-    for name, digest in sorted(signed.items()):
+    for name, signed_digest in sorted(signed.items()):
         if name in ("report.json", "trace.jsonl"):
             continue
         if name not in now:
             problems.append(f"{name}: signed, but missing now")
-        elif digest.get(ARTIFACT_DIGEST) != now[name]:
+        elif signed_digest.get(ARTIFACT_DIGEST) != now[name]:
             problems.append(f"{name}: changed after the run was signed (digest differs "
                             "from the attestation)")
     for name in sorted(now.keys() - signed.keys() - undigested):
