@@ -230,7 +230,8 @@ def junit(path: Path, passed: int) -> None:
 
 
 def stage2(run: FixtureRun, *, relay: int = 3, checks: tuple[int, int] = (3, 3)) -> None:
-    run.event(0.4, "relay_started", url="http://127.0.0.1:40123/v1")
+    run.event(0.4, "relay_started", url="http://127.0.0.1:40123/v1",
+              door="unix socket (sandbox only)")
     run.event(0.5, "case_process_started", pid=4242, argv=["case", "--task-file", "task.md"],
               network="isolated", sandbox="bwrap")
     run.log(*CASE_LOG)
@@ -280,7 +281,8 @@ def make_runs_root(root: Path) -> dict[str, Path]:
 
     run = FixtureRun(root, run_id(3, 1004), minute=3)
     run.preflight()
-    run.event(0.4, "relay_started", url="http://127.0.0.1:40124/v1")
+    run.event(0.4, "relay_started", url="http://127.0.0.1:40124/v1",
+              door="unix socket (sandbox only)")
     run.event(0.5, "case_process_started", pid=4243, argv=["case"], network="isolated",
               sandbox="bwrap")
     run.log("case: trying the hosted model", "falling back to claude-sonnet-4-6")
@@ -326,7 +328,8 @@ def make_running(root: Path, minute: int = 7) -> FixtureRun:
     """A run in flight (its harness pid is this test process): tests append to it."""
     run = FixtureRun(root, run_id(minute, os.getpid()), pid=os.getpid(), minute=minute)
     run.preflight()
-    run.event(0.4, "relay_started", url="http://127.0.0.1:40125/v1")
+    run.event(0.4, "relay_started", url="http://127.0.0.1:40125/v1",
+              door="unix socket (sandbox only)")
     run.event(0.5, "case_process_started", pid=4245, argv=["case"], network="isolated",
               sandbox="bwrap")
     run.log("case: started")
