@@ -4,6 +4,7 @@ run finishes, and a broken SOT shown as an error until it is fixed."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import sys
@@ -54,7 +55,9 @@ async def test_shows_every_item_and_recovers_from_a_broken_sot(tmp_path: Path) -
         shown = str(screen.query_one("#wi-source", Static).render())
         assert "sot.md:2: duplicate item id A-1" in shown
 
-        shutil.copyfile(SEED, sot)
+        # Put back whole (as an editor's save does), so the 0.05 s poll never reads it half-copied.
+        shutil.copyfile(SEED, sot.with_name("sot.md.new"))
+        os.replace(sot.with_name("sot.md.new"), sot)
         await until(pilot, lambda: screen.error is None)
         assert items.row_count == 5
 
