@@ -173,6 +173,9 @@ def test_a_case_burying_the_scan_cannot_pass_and_the_report_says_why(
     harness.env["CTO_HARNESS_CASE_ARGS"] = ("--workspace {workspace} --task-file {task_file} "
                                             "--model {model}")
     harness.env["CTO_HARNESS_SCAN_MAX_BYTES"] = str(2 << 20)  # big.bin (1.2 MB), some files
+    # A 4 GiB (sparse) file is over the default disk limit's file-size bound (RLIMIT_FSIZE):
+    # this test is about the scan's budget, so the Case's disk limit sits above it.
+    harness.env["CTO_HARNESS_CASE_DISK"] = "8G"
     code, out = harness.run_json("run", timeout=600)
     run_dir = Path(out["run_dir"])
     report = harness.report(run_dir)
