@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from core.evidence.keys import KEY_FILE_VAR
 from tests.support.harness import ROOT, Harness, missing_machinery
 
 HOOK = """
@@ -25,10 +26,18 @@ import json, os, sys
 # As the installed console script: the cwd (the target repository) is not on sys.path.
 sys.path = [p for p in sys.path if p not in ("", os.getcwd())]
 log = open(os.environ["AUDIT_LOG"], "a")
+def where(path):
+    # A relative name opened through a folder's handle (os.open(name, dir_fd=fd), as the
+    # hostile-file reader walks without following links) is resolved against that folder,
+    # read from the caller's dir_fd; any other relative name against the cwd.
+    dir_fd = sys._getframe(2).f_locals.get("dir_fd")
+    if not os.path.isabs(path) and isinstance(dir_fd, int):
+        return os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), path)
+    return os.path.abspath(path)
 def hook(event, args):
     if event == "open" and isinstance(args[0], (str, bytes)):
         path = os.fsdecode(args[0])
-        log.write(json.dumps(os.path.abspath(path)) + "\\n"); log.flush()
+        log.write(json.dumps(where(path)) + "\\n"); log.flush()
     elif event == "os.listdir" or event == "os.scandir":
         path = os.fsdecode(args[0]) if args and args[0] is not None else "."
         log.write(json.dumps(os.path.abspath(path)) + "\\n"); log.flush()
@@ -63,7 +72,9 @@ def test_no_target_repository_path_is_opened(harness: Harness, tmp_path: Path) -
                Path(harness.env["CTO_HARNESS_CASE_MODEL_ADMISSION_FILE"]), Path("/proc"),
                Path("/dev"), Path("/etc"), Path("/usr"), Path("/lib"), harness.runs_root,
                # the Case binary: its `#!` line names the interpreter its sandbox shows
-               Path(harness.env["CTO_HARNESS_CASE_BIN"]))
+               Path(harness.env["CTO_HARNESS_CASE_BIN"]),
+               # the Case's own memory and pids cgroups, and the key that signs the report
+               Path("/sys/fs/cgroup"), Path(harness.env[KEY_FILE_VAR]))
     temp = Path(harness.env.get("TMPDIR") or "/tmp")
     stray = sorted(p for p in opened if Path(p) != ROOT  # listed by the import system
                    and not any(Path(p).is_relative_to(a) for a in allowed)

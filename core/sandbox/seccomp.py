@@ -37,7 +37,6 @@ import errno
 import fcntl
 import functools
 import os
-import tempfile
 
 from core.errors import HarnessError
 
@@ -77,7 +76,10 @@ def program() -> bytes:
         for name in ("unshare", "clone"):
             flt.add_rule(eperm, name, sc.Arg(0, sc.MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER))
         flt.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
-        with tempfile.TemporaryFile() as out:
+        # In memory: a temporary file would make tempfile probe TMPDIR, /tmp and at last
+        # the cwd (the user's target repository) for somewhere writable.
+        with os.fdopen(os.memfd_create("cto-harness-seccomp-build", os.MFD_CLOEXEC),
+                       "w+b") as out:
             flt.export_bpf(out)
             out.seek(0)
             return out.read()
