@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
 import tempfile
 import time
@@ -116,6 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 model=PROFILES[args.profile][1])
         listener = None if args.json else Progress()
         report, run_dir = run_sync(request, resolved, root, listener)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # sealed: what is left is saying so
     if args.json:
         emit_json(RunResult(run_id=report.run_id, run_dir=str(run_dir), status=report.status,
                             exit_code=report.exit_code, stage=report.stage,

@@ -105,6 +105,8 @@ class Runner:
                            on_trip=self._on_trip, on_warning=self._on_warning)
         self.sandbox: RunSandbox = p.sandbox
         self.signer: SigningKey | None = None
+        self.sealed: Report | None = None
+        """The report once written and signed: what the run's exit code follows."""
         self.signing = Signing(mode="on", detail="not set up yet")
         self.supervisor = Supervisor(self.redactor, self.guard, self.cancel, self.state,
                                      self.event)
@@ -156,7 +158,10 @@ class Runner:
             return self._finish(status)
         finally:
             for sig in handled:
-                loop.remove_signal_handler(sig)
+                if self.sealed is None:
+                    loop.remove_signal_handler(sig)
+                else:  # the report says how the run ended; a key pressed now changes nothing
+                    loop.add_signal_handler(sig, lambda: None)
 
     def watchdog_budget(self) -> float:
         """Seconds the stages may take in all: each stage's own timeout, plus the stated
@@ -469,6 +474,7 @@ class Runner:
         self.writer.close()
         if self.signer is not None:
             self._sign(text)
+        self.sealed = report
         return report
 
     def _sign(self, report_text: str) -> None:
@@ -486,8 +492,18 @@ class Runner:
 
 def run_sync(request: RunRequest, resolved: Resolved, runs_root: Path,
              listener: Listener | None = None) -> tuple[Report, Path]:
-    async def main() -> tuple[Report, Path]:
-        runner = Runner.prepare(request, resolved, runs_root, listener)
-        return await runner.run(), runner.paths.root
+    """One run to its report. A Ctrl-C that lands once the report is sealed (the run's
+    handlers gone, the loop closing) leaves it standing: the report says how the run
+    ended, not the key pressed after."""
+    prepared: list[Runner] = []
 
-    return asyncio.run(main())
+    async def main() -> tuple[Report, Path]:
+        prepared.append(Runner.prepare(request, resolved, runs_root, listener))
+        return await prepared[0].run(), prepared[0].paths.root
+
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        if not prepared or prepared[0].sealed is None:
+            raise
+        return prepared[0].sealed, prepared[0].paths.root

@@ -13,6 +13,8 @@ import os
 import shutil
 import signal
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,7 +31,7 @@ from tests.support.case_runs import (
     pids_with,
     wait_for_case,
 )
-from tests.support.harness import CASE, QWEN, Harness, all_bytes
+from tests.support.harness import CASE, QWEN, ROOT, Harness, all_bytes
 
 
 def secret_forms(url: str) -> list[str]:
@@ -385,3 +387,36 @@ def test_ctrl_c_while_the_run_is_being_sealed_still_writes_the_report(
     assert events(harness, str(run_dir))[-2:] == ["report_written", "run_finished"]
 
 
+
+
+LATE_CTRL_C = """
+import asyncio, json, signal, sys
+from pathlib import Path
+from core.cli.main import main
+
+def late_ctrl_c(event):
+    # Fired once the report is sealed: the run's own handlers are gone by the time the
+    # loop runs this, so Python's default handler raises KeyboardInterrupt.
+    if event["event"] == "run_finished":
+        asyncio.get_running_loop().call_soon(signal.raise_signal, signal.SIGINT)
+
+import core.cli.run_commands as commands
+sealed_run = commands.run_sync
+commands.run_sync = lambda *a: sealed_run(*a[:3], late_ctrl_c)
+sys.exit(main(["run", "--engine", "fake", "--json"]))
+"""
+
+
+def test_a_ctrl_c_after_the_report_is_sealed_leaves_its_outcome_standing(
+        harness: Harness) -> None:
+    """The fake run fails its checks; a Ctrl-C landing as the loop closes, after the report
+    was written, must not make `cto-harness run` exit 130 "cancelled" over a report that
+    says `failed` (the exit code and the report disagreeing, as a loaded machine showed)."""
+    env = {**harness.env, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", LATE_CTRL_C], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert "cancelled" not in proc.stderr, proc.stderr
+    assert proc.stdout, proc.stderr
+    out = json.loads(proc.stdout)
+    assert (proc.returncode, out["status"]) == (1, "failed"), proc.stderr
+    assert harness.report(out["run_dir"])["status"] == "failed"
