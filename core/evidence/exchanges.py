@@ -33,6 +33,7 @@ bounded, and what cannot be read is returned as a `problem` with the reason — 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -167,7 +168,7 @@ class ExchangeStore:
         self._refs: dict[bytes, str] = {}
         """Digest of an item's raw canonical bytes -> its blob's name: an item resent on
         every turn is hashed again (cheap) but redacted and written once."""
-        self._index = None
+        self._index: io.FileIO | None = None
         self._recent: list[tuple[int, str, tuple[str, ...], int]] = []
         """(seq, list name, its refs, chain depth) of recent exchanges' lists: a request
         whose list begins with one of them is stored as that base plus what follows."""

@@ -324,7 +324,7 @@ class Transcript:
             if not isinstance(call, dict):
                 step.problems.append("a tool call that is not a JSON object")
                 continue
-            fn = call.get("function") if isinstance(call.get("function"), dict) else {}
+            fn = f if isinstance(f := call.get("function"), dict) else {}
             self._call(step, call.get("id"), fn.get("name"), fn.get("arguments"), n)
 
     def _call(self, step: Step, call_id: Any, name: Any, arguments: Any, n: int) -> None:
@@ -382,7 +382,7 @@ class Transcript:
                 step.problems.append("the answer holds no choice")
             return
         choice = choices[0] if isinstance(choices[0], dict) else {}
-        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+        message = m if isinstance(m := choice.get("message"), dict) else {}
         if "text" in choice and not message:
             step.message = str(choice.get("text") or "")
             return

@@ -215,7 +215,7 @@ def chat_answer(chunks: list[dict[str, Any]], problems: list[str]) -> dict[str, 
         for choice in chunk.get("choices") or []:
             if not isinstance(choice, dict):
                 continue
-            index = choice.get("index") if isinstance(choice.get("index"), int) else 0
+            index = i if isinstance(i := choice.get("index"), int) else 0
             slot = choices.setdefault(index, {"index": index, "parts": {}, "calls": {},
                                               "finish_reason": None, "role": "assistant"})
             if choice.get("finish_reason"):

@@ -319,12 +319,15 @@ class Runner:
             try:
                 sock_dir = socket_dir()
             except PathProblem as exc:
-                return self._block_late(f"sandbox: {exc}")
+                self._block_late(f"sandbox: {exc}")
+                return None
         uds = sock_dir / "relay.sock" if sock_dir else None
         try:
             exchanges_max = max_bytes_from_env()
         except BadInput as exc:
-            return self._block_late(f"config: {exc}")
+            self._block_late(f"config: {exc}")
+            return None
+        assert res.endpoint is not None  # preflight blocks a run without one
         relay = Relay(upstream=res.endpoint, api_key=res.api_key, model=res.model,
                       token=self.token, ledger=self.paths.relay, redact=self.redactor.redact,
                       on_record=self._on_record, uds=uds,
@@ -357,7 +360,8 @@ class Runner:
                 program, spec = box.case(argv[0], env.get("PATH", ""), self.paths.workspace,
                                          task_file, home, (uds, relay.port))
             except PathProblem as exc:
-                return self._block_late(f"sandbox: {exc}")
+                self._block_late(f"sandbox: {exc}")
+                return None
             argv[0] = program
             self._network("own network namespace: only the relay is reachable")
             box.sandboxes.hand_over(self.paths.workspace, home)
@@ -383,7 +387,8 @@ class Runner:
             command = case_command(self.resolved, self.redactor, task_file,
                                    self._case_paths(task_file), base_url)
         except CaseConfigError as exc:
-            return self._block_late(str(exc))
+            self._block_late(str(exc))
+            return None
         self.state.case_setup = command.setup
         return command
 

@@ -22,7 +22,7 @@ from core.secrets.forms import MIN_FORM_LEN
 try:
     import hyperscan
 except ImportError:  # not on this platform: the regex path gives the same output
-    hyperscan = None
+    hyperscan = None  # type: ignore[assignment]
 
 WRAP_MIN = 16
 """A line break counts inside a base64 form only after this many base64 bytes."""
@@ -94,7 +94,7 @@ class Matcher:
         self._candidates = _candidate_regex(self._encoded, self._wrappable)
         self._hit_meanings: list[tuple[int, int, int]] = []
         """Per Hyperscan literal: (form or -1, its length, reach), see _prefilter_literals."""
-        self._database: object | None = None
+        self._database: hyperscan.Database | None = None
         self._database_built = False
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -156,7 +156,7 @@ class Matcher:
         end2, form2, _ = self._walk(data, pos, self._b64, True)
         return (end2, form2) if end2 > end else (end, form)
 
-    def prefilter(self) -> object | None:
+    def prefilter(self) -> hyperscan.Database | None:
         """The Hyperscan database of every form (compiled on first use); None without
         Hyperscan or forms: then the regex and walk search everything."""
         with self._lock:
@@ -174,7 +174,7 @@ class Matcher:
         from Hyperscan, and the regex and walk around a possibly wrapped base64 form;
         for a small input, or without Hyperscan, the regex and walk over everything."""
         size = len(data)
-        if size - start < PREFILTER_MIN or self.prefilter() is None:
+        if size - start < PREFILTER_MIN or (database := self.prefilter()) is None:
             return self._search(data, [(start, size)])
         found: list[Range] = []
         windows: list[tuple[int, int]] = []
@@ -190,9 +190,11 @@ class Matcher:
 
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
-            scratch = self._local.scratch = hyperscan.Scratch(self._database)
+            scratch = self._local.scratch = hyperscan.Scratch(database)
         view = memoryview(data)[start:] if start else data  # no copy of the text
-        self._database.scan(view, match_event_handler=on_match, scratch=scratch)
+        # the binding scans any buffer; its stub says str or bytes
+        database.scan(view, match_event_handler=on_match,  # type: ignore[type-var]
+                      scratch=scratch)
         if windows:
             found += self._search(data, _merge_windows(windows))
         return found
@@ -204,8 +206,8 @@ class Matcher:
         wrapped form. Then `plan` would mask nothing and hold nothing back, so a stream
         of small chunks (a model's tokens, one SSE line a read) skips the regex and the
         walk. False without Hyperscan: the full search decides."""
-        if not data.endswith(b"\n") or (
-                self._database is None if self._database_built else self.prefilter() is None):
+        database = self._database if self._database_built else self.prefilter()
+        if not data.endswith(b"\n") or database is None:
             return False
         # The last break may be a wrap only when the WRAP_MIN bytes before it are base64;
         # one in the middle of `data` is a Hyperscan literal with the bytes around it.
@@ -214,9 +216,9 @@ class Matcher:
             return False
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
-            scratch = self._local.scratch = hyperscan.Scratch(self._database)
+            scratch = self._local.scratch = hyperscan.Scratch(database)
         try:
-            self._database.scan(data, match_event_handler=_first_hit, scratch=scratch)
+            database.scan(data, match_event_handler=_first_hit, scratch=scratch)
         except hyperscan.ScanTerminated:  # a hit: the full search decides
             return False
         return True
@@ -306,7 +308,8 @@ class Matcher:
         """data[start:cut] with each range replaced by its form's marker."""
         if not ranges:
             return data if start == 0 and cut == len(data) else data[start:cut]
-        pieces, pos, markers, view = [], start, self._markers, memoryview(data)
+        pieces: list[bytes | memoryview] = []
+        pos, markers, view = start, self._markers, memoryview(data)
         for s, e, form in ranges:
             pieces += [view[pos:s], markers[form]]  # views: the text is copied once
             pos = e
@@ -389,7 +392,8 @@ def _prefilter_literals(encoded: list[bytes], wrappable: list[bool],
     return literals
 
 
-def _hyperscan_database(literals: list[bytes], caseless: list[bool]) -> object | None:
+def _hyperscan_database(literals: list[bytes],
+                        caseless: list[bool]) -> hyperscan.Database | None:
     if hyperscan is None or not literals:
         return None
     expressions = [b"".join(b"\\x%02x" % byte for byte in lit) for lit in literals]
