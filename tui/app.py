@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from pydantic import SecretStr
 from textual import events, work
-from textual.app import App, SystemCommand
+from textual.app import App, CSSPathType, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive, var
@@ -59,14 +59,14 @@ def _listing(root: Path) -> tuple[tuple[Path, ...], str | None]:
 
 
 class Dashboard(RunControl, ReportsWorkerErrors, App[None]):
-    CSS_PATH: ClassVar[list[str | Path]] = [  # type: ignore[misc]
+    CSS_PATH: ClassVar[CSSPathType | None] = [
         "global.tcss", "app.tcss",
         # Each screen's own, read up front too: read when the screen first shows, one
         # reparses the whole stylesheet and restyles every screen, a stall on a key press.
         "screens/live.tcss", "screens/runs.tcss", "screens/detail.tcss", "screens/dialogs.tcss",
     ]
     TITLE = "cto-harness"
-    MODES: ClassVar[dict[str, str | Callable[[], Screen]]] = {  # type: ignore[misc]
+    MODES: ClassVar[dict[str, str | Callable[[], Screen]]] = {
         "live": LiveScreen,
         "runs": RunsScreen,
         "jobs": JobsScreen,

@@ -243,8 +243,8 @@ class RunView:
             todo = [name for name in EVENTS if name not in names and name not in skip]
             last = to_seconds(seen[-1].ts) if seen else None
             for i, name in enumerate(todo):
-                clock_runs = i == 0 and last is not None
-                stages.append(Stage(name, "", max(0.0, now - last) if clock_runs else None,
+                took = max(0.0, now - last) if i == 0 and last is not None else None
+                stages.append(Stage(name, "", took,
                                     "current" if i == 0 else "todo"))
         return stages
 

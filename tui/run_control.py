@@ -81,6 +81,9 @@ class RunHost(Protocol):
 class RunControl:
     """Mixed into the Dashboard (self is the app, seen through RunHost)."""
 
+    pinned: Path | None
+    live_run: Path | None
+
     def _start(self: RunHost, request: ChildRunRequest) -> None:
         try:
             child = start_run(request, self.runs_root, self.endpoint)

@@ -154,6 +154,24 @@ async def test_the_footer_at_80_columns_keeps_help_and_quit_within_the_width(
         assert sum(k.outer_size.width for k in keys) <= 80
 
 
+async def test_a_narrowed_terminal_refits_the_footer(runs: dict[str, Path]) -> None:
+    """Started wide, then narrowed to 80 columns: the footer chooses its keys again (help
+    and quit kept), as it does when started narrow."""
+    app = dashboard(runs["passed"].parent, runs["passed"])
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.3)
+        wide = {str(k.key) for k in app.screen.query("FooterKey")}
+        await pilot.resize_terminal(80, 24)
+
+        def refitted() -> bool:
+            keys = list(app.screen.query("FooterKey"))
+            return ({str(k.key) for k in keys} != wide
+                    and sum(k.outer_size.width for k in keys) <= 80)
+
+        await until(pilot, refitted)
+        assert {str(k.key) for k in app.screen.query("FooterKey")} >= {"question_mark", "q"}
+
+
 async def test_stages_fold_below_120_columns_and_s_shows_them(runs: dict[str, Path]) -> None:
     app = dashboard(runs["passed"].parent, runs["passed"])
     async with app.run_test(size=(80, 24)) as pilot:

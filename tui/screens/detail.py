@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, cast
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.json import JSON as RichJSON
 from rich.table import Table
 from rich.text import Text
@@ -210,7 +210,7 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
             self._report_rows(report, row)
         elif manifest is not None:
             row("report", "none yet (running or interrupted)")
-        parts = [Text("Report", style="bold underline"), table]
+        parts: list[RenderableType] = [Text("Report", style="bold underline"), table]
         if record.this is not None and record.retried is not None:
             parts += [Text("\nBeside the run it retried", style="bold underline"),
                       retry_table(record.this, record.retried)]

@@ -146,7 +146,7 @@ class RunsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         table.clear()
         table.add_summaries(rows)
         self._last_row = rows[-1].run_id if rows else None
-        if selected in table.rows:
+        if selected is not None and selected in table.rows:
             table.move_cursor(row=table.get_row_index(selected), animate=False)
         self._count()
 

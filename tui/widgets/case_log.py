@@ -106,7 +106,7 @@ class CaseLog(ScrollView, can_focus=True):
             self.scroll_end(animate=False, x_axis=False, immediate=True, force=True)
         self.refresh()
 
-    def reset(self, title: str) -> None:
+    def reset(self, title: str | Text) -> None:
         self.lines.clear()
         self._held.clear()
         self._dropped = self._width = 0

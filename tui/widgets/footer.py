@@ -75,9 +75,11 @@ class SteadyFooter(Footer):
                             binding.description, binding.action, disabled=not enabled,
                             tooltip=tooltip).data_bind(compact=Footer.compact)
 
-    def on_resize(self, event: events.Resize) -> None:
+    async def on_resize(self, event: events.Resize) -> None:
+        # Awaited: un-awaited, the coroutine never ran and a narrowed terminal kept keys
+        # that no longer fit (mypy found it).
         if self._shown is not None and self._keys() != self._shown:
-            self.recompose()
+            await self.recompose()
 
     def bindings_changed(self, screen: Screen) -> None:
         if (self._shown is not None and screen is self.screen and self.is_attached

@@ -3,10 +3,12 @@ job's matrix, a row per task and a coloured cell per attempt."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rich.text import Text
 from textual.widgets import DataTable
 
-from core.evidence.models import FAILURE_CLASSES
+from core.evidence.models import FAILURE_CLASSES, FailureClass
 from core.jobs.model import Job, Trial
 from core.jobs.summary import JobRow
 from tui.terminal_text import inert
@@ -38,7 +40,7 @@ def rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
-def class_counts(counts: dict[str, int]) -> str:
+def class_counts(counts: Mapping[FailureClass, int]) -> str:
     """`agent 2 · limit 1`: the trials that did not pass, by whose fault it was (pass@k
     counts passes and agent failures only), in the classes' fixed order."""
     return " · ".join(f"{c} {counts[c]}" for c in FAILURE_CLASSES if counts.get(c))
@@ -76,7 +78,7 @@ class JobsTable(DataTable[str | Text]):
             for job_id in order:
                 if job_id in known:
                     self.add_row(*known[job_id], key=job_id)
-            if selected in self.rows:
+            if selected is not None and selected in self.rows:
                 self.move_cursor(row=self.get_row_index(selected), animate=False)
             return
         for row in rows:
