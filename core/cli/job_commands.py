@@ -14,10 +14,9 @@ from pydantic import BaseModel
 
 from core.cli.common import emit_json, runs_root
 from core.errors import UsageError
-from core.evidence.models import FAILURE_CLASSES
 from core.jobs.model import Job, JobConfig, JobSummary, JobTask, Trial
 from core.jobs.runner import JOB_NAME, JobLock, JobRunner, new_job, reconcile, write_job
-from core.jobs.summary import JobError, find_job, list_jobs, read_job
+from core.jobs.summary import JobError, class_counts, find_job, list_jobs, read_job
 from core.run.readiness import check_readiness
 from core.run.task import list_tasks, load_task, tasks_dir
 from core.sandbox.limits import settings_from as limits_from
@@ -221,9 +220,8 @@ def render_summary(job: Job, job_dir: Path) -> str:
                  f"cancelled {s.cancelled}, interrupted {s.interrupted}, unproven "
                  f"{s.unproven}, tripped {s.tripped}, leaked {s.leaked}")
     if s.failure_classes:
-        lines.append("not passed, whose fault: " + ", ".join(
-            f"{c} {s.failure_classes[c]}" for c in FAILURE_CLASSES if c in s.failure_classes)
-            + "  (pass@k counts passes and agent failures only)")
+        lines.append(f"not passed, whose fault: {class_counts(s.failure_classes)}  "
+                     "(pass@k counts passes and agent failures only)")
     lines += [f"  {r}" for r in job.reasons]
     return visible("\n".join(lines))
 
@@ -242,7 +240,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         rate = "" if r.pass_at_1 is None else f" pass@1 {r.pass_at_1:.0%}"
         print(visible(f"{r.job_id:<44} {r.state:<11} {r.done}/{r.trials} done, "
                       f"{r.passes} passed{rate}" + (" demo" if r.demo else "")
-                      + (f"  ({r.problem})" if r.problem else "")))
+                      + (f"  ({r.problem})" if r.problem else "")
+                      + (f"  not passed: {classes}"
+                         if (classes := class_counts(r.failure_classes)) else "")))
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from math import comb
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -17,7 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from core.errors import HarnessError
 from core.evidence.liveness import harness_alive
-from core.evidence.models import FailureClass, Report
+from core.evidence.models import FAILURE_CLASSES, FailureClass, Report
 from core.evidence.rundir import NotRegularFile, read_json_model
 from core.evidence.runs import JOBS_FOLDER
 from core.evidence.untrusted import TooLarge
@@ -170,6 +171,12 @@ def live_state(job: Job | JobHead) -> JobState:
     if job.state == "running" and not harness_alive(job):
         return "interrupted"
     return job.state
+
+
+def class_counts(counts: Mapping[FailureClass, int]) -> str:
+    """`agent 2 · limit 1`: the trials that did not pass, by whose fault it was (pass@k
+    counts passes and agent failures only), in the classes' fixed order."""
+    return " · ".join(f"{c} {counts[c]}" for c in FAILURE_CLASSES if counts.get(c))
 
 
 class JobRow(BaseModel):

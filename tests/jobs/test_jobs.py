@@ -115,6 +115,11 @@ def test_summary_counts_failures_and_the_guard(harness: Harness) -> None:
     # a policy stop is no sample of what the agent can do: pass@k does not count it
     assert (s["scored"], s["passes"], s["tripped"], s["pass_at_1"]) == (0, 0, 2, None)
     assert s["failure_classes"] == {"policy": 2}
+    # the plain text says whose fault, in the job's summary and in the list of jobs
+    shown = harness.run("job", "--resume", out["job_id"]).stdout  # finished: nothing to run
+    assert "not passed, whose fault: policy 2" in shown, shown
+    listed = harness.run("jobs").stdout
+    assert "not passed: policy 2" in listed, listed
 
 
 def test_summary_from_trials() -> None:

@@ -24,6 +24,7 @@ from core.jobs.model import Job, JobHead
 from core.jobs.summary import (
     JobError,
     JobRow,
+    class_counts,
     job_row,
     job_signature,
     list_job_dirs,
@@ -37,7 +38,7 @@ from tui.screens.dialogs import ConfirmScreen
 from tui.screens.switched import SwitchedTo
 from tui.terminal_text import inert
 from tui.widgets.footer import SteadyFooter
-from tui.widgets.job_views import JobMatrix, JobsTable, class_counts
+from tui.widgets.job_views import JobMatrix, JobsTable
 from tui.widgets.where_bar import WhereBar
 
 if TYPE_CHECKING:

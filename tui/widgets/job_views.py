@@ -3,14 +3,11 @@ job's matrix, a row per task and a coloured cell per attempt."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from rich.text import Text
 from textual.widgets import DataTable
 
-from core.evidence.models import FAILURE_CLASSES, FailureClass
 from core.jobs.model import Job, Trial
-from core.jobs.summary import JobRow
+from core.jobs.summary import JobRow, class_counts
 from tui.terminal_text import inert
 
 BAR = 16
@@ -38,12 +35,6 @@ def progress_bar(done: int, total: int) -> Text:
 
 def rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
-
-
-def class_counts(counts: Mapping[FailureClass, int]) -> str:
-    """`agent 2 · limit 1`: the trials that did not pass, by whose fault it was (pass@k
-    counts passes and agent failures only), in the classes' fixed order."""
-    return " · ".join(f"{c} {counts[c]}" for c in FAILURE_CLASSES if counts.get(c))
 
 
 def job_cells(row: JobRow) -> tuple[str | Text, ...]:
