@@ -36,6 +36,8 @@ COMMAND_MODULES = {
     "job": "core.cli.job_commands",
     "jobs": "core.cli.job_commands",
     "transcript": "core.cli.transcript",
+    "diff": "core.cli.diff",
+    "compare": "core.cli.compare",
     "key": "core.cli.key",
 }
 """Which module registers each command: a command imports only its own module (a `run`

@@ -280,6 +280,13 @@ class RunPaths:
         return self.root / "workspace"
 
     @property
+    def start_workspace(self) -> Path:
+        """The workspace as the Case received it, copied before the Case starts: what the
+        Changes tab and `cto-harness diff` compare against. Kept in the run (hashed, under
+        the attestation), not read from the task folder, which may have changed since."""
+        return self.root / "task" / "workspace"
+
+    @property
     def baseline(self) -> Path:
         return self.root / "baseline"
 

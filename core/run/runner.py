@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import shutil
 import signal
 import sys
 import time
@@ -268,6 +269,8 @@ class Runner:
             self._block_late(f"task: {exc}")
             return "blocked"
         task.fresh_workspace(self.paths.workspace)
+        # the start the Changes tab diffs against, taken from the very copy the Case gets
+        shutil.copytree(self.paths.workspace, self.paths.start_workspace, symlinks=True)
         if req.engine == FAKE:
             self._network("fake engine: asks no model; " + (
                 "no network in its sandbox" if self.sandbox.enabled else "the host network"))
