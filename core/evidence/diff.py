@@ -228,6 +228,13 @@ def _entry_change(before: Path, after: Path, rel: str, old: _Entry | None,
     return FileChange(path=rel, change=change, kind=kind, note=note)
 
 
+def display_name(rel: str) -> str:
+    """A name as read from disk (undecodable bytes kept as surrogates, so that reading it
+    again opens the same file) made printable and JSON-safe: each such byte as `\\xNN`. The
+    entry's note says so, since a name may also spell `\\xNN` itself."""
+    return os.fsencode(rel).decode("utf-8", "backslashreplace")
+
+
 def diff_trees(before: Path, after: Path, *, label_before: str, label_after: str
                ) -> WorkspaceDiff:
     """`after` against `before`: every path added, removed or changed, in path order."""
@@ -252,6 +259,14 @@ def diff_trees(before: Path, after: Path, *, label_before: str, label_after: str
         if change is None:
             result.unchanged += 1
             continue
+        change.note = display_name(change.note)  # a link's target: any bytes too
+        shown = display_name(rel)
+        if shown != rel:  # read by its real name above; shown by one that can be printed
+            change.path = shown
+            change.diff = change.diff.replace(f"a/{rel}", f"a/{shown}").replace(
+                f"b/{rel}", f"b/{shown}")
+            change.note = "; ".join(filter(None, ["the name is not UTF-8 (\\xNN: its bytes)",
+                                                  change.note]))
         result.files.append(change)
         setattr(result, change.change, getattr(result, change.change) + 1)
     return result

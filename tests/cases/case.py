@@ -299,6 +299,13 @@ def main() -> int:
         while not os.path.exists(go):
             time.sleep(0.01)
         os.unlink(go)
+    if a.mode == "scribble":  # what the Changes tab and `diff` must show inertly
+        name = "\x1b]0;pwned\x07name\x1b[2J.txt"
+        with open(os.path.join(a.workspace, name), "w") as fh:
+            fh.write("\x1b]52;c;aGVsbG8=\x07clipboard\n\x1b[31mred\x1b[0m \u202eevil\n")
+        os.symlink("/etc/passwd", os.path.join(a.workspace, "passwd-link"))
+        with open(os.path.join(a.workspace, "blob.bin"), "wb") as fh:
+            fh.write(bytes(range(256)))
     if a.mode == "liar":
         print("case: answered by claude-sonnet-4-6 via anthropic", flush=True)
     if not answer:

@@ -52,6 +52,7 @@ from tui.run_record import (
     tokens,
 )
 from tui.terminal_text import inert, safe
+from tui.widgets.changes import ChangesView
 from tui.widgets.file_view import FileView
 from tui.widgets.footer import SteadyFooter
 from tui.widgets.keys import KeyedTable
@@ -152,6 +153,8 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
                 yield KeyedTable(id="relay-table", cursor_type="row", zebra_stripes=True)
             with TabPane("Baseline", id="baseline"), VerticalScroll():
                 yield Static(id="baseline-view")
+            with TabPane("Changes", id="changes"):
+                yield ChangesView(self.run_dir, redact, id="changes-view")
             with TabPane("Files", id="files"), Horizontal():
                 yield RunFilesTree(self.run_dir, id="tree")
                 with Vertical(id="file-pane"):
