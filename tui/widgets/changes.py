@@ -112,11 +112,11 @@ class ChangesView(Vertical):
     def show_diff(self, diff: WorkspaceDiff) -> None:
         self.diff = diff
         whose = "fake baseline's" if self.baseline else "Case's"
-        other = "the Case's" if self.baseline else "the baseline's"
+        other = "the Case's" if self.baseline else "baseline's"
         head = Text(f"{whose} workspace vs its start: ", style="bold")
         head.append(f"{diff.added} added · {diff.removed} removed · {diff.changed} changed",
                     style="")
-        head.append(f"   b: {other}", style="dim")
+        head.append(f"  (b: {other})", style="dim")
         if diff.problem:
             head.append("\n")
             head.append(safe(diff.problem), style="yellow")

@@ -1,0 +1,97 @@
+"""The Changes tab of Run detail, over runs the real harness made: a Case that writes escape
+sequences into a file's name and content, a link and a binary file (what reaches the terminal
+is read from the bytes the app writes), `b` for the fake baseline's workspace, and the tab's
+snapshot at 80x24 and 160x48 drawn from a real demo run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from textual.drivers import headless_driver
+from textual.pilot import Pilot
+from textual.widgets import TabbedContent
+
+from core.settings import resolve
+from tests.support.harness import Harness
+from tests.support.pilot import until
+from tests.support.signing import harness_setting
+from tests.tui.test_tui_hostile import RecordingDriver, unsafe_left
+from tui.app import Dashboard
+from tui.screens.detail import RunDetailScreen
+from tui.widgets.changes import ChangesView
+
+FIXED_ID = "20260601T022022Z-r1-string-slugify-4242"
+"""A real run's folder renamed to a fixed id, so its snapshot holds no clock or pid."""
+
+
+def real_run(harness: Harness, *args: str) -> Path:
+    code, result = harness.run_json("run", "--task", "r1-string-slugify", *args, timeout=300)
+    assert result["status"] in ("passed", "failed"), result
+    return Path(result["run_dir"])
+
+
+async def open_changes(pilot: Pilot, run_dir: Path) -> ChangesView:
+    await pilot.app.push_screen(RunDetailScreen(run_dir))
+    screen = pilot.app.screen
+    assert isinstance(screen, RunDetailScreen)
+    await until(pilot, lambda: screen.record.validation is not None)
+    screen.query_one(TabbedContent).active = "changes"
+    view = screen.query_one(ChangesView)
+    await until(pilot, lambda: view.diff is not None)
+    return view
+
+
+async def test_a_hostile_cases_changes_reach_the_terminal_only_as_inert_text(
+        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    harness.env["CTO_HARNESS_CASE_ARGS"] = ("--mode scribble --task-file {task_file} "
+                                            "--workspace {workspace} --model {model}")
+    run_dir = real_run(harness)
+    for name in list(os.environ):
+        if harness_setting(name):
+            monkeypatch.delenv(name)
+    monkeypatch.setattr(headless_driver, "HeadlessDriver", RecordingDriver)
+    RecordingDriver.written = []
+    app = Dashboard(harness.runs_root, resolved=resolve())
+    async with app.run_test(size=(160, 48)) as pilot:
+        view = await open_changes(pilot, run_dir)
+        assert view.diff is not None
+        kinds = {f.path: f.kind for f in view.diff.files}
+        assert kinds == {"\x1b]0;pwned\x07name\x1b[2J.txt": "text", "blob.bin": "binary",
+                         "passwd-link": "link", "slugify.py": "text"}
+        view.query_one("#changes-list").focus()
+        for _ in kinds:  # each file's diff drawn in turn
+            await pilot.press("j")
+            await pilot.pause(0.1)
+        await pilot.press("b")
+        await until(pilot, lambda: view.diff is not None
+                    and view.diff.after == "baseline/workspace")
+        assert [f.path for f in view.diff.files] == ["slugify.py"]
+        await pilot.pause(0.2)
+    output = "".join(RecordingDriver.written)
+    assert unsafe_left(output) == []
+    assert "␛]0;pwned␇name␛[2J.txt" in output, "the name shown, inert"
+    assert "␛]52;c;aGVsbG8=␇clipboard" in output, "the content shown, inert"
+    assert "root:x:0:0" not in output, "the link was never followed"
+    assert "a symbolic link to /etc/passwd" in output
+
+
+def test_changes_snapshot(snap_compare, harness: Harness, tmp_path: Path,  # type: ignore[no-untyped-def]
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real demo run's Changes tab, at the smallest terminal it must stay usable in and a
+    large one (one snapshot each, both from the same run)."""
+    made = real_run(harness, "--demo")
+    run_dir = made.rename(made.with_name(FIXED_ID))
+    for name in list(os.environ):
+        if harness_setting(name):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(harness.runs_root.parent)
+
+    async def settle(pilot: Pilot) -> None:
+        await open_changes(pilot, Path("runs") / run_dir.name)
+        await pilot.pause(0.2)
+
+    for size in ((80, 24), (160, 48)):
+        assert snap_compare(Dashboard(Path("runs"), resolved=resolve()), terminal_size=size,
+                            run_before=settle)
