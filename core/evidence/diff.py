@@ -66,7 +66,7 @@ class WorkspaceDiff(BaseModel):
     removed: int = 0
     changed: int = 0
     unchanged: int = 0
-    problem: str | None = Field(None, description="Why the diff is missing or partial")
+    problem: str | None = Field(default=None, description="Why the diff is missing or partial")
 
 
 class _Entry:

@@ -80,26 +80,27 @@ class Comparison(BaseModel):
 
     job_a: str
     job_b: str
-    tasks: list[TaskPair] = Field(description="The tasks both jobs scored, by task id")
+    tasks: list[TaskPair] = Field(default_factory=list,
+                                  description="The tasks both jobs scored, by task id")
     only_in_a: list[str] = []
     only_in_b: list[str] = []
-    unscored: list[str] = Field([], description="In both jobs, but with no scored trial in "
+    unscored: list[str] = Field(default_factory=list, description="In both jobs, but with no scored trial in "
                                                "one of them (blocked, errors, pending)")
-    a_pass_at_1: float | None = Field(None, description="Mean over the paired tasks")
+    a_pass_at_1: float | None = Field(default=None, description="Mean over the paired tasks")
     b_pass_at_1: float | None = None
-    difference: float | None = Field(None, description="B − A, mean over the paired tasks")
+    difference: float | None = Field(default=None, description="B − A, mean over the paired tasks")
     ci_low: float | None = None
     ci_high: float | None = None
     confidence: float = CONFIDENCE
     resamples: int = RESAMPLES
     seed: int = SEED
-    mcnemar_p: float | None = Field(None, description="Exact McNemar p-value; only when "
+    mcnemar_p: float | None = Field(default=None, description="Exact McNemar p-value; only when "
                                                       "every paired task has one scored "
                                                       "attempt on each side")
-    a_only_passed: int = Field(0, description="Discordant tasks passed by A only (b)")
-    b_only_passed: int = Field(0, description="Discordant tasks passed by B only (c)")
-    flipped_to_pass: list[str] = Field([], description="Tasks B does better on")
-    flipped_to_fail: list[str] = Field([], description="Tasks B does worse on")
+    a_only_passed: int = Field(default=0, description="Discordant tasks passed by A only (b)")
+    b_only_passed: int = Field(default=0, description="Discordant tasks passed by B only (c)")
+    flipped_to_pass: list[str] = Field(default_factory=list, description="Tasks B does better on")
+    flipped_to_fail: list[str] = Field(default_factory=list, description="Tasks B does worse on")
     verdict: str = ""
 
     @property

@@ -27,7 +27,7 @@ FIXED_ID = "20260601T022022Z-r1-string-slugify-4242"
 
 
 def real_run(harness: Harness, *args: str) -> Path:
-    code, result = harness.run_json("run", "--task", "r1-string-slugify", *args, timeout=300)
+    _, result = harness.run_json("run", "--task", "r1-string-slugify", *args, timeout=300)
     assert result["status"] in ("passed", "failed"), result
     return Path(result["run_dir"])
 
