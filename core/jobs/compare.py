@@ -84,8 +84,10 @@ class Comparison(BaseModel):
                                   description="The tasks both jobs scored, by task id")
     only_in_a: list[str] = []
     only_in_b: list[str] = []
-    unscored: list[str] = Field(default_factory=list, description="In both jobs, but with no scored trial in "
-                                               "one of them (blocked, errors, pending)")
+    unscored: list[str] = Field(
+        default_factory=list,
+        description="In both jobs, but with no scored trial in one of them (blocked, errors, "
+                    "pending)")
     a_pass_at_1: float | None = Field(default=None, description="Mean over the paired tasks")
     b_pass_at_1: float | None = None
     difference: float | None = Field(default=None, description="B − A, mean over the paired tasks")
