@@ -39,6 +39,7 @@ COMMAND_MODULES = {
     "diff": "core.cli.diff",
     "compare": "core.cli.compare",
     "key": "core.cli.key",
+    "gateway": "core.cli.gateway",
 }
 """Which module registers each command: a command imports only its own module (a `run`
 need not load the SOT parser), `--help` and a bad command load them all."""

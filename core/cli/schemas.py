@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.evidence.models import Manifest, Readiness, RelayRecord, Report, TraceEvent
+from core.evidence.models import (
+    GatewayRecord,
+    Manifest,
+    Readiness,
+    RelayRecord,
+    Report,
+    TraceEvent,
+)
 from core.jobs.model import Job
 from core.run.task import Task
 
@@ -20,6 +27,7 @@ def schemas() -> dict[str, dict[str, Any]]:
         "trace_event": TraceEvent.model_json_schema(),
         "report": Report.model_json_schema(),
         "relay_record": RelayRecord.model_json_schema(),
+        "gateway_record": GatewayRecord.model_json_schema(),
         "readiness": Readiness.model_json_schema(),
         "task": Task.model_json_schema(),
         "job": Job.model_json_schema(),

@@ -146,6 +146,46 @@ class RelayRecord(_Model):
     completion_tokens: int | None = None
 
 
+class GatewayRecord(_Model):
+    """One line of a gateway's ledger (`cto-harness gateway serve`'s state dir): a request a
+    run's relay sent it, refusals included. `job` is the job its token was issued for (the
+    gateway's own knowledge); `run` and `sent_job` are what the relay said (X-Cto-Run,
+    X-Cto-Job). Never the endpoint, never the token."""
+
+    ts: str
+    job: str | None
+    run: str | None = None
+    sent_job: str | None = None
+    method: str
+    path: str
+    model: str | None = None
+    """The model the request asked for."""
+    model_answered: str | None = None
+    status: int
+    bytes: int = 0
+    """Answer bytes passed back to the relay."""
+    latency_ms: float
+    stream: bool = False
+    refused: str | None = None
+    error: str | None = None
+    transport: Literal["tls", "plain-http"] = "tls"
+    """`plain-http`: the gateway was served with --insecure-plain-http (the opt-out)."""
+
+
+class GatewayUse(_Model):
+    """A run whose relay forwarded to a gateway instead of the endpoint: which one (its
+    address and pinned fingerprint, not secrets; never the token) and the trial identity
+    it sent with each request."""
+
+    url: str
+    fingerprint: str | None = None
+    """sha256 of the gateway's DER certificate the relay pinned; None over plain http."""
+    plain_http: bool = False
+    """CTO_HARNESS_GATEWAY_PLAIN_HTTP=allow: the explicit opt-out from TLS."""
+    job: str | None = None
+    run: str
+
+
 class Evidence(_Model):
     """A pointer to where a fact can be seen: a file of the run and a line or field."""
 
@@ -394,6 +434,9 @@ class Report(_Model):
     """None only in reports from before the sandbox."""
     signing: Signing | None = None
     """None only in reports from before signed evidence."""
+    gateway: GatewayUse | None = None
+    """Set when the run's relay forwarded to a `cto-harness gateway` (CTO_HARNESS_GATEWAY_URL)
+    instead of the endpoint."""
     fallback_detected: bool
     fallback_evidence: list[Evidence] = Field(default_factory=list)
     fallback_warnings: list[Evidence] = Field(default_factory=list)

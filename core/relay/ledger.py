@@ -43,10 +43,19 @@ class Pending:
     """Body bytes counted against the relay's `Load` until the request ends."""
     capture: Capture | None = None
     """The request and answer kept for `backend/exchanges/` (forwarded requests only)."""
+    bytes_out: int = 0
+    """Answer bytes passed back (a gateway's ledger records them)."""
+    job: str | None = None
+    run: str | None = None
+    sent_job: str | None = None
+    """At a gateway: the job its token names, and the run and job the relay said."""
 
 
 class Ledger:
     """Records each request once it ends, to the file, to `records` and to `on_record`."""
+
+    WHO = "relay"
+    """Who answers a refusal or failure (`cto-harness relay refused: ...`)."""
 
     def __init__(self, path: Path, redact: Callable[[str], str],
                  on_record: Callable[[RelayRecord], None] | None = None,
@@ -72,12 +81,12 @@ class Ledger:
     def refuse(self, pending: Pending, status: int, reason: str, kind: str) -> Response:
         pending.status, pending.refused = status, reason
         self.finish(pending)
-        return openai_error(status, f"cto-harness relay refused: {reason}", kind)
+        return openai_error(status, f"cto-harness {self.WHO} refused: {reason}", kind)
 
     def fail(self, pending: Pending, status: int, message: str) -> Response:
         pending.status, pending.error = status, message
         self.finish(pending)
-        return openai_error(status, f"cto-harness relay: {message}", "upstream_error")
+        return openai_error(status, f"cto-harness {self.WHO}: {message}", "upstream_error")
 
     def finish(self, pending: Pending) -> None:
         record = RelayRecord(
@@ -100,10 +109,14 @@ class Ledger:
         if self.recorder is not None and pending.capture is not None:
             self.recorder.record(pending.capture, record, pending.stream)
         if self._file is not None:
-            self._file.write(record.model_dump_json() + "\n")
+            self._file.write(self.line(record, pending) + "\n")
             self._file.flush()
         if self._on_record is not None:
             self._on_record(record)
+
+    def line(self, record: RelayRecord, pending: Pending) -> str:
+        """The ledger file's line for a request (a gateway writes its own record)."""
+        return record.model_dump_json()
 
     def _redact_opt(self, text: str | None) -> str | None:
         return None if text is None else self._redact(text)

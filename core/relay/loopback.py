@@ -39,9 +39,14 @@ class LoopbackServer:
     STEP_S = 0.005
 
     def __init__(self, app: ASGIApp, *, uds: Path | None = None,
-                 connection_limit: int | None = None, tcp: bool = True) -> None:
+                 connection_limit: int | None = None, tcp: bool = True,
+                 host: str = "127.0.0.1", port: int = 0,
+                 tls: tuple[Path, Path] | None = None) -> None:
+        """`host`, `port` and `tls` (certificate, key) are the gateway's: a LAN address
+        served over TLS. Every other server here is loopback, plain, on an ephemeral port."""
         if not tcp and uds is None:
             raise ValueError("a server with no TCP listener needs a Unix socket")
+        self._host, self._want_port, self._tls = host, port, tls
         self._app = app
         self._uds = uds
         self._tcp = tcp
@@ -58,8 +63,15 @@ class LoopbackServer:
         # the end of a chunked body) waits out the client's delayed ACK, ~40 ms.
         sockets = []
         if self._tcp:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-            sock.bind(("127.0.0.1", 0))
+            family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            if self._want_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((self._host, self._want_port))
+            except OSError:
+                sock.close()
+                raise
             self.port = sock.getsockname()[1]
             sockets.append(sock)
         if self._uds is not None:  # the same app, for a Case jailed in its own namespace
@@ -83,6 +95,8 @@ class LoopbackServer:
             server_header=False,
             limit_concurrency=self._connection_limit,
             ws="none",  # an upgrade request reaches the app as plain HTTP, to be answered
+            ssl_certfile=str(self._tls[0]) if self._tls else None,
+            ssl_keyfile=str(self._tls[1]) if self._tls else None,
         )
         config.load()
         server = uvicorn.Server(config)

@@ -18,6 +18,7 @@ import contextlib
 import hmac
 import json
 import secrets
+import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -102,8 +103,17 @@ class Relay:
         exchanges: Path | None = None,
         exchanges_max_bytes: int = DEFAULT_MAX_BYTES,
         streams: Callable[[], StreamRedactor] | None = None,
+        verify: bool | ssl.SSLContext | None = None,
+        identity: dict[str, str] | None = None,
+        via_gateway: bool = False,
     ) -> None:
         self._upstream = upstream
+        self._verify = verifies_tls(upstream) if verify is None else verify
+        self._identity = dict(identity or {})
+        """Headers sent upstream with every request: the trial's job and run, to a gateway."""
+        self._via_gateway = via_gateway
+        """The upstream is a `cto-harness gateway`: its refusal of the token is the
+        gateway's (`gateway:` in the record), not the endpoint's API key."""
         self._api_key = api_key
         self.model = model
         self._expected_auth = f"Bearer {token}".encode()
@@ -186,13 +196,20 @@ class Relay:
             self._load.leave()
             self._load.release(pending.held)
 
-    async def _handle(self, request: Request, pending: Pending) -> Response:
+    def _admit(self, request: Request, pending: Pending) -> Response | None:
+        """The refusal of a request without the run's token, or None to go on."""
         auth = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(auth, self._expected_auth):
             # Over TCP any local account may be knocking; over the socket only the Case can.
             pending.foreign = self.tcp
             return self.ledger.refuse(pending, 401, "missing or wrong relay token",
                                       "invalid_api_key")
+        return None
+
+    async def _handle(self, request: Request, pending: Pending) -> Response:
+        refused = self._admit(request, pending)
+        if refused is not None:
+            return refused
         if request.headers.get("upgrade", "").strip().lower() == "websocket":
             return self.ledger.refuse(pending, 426, "WebSocket is not relayed; use plain "
                                       "HTTP (streams come as server-sent events)",
@@ -294,7 +311,7 @@ class Relay:
         reroute or annotate the secret URL."""
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self._timeout, trust_env=False,
-                                             verify=verifies_tls(self._upstream))
+                                             verify=self._verify)
         return self._client
 
     async def _forward(self, matched: Matched, body: bytes, pending: Pending) -> Response:
@@ -305,6 +322,7 @@ class Relay:
         headers = {"accept-encoding": "identity", "accept": "application/json, text/event-stream"}
         if body:
             headers["content-type"] = "application/json"
+        headers.update(self._identity)
         headers = upstream_headers(self._api_key, **headers)
         api: Api = "responses" if matched.route.path == "responses" else "chat"
         if self.ledger.recorder is not None and matched.route.body:
@@ -364,6 +382,7 @@ class Relay:
         pending.status = upstream.status_code
         if pending.capture is not None:
             pending.capture.answer = raw
+        pending.bytes_out = len(raw)
         self.ledger.finish(pending)
         # A success passes the redactor like an error: the upstream's host in `/models`'
         # `root`, a `system_fingerprint` or the text must not reach the Case.
@@ -396,9 +415,11 @@ class Relay:
                     keep(chunk)
                 lines = passage.feed(chunk)
                 if lines and (lines := feed(lines)):
+                    pending.bytes_out += len(lines)
                     yield lines
             rest = feed(passage.flush()) + (scrub.flush() if scrub is not None else b"")
             if rest:
+                pending.bytes_out += len(rest)
                 yield rest
             if not passage.events:
                 pending.error = "upstream stream carried no event"
@@ -437,7 +458,11 @@ class Relay:
         status = upstream.status_code
         said = f": {self.ledger.excerpt(text)}" if text.strip() else ""
         message = f"upstream answered HTTP {status}{said}"
-        if status in (401, 403):
+        if status in (401, 403) and self._via_gateway:
+            # The gateway refused the run's token (wrong, expired, revoked): the run is
+            # blocked by its setup, never failed for what the Case did.
+            message = f"gateway: refused the run's token (HTTP {status}{said})"
+        elif status in (401, 403):
             message += " (the relay's API key, CTO_HARNESS_CASE_LOCAL_API_KEY, was refused)"
         # A client error passes through as itself; server errors, redirects and a refused
         # key are the upstream's fault, so the Case sees a gateway error.

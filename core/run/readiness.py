@@ -28,8 +28,9 @@ from core.settings import (
     Resolved,
     upstream_headers,
     upstream_url,
-    verifies_tls,
+    upstream_verify,
 )
+from core.settings.gateway import GATEWAY_TOKEN_FILE_VAR, GATEWAY_URL_VAR
 from core.term import visible
 
 EXIT_READY, EXIT_BLOCKED = 0, 3
@@ -57,6 +58,8 @@ def _check(name: str, state: State, detail: str, latency_ms: float | None = None
 
 def check_endpoint_config(resolved: Resolved) -> ReadinessCheck:
     """Present and well-shaped; the value itself is never looked at beyond its shape."""
+    if resolved.gateway is not None:
+        return _check_gateway_config(resolved)
     if resolved.endpoint_problem is not None:
         return _check("endpoint_config", "invalid",
                       f"{resolved.endpoint_problem}; {HOW_TO_SUPPLY}")
@@ -66,6 +69,37 @@ def check_endpoint_config(resolved: Resolved) -> ReadinessCheck:
         return _check("endpoint_config", "invalid", resolved.api_key_problem)
     key = f", API key from {API_KEY_VAR}" if resolved.api_key is not None else ""
     return _check("endpoint_config", "ok", f"set via {resolved.endpoint_source}{key}")
+
+
+def _check_gateway_config(resolved: Resolved) -> ReadinessCheck:
+    """A gateway stands in for the endpoint: its address, pin and token file, each named."""
+    gateway = resolved.gateway
+    assert gateway is not None
+    problem = resolved.endpoint_problem or resolved.api_key_problem
+    if problem is not None:
+        return _check("endpoint_config", "invalid", f"gateway: {problem}")
+    how = ("plain http (opted out of TLS)" if gateway.plain_http
+           else f"TLS pinned to sha256 {gateway.fingerprint}")
+    return _check("endpoint_config", "ok", f"a gateway at {gateway.url} via {GATEWAY_URL_VAR}, "
+                  f"{how}, token from {GATEWAY_TOKEN_FILE_VAR}")
+
+
+def _reach_name(resolved: Resolved) -> str:
+    """The reachability check's name: `gateway` when one stands in for the endpoint, so a
+    run it refuses is blocked with a `gateway:` reason."""
+    return "gateway" if resolved.gateway is not None else "endpoint_reachable"
+
+
+def _gateway_refusal(response: httpx.Response) -> str:
+    """The gateway's own one-line reason for a 401/403 (it never holds the endpoint)."""
+    try:
+        said = response.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        said = ""
+    said = " ".join(str(said).split())[:300]
+    return (f"the gateway refused the token in {GATEWAY_TOKEN_FILE_VAR}"
+            + (f" ({visible(said)})" if said else "")
+            + "; ask the gateway's host for a fresh one: cto-harness gateway token --job NAME")
 
 
 def check_case_bin(case_bin: str | None) -> ReadinessCheck:
@@ -111,7 +145,8 @@ def _call(resolved: Resolved, method: str, route: str, timeout: float,
     try:
         # trust_env=False: no proxy variable or .netrc may reroute the secret URL.
         with httpx.Client(timeout=httpx.Timeout(timeout), trust_env=False,
-                          verify=verifies_tls(resolved.endpoint)) as client:
+                          verify=upstream_verify(resolved.endpoint,
+                                                 resolved.gateway)) as client:
             response = client.request(method, url, headers=headers, json=body)
     except httpx.TimeoutException as exc:
         return _check(name, "error", f"timed out after {timeout:g} s ({type(exc).__name__})"), 0
@@ -126,23 +161,26 @@ def probe_endpoint(
     resolved: Resolved, timeout: float, redact: Callable[[str], str]
 ) -> tuple[ReadinessCheck, list[str] | None]:
     """GET {base}/models: the reachability check, and the served model ids when readable."""
-    response, latency = _call(resolved, "GET", "models", timeout, redact, "endpoint_reachable")
+    name = _reach_name(resolved)
+    response, latency = _call(resolved, "GET", "models", timeout, redact, name)
     if isinstance(response, ReadinessCheck):
         return response, None
     status = response.status_code
     if status != 200:
         hint = _status_hint(status, resolved.api_key is not None)
-        return _check("endpoint_reachable", "error", f"HTTP {status} in {latency:g} ms: {hint}",
+        if resolved.gateway is not None and status in (401, 403):
+            hint = _gateway_refusal(response)
+        return _check(name, "error", f"HTTP {status} in {latency:g} ms: {hint}",
                       latency), None
     try:
         ids = _model_ids(response.json())
     except ValueError:
         ids = None
     if ids is None:
-        return _check("endpoint_reachable", "invalid",
+        return _check(name, "invalid",
                       f"HTTP 200 in {latency:g} ms, but the answer is not an OpenAI model list",
                       latency), None
-    return _check("endpoint_reachable", "ok", f"HTTP 200 in {latency:g} ms", latency), ids
+    return _check(name, "ok", f"HTTP 200 in {latency:g} ms", latency), ids
 
 
 ROUTE_PROBES: dict[str, tuple[str, str]] = {
@@ -225,7 +263,8 @@ def check_readiness(
     if config.state == "ok":
         reachable, ids = probe_endpoint(resolved, timeout, redact)
     else:
-        reachable = _check("endpoint_reachable", "skipped", f"endpoint config is {config.state}")
+        reachable = _check(_reach_name(resolved), "skipped",
+                           f"endpoint config is {config.state}")
     checks.append(reachable)
     if ids is not None:
         checks.append(check_model_served(resolved.model, ids, redact))

@@ -76,7 +76,8 @@ from core.sandbox.home import SANDBOX_HOME, prepare_home
 from core.sandbox.paths import PathProblem
 from core.sandbox.run import RunSandbox
 from core.secrets.runscan import scan_seconds
-from core.settings import Resolved
+from core.settings import Resolved, upstream_verify
+from core.settings.gateway import JOB_HEADER, RUN_HEADER
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -283,6 +284,11 @@ class Runner:
             if outcome is None:
                 return "blocked"
             self.state.case = outcome
+            refusal = self._gateway_refusal()
+            if refusal is not None:
+                self._came_back(self.paths.workspace, self.paths.root / "home")
+                self.state.reasons.append(refusal)
+                return "blocked"
         self._came_back(self.paths.workspace, self.paths.root / "home")
         case = self.state.case
         self.state.durations.case_s = round(case.duration_s, 3)
@@ -338,7 +344,9 @@ class Runner:
                       exchanges_max_bytes=exchanges_max or 0,
                       rules=BodyRules(max_n=res.relay_max_n,
                                       remote_media=res.relay_remote_media),
-                      streams=self.redactor.stream)
+                      streams=self.redactor.stream,
+                      verify=upstream_verify(res.endpoint, res.gateway),
+                      identity=self._gateway_identity(), via_gateway=res.gateway is not None)
         try:
             await relay.start()
             self.event("relay_started", url=relay.base_url,
@@ -382,6 +390,21 @@ class Runner:
                 with contextlib.suppress(OSError):
                     (sock_dir / "relay.sock").unlink(missing_ok=True)
                     sock_dir.rmdir()
+
+    def _gateway_identity(self) -> dict[str, str]:
+        """The trial identity a gateway records beside each request (none to an endpoint)."""
+        if self.resolved.gateway is None:
+            return {}
+        said = {RUN_HEADER: self.paths.run_id}
+        if self.request.job_id:
+            said[JOB_HEADER] = self.request.job_id
+        return said
+
+    def _gateway_refusal(self) -> str | None:
+        """The gateway's refusal of the run's token while the Case ran (expired or revoked
+        mid-run), as the run's `gateway:` reason: the setup's fault, not the Case's."""
+        return next((r.error for r in self.state.records
+                     if r.error is not None and r.error.startswith("gateway:")), None)
 
     def _case_command(self, task_file: Path, base_url: str) -> CaseCommand | None:
         """The Case's command; None (the run blocked, naming the variable) when the

@@ -9,6 +9,7 @@ dumps and every error message here say only which variable or file is at fault.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,6 +18,15 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import BadInput
+from core.settings.gateway import (
+    GATEWAY_FINGERPRINT_VAR,
+    GATEWAY_TOKEN_FILE_VAR,
+    GATEWAY_URL_VAR,
+    GatewayTarget,
+    gateway_problem,
+    normalise_fingerprint,
+    pinned_context,
+)
 from core.settings.hosted import HOSTED_MODEL_MARKERS
 
 DEFAULT_PROFILE = "case-qwen"
@@ -69,6 +79,10 @@ class HarnessSettings(BaseSettings):
     case_api: str | None = None
     relay_max_n: str | None = None
     relay_remote_media: str | None = None
+    gateway_url: str | None = None
+    gateway_token_file: str | None = None
+    gateway_fingerprint: str | None = None
+    gateway_plain_http: str | None = None
 
 
 def _read_secret_file(var: str, path: str) -> tuple[SecretStr | None, str | None]:
@@ -140,6 +154,11 @@ class Resolved:
     relay_remote_media: bool = False
     """CTO_HARNESS_RELAY_REMOTE_MEDIA=allow: image/file parts may name a URL or file id to
     fetch (the default forwards only inline `data:` media)."""
+    gateway: GatewayTarget | None = None
+    """CTO_HARNESS_GATEWAY_URL set: the relay's upstream is that gateway (then `endpoint`
+    holds the gateway's address, not a secret, and `api_key` the gateway's token)."""
+    local_endpoint: SecretStr | None = None
+    """The endpoint variables' value when set beside a gateway: never used, only masked."""
 
     @property
     def endpoint_usable(self) -> bool:
@@ -147,9 +166,19 @@ class Resolved:
 
     def secrets(self) -> dict[str, str]:
         """The configured secret values by the names a redactor reports them under."""
+        endpoint = self.local_endpoint if self.gateway is not None else self.endpoint
         return {name: value.get_secret_value()
-                for name, value in (("endpoint", self.endpoint), ("api_key", self.api_key))
+                for name, value in (("endpoint", endpoint), ("api_key", self.api_key))
                 if value is not None}
+
+
+def upstream_verify(endpoint: SecretStr, gateway: GatewayTarget | None) -> bool | ssl.SSLContext:
+    """httpx's `verify` for the upstream: a gateway's pinned certificate, or the endpoint's
+    own (`verifies_tls`)."""
+    if gateway is not None and gateway.fingerprint is not None \
+            and endpoint.get_secret_value().lower().startswith("https:"):
+        return pinned_context(gateway.fingerprint)
+    return verifies_tls(endpoint)
 
 
 def verifies_tls(endpoint: SecretStr) -> bool:
@@ -209,6 +238,12 @@ def resolve(profile: str = DEFAULT_PROFILE) -> Resolved:
         api_key_problem = (f"{source} holds a user:password and {API_KEY_VAR} is set too: "
                            "the upstream would get the URL's Basic credentials and never the "
                            "key; keep the credentials in one of the two")
+    gateway = None
+    local_endpoint = None
+    if settings.gateway_url and settings.gateway_url.strip():
+        local_endpoint = endpoint if problem is None else None
+        gateway, endpoint, problem, api_key, api_key_problem = _gateway(settings)
+        source = GATEWAY_URL_VAR
     provider, model = PROFILES[profile]
     markers: tuple[str, ...] = DEFAULT_FALLBACK_MARKERS
     if settings.fallback_markers is not None:
@@ -243,7 +278,32 @@ def resolve(profile: str = DEFAULT_PROFILE) -> Resolved:
         case_api=(settings.case_api or "chat").strip().lower(),
         relay_max_n=_max_n(settings.relay_max_n),
         relay_remote_media=_remote_media(settings.relay_remote_media),
+        gateway=gateway,
+        local_endpoint=local_endpoint,
     )
+
+
+def _gateway(settings: HarnessSettings) -> tuple[GatewayTarget, SecretStr, str | None,
+                                                 SecretStr | None, str | None]:
+    """The gateway in place of the endpoint: (target, its address as the upstream, what is
+    wrong with it, the token as the API key, what is wrong with the token)."""
+    url = (settings.gateway_url or "").strip()
+    plain = (settings.gateway_plain_http or "").strip().lower() == "allow"
+    raw_pin = settings.gateway_fingerprint
+    pin = normalise_fingerprint(raw_pin) if raw_pin else None
+    problem = gateway_problem(url, pin, plain, endpoint_shape_problem(url))
+    if problem is None and raw_pin and pin is None:
+        problem = (f"{GATEWAY_FINGERPRINT_VAR} is not a sha256 (64 hex digits); copy the "
+                   "fingerprint `cto-harness gateway serve` printed")
+    token, token_problem = None, None
+    if settings.gateway_token_file:
+        token, token_problem = _read_secret_file(GATEWAY_TOKEN_FILE_VAR.removesuffix("_FILE"),
+                                                 settings.gateway_token_file)
+    else:
+        token_problem = (f"{GATEWAY_TOKEN_FILE_VAR} is not set: name the token file "
+                         "`cto-harness gateway token --job NAME` wrote on the gateway's host")
+    target = GatewayTarget(url=url, fingerprint=pin, plain_http=plain)
+    return target, SecretStr(url), problem, token, token_problem
 
 
 def _max_n(value: str | None) -> int:
