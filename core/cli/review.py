@@ -10,6 +10,7 @@ from pathlib import Path
 from core.cli.common import emit_json, root_was_chosen, runs_root
 from core.errors import UsageError
 from core.evidence.attestation import check_job
+from core.evidence.gateway_check import check_gateway_ledger
 from core.evidence.keys import KeyProblem, VerifyKey, load_public_key, local_verify_key
 from core.evidence.runs import RunsRootError, find_run, list_runs
 from core.evidence.validate import validate_run
@@ -79,7 +80,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     key = load_public_key(Path(args.key)) if args.key else None
     if args.run_dir and os.path.isfile(os.path.join(args.run_dir, "job.json")):
         return _validate_job(Path(args.run_dir), key, args.json)
-    result = validate_run(_resolve_run_dir(args.run_dir, root), key=key)
+    run_dir = _resolve_run_dir(args.run_dir, root)
+    result = validate_run(run_dir, key=key)
+    if args.gateway_ledger:
+        agreed = check_gateway_ledger(run_dir, Path(args.gateway_ledger))
+        result.criteria.append(agreed)
+        if agreed.verdict == "failed":
+            result.ok = result.stage2_pass_evidence = False
+            result.problems.append(agreed.detail)
     if args.json:
         emit_json(result)
     else:
@@ -133,6 +141,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     val.add_argument("--runs-root", metavar="DIR")
     val.add_argument("--key", metavar="PUB", help="verify the signature with this public key "
                      "(PEM, as `cto-harness key` prints it) instead of the local one")
+    val.add_argument("--gateway-ledger", metavar="FILE",
+                     help="cross-check the run's relay ledger against this gateway ledger "
+                          "(its state folder's ledger.jsonl), request by request")
     val.add_argument("--json", action="store_true")
     val.set_defaults(func=cmd_validate)
 

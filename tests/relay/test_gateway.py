@@ -1,0 +1,264 @@
+"""The gateway as it is used: `cto-harness gateway serve` in its own process holding the
+(scripted) endpoint, over real loopback TLS, and real `cto-harness run`s whose relay forwards
+to it with only the gateway's address, fingerprint and a token file — no endpoint setting.
+
+What must hold: a run through it passes and its report says so; the two ledgers agree
+request by request (`validate --gateway-ledger`); the endpoint, in any of its forms, is in
+nothing the run, the gateway's state folder or its stderr hold; and every way the gateway
+can refuse a run (wrong, expired or revoked token, wrong fingerprint, plain http without the
+opt-out) blocks it with one line saying what to fix — never `failed`, never the Case's.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.settings.gateway import pinned_context
+from core.standins.endpoint import ScriptedEndpoint
+from tests.support.harness import QWEN, ROOT, Harness
+from tests.support.sandboxing import secret_endpoint, secret_forms, secret_on_disk
+
+JOB = "nightly-1"
+
+
+@dataclass
+class Served:
+    url: str
+    fingerprint: str | None
+    state: Path
+    proc: subprocess.Popen[str]
+    env: dict[str, str]
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "core.cli", "gateway", *args,
+                               "--state", str(self.state)], env=self.env, capture_output=True,
+                              text=True, timeout=60, cwd=ROOT)
+
+    def token(self, job: str = JOB, *extra: str) -> Path:
+        made = self.cli("token", "--job", job, "--json", *extra)
+        assert made.returncode == 0, made.stderr
+        return Path(json.loads(made.stdout)["token_file"])
+
+    def ledger(self) -> list[dict]:
+        path = self.state / "ledger.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] \
+            if path.exists() else []
+
+    def stop(self) -> str:
+        """Stop the gateway (SIGTERM) and return what it wrote to stderr."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        _, err = self.proc.communicate(timeout=30)
+        return err
+
+
+def serve(harness: Harness, upstream: ScriptedEndpoint, state: Path,
+          *flags: str) -> tuple[Served, str]:
+    """A gateway process on 127.0.0.1:<free> holding a secret form of the endpoint (an
+    invented password in its URL), and that URL."""
+    secret = secret_endpoint(harness, upstream)
+    env = dict(harness.env)
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "gateway", "serve", "--listen",
+                             "127.0.0.1:0", "--state", str(state), "--json", *flags],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # printed once it listens; the condition waited on
+    assert first, proc.stderr.read() if proc.stderr else "no output"
+    facts = json.loads(first)
+    return Served(url=facts["url"], fingerprint=facts["fingerprint"], state=state,
+                  proc=proc, env=env), secret
+
+
+@pytest.fixture
+def gateway(harness: Harness, upstream: ScriptedEndpoint,
+            tmp_path: Path) -> Iterator[tuple[Served, str]]:
+    served, secret = serve(harness, upstream, tmp_path / "gateway-state")
+    yield served, secret
+    served.stop()
+
+
+def as_worker(harness: Harness, served: Served, token_file: Path,
+              fingerprint: str | None = None, url: str | None = None) -> None:
+    """The run's machine: no endpoint setting at all, only the gateway's."""
+    for name in ("CTO_HARNESS_CASE_LOCAL_BASE_URL", "CTO_HARNESS_CASE_LOCAL_BASE_URL_FILE"):
+        harness.env.pop(name, None)
+    harness.env.update({
+        "CTO_HARNESS_GATEWAY_URL": url or served.url,
+        "CTO_HARNESS_GATEWAY_TOKEN_FILE": str(token_file),
+        "CTO_HARNESS_GATEWAY_FINGERPRINT": fingerprint or served.fingerprint or "",
+    })
+
+
+def no_secret_in(text: str, secret: str) -> bool:
+    low = text.lower().encode()
+    return not any(form in low for form in secret_forms(secret))
+
+
+def test_a_run_through_the_gateway_passes_says_so_and_the_ledgers_agree(
+        harness: Harness, gateway: tuple[Served, str], tmp_path: Path) -> None:
+    served, secret = gateway
+    token_file = served.token()
+    as_worker(harness, served, token_file)
+    code, result = harness.run_json("run")
+    run_dir = Path(result["run_dir"])
+    report = harness.report(run_dir)
+    assert (code, report["status"]) == (0, "passed"), report["reasons"]
+    assert report["gateway"] == {"url": served.url, "fingerprint": served.fingerprint,
+                                 "plain_http": False, "job": None, "run": report["run_id"]}
+    mine = [r for r in served.ledger() if r["run"] == report["run_id"]]
+    assert mine and {r["job"] for r in mine} == {JOB}
+    assert all(r["transport"] == "tls" and r["bytes"] > 0 for r in mine if r["status"] == 200)
+    assert [r["path"] for r in mine] == [
+        json.loads(line)["path"] for line in
+        (run_dir / "backend" / "relay.jsonl").read_text().splitlines()]
+
+    checked = harness.run("validate", str(run_dir), "--gateway-ledger",
+                          str(served.state / "ledger.jsonl"), "--json")
+    verdicts = {c["id"]: c["verdict"] for c in json.loads(checked.stdout)["criteria"]}
+    assert checked.returncode == 0 and verdicts["gateway_ledger_agrees"] == "ok", checked.stdout
+
+    # A gateway ledger with one of the run's requests taken out no longer agrees.
+    lines = (served.state / "ledger.jsonl").read_text().splitlines()
+    cut = next(n for n, line in enumerate(lines) if report["run_id"] in line)
+    edited = tmp_path / "edited-ledger.jsonl"
+    edited.write_text("\n".join(lines[:cut] + lines[cut + 1:]) + "\n")
+    checked = harness.run("validate", str(run_dir), "--gateway-ledger", str(edited), "--json")
+    assert checked.returncode == 1 and "has no request in the gateway's ledger" in checked.stdout
+
+    token = token_file.read_text().strip()
+    stderr = served.stop()
+    assert secret_on_disk(run_dir, secret) == []
+    assert secret_on_disk(served.state, secret) == []
+    assert no_secret_in(stderr, secret), stderr
+    assert not any(token.encode() in data for data in
+                   (p.read_bytes() for p in run_dir.rglob("*") if p.is_file()))
+    assert not any(token.encode() in p.read_bytes() for p in served.state.rglob("*")
+                   if p.is_file() and p != token_file)
+    assert oct((served.state / "tls" / "key.pem").stat().st_mode & 0o777) == "0o600"
+    assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+
+
+def _expire(served: Served) -> None:
+    """Every token in the gateway's book made to have expired (its own file, as written)."""
+    book = served.state / "tokens.json"
+    data = json.loads(book.read_text())
+    for entry in data["tokens"]:
+        entry["expires"] = "2000-01-01T00:00:00Z"
+    book.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("how", ["wrong", "expired", "revoked"])
+def test_a_token_the_gateway_refuses_blocks_the_run_with_one_line(
+        harness: Harness, gateway: tuple[Served, str], tmp_path: Path, how: str) -> None:
+    served, secret = gateway
+    token_file = served.token()
+    if how == "wrong":
+        token_file = tmp_path / "wrong.token"
+        token_file.write_text("ctogw_" + secrets.token_urlsafe(32) + "\n")
+    elif how == "expired":
+        _expire(served)
+    else:
+        revoked = served.cli("revoke", "--job", JOB)
+        assert revoked.returncode == 0 and "revoked 1 token" in revoked.stdout
+    as_worker(harness, served, token_file)
+    code, result = harness.run_json("run")
+    report = harness.report(result["run_dir"])
+    events = [e["event"] for e in harness.trace(result["run_dir"])]
+    assert (code, report["status"], report["failure_class"]) == (3, "blocked",
+                                                                  "infrastructure")
+    assert "case_process_started" not in events
+    said = [r for r in report["reasons"] if r.startswith("gateway:")]
+    word = {"wrong": "not one this gateway issued", "expired": "expired at",
+            "revoked": "was revoked"}[how]
+    assert len(said) == 1 and word in said[0] and "\n" not in said[0], report["reasons"]
+    assert "CTO_HARNESS_GATEWAY_TOKEN_FILE" in said[0]
+    refused = [r for r in served.ledger() if r["status"] == 401]
+    assert refused and all(word in r["refused"] for r in refused)
+    assert no_secret_in(served.stop(), secret)
+
+
+def test_a_wrong_fingerprint_blocks_at_readiness_naming_the_variable(
+        harness: Harness, gateway: tuple[Served, str]) -> None:
+    served, _ = gateway
+    as_worker(harness, served, served.token(), fingerprint="ab" * 32)
+    code, result = harness.run_json("run")
+    report = harness.report(result["run_dir"])
+    assert (code, report["status"]) == (3, "blocked")
+    said = [r for r in report["reasons"] if "CTO_HARNESS_GATEWAY_FINGERPRINT" in r]
+    assert len(said) == 1 and said[0].startswith("gateway:"), report["reasons"]
+    # The token never reached it: the pin is checked before a byte of the request is sent.
+    assert served.ledger() == []
+
+
+def test_plain_http_needs_the_explicit_opt_out_on_both_sides(
+        harness: Harness, upstream: ScriptedEndpoint, tmp_path: Path) -> None:
+    served, _ = serve(harness, upstream, tmp_path / "plain", "--insecure-plain-http")
+    try:
+        assert served.url.startswith("http://") and served.fingerprint is None
+        as_worker(harness, served, served.token())
+        code, result = harness.run_json("run")
+        report = harness.report(result["run_dir"])
+        assert (code, report["status"]) == (3, "blocked")
+        said = [r for r in report["reasons"] if "CTO_HARNESS_GATEWAY_PLAIN_HTTP=allow" in r]
+        assert len(said) == 1 and "CTO_HARNESS_GATEWAY_URL" in said[0], report["reasons"]
+
+        harness.env["CTO_HARNESS_GATEWAY_PLAIN_HTTP"] = "allow"
+        code, result = harness.run_json("run")
+        report = harness.report(result["run_dir"])
+        assert (code, report["status"]) == (0, "passed"), report["reasons"]
+        assert report["gateway"]["plain_http"] is True
+        assert {r["transport"] for r in served.ledger()} == {"plain-http"}
+    finally:
+        served.stop()
+
+
+def test_the_gateway_applies_the_relays_rules_and_never_says_the_endpoint(
+        gateway: tuple[Served, str], upstream: ScriptedEndpoint) -> None:
+    served, secret = gateway
+    token = served.token().read_text().strip()
+    auth = {"authorization": f"Bearer {token}", "x-cto-run": "probe-run"}
+    with httpx.Client(verify=pinned_context(served.fingerprint or ""), timeout=30) as client:
+        chat = {"model": QWEN, "messages": [{"role": "user", "content": "hi"}]}
+        other = client.post(f"{served.url}/chat/completions", headers=auth,
+                            json={**chat, "model": "claude-sonnet-4-6"})
+        odd = client.post(f"{served.url}/admin/shutdown", headers=auth, json=chat)
+        many = client.post(f"{served.url}/chat/completions", headers=auth, json={**chat, "n": 5})
+        with client.stream("POST", f"{served.url}/chat/completions", headers=auth,
+                           json={**chat, "stream": True}) as streamed:
+            chunks = list(streamed.iter_bytes())
+    assert (other.status_code, odd.status_code, many.status_code) == (403, 404, 400)
+    assert "not admitted" in other.json()["error"]["message"]
+    assert streamed.status_code == 200 and b"data: [DONE]" in b"".join(chunks)
+    for answer in (other.text, odd.text, many.text, b"".join(chunks).decode()):
+        assert no_secret_in(answer, secret)
+    assert [r["status"] for r in served.ledger()] == [403, 404, 400, 200]
+    assert all(r["run"] == "probe-run" and r["job"] == JOB for r in served.ledger())
+
+
+def test_bad_input_is_one_line_and_exit_2(harness: Harness, tmp_path: Path) -> None:
+    env = {k: v for k, v in harness.env.items() if k != "CTO_HARNESS_CASE_LOCAL_BASE_URL"}
+
+    def gw(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "core.cli", "gateway", *args, "--state",
+                               str(tmp_path / "s")], env=env, capture_output=True, text=True,
+                              timeout=60, cwd=ROOT)
+
+    for args, says in [
+        (("serve", "--listen", "127.0.0.1:0"), "CTO_HARNESS_CASE_LOCAL_BASE_URL"),
+        (("serve", "--listen", "nowhere"), "--listen"),
+        (("token", "--job", "a b"), "--job"),
+        (("token", "--job", "j", "--ttl", "soon"), "--ttl"),
+    ]:
+        done = gw(*args)
+        assert done.returncode == 2 and says in done.stderr, (args, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
