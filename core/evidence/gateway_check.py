@@ -84,12 +84,12 @@ def check_gateway_ledger(run_dir: Path, ledger: Path) -> Criterion:
     gateway: list[tuple[int, GatewayRecord]] = []
     for n, line in gateway_lines:
         try:
-            record = GatewayRecord.model_validate_json(line)
+            seen = GatewayRecord.model_validate_json(line)
         except ValidationError:
             problems.append(f"{ledger.name} line {n} is not a gateway record")
             continue
-        if record.run == run_id:
-            gateway.append((n, record))
+        if seen.run == run_id:
+            gateway.append((n, seen))
     unmatched = list(gateway)
     missing: list[str] = []
     for n, record in relay:

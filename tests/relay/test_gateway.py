@@ -15,6 +15,7 @@ import json
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import pytest
 
 from core.settings.gateway import pinned_context
 from core.standins.endpoint import ScriptedEndpoint
+from tests.support.case_runs import wait_for_case
 from tests.support.harness import QWEN, ROOT, Harness
 from tests.support.sandboxing import secret_endpoint, secret_forms, secret_on_disk
 
@@ -185,6 +187,52 @@ def test_a_token_the_gateway_refuses_blocks_the_run_with_one_line(
     refused = [r for r in served.ledger() if r["status"] == 401]
     assert refused and all(word in r["refused"] for r in refused)
     assert no_secret_in(served.stop(), secret)
+
+
+LATE_ASKER = '''
+import http.client, json, os, sys, time
+from urllib.parse import urlsplit
+
+base = urlsplit(os.environ["OPENAI_BASE_URL"])
+go = os.path.join(sys.argv[1], "go")
+print("case: waiting", flush=True)
+while not os.path.exists(go):
+    time.sleep(0.01)
+conn = http.client.HTTPConnection(base.hostname, base.port, timeout=30)
+conn.request("POST", "/v1/chat/completions", body=json.dumps({
+    "model": os.environ["CTO_HARNESS_CASE_MODEL"],
+    "messages": [{"role": "user", "content": "hi"}]}),
+    headers={"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"],
+             "Content-Type": "application/json"})
+print("case: asked", conn.getresponse().status, flush=True)
+'''
+
+
+def test_a_token_revoked_while_the_case_runs_blocks_the_run_not_fails_it(
+        harness: Harness, gateway: tuple[Served, str], tmp_path: Path) -> None:
+    served, _ = gateway
+    case = tmp_path / "late_asker.py"
+    case.write_text(f"#!{sys.executable}\n{LATE_ASKER}")
+    case.chmod(0o755)
+    tmp_path.chmod(0o755)  # the sandbox runs the Case as another uid
+    harness.env.update({"CTO_HARNESS_CASE_BIN": str(case),
+                        "CTO_HARNESS_CASE_ARGS": "{workspace}"})
+    as_worker(harness, served, served.token())
+    proc = harness.start("run", "--no-baseline", "--json")
+    run_dir = wait_for_case(harness)
+    log = run_dir / "backend" / "case.log"
+    while "case: waiting" not in (log.read_text() if log.exists() else ""):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)  # polling the log for the Case's line, not waiting out a clock
+    assert served.cli("revoke", "--job", JOB).returncode == 0
+    (run_dir / "workspace" / "go").write_text("")
+    _out, err = proc.communicate(timeout=120)
+    report = harness.report(run_dir)
+    assert (proc.returncode, report["status"], report["failure_class"]) == (
+        3, "blocked", "infrastructure"), (report["reasons"], err)
+    said = [r for r in report["reasons"] if r.startswith("gateway:")]
+    assert len(said) == 1 and "was revoked" in said[0], report["reasons"]
+    assert "case: asked 502" in log.read_text()
 
 
 def test_a_wrong_fingerprint_blocks_at_readiness_naming_the_variable(
