@@ -82,7 +82,7 @@ class Counts(_Model):
 
     trials: int = 0
     done: int = 0
-    """Trials with a final report."""
+    """Trials with a final report that `--resume` keeps (not a cancelled one)."""
     scored: int = 0
     """Trials with a verdict on the Case (passed, failed, timed out): n in pass@k."""
     passes: int = 0

@@ -23,6 +23,7 @@ from core.evidence.rundir import NotRegularFile, read_json_model
 from core.evidence.runs import JOBS_FOLDER
 from core.evidence.untrusted import TooLarge
 from core.jobs.model import (
+    TO_RUN,
     Baseline,
     Counts,
     Job,
@@ -74,7 +75,7 @@ def _count(trials: list[Trial], k: int, into: Counts) -> None:
     into.k = k
     into.tokens = 0
     for t in trials:
-        finished = t.status not in ("pending", "running", "interrupted")
+        finished = t.status not in TO_RUN  # a cancelled trial is run again on resume
         into.done += finished and t.run_id is not None
         into.scored += scored(t)
         into.passes += t.status == "passed"

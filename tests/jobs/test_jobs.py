@@ -136,13 +136,15 @@ def test_summary_from_trials() -> None:
             {"task": "a", "attempt": 4, "status": "pending"},
             {"task": "b", "attempt": 1, "status": "passed", "run_id": "5", "tokens": 7,
              "baseline": "passed", "leaked": True},
+            # cancelled has a report, but --resume runs it again: not done
+            {"task": "b", "attempt": 2, "status": "cancelled", "run_id": "6"},
         ]})
     s = summarize(job)
     a, b = s.tasks
     assert (a.scored, a.passes, a.pass_at_1, a.pass_at_k) == (2, 1, 0.5, None)
     assert a.tokens is None and b.tokens == 7  # one run of a did not know its tokens
     assert (a.baseline, b.baseline) == ("discriminating", "not_discriminating")
-    assert (s.blocked, s.unproven, s.leaked, s.done, s.trials) == (1, 1, 1, 4, 5)
+    assert (s.blocked, s.unproven, s.leaked, s.cancelled, s.done, s.trials) == (1, 1, 1, 1, 4, 6)
     assert s.pass_at_1 == 0.75 and s.discriminating_tasks == 1
 
 

@@ -4,6 +4,7 @@ change under the screen: selection by run id, cancel races, the palette."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from tests.support.pilot import SIZE, dashboard, until
 from tests.support.tui_fixtures import FixtureRun, make_running, make_runs_root, run_id, stage2
 from tui.app import Dashboard
 from tui.launcher import ChildRun, ChildRunRequest
-from tui.screens.detail import RunDetailScreen
+from tui.screens.detail import RunDetailScreen, viewer_command
 from tui.screens.dialogs import ConfirmScreen
 from tui.widgets.case_log import CaseLog
 from tui.widgets.runs_table import RunsTable
@@ -284,3 +285,18 @@ async def test_at_80x24_toasts_leave_the_logs_state_line_and_help_scrolls(
         for _ in range(40):
             await pilot.press("j")
         assert keys.scroll_y == keys.max_scroll_y, "j reaches the last key"
+
+
+def test_o_falls_back_to_the_pager_then_less_when_no_editor_is_set(tmp_path: Path) -> None:
+    """A newcomer with no $EDITOR still gets to read a file whole: `o` uses $PAGER, then
+    `less`; a variable that is not a command (unbalanced quotes) is passed over."""
+    paged = tmp_path / "paged"
+    paged.mkdir()
+    assert viewer_command({"EDITOR": "vi -R", "PAGER": "more"}) == ["vi", "-R"]
+    assert viewer_command({"VISUAL": "code -w", "EDITOR": "vi"}) == ["code", "-w"]
+    command = viewer_command({"EDITOR": "", "PAGER": f"cp -t {paged}"})
+    assert command is not None
+    subprocess.run([*command, str(Path(__file__))], check=True)
+    assert [p.name for p in paged.iterdir()] == [Path(__file__).name]
+    less = shutil.which("less")
+    assert viewer_command({"EDITOR": "'unbalanced"}) == ([less] if less else None)

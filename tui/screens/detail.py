@@ -4,6 +4,7 @@ relay ledger, the real-vs-fake baseline, and its files."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shlex
@@ -11,7 +12,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, cast
 
@@ -112,6 +113,17 @@ def link_label(path: Path) -> str:
         return f"{path.name} → {os.readlink(path)}"
     except OSError:
         return f"{path.name} → ?"
+
+
+def viewer_command(env: Mapping[str, str]) -> list[str] | None:
+    """What `o` opens a file with: $VISUAL, $EDITOR, then $PAGER, then `less` if on PATH
+    (a user with no editor set still gets to read the whole file); None when none is."""
+    for name in ("VISUAL", "EDITOR", "PAGER"):
+        with contextlib.suppress(ValueError):  # unbalanced quotes: not a command
+            if words := shlex.split(env.get(name) or ""):
+                return words
+    less = shutil.which("less")
+    return [less] if less else None
 
 
 class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
@@ -372,19 +384,20 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
         self.query_one("#file-view", FileView).load(event.path, root=self.run_dir)
 
     def action_open_file(self) -> None:
-        """The file in the viewer (Files) or the log, in $VISUAL / $EDITOR, the dashboard
-        suspended meanwhile. A read-only copy: the run's files are evidence, hashed in its
-        report, and an edit would break them."""
+        """The file in the viewer (Files) or the log, in `viewer_command`'s program, the
+        dashboard suspended meanwhile. A read-only copy: the run's files are evidence,
+        hashed in its report, and an edit would break them."""
         tabs = self.query_one(TabbedContent)
         view = self.query_one("#file-view" if tabs.active == "files" else "#log-view",
                               FileView)
-        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+        viewer = viewer_command(os.environ)
         if view.path is None:
             self.notify("pick a file in Files first (enter opens it in the viewer)",
                         severity="warning")
             return
-        if not editor:
-            self.notify("set $EDITOR (or $VISUAL) to open files from here", severity="warning")
+        if viewer is None:
+            self.notify("set $EDITOR, $VISUAL or $PAGER to open files from here (no less "
+                        "on PATH either)", severity="warning")
             return
         try:
             with view.open_viewed() as source, \
@@ -394,7 +407,7 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
                     shutil.copyfileobj(source, fh)
                 copy.chmod(0o444)
                 with self.app.suspend():
-                    subprocess.run([*shlex.split(editor), str(copy)], check=False)
+                    subprocess.run([*viewer, str(copy)], check=False)
         except SuspendNotSupported:
             self.notify("this terminal cannot hand itself to an editor", severity="error")
         except OSError as exc:
