@@ -70,9 +70,10 @@ class Loop:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)  # type: ignore
 
 
-def make_relay(upstream: str, ledger: Path, token: str, **kw: object) -> Relay:
-    return Relay(upstream=SecretStr(upstream), model=MODEL, token=token, ledger=ledger,
-                 redact=lambda text: text, **kw)  # type: ignore[arg-type]
+def make_relay(upstream: str, ledger: Path, token: str, api_key: SecretStr | None = None,
+               **kw: object) -> Relay:
+    return Relay(upstream=SecretStr(upstream), api_key=api_key, model=MODEL, token=token,
+                 ledger=ledger, redact=lambda text: text, **kw)  # type: ignore[arg-type]
 
 
 def timed(client: httpx.Client, url: str, token: str) -> tuple[float, float, int]:
