@@ -67,6 +67,8 @@ ACCEPTANCE: dict[str, str] = {
     "bubblewrap sandbox: only the relay reachable, the evidence out of its reach.",
     "case_bounded": "(limits) The Case, its checks and the fake baseline ran bounded in "
     "memory, processes and disk.",
+    "gateway_pinned": "(gateway) A run whose relay forwarded to a gateway reached it over TLS "
+    "pinned to the gateway's certificate fingerprint.",
 }
 
 
@@ -273,6 +275,8 @@ def _criteria(paths: RunPaths, manifest: Manifest, report: Report,
     out.append(_sandboxed(report))
     if report.case_sandbox is not None and report.case_sandbox.limits_mode is not None:
         out.append(_bounded(report.case_sandbox, report.case_process_started))
+    if report.gateway is not None:
+        out.append(_gateway_pinned(report))
 
     if not report.stage2_passed:
         out.append(_c("stage2_pass_evidence", "not_applicable",
@@ -339,6 +343,20 @@ def _bounded(box: CaseSandbox, started: bool) -> Criterion:
         return _c("case_bounded", "not_applicable", "the Case never started", field)
     hit = f"; reached: {'; '.join(box.limits_hit)}" if box.limits_hit else ""
     return _c("case_bounded", "ok", f"{box.limits_detail}{hit}", field)
+
+
+def _gateway_pinned(report: Report) -> Criterion:
+    """Only for runs through a gateway. Plain http is the explicit opt-out: it fails here,
+    never evidence for a model (the prompts and the token crossed the network readable)."""
+    gateway = report.gateway
+    assert gateway is not None
+    field = Evidence(file="report.json", field="gateway")
+    if gateway.plain_http or gateway.fingerprint is None:
+        return _c("gateway_pinned", "failed", f"through the gateway at {gateway.url} over "
+                  "plain http (CTO_HARNESS_GATEWAY_PLAIN_HTTP=allow); never evidence for a "
+                  "model", field)
+    return _c("gateway_pinned", "ok", f"through the gateway at {gateway.url}, TLS pinned to "
+              f"sha256 {gateway.fingerprint}", field)
 
 
 def _signed(paths: RunPaths, report: Report, report_bytes: bytes, now: dict[str, str],

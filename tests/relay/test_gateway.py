@@ -144,6 +144,7 @@ def test_a_run_through_the_gateway_passes_says_so_and_the_ledgers_agree(
                           str(served.state / "ledger.jsonl"), "--json")
     verdicts = {c["id"]: c["verdict"] for c in json.loads(checked.stdout)["criteria"]}
     assert checked.returncode == 0 and verdicts["gateway_ledger_agrees"] == "ok", checked.stdout
+    assert verdicts["gateway_pinned"] == "ok"
 
     # A gateway ledger with one of the run's requests taken out no longer agrees.
     lines = (served.state / "ledger.jsonl").read_text().splitlines()
@@ -282,6 +283,9 @@ def test_plain_http_needs_the_explicit_opt_out_on_both_sides(
         assert (code, report["status"]) == (0, "passed"), report["reasons"]
         assert report["gateway"]["plain_http"] is True
         assert {r["transport"] for r in served.ledger()} == {"plain-http"}
+        checked = harness.run("validate", result["run_dir"], "--json")
+        verdicts = {c["id"]: c["verdict"] for c in json.loads(checked.stdout)["criteria"]}
+        assert checked.returncode == 1 and verdicts["gateway_pinned"] == "failed"
     finally:
         served.stop()
 
