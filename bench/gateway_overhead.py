@@ -43,7 +43,8 @@ from core.relay.server import Relay  # noqa: E402
 from core.settings.gateway import JOB_HEADER, RUN_HEADER, pinned_context  # noqa: E402
 
 
-def start_gateway(upstream_port: int, state: Path) -> tuple[subprocess.Popen[str], dict]:
+def start_gateway(upstream_port: int, state: Path,
+                  plain: bool) -> tuple[subprocess.Popen[str], dict]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CTO_HARNESS_")}
     env["CTO_HARNESS_CASE_LOCAL_BASE_URL"] = f"http://127.0.0.1:{upstream_port}/v1"
     env["PYTHONPATH"] = str(ROOT)
@@ -52,7 +53,8 @@ def start_gateway(upstream_port: int, state: Path) -> tuple[subprocess.Popen[str
                            env=env, capture_output=True, text=True, check=True, cwd=ROOT)
     token_file = json.loads(token.stdout)["token_file"]
     proc = subprocess.Popen([*cli, "serve", "--listen", "127.0.0.1:0", "--state", str(state),
-                             "--json"], env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                             "--json", *(["--insecure-plain-http"] if plain else [])],
+                            env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdout is not None
     facts = json.loads(proc.stdout.readline())
     facts["token"] = Path(token_file).read_text().strip()
@@ -95,11 +97,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chunks", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--insecure-plain-http", action="store_true",
+                        help="the gateway without TLS: how much of its cost is TLS")
     args = parser.parse_args()
     upstream = Upstream(stream_payload(args.chunks))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        proc, gw = start_gateway(upstream.port, folder / "gateway")
+        proc, gw = start_gateway(upstream.port, folder / "gateway", args.insecure_plain_http)
         try:
             loop = Loop()
             token = "bench-run-token"
@@ -107,7 +111,8 @@ def main() -> None:
                                 token)
             via = make_relay(gw["url"], folder / "b.jsonl", token,
                              api_key=SecretStr(gw["token"]),
-                             verify=pinned_context(gw["fingerprint"]), via_gateway=True,
+                             verify=pinned_context(gw["fingerprint"]) if gw["fingerprint"]
+                             else False, via_gateway=True,
                              identity={JOB_HEADER: "bench", RUN_HEADER: "bench-run"})
             for relay in (direct, via):
                 loop.run(relay.start())
@@ -134,7 +139,8 @@ def main() -> None:
     stream_added = (b["last_ms_median"] - b["first_ms_median"]) - (
         a["last_ms_median"] - a["first_ms_median"])
     per_chunk_us = stream_added * 1000 / args.chunks
-    print(f"chunks {args.chunks}, repeat {args.repeat} (median / best, ms)")
+    print(f"chunks {args.chunks}, repeat {args.repeat}, gateway over "
+          f"{'plain http' if args.insecure_plain_http else 'TLS'} (median / best, ms)")
     for name in ("relay", "gateway"):
         r = out[name]
         print(f"  {name:8} first byte {r['first_ms_median']:7.2f} / {r['first_ms_best']:7.2f}"

@@ -463,7 +463,8 @@ class Relay:
             # blocked by its setup, never failed for what the Case did.
             message = f"gateway: refused the run's token (HTTP {status}{said})"
         elif status in (401, 403):
-            message += " (the relay's API key, CTO_HARNESS_CASE_LOCAL_API_KEY, was refused)"
+            message += (f" (the {self.ledger.WHO}'s API key, CTO_HARNESS_CASE_LOCAL_API_KEY, "
+                        "was refused)")
         # A client error passes through as itself; server errors, redirects and a refused
         # key are the upstream's fault, so the Case sees a gateway error.
         relayed = status if 400 <= status < 500 and status not in (401, 403) else 502
