@@ -29,11 +29,17 @@ from core.relay.bodies import BodyRules
 from core.relay.gateway_state import LEDGER, GatewayStateError, Tokens
 from core.relay.ledger import Ledger, Pending
 from core.relay.loopback import LoopbackServer
-from core.relay.rules import CONNECTION_LIMIT, NAME_CHARS, clip
+from core.relay.rules import NAME_CHARS, Load, clip
 from core.relay.server import Relay
 from core.secrets.stream import StreamRedactor
 from core.settings.gateway import JOB_HEADER, RUN_HEADER
 from core.term import visible
+
+GATEWAY_IN_FLIGHT = 256
+"""Requests a gateway handles at once: it serves a whole job's trials (tens at once, each a
+handful of requests), where one relay serves one Case. Past it, the recorded 429."""
+GATEWAY_CONNECTIONS = 1024
+"""uvicorn's backstop, well above GATEWAY_IN_FLIGHT (as the relay's is above its own)."""
 
 
 class GatewayLedger(Ledger):
@@ -72,11 +78,12 @@ class Gateway(Relay):
                  streams: Callable[[], StreamRedactor] | None = None) -> None:
         super().__init__(upstream=upstream, api_key=api_key, model=model,
                          token=secrets.token_urlsafe(32),  # never used: _admit is the door
-                         ledger=state / LEDGER, redact=redact, rules=rules, streams=streams)
+                         ledger=state / LEDGER, redact=redact, rules=rules, streams=streams,
+                         load=Load(max_in_flight=GATEWAY_IN_FLIGHT))
         self.ledger = GatewayLedger(state / LEDGER, redact,
                                     "tls" if tls is not None else "plain-http")
         self._tokens = Tokens(state)
-        self._server = LoopbackServer(self._asgi, connection_limit=CONNECTION_LIMIT,
+        self._server = LoopbackServer(self._asgi, connection_limit=GATEWAY_CONNECTIONS,
                                       host=host, port=port, tls=tls)
         self.tls = tls is not None
 
