@@ -172,7 +172,7 @@ class Tokens:
 
     def __init__(self, folder: Path) -> None:
         self._path = folder / TOKENS
-        self._seen: tuple[int, int] | None = None
+        self._seen: tuple[int, int, int] | None = None
         self._book = TokenBook()
 
     def _load(self) -> TokenBook:
@@ -181,7 +181,9 @@ class Tokens:
         except FileNotFoundError:
             self._seen, self._book = None, TokenBook()
             return self._book
-        mark = (stat.st_mtime_ns, stat.st_size)
+        # Every write replaces the file (a new inode): that, not a coarse mtime, tells a
+        # change made within the same clock tick.
+        mark = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if mark != self._seen:
             try:
                 self._book = TokenBook.model_validate_json(self._path.read_bytes())
