@@ -299,6 +299,7 @@ def _gateway(settings: HarnessSettings) -> tuple[GatewayTarget, SecretStr, str |
     if settings.gateway_token_file:
         token, token_problem = _read_secret_file(GATEWAY_TOKEN_FILE_VAR.removesuffix("_FILE"),
                                                  settings.gateway_token_file)
+        token_problem = token_problem or _shared_file(settings.gateway_token_file)
     else:
         token_problem = (f"{GATEWAY_TOKEN_FILE_VAR} is not set: name the token file "
                          "`cto-harness gateway token --job NAME` wrote on the gateway's host")
@@ -322,6 +323,19 @@ def _remote_media(value: str | None) -> bool:
         raise ConfigError("CTO_HARNESS_RELAY_REMOTE_MEDIA must be `allow` or `refuse` (the "
                           "default: image/file parts must carry their data inline)")
     return text == "allow"
+
+
+def _shared_file(path: str) -> str | None:
+    """Why a token file other local accounts can read is refused (they are adversaries: a
+    token reaches the model), or None."""
+    try:
+        mode = Path(path).stat().st_mode & 0o777
+    except OSError:
+        return None  # reading it said so already
+    if mode & 0o077:
+        return (f"{GATEWAY_TOKEN_FILE_VAR}: {path} is readable by other accounts "
+                f"(mode {mode:04o}); chmod 600 {path}")
+    return None
 
 
 def _has_userinfo(endpoint: SecretStr) -> bool:

@@ -184,6 +184,7 @@ def test_a_token_the_gateway_refuses_blocks_the_run_with_one_line(
     if how == "wrong":
         token_file = tmp_path / "wrong.token"
         token_file.write_text("ctogw_" + secrets.token_urlsafe(32) + "\n")
+        token_file.chmod(0o600)
     elif how == "expired":
         _expire(served)
     else:

@@ -22,6 +22,7 @@ PIN = "ab" * 32
 def _token(tmp_path: Path) -> Path:
     path = tmp_path / "job.token"
     path.write_text("ctogw_" + secrets.token_urlsafe(32) + "\n")
+    path.chmod(0o600)
     return path
 
 
@@ -43,6 +44,18 @@ def test_each_bad_gateway_setting_blocks_with_one_line_naming_it(
     said = detail(readiness, "endpoint_config")
     assert said.startswith("gateway: ") and names in said and "\n" not in said
     assert states(readiness)["gateway"] == "skipped"
+
+
+def test_a_token_file_other_accounts_can_read_is_refused(
+        env: Callable[..., None], tmp_path: Path) -> None:
+    token = _token(tmp_path)
+    token.chmod(0o644)
+    env(gateway_url="https://gw.lan:7443/v1", gateway_fingerprint=PIN,
+        gateway_token_file=str(token))
+    readiness = check_readiness(resolve(), timeout=1.0)
+    said = detail(readiness, "endpoint_config")
+    assert states(readiness)["endpoint_config"] == "invalid"
+    assert "readable by other accounts (mode 0644)" in said and "chmod 600" in said
 
 
 def test_a_gateway_needs_no_endpoint_and_masks_one_that_is_there(
