@@ -19,6 +19,7 @@ from typing import Any
 
 from core.evidence.exchanges import ExchangeStore, Recorded
 from core.evidence.models import RelayRecord
+from core.relay.inflight import InFlightWriter
 
 STREAM_KEEP = 64 << 20
 """The most of one stream kept for its reassembly; past it the rest is cut, and said."""
@@ -62,8 +63,11 @@ class Recorder:
     writes each within MAX_DEFER_S, or once MAX_QUEUED bytes wait. `close()` writes what is
     left: the run's report hashes the files only after the relay stopped."""
 
-    def __init__(self, store: ExchangeStore) -> None:
+    def __init__(self, store: ExchangeStore, inflight: InFlightWriter | None = None) -> None:
         self.store = store
+        self.inflight = inflight
+        """Told when a request begins and ends; it reads the captures' reads on its own
+        thread (the in-flight view of a dashboard), never on the stream's path."""
         self._seq = 0
         self._cond = threading.Condition()
         self._queue: deque[tuple[float, int, Capture, RelayRecord, bool]] = deque()
@@ -74,13 +78,19 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self.failures: list[str] = []
 
-    def capture(self, api: str, body: bytes, started: str) -> Capture:
+    def capture(self, api: str, body: bytes, started: str,
+                model_asked: str | None = None) -> Capture:
         """A forwarded request begins: what it sends and gets is kept from now."""
         with self._cond:
             self._active += 1
-        return Capture(api, body, started)
+        capture = Capture(api, body, started)
+        if self.inflight is not None:
+            self.inflight.begin(capture, model_asked)
+        return capture
 
     def record(self, capture: Capture, record: RelayRecord, stream: bool) -> None:
+        if self.inflight is not None:
+            self.inflight.end(capture)
         with self._cond:
             self._seq += 1
             now = time.monotonic()
@@ -151,6 +161,8 @@ class Recorder:
             thread = self._thread
         if thread is not None:
             thread.join()
+        if self.inflight is not None:
+            self.inflight.close()
         self.store.close()
 
 

@@ -33,6 +33,7 @@ from core.evidence.exchanges import DEFAULT_MAX_BYTES, ExchangeStore
 from core.evidence.models import RelayRecord
 from core.evidence.rundir import utcnow
 from core.relay.bodies import BodyRules, judge_body
+from core.relay.inflight import InFlightWriter
 from core.relay.ledger import Ledger, Pending
 from core.relay.loopback import LoopbackServer
 from core.relay.passage import (
@@ -131,7 +132,8 @@ class Relay:
             INSIDE_PORTS[1] - INSIDE_PORTS[0])
         """The port the sandbox's forwarder serves the socket on, in the sandbox's own
         network namespace (any port is free there); random, as an ephemeral one looks."""
-        recorder = Recorder(ExchangeStore(exchanges, redact, exchanges_max_bytes)) \
+        recorder = Recorder(ExchangeStore(exchanges, redact, exchanges_max_bytes),
+                            InFlightWriter(exchanges, redact, streams)) \
             if exchanges is not None else None
         self.ledger = Ledger(ledger, redact, on_record, recorder)
 
@@ -326,7 +328,8 @@ class Relay:
         headers = upstream_headers(self._api_key, **headers)
         api: Api = "responses" if matched.route.path == "responses" else "chat"
         if self.ledger.recorder is not None and matched.route.body:
-            pending.capture = self.ledger.recorder.capture(api, body, utcnow())
+            pending.capture = self.ledger.recorder.capture(api, body, utcnow(),
+                                                           pending.model_asked)
         try:
             upstream = await client.send(
                 client.build_request(matched.route.method, url, content=body or None,

@@ -54,6 +54,7 @@ from tui.run_record import (
 )
 from tui.terminal_text import inert, safe
 from tui.widgets.changes import ChangesView
+from tui.widgets.conversation import ConversationView
 from tui.widgets.file_view import FileView
 from tui.widgets.footer import SteadyFooter
 from tui.widgets.keys import KeyedTable
@@ -161,6 +162,8 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
             with TabPane("Log", id="log"):
                 yield Input(placeholder="search the whole log; Enter, then n/N", id="log-find")
                 yield FileView(redact, id="log-view")
+            with TabPane("Conversation", id="conversation"):
+                yield ConversationView(self.run_dir, redact, id="conversation-view")
             with TabPane("Relay", id="relay"):
                 yield KeyedTable(id="relay-table", cursor_type="row", zebra_stripes=True)
             with TabPane("Baseline", id="baseline"), VerticalScroll():
@@ -436,6 +439,9 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
             target.focus()
 
     def action_search(self) -> None:
+        if self.query_one(TabbedContent).active == "conversation":
+            self.query_one(ConversationView).action_find()
+            return
         self.query_one(TabbedContent).active = "log"
         self.query_one("#log-find", Input).focus()
 

@@ -1,0 +1,401 @@
+"""The Conversation tab of Run detail: the run's model exchanges rebuilt as steps (who,
+first line, tokens, latency, model), the selected step whole below, `/` search with n/N,
+and keys to the next tool call (`t`/`T`) or problem (`x`/`X`).
+
+Read lazily: `Transcript.steps()` is asked a page at a time, as the cursor nears the end of
+what is loaded, so a run of 5,000 exchanges opens on its first page. While the run goes on
+(no report yet) the tab reads what the exchanges index grew by and shows the request in
+flight (`backend/exchanges/inflight.json`, written by the relay) as it streams.
+
+Every string here came from a model, an agent or a run folder: it is shown only through
+`safe()`/`inert()` (tui/terminal_text.py) and the display redactor, never as markup."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+from rich.console import Group, RenderableType
+from rich.json import JSON as RichJSON
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import DataTable, Input, Static
+
+from core.evidence.inflight import InFlight, read_inflight
+from core.evidence.rundir import RunPaths
+from core.evidence.transcript import Step, Transcript
+from tui.terminal_text import inert, safe
+from tui.widgets.keys import KeyedTable
+
+PAGE = 200
+"""Steps read per page; the next is read when the cursor comes within NEAR_END of the end."""
+NEAR_END = 20
+LIVE_S = 0.5
+"""How often a run in flight is read again (its index, its in-flight answer)."""
+SHOWN_CHARS = 200_000
+"""Of one message or tool result, this much is shown (the transcript export has it all)."""
+FIRST_LINE = 160
+WHO_STYLE = {"system": "magenta", "user": "cyan", "agent": "green"}
+
+
+def _cut(text: str, limit: int = SHOWN_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n… [cut: {len(text) - limit:,} more characters; " \
+           "`cto-harness transcript` has them all]"
+
+
+def step_text(step: Step) -> str:
+    """Everything of a step a search can find."""
+    parts = [step.message, step.reasoning or "", *step.problems, step.raw or ""]
+    for call in step.tool_calls:
+        parts += [call.name, json.dumps(call.arguments, ensure_ascii=False),
+                  call.arguments_raw or ""]
+    parts += [o.content for o in step.observations]
+    return "\n".join(parts)
+
+
+def step_row(step: Step, redact: Callable[[str], str]) -> tuple[Text, ...]:
+    """One table row: #, who, tokens in/out, latency, model, first line (last: it takes
+    what width is left, and the figures stay in view at 80 columns)."""
+    first = redact(step.first_line)
+    if len(first) > FIRST_LINE:
+        first = first[:FIRST_LINE] + "…"
+    style = "red" if step.problems else ""
+    who = step.source + (" ⚙" if step.tool_calls else "")
+    if step.problems:
+        who += " !"
+    tokens = "" if step.prompt_tokens is None and step.completion_tokens is None else \
+        f"{_n(step.prompt_tokens)}/{_n(step.completion_tokens)}"
+    latency = "" if step.latency_ms is None else f"{step.latency_ms:.0f} ms"
+    model = redact(step.model or "")
+    return (Text(str(step.index + 1)), inert(who, WHO_STYLE.get(step.source, "")),
+            Text(tokens), Text(latency), inert(model[:24] + ("…" if len(model) > 24 else "")),
+            inert(first, style))
+
+
+def _n(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
+
+
+def pretty_json(value: object, redact: Callable[[str], str]) -> RenderableType:
+    """Indented, highlighted JSON, every string made inert first (a model's arguments may
+    carry escape sequences)."""
+    text = safe(redact(json.dumps(value, indent=2, ensure_ascii=False, default=str)))
+    try:
+        return RichJSON(_cut(text), indent=2, ensure_ascii=False)
+    except (ValueError, RecursionError):  # a redaction or cut broke the JSON
+        return Text(_cut(text))
+
+
+def step_view(step: Step, redact: Callable[[str], str], reasoning: bool) -> Group:
+    """A step whole: its header, why a segment starts here, its problems, the message, the
+    reasoning (folded unless `reasoning`), each tool call with its arguments and results."""
+    parts: list[RenderableType] = []
+    head = Text(f"step {step.index + 1} · ", style="bold")
+    head.append(safe(step.source), style=f"bold {WHO_STYLE.get(step.source, '')}")
+    head.append(f" · exchange {step.exchange} · segment {step.segment}")
+    if step.model:
+        head.append(" · ")
+        head.append(safe(redact(step.model)), style="cyan")
+    if step.answer:
+        head.append(f" · {_n(step.prompt_tokens)} in / {_n(step.completion_tokens)} out")
+        if step.latency_ms is not None:
+            head.append(f" · {step.latency_ms:.0f} ms")
+    parts.append(head)
+    if step.segment_start:
+        parts.append(inert(f"new segment: {step.segment_start}", "yellow"))
+    for problem in step.problems:
+        parts.append(inert(f"! {redact(problem)}", "bold red"))
+    if step.message:
+        parts.append(inert(_cut(redact(step.message))))
+    if step.reasoning:
+        lines = step.reasoning.count("\n") + 1
+        if reasoning:
+            parts.append(Text("▾ reasoning (z folds)", style="dim bold"))
+            parts.append(inert(_cut(redact(step.reasoning)), "dim italic"))
+        else:
+            parts.append(Text(f"▸ reasoning, {lines} line{'s' * (lines != 1)} "
+                              f"({len(step.reasoning):,} characters): z unfolds",
+                              style="dim"))
+    bound = {o.call_id for o in step.observations}
+    for call in step.tool_calls:
+        title = Text("→ tool call ", style="bold yellow")
+        title.append(safe(redact(call.name)), style="bold")
+        title.append(f"  {safe(redact(call.id))}", style="dim")
+        parts.append(title)
+        if call.problem:
+            parts.append(inert(f"! {call.problem}; as sent:", "red"))
+            parts.append(inert(_cut(redact(call.arguments_raw or "")), "red"))
+        else:
+            parts.append(pretty_json(call.arguments, redact))
+        for obs in step.observations:
+            if obs.call_id == call.id:
+                parts.append(Text(f"← result (sent back in exchange {obs.exchange})",
+                                  style="bold blue"))
+                parts.append(inert(_cut(redact(obs.content))))
+        if call.id not in bound:
+            parts.append(Text("← no result seen (yet)", style="dim"))
+    for obs in step.observations:
+        if obs.call_id is None or obs.call_id not in {c.id for c in step.tool_calls}:
+            parts.append(Text(f"← a result bound to no call of this step (exchange "
+                              f"{obs.exchange})", style="bold red"))
+            parts.append(inert(_cut(redact(obs.content))))
+    if step.raw is not None:
+        parts.append(Text("as it came (raw):", style="bold red"))
+        parts.append(inert(_cut(redact(step.raw))))
+    if len(parts) == 1:
+        parts.append(Text("(empty)", style="dim"))
+    return Group(*parts)
+
+
+def inflight_line(now: list[InFlight], redact: Callable[[str], str]) -> Text:
+    """The requests in flight: model, tokens so far, tokens/s, the answer's last line."""
+    text = Text()
+    for n, req in enumerate(now):
+        if n:
+            text.append("\n")
+        text.append("⟳ in flight ", style="bold yellow")
+        text.append(safe(redact(req.model or req.model_asked or "?")), style="cyan")
+        text.append(f" · {req.elapsed_s:.1f} s")
+        if req.stream:
+            rate = f" · {req.tokens_per_s:.1f} tokens/s" if req.tokens_per_s else ""
+            text.append(f" · {req.tokens:,} tokens so far{rate}")
+        else:
+            text.append(" · waiting for a whole answer")
+        if req.tool_calls:
+            text.append(f" · calling {', '.join(safe(redact(c)) for c in req.tool_calls)}")
+        tail = (req.text or req.reasoning or "").rstrip().rsplit("\n", 1)[-1]
+        if tail:
+            text.append(" · ")
+            text.append(safe(redact(tail[-200:])), style="italic")
+    return text
+
+
+class ConversationView(Vertical):
+    """The tab's content (see the module docstring)."""
+
+    DEFAULT_CSS = """
+    ConversationView #conv-find { display: none; border: tall $panel; }
+    ConversationView #conv-find.-shown { display: block; }
+    ConversationView #conv-status { height: auto; max-height: 4; padding: 0 1; }
+    ConversationView #conv-table { height: 1fr; }
+    ConversationView #conv-step-box { height: 2fr; border-top: solid $panel; padding: 0 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "find", "Search"),
+        Binding("n", "next_match(1)", "Next match", show=False),
+        Binding("N", "next_match(-1)", "Previous match", show=False),
+        Binding("t", "next_tool(1)", "Next tool call"),
+        Binding("T", "next_tool(-1)", "Previous tool call", show=False),
+        Binding("x", "next_problem(1)", "Next problem"),
+        Binding("X", "next_problem(-1)", "Previous problem", show=False),
+        Binding("z", "fold", "Reasoning"),
+        Binding("escape", "leave", "Back", show=False),
+    ]
+
+    def __init__(self, run_dir: Path, redact: Callable[[str], str], **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.run_dir = run_dir
+        self.redact = redact
+        self.transcript = Transcript(run_dir)
+        self.steps: list[Step] = []
+        self._lock = asyncio.Lock()
+        self._term = ""
+        self._reasoning = False
+        self.inflight: list[InFlight] = []
+        self.loaded_once = False
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="search the whole conversation; Enter, then n/N",
+                    id="conv-find")
+        yield Static("reading the exchanges…", id="conv-status")
+        yield KeyedTable(id="conv-table", cursor_type="row", zebra_stripes=True)
+        with VerticalScroll(id="conv-step-box"):
+            yield Static(id="conv-step")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#conv-table", DataTable)
+        table.add_columns("#", "who", "tokens in/out", "latency", "model", "first line")
+        self._follow()
+
+    # -- reading ------------------------------------------------------------------
+    async def _more(self, until: int) -> bool:
+        """Read steps up to `until` (in a thread, one reader at a time); add their rows.
+        False when nothing more came."""
+        async with self._lock:
+            have = len(self.steps)
+            got = await asyncio.to_thread(self.transcript.steps, have, max(until - have, 0))
+            got = [s for s in got if s.index >= len(self.steps)]
+            table = self.query_one("#conv-table", DataTable)
+            for step in got:
+                table.add_row(*step_row(step, self.redact), key=str(step.index))
+            self.steps.extend(got)
+        if not got:
+            return False
+        if have == 0:
+            self._show(0)
+        return True
+
+    async def _tail_changes(self) -> None:
+        """Steps already shown can still change as the run goes on: a tool result arrives
+        for the last answer's call. Their rows and the open step are redrawn."""
+        async with self._lock:
+            fresh = await asyncio.to_thread(self.transcript.steps, max(len(self.steps) - 3, 0),
+                                            3)
+        table = self.query_one("#conv-table", DataTable)
+        for step in fresh:
+            if step.index < len(self.steps):
+                for column, value in zip(table.columns, step_row(step, self.redact),
+                                         strict=False):
+                    table.update_cell(str(step.index), column, value)
+        if table.cursor_row >= len(self.steps) - 3:
+            self._show(table.cursor_row)
+
+    @work(exclusive=True, group="conversation", exit_on_error=False)
+    async def _follow(self) -> None:
+        """The first page; then, while the run has no report, what it grew by."""
+        await self._more(PAGE)
+        self.loaded_once = True
+        self._status()
+        report = RunPaths(self.run_dir).report
+        while not report.exists():
+            await asyncio.sleep(LIVE_S)
+            async with self._lock:
+                before = self.transcript.folder.count()
+                await asyncio.to_thread(self.transcript.refresh)
+                grew = self.transcript.folder.count() != before
+            self.inflight = await asyncio.to_thread(read_inflight, self.run_dir)
+            if grew:
+                await self._tail_changes()
+                table = self.query_one("#conv-table", DataTable)
+                if len(self.steps) - table.cursor_row <= NEAR_END + PAGE:
+                    await self._more(len(self.steps) + PAGE)
+            self._status()
+        self.inflight = []
+        async with self._lock:
+            await asyncio.to_thread(self.transcript.refresh)
+        await self._tail_changes()
+        await self._more(len(self.steps) + PAGE)
+        self._status()
+
+    def _status(self) -> None:
+        t = self.transcript
+        text = Text()
+        if not t.folder.exists():
+            text.append("No exchanges recorded for this run (backend/exchanges/ is absent: "
+                        "a blocked run, a run from before recording, or recording was off).",
+                        style="yellow")
+        else:
+            more = "" if t.complete else " so far (more as you scroll)"
+            text.append(f"{len(self.steps):,} steps from {t.exchanges_read:,} of "
+                        f"{t.exchanges:,} exchanges{more}")
+            if self._term:
+                text.append(f" · search {safe(self._term)!r}: n/N")
+        for problem in t.problems[:2]:
+            text.append("\n")
+            text.append(safe(self.redact(f"! {problem}")), style="red")
+        if self.inflight:
+            text.append("\n")
+            text.append_text(inflight_line(self.inflight, self.redact))
+        self.query_one("#conv-status", Static).update(text)
+
+    # -- the step below ------------------------------------------------------------
+    def _show(self, row: int) -> None:
+        if 0 <= row < len(self.steps):
+            self.query_one("#conv-step", Static).update(
+                step_view(self.steps[row], self.redact, self._reasoning))
+
+    @on(DataTable.RowHighlighted, "#conv-table")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show(event.cursor_row)
+        if event.cursor_row >= len(self.steps) - NEAR_END and not self.transcript.complete:
+            self._page()
+
+    @work(exclusive=True, group="conversation-page", exit_on_error=False)
+    async def _page(self) -> None:
+        await self._more(len(self.steps) + PAGE)
+        self._status()
+
+    def action_fold(self) -> None:
+        self._reasoning = not self._reasoning
+        self._show(self.query_one("#conv-table", DataTable).cursor_row)
+
+    # -- moving --------------------------------------------------------------------
+    def _go(self, row: int) -> None:
+        table = self.query_one("#conv-table", DataTable)
+        table.move_cursor(row=row)
+        table.focus()
+        self._show(row)
+
+    @work(exclusive=True, group="conversation-seek", exit_on_error=False)
+    async def _seek(self, match: Callable[[Step], bool], direction: int, what: str) -> None:
+        """The next (or previous) step that `match`es from the cursor, reading further
+        pages when the loaded ones hold none; wraps around once."""
+        if not self.steps and not await self._more(PAGE):
+            self.notify(f"no {what}: no steps", severity="warning")
+            return
+        start = self.query_one("#conv-table", DataTable).cursor_row
+        row = start
+        while True:
+            row += direction
+            if row >= len(self.steps):
+                if await self._more(len(self.steps) + PAGE):
+                    self._status()
+                    row -= 1
+                    continue
+                row = -1
+            elif row < 0:
+                row = len(self.steps)
+            elif match(self.steps[row]):
+                self._go(row)
+                return
+            if row == start:
+                self.notify(f"no {what}", severity="warning")
+                return
+
+    def action_next_tool(self, direction: int) -> None:
+        self._seek(lambda s: bool(s.tool_calls), direction, "tool call")
+
+    def action_next_problem(self, direction: int) -> None:
+        self._seek(lambda s: bool(s.problems), direction, "step with a problem")
+
+    def action_find(self) -> None:
+        box = self.query_one("#conv-find", Input)
+        box.add_class("-shown")
+        box.focus()
+
+    def find(self, term: str) -> None:
+        self._term = term.strip()
+        self._status()
+        self.action_next_match(1)
+
+    def action_next_match(self, direction: int) -> None:
+        if not self._term:
+            self.action_find()
+            return
+        needle = self._term.casefold()
+        self._seek(lambda s: needle in step_text(s).casefold(), direction,
+                   f"step with {self._term!r}")
+
+    @on(Input.Submitted, "#conv-find")
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.query_one("#conv-find", Input).remove_class("-shown")
+        self.find(event.value)
+
+    def action_leave(self) -> None:
+        box = self.query_one("#conv-find", Input)
+        if box.has_focus:
+            box.remove_class("-shown")
+            self.query_one("#conv-table", DataTable).focus()
+            return
+        back = getattr(self.screen, "action_back", None)
+        if back is not None:
+            back()
