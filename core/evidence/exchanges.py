@@ -370,6 +370,7 @@ class ExchangeFolder:
         self.folder = folder
         self._lines: list[bytes | Entry] = []
         self._no_index = False
+        self._listing = False
         self._offset = 0
         self._partial = b""
         self._blob_cache: dict[str, tuple[Any, str | None]] = {}
@@ -397,7 +398,10 @@ class ExchangeFolder:
                 fh.seek(self._offset)
                 data = fh.read(READ_LIMIT)
         except FileNotFoundError:
-            self._no_index = True
+            # Not (yet) there: a live run's folder exists before its first exchange ends
+            # (the in-flight record is written first). Listed from e/ for now, and the
+            # index looked for again next time, not given up on.
+            self._listing = True
             self._lines = list(self._listed())
             return len(self._lines)
         except OSError as exc:
@@ -405,6 +409,8 @@ class ExchangeFolder:
             self._no_index = True
             self._lines = list(self._listed())
             return len(self._lines)
+        if self._listing:
+            self._listing, self._lines, self._partial = False, [], b""
         self._offset += len(data)
         data = self._partial + data
         cut = data.rfind(b"\n") + 1

@@ -28,11 +28,14 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("y / Y", "copy the selected run's id / path (OSC 52)"),
     ("o", "Run detail: open the viewed file (Files) or the log in $EDITOR, as a read-only "
           "copy"),
+    ("t T / x X / z", "Run detail › Conversation: next / previous tool call, step with a "
+                      "problem; z shows or folds the reasoning"),
     ("R", "Work items: re-gate now"),
     ("r / c", "Jobs: resume the selected job (its missing trials) / cancel it"),
     ("enter", "Jobs: open the selected trial (a cell of the tasks × attempts matrix) in Run "
               "detail"),
-    ("/", "search the log (Live, Run detail) or filter the runs (Runs); n / N next match"),
+    ("/", "search the log (Live, Run detail), the conversation (its tab) or filter the runs "
+          "(Runs); n / N next match"),
     ("ctrl+p", "command palette: every action by name"),
     ("?", "this help"),
     ("q", "quit (asks when a run started here is still going)"),

@@ -61,12 +61,16 @@ def step_text(step: Step) -> str:
     return "\n".join(parts)
 
 
-def step_row(step: Step, redact: Callable[[str], str]) -> tuple[Text, ...]:
+def step_row(step: Step, redact: Callable[[str], str], width: int = 160
+             ) -> tuple[Text, ...]:
     """One table row: #, who, tokens in/out, latency, model, first line (last: it takes
     what width is left, and the figures stay in view at 80 columns)."""
+    model_w = 24 if width >= 120 else 12
+    room = max(12, min(FIRST_LINE, width - model_w - 40))
+    """What the other columns and the cells' padding leave: no horizontal scrollbar."""
     first = redact(step.first_line)
-    if len(first) > FIRST_LINE:
-        first = first[:FIRST_LINE] + "…"
+    if len(first) > room:
+        first = first[:room - 1] + "…"
     style = "red" if step.problems else ""
     who = step.source + (" ⚙" if step.tool_calls else "")
     if step.problems:
@@ -76,7 +80,8 @@ def step_row(step: Step, redact: Callable[[str], str]) -> tuple[Text, ...]:
     latency = "" if step.latency_ms is None else f"{step.latency_ms:.0f} ms"
     model = redact(step.model or "")
     return (Text(str(step.index + 1)), inert(who, WHO_STYLE.get(step.source, "")),
-            Text(tokens), Text(latency), inert(model[:24] + ("…" if len(model) > 24 else "")),
+            Text(tokens), Text(latency),
+            inert(model if len(model) <= model_w else model[:model_w - 1] + "…"),
             inert(first, style))
 
 
@@ -92,6 +97,25 @@ def pretty_json(value: object, redact: Callable[[str], str]) -> RenderableType:
         return RichJSON(_cut(text), indent=2, ensure_ascii=False)
     except (ValueError, RecursionError):  # a redaction or cut broke the JSON
         return Text(_cut(text))
+
+
+UNFOLD_LINES = 3
+"""A string argument of at least this many lines (a file's content, a patch, a script) is
+shown as its text below the JSON, not as one line of `\\n` escapes."""
+
+
+def unfold_strings(args: dict[str, object]) -> tuple[dict[str, object], list[tuple[str, str]]]:
+    """The arguments with each long multi-line top-level string replaced by a note, and
+    those strings, to be shown as text."""
+    out: dict[str, object] = {}
+    blocks: list[tuple[str, str]] = []
+    for key, value in args.items():
+        if isinstance(value, str) and value.count("\n") >= UNFOLD_LINES - 1:
+            out[key] = f"({value.count(chr(10)) + 1} lines, below)"
+            blocks.append((key, value))
+        else:
+            out[key] = value
+    return out, blocks
 
 
 def step_view(step: Step, redact: Callable[[str], str], reasoning: bool) -> Group:
@@ -134,7 +158,11 @@ def step_view(step: Step, redact: Callable[[str], str], reasoning: bool) -> Grou
             parts.append(inert(f"! {call.problem}; as sent:", "red"))
             parts.append(inert(_cut(redact(call.arguments_raw or "")), "red"))
         else:
-            parts.append(pretty_json(call.arguments, redact))
+            args, blocks = unfold_strings(call.arguments)
+            parts.append(pretty_json(args, redact))
+            for key, value in blocks:
+                parts.append(Text(f"  {safe(key)}:", style="bold"))
+                parts.append(inert(_cut(redact(value))))
         for obs in step.observations:
             if obs.call_id == call.id:
                 parts.append(Text(f"← result (sent back in exchange {obs.exchange})",
@@ -222,7 +250,7 @@ class ConversationView(Vertical):
 
     def on_mount(self) -> None:
         table = self.query_one("#conv-table", DataTable)
-        table.add_columns("#", "who", "tokens in/out", "latency", "model", "first line")
+        table.add_columns("#", "who", "tokens", "latency", "model", "first line")
         self._follow()
 
     # -- reading ------------------------------------------------------------------
@@ -235,7 +263,8 @@ class ConversationView(Vertical):
             got = [s for s in got if s.index >= len(self.steps)]
             table = self.query_one("#conv-table", DataTable)
             for step in got:
-                table.add_row(*step_row(step, self.redact), key=str(step.index))
+                table.add_row(*step_row(step, self.redact, self.app.size.width or 160),
+                              key=str(step.index))
             self.steps.extend(got)
         if not got:
             return False
@@ -252,8 +281,8 @@ class ConversationView(Vertical):
         table = self.query_one("#conv-table", DataTable)
         for step in fresh:
             if step.index < len(self.steps):
-                for column, value in zip(table.columns, step_row(step, self.redact),
-                                         strict=False):
+                for column, value in zip(table.columns, step_row(
+                        step, self.redact, self.app.size.width or 160), strict=False):
                     table.update_cell(str(step.index), column, value)
         if table.cursor_row >= len(self.steps) - 3:
             self._show(table.cursor_row)
