@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from core.evidence.follow import RunBatch
+from core.evidence.inflight import InFlight
 from core.evidence.models import EVENTS, Manifest, Readiness, RelayRecord, Report, TraceEvent
 from core.run.guard import Guard
 from core.settings import ENDPOINT_VAR
@@ -92,6 +93,9 @@ class RunView:
     demo_starting: bool = False
     """`--demo` asked for a demo run whose folder is not there yet: the pre-run readiness
     (nothing configured) is not its readiness."""
+    inflight: list[InFlight] = field(default_factory=list)
+    """The requests the relay is forwarding now (backend/exchanges/inflight.json): a long
+    streamed answer shows as it arrives, not as "no request finished yet"."""
     _guard: Guard | None = None
 
     def apply(self, batch: RunBatch) -> None:
@@ -205,8 +209,25 @@ class RunView:
         # not in the ledger yet, so say what is known, not "no request".
         return PanelState("armed", "idle", "no model request finished yet")
 
+    def inflight_text(self) -> str:
+        """The answers streaming now: model, tokens so far, tokens/s."""
+        if self.report is not None or not self.inflight:
+            return ""
+        parts = []
+        for req in self.inflight:
+            model = req.model or req.model_asked or "?"
+            if req.stream:
+                rate = f", {req.tokens_per_s:.0f}/s" if req.tokens_per_s else ""
+                parts.append(f"{model} answering: {req.tokens:,} tokens{rate}")
+            else:
+                parts.append(f"{model} asked {req.elapsed_s:.0f} s ago")
+        return " · ".join(parts)
+
     def relay_panel(self) -> PanelState:
+        flying = self.inflight_text()
         if not self.relay:
+            if flying:
+                return PanelState("streaming", "idle", flying)
             if self._event("relay_started") and self.report is None:
                 return PanelState("listening", "idle",
                                   "loopback relay up, no request finished yet")
@@ -224,6 +245,8 @@ class RunView:
         tone: Tone = "bad" if refused else "warn" if errors else "ok"
         if self.report is not None or not self.alive:  # the relay is down with its run
             return PanelState("refused" if refused else "closed", tone, reason)
+        if flying:
+            reason = f"{flying} · {reason}"
         return PanelState("refusing" if refused else "forwarding", tone, reason)
 
     # -- timeline and results -------------------------------------------------------

@@ -27,6 +27,7 @@ from tests.support.tui_fixtures import make_runs_root
 from tui.app import Dashboard
 from tui.screens.detail import RunDetailScreen
 from tui.widgets.conversation import ConversationView
+from tui.widgets.status_panel import StatusPanel
 
 SOLUTION = 'def slugify(text: str) -> str:\n    return "-".join(text.lower().split())\n'
 FINAL = "Done: slugify.py now passes."
@@ -67,7 +68,7 @@ async def test_a_real_tool_loop_run_reads_as_its_conversation(
         "write_file", {"path": "slugify.py", "content": SOLUTION}, FINAL)
     mode(harness, "tools")
     code, out = harness.run_json("run", "--no-baseline")
-    assert code == 0, out
+    assert code in (0, 1), out  # the Case ran (without the baseline no pass is claimed)
     run_dir = Path(out["run_dir"])
     assert (run_dir / "backend" / "exchanges" / "index.jsonl").is_file(), out
 
@@ -108,7 +109,7 @@ async def test_a_model_answering_with_escapes_is_shown_inert(
         harness: Harness, upstream: ScriptedEndpoint) -> None:
     upstream.responder = lambda _messages: HOSTILE
     code, out = harness.run_json("run", "--no-baseline")
-    assert code == 0, out
+    assert code in (0, 1), out  # the Case ran (without the baseline no pass is claimed)
     run_dir = Path(out["run_dir"])
     app = dashboard(harness.runs_root)
     async with app.run_test(size=SIZE) as pilot:
@@ -128,8 +129,12 @@ async def test_a_run_in_flight_shows_the_answer_streaming_then_the_step(
     proc = harness.start("run", "--no-baseline", "--json")
     try:
         run_dir = wait_for_case(harness)
-        app = dashboard(harness.runs_root)
+        app = dashboard(harness.runs_root, run_dir)
         async with app.run_test(size=SIZE) as pilot:
+            relay = pilot.app.screen.query_one("#relay", StatusPanel)
+            await until(pilot, lambda: "answering" in relay.panel.reason)
+            assert relay.panel.state == "streaming", relay.panel
+            assert "qwen3.6-35b-a3b answering:" in relay.panel.reason
             view = await open_conversation(pilot, run_dir)
             await until(pilot, lambda: "tokens so far" in status(view))
             line = status(view)

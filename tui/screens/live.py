@@ -17,6 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from core.evidence.follow import RunTail
+from core.evidence.inflight import read_inflight
 from core.evidence.liveness import harness_alive
 from core.evidence.models import Readiness
 from tui.failures import ReportsWorkerErrors
@@ -162,7 +163,11 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
                 and _absent(self.run_dir / "manifest.json")):
             view.manifest_missing = True
             self._render_view()
-        if view.report is None and view.manifest is not None:
+        if view.report is None and view.manifest is not None and self.run_dir is not None:
+            flying = read_inflight(self.run_dir)
+            if flying or view.inflight:
+                view.inflight = flying
+                self.query_one("#relay", StatusPanel).panel = view.relay_panel()
             alive = harness_alive(view.manifest)
             if alive != view.alive:
                 view.alive = alive
