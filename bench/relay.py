@@ -159,8 +159,8 @@ def direct(port: int, repeat: int, paced: int) -> tuple[dict[str, float], dict[s
     return figures(out.splitlines()), paced_figures(out.splitlines())
 
 
-def through_harness(port: int, repeat: int, paced: int, network: str, recording: bool = True
-                    ) -> tuple[dict[str, float], dict[str, float], str]:
+def through_harness(port: int, repeat: int, paced: int, network: str, recording: bool = True,
+                    inflight: bool = True) -> tuple[dict[str, float], dict[str, float], str]:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         admission = tmp / "admission.json"
@@ -180,6 +180,8 @@ def through_harness(port: int, repeat: int, paced: int, network: str, recording:
         })
         if not recording:
             env["CTO_HARNESS_EXCHANGES_MAX_BYTES"] = "off"
+        if not inflight:
+            env["CTO_HARNESS_EXCHANGES_INFLIGHT"] = "off"
         proc = subprocess.run([sys.executable, "-m", "core.cli", "run", "--no-baseline",
                                "--json"], env=env, capture_output=True, text=True, cwd=ROOT)
         try:
@@ -200,7 +202,9 @@ def main() -> None:
     parser.add_argument("--network", default="isolated", choices=["isolated", "host"])
     parser.add_argument("--recording", default="on", choices=["on", "both"],
                         help="both: also a run with the exchanges' recording off "
-                             "(CTO_HARNESS_EXCHANGES_MAX_BYTES=off), to print what it adds")
+                             "(CTO_HARNESS_EXCHANGES_MAX_BYTES=off), and one with only the "
+                             "in-flight record off (CTO_HARNESS_EXCHANGES_INFLIGHT=off), to "
+                             "print what each adds")
     args = parser.parse_args()
     upstream = Upstream(stream_payload(args.chunks))
     base, base_paced = direct(upstream.port, args.repeat, args.paced)
@@ -243,6 +247,16 @@ def main() -> None:
               f"{relayed['ttfb_ms'] - bare['ttfb_ms']:.2f} ms to the first byte; paced "
               f"{relayed_paced['median_ms'] - bare_paced['median_ms']:.3f} ms a chunk   "
               "aim: <= 2 us a chunk")
+        still, still_paced, _ = through_harness(upstream.port, args.repeat, args.paced,
+                                                args.network, inflight=False)
+        fly = (relayed["total_ms"] - relayed["ttfb_ms"]) - (still["total_ms"] - still["ttfb_ms"])
+        print("the in-flight record (backend/exchanges/inflight.json), same run: recorded "
+              "without it, then what it adds")
+        print(f"  without   {still['ttfb_ms']:8.2f} ms  {still['total_ms']:8.2f} ms   "
+              f"({still['best_ttfb_ms']:.2f}; {still['best_total_ms']:.2f} ms)")
+        print(f"  in-flight adds {fly * 1000 / base['chunks']:6.2f} us a chunk, "
+              f"{relayed['ttfb_ms'] - still['ttfb_ms']:.2f} ms to the first byte; paced "
+              f"{relayed_paced['median_ms'] - still_paced['median_ms']:.3f} ms a chunk")
 
 if __name__ == "__main__":
     main()

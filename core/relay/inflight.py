@@ -169,6 +169,16 @@ def redact_name(name: str) -> str:
     return name[:200]
 
 
+SWITCH_VAR = "CTO_HARNESS_EXCHANGES_INFLIGHT"
+
+
+def enabled(environ: dict[str, str] | None = None) -> bool:
+    """Whether the relay keeps the in-flight record: on unless CTO_HARNESS_EXCHANGES_INFLIGHT
+    is `off` (the relay bench's "before", measured in the same run)."""
+    env = os.environ if environ is None else environ
+    return env.get(SWITCH_VAR, "").strip().lower() != "off"
+
+
 class InFlightWriter:
     """Keeps `inflight.json` up to date while requests are in flight (see the module
     docstring); `begin`/`end` are called from the relay's event loop, cheaply."""
@@ -185,12 +195,13 @@ class InFlightWriter:
         self._thread: threading.Thread | None = None
         self._closing = False
         self._dirty = False
+        self._shown = False
+        """Whether the file lists a request now (its end must then be written)."""
         self.writes = 0
 
     def begin(self, capture: _Capture, model_asked: str | None) -> None:
         with self._cond:
             self._live[id(capture)] = _Live(capture, model_asked, None)
-            self._dirty = True
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="inflight",
                                                 daemon=True)
@@ -199,28 +210,33 @@ class InFlightWriter:
 
     def end(self, capture: _Capture) -> None:
         with self._cond:
-            if self._live.pop(id(capture), None) is not None:
+            if self._live.pop(id(capture), None) is not None and self._shown:
                 self._dirty = True
                 self._cond.notify()
 
     def _run(self) -> None:
+        """Wait for a request; look PERIOD_S later (a request shorter than that is never
+        written: an agent's quick calls cost no write), then every PERIOD_S while any is in
+        flight; once the last ends, write the empty list once."""
         while True:
             with self._cond:
                 while not self._live and not self._dirty and not self._closing:
                     self._cond.wait()
+                if self._live and not self._closing:
+                    self._cond.wait(timeout=self.period)
                 if self._closing and not self._dirty:
                     return
                 live = list(self._live.values())
-                self._dirty = False
+                dirty, self._dirty = self._dirty, False
+                if not live and not dirty:
+                    continue
+                self._shown = bool(live)
             try:
                 for one in live:
                     one.absorb(self._redact, self._streams)
                 self._write([one.view(self._redact) for one in live])
             except Exception:  # a view of the moment: never worth the relay's health
                 pass
-            with self._cond:
-                if self._live and not self._closing:
-                    self._cond.wait(timeout=self.period)
 
     def _write(self, requests: list[InFlight]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -238,7 +254,7 @@ class InFlightWriter:
         """Stop, leaving the file with no request in flight."""
         with self._cond:
             self._live.clear()
-            self._dirty = True
+            self._dirty = self._shown
             self._closing = True
             self._cond.notify()
             thread = self._thread

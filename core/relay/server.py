@@ -34,6 +34,7 @@ from core.evidence.models import RelayRecord
 from core.evidence.rundir import utcnow
 from core.relay.bodies import BodyRules, judge_body
 from core.relay.inflight import InFlightWriter
+from core.relay.inflight import enabled as inflight_enabled
 from core.relay.ledger import Ledger, Pending
 from core.relay.loopback import LoopbackServer
 from core.relay.passage import (
@@ -133,7 +134,8 @@ class Relay:
         """The port the sandbox's forwarder serves the socket on, in the sandbox's own
         network namespace (any port is free there); random, as an ephemeral one looks."""
         recorder = Recorder(ExchangeStore(exchanges, redact, exchanges_max_bytes),
-                            InFlightWriter(exchanges, redact, streams)) \
+                            InFlightWriter(exchanges, redact, streams)
+                            if inflight_enabled() else None) \
             if exchanges is not None else None
         self.ledger = Ledger(ledger, redact, on_record, recorder)
 

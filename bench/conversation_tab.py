@@ -1,0 +1,146 @@
+"""Benchmark: the Conversation tab on a huge run, beside the Log tab on the same size.
+
+Writes a run as bench/transcript.py does (`--turns` exchanges, default 5,000, each adding a
+tool result of `--kb` KiB: about 300 MB), plus a `backend/case.log` of the same size; then,
+each in a fresh process (a dashboard opening the run), headless at 160x48:
+
+- the Conversation tab: its first frame (Run detail pushed → the first rows and the first
+  step drawn), then a jump to the middle step (the rows read up to it, the step drawn);
+- the Log tab on the same run (its first lines drawn): the same-run baseline;
+- the reader alone, to the middle: eager (every tool result read, as the exports do) and
+  lazy (results read when a step is shown, as the tab does);
+
+with each process's peak RSS. Aims: first frame < 500 ms, RSS < 300 MB.
+
+    uv run python bench/conversation_tab.py [--turns 5000] [--kb 60] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.transcript import write_run  # noqa: E402
+
+TAB = """
+import asyncio, json, resource, sys, time
+from pathlib import Path
+from textual.widgets import DataTable, TabbedContent
+from core.settings import resolve
+from tui.app import Dashboard
+from tui.screens.detail import RunDetailScreen
+from tui.widgets.conversation import ConversationView
+from tui.widgets.file_view import FileView
+run, tab, middle = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+
+async def until(pilot, ready):
+    while not ready():
+        await pilot.pause(0.005)
+
+async def main():
+    app = Dashboard(run.parent, resolved=resolve())
+    out = {}
+    async with app.run_test(size=(160, 48)) as pilot:
+        start = time.perf_counter()
+        screen = RunDetailScreen(run)
+        await app.push_screen(screen)
+        screen.query_one(TabbedContent).active = tab
+        if tab == "conversation":
+            view = screen.query_one(ConversationView)
+            table = view.query_one("#conv-table", DataTable)
+            await until(pilot, lambda: table.row_count > 0)
+            await pilot.pause()
+            out["first_ms"] = (time.perf_counter() - start) * 1000
+            start = time.perf_counter()
+            while len(view.steps) <= middle and await view._more(middle + 50):
+                pass
+            view._go(middle)
+            await pilot.pause()
+            out["middle_ms"] = (time.perf_counter() - start) * 1000
+            out["rows"] = table.row_count
+        else:
+            log = screen.query_one("#log-view", FileView)
+            await until(pilot, lambda: log.line_count > 0)
+            await pilot.pause()
+            out["first_ms"] = (time.perf_counter() - start) * 1000
+    out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
+READER = """
+import json, resource, sys, time
+from pathlib import Path
+from core.evidence.transcript import Transcript
+run, middle, lazy = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "lazy"
+start = time.perf_counter()
+t = Transcript(run, lazy=lazy)
+steps = t.steps(middle, 50)
+for step in steps[:1]:
+    t.fill(step)
+print(json.dumps({"middle_ms": (time.perf_counter() - start) * 1000,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def probe(code: str, *args: object) -> dict:
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT)
+    if proc.returncode:
+        raise SystemExit(f"probe failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def write_log(path: Path, size: int) -> None:
+    line = b"case: running step " + b"x" * 100 + b"\n"
+    with path.open("wb") as fh:
+        for _ in range(size // len(line)):
+            fh.write(line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--turns", type=int, default=5000)
+    parser.add_argument("--kb", type=int, default=60)
+    parser.add_argument("--context-kb", type=int, default=512)
+    parser.add_argument("--keep", metavar="DIR", help="write the run there and keep it")
+    args = parser.parse_args()
+    tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-conv-"))
+    run = tmp / "runs" / "20260601T000000Z-r1-string-slugify-1"
+    try:
+        if not (run / "backend" / "exchanges" / "index.jsonl").exists():
+            write_run(run, args.turns, args.kb, args.context_kb)
+            write_log(run / "backend" / "case.log", args.turns * args.kb * 1024)
+        size = sum(p.stat().st_size for p in (run / "backend" / "exchanges").rglob("*")
+                   if p.is_file())
+        print(f"{args.turns} exchanges, {size / 1e6:.0f} MB of exchanges; a case.log of "
+              f"{(run / 'backend' / 'case.log').stat().st_size / 1e6:.0f} MB")
+        middle = args.turns  # two steps a turn: the middle of the conversation
+        conv = probe(TAB, run, "conversation", middle)
+        log = probe(TAB, run, "log", 0)
+        print(f"  Conversation tab  first frame {conv['first_ms']:7.0f} ms   jump to step "
+              f"{middle:,} {conv['middle_ms']:7.0f} ms   peak RSS {conv['rss_mb']:.0f} MB")
+        print(f"  Log tab (baseline) first frame {log['first_ms']:6.0f} ms   "
+              f"{'':>24}   peak RSS {log['rss_mb']:.0f} MB")
+        for mode in ("eager", "lazy"):
+            row = probe(READER, run, middle, mode)
+            print(f"  reader, {mode:<5} to step {middle:,}: {row['middle_ms']:7.0f} ms   "
+                  f"peak RSS {row['rss_mb']:.0f} MB")
+        print(f"  ratio first frame Conversation/Log: {conv['first_ms'] / log['first_ms']:.1f}x"
+              "   aims: first frame < 500 ms, RSS < 300 MB")
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
