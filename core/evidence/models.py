@@ -434,9 +434,10 @@ class Report(_Model):
     """None only in reports from before the sandbox."""
     signing: Signing | None = None
     """None only in reports from before signed evidence."""
-    gateway: GatewayUse | None = None
+    gateway: GatewayUse | None = Field(default=None, exclude_if=lambda value: value is None)
     """Set when the run's relay forwarded to a `cto-harness gateway` (CTO_HARNESS_GATEWAY_URL)
-    instead of the endpoint."""
+    instead of the endpoint; absent otherwise, so a run without one writes the same bytes as
+    before the field (its report digest, the trace's last hash, unchanged)."""
     fallback_detected: bool
     fallback_evidence: list[Evidence] = Field(default_factory=list)
     fallback_warnings: list[Evidence] = Field(default_factory=list)
