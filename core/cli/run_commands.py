@@ -103,7 +103,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     request = RunRequest(profile=args.profile, task=args.task, engine=args.engine,
                          baseline=not args.no_baseline, timeout=args.timeout,
                          retry_of=args.retry_of, demo=args.demo, tasks_dir=args.tasks,
-                         job_id=args.job_id, attempt=args.attempt)
+                         job_id=args.job_id, attempt=args.attempt,
+                         node=args.node)
     with ExitStack() as stack:
         if args.demo:
             from core.standins.demo import demo_environment
@@ -184,6 +185,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                           "bundled tasks)")
     run.add_argument("--job-id", help=argparse.SUPPRESS)  # set by `cto-harness job`
     run.add_argument("--attempt", type=int, help=argparse.SUPPRESS)
+    run.add_argument("--node", help=argparse.SUPPRESS)  # set by a cluster job's worker
     run.add_argument("--engine", default="case", choices=["case", "fake"])
     run.add_argument("--no-baseline", action="store_true",
                      help="skip the same-run fake baseline (then no pass can be claimed)")

@@ -93,6 +93,9 @@ class Manifest(_Model):
     """The job this run is a trial of (`<runs_root>/jobs/<job_id>/job.json`), if any."""
     attempt: int | None = None
     """Which attempt of its task this trial is (1-based), when it belongs to a job."""
+    node: str | None = None
+    """The cluster node that ran this trial (`job --cluster`: `<node ip>/<ray node id>`);
+    None for a run on the job's own machine."""
 
 
 class TraceEvent(BaseModel):

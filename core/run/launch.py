@@ -46,6 +46,8 @@ class RunRequest:
     """Where `task` is looked up (--tasks); None: CTO_HARNESS_TASKS_DIR or the bundled."""
     job_id: str | None = None
     attempt: int | None = None
+    node: str | None = None
+    """The cluster node this trial runs on (`job --cluster`), for the manifest."""
 
 
 @dataclass

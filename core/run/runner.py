@@ -202,7 +202,7 @@ class Runner:
             case_bin_name=Path(res.case_bin).name if res.case_bin and req.engine != FAKE
             else None,
             task_folder=None if task.bundled else str(task.folder), job_id=req.job_id,
-            attempt=req.attempt,
+            attempt=req.attempt, node=req.node,
         ))
         self.event("run_started", run_id=self.paths.run_id, task=task.id, engine=req.engine,
                    profile=req.profile, demo=req.demo, retry_of=req.retry_of)
