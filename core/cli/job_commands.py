@@ -14,6 +14,8 @@ from pydantic import BaseModel
 
 from core.cli.common import emit_json, runs_root
 from core.errors import UsageError
+from core.jobs.cluster import Cluster, ClusterBlocked, ClusterRunner, connect, disconnect
+from core.jobs.cluster_worker import TOKEN_FILE_VAR
 from core.jobs.model import Job, JobConfig, JobSummary, JobTask, Trial
 from core.jobs.runner import JOB_NAME, JobLock, JobRunner, new_job, reconcile, write_job
 from core.jobs.summary import JobError, class_counts, find_job, list_jobs, read_job
@@ -85,13 +87,15 @@ def _plan(args: argparse.Namespace) -> tuple[JobConfig, list[str]]:
         tasks=[JobTask(id=t.id, folder=str(t.folder.resolve())) for t in tasks],
         attempts=args.attempts or 1, concurrency=args.concurrency or 1,
         timeout_s=args.timeout or DEFAULT_TIMEOUT_S, demo=args.demo, profile=args.profile,
-        tasks_dir=str(folder.resolve()) if args.tasks or not tasks[0].bundled else None)
+        tasks_dir=str(folder.resolve()) if args.tasks or not tasks[0].bundled else None,
+        cluster=args.cluster, gateway=args.gateway)
     return config, skipped
 
 
 def _ready(config: JobConfig) -> bool:
-    """Readiness once per job (each trial still proves its own, as any run does)."""
-    if config.demo:
+    """Readiness once per job (each trial still proves its own, as any run does). A cluster
+    job's trials prove theirs on their nodes: this machine need not reach the endpoint."""
+    if config.demo or config.cluster:
         return True
     readiness = check_readiness(resolve(config.profile))
     if not readiness.ready:
@@ -131,7 +135,8 @@ def _open(args: argparse.Namespace, root: Path) -> tuple[Path, Job, JobLock]:
     try:
         reconcile(job, root)
         updates = {k: v for k, v in (("concurrency", args.concurrency),
-                                     ("timeout_s", args.timeout)) if v is not None}
+                                     ("timeout_s", args.timeout), ("cluster", args.cluster),
+                                     ("gateway", args.gateway)) if v is not None}
         job.config = job.config.model_copy(update=updates)
         if not _ready(job.config):
             raise _Blocked
@@ -139,6 +144,31 @@ def _open(args: argparse.Namespace, root: Path) -> tuple[Path, Job, JobLock]:
         lock.release()
         raise
     return job_dir, job, lock
+
+
+def _connect(value: str, gateway: str | None, demo: bool) -> Cluster:
+    """The cluster, asked before any job folder is made (or, on a resume, before any trial
+    runs): unreachable, without auth or without a worker is one line and exit 3."""
+    if not gateway and not demo:
+        raise UsageError("--cluster needs --gateway URL (the gateway on the endpoint's host, "
+                         "README \"Beyond one machine\"), or --demo")
+    if gateway and not demo and not os.environ.get(TOKEN_FILE_VAR):
+        raise UsageError(f"--gateway: set {TOKEN_FILE_VAR} to the job's token file (`cto-"
+                         "harness gateway token --job NAME`), copied 0600 to the same path "
+                         "on every worker node")
+    return connect(value, os.environ)
+
+
+def _gateway(config: JobConfig) -> dict[str, str]:
+    """What a worker's run needs to reach the gateway: its URL and fingerprint and the path
+    of the token file (never the token: it stays in the file on each node)."""
+    if not config.gateway:
+        return {}
+    token_file = os.environ.get(TOKEN_FILE_VAR, "")
+    return {"CTO_HARNESS_GATEWAY_URL": config.gateway,
+            "CTO_HARNESS_GATEWAY_FINGERPRINT":
+                os.environ.get("CTO_HARNESS_GATEWAY_FINGERPRINT", ""),
+            TOKEN_FILE_VAR: str(Path(token_file).absolute()) if token_file else ""}
 
 
 class _Blocked(Exception):
@@ -154,22 +184,41 @@ def cmd_job(args: argparse.Namespace) -> int:
         return _export(args, root, find_job_or_usage(root, args.job_ref))
     _check_numbers(args)
     limits_from(os.environ)  # a limit that is not a size: exit 2 before any trial or folder
+    cluster = None
     try:
+        if args.cluster is not None and args.resume is None:
+            cluster = _connect(args.cluster, args.gateway, args.demo)
         job_dir, job, lock = _open(args, root)
     except _Blocked:
+        return 3
+    except ClusterBlocked as exc:
+        print(visible(f"cto-harness: the job is blocked: {exc}"), file=sys.stderr)
         return 3
     except JobError as exc:
         raise UsageError(str(exc)) from None
     try:
-        runner = JobRunner(job_dir, job, root, retry_errors=args.retry_errors,
-                           progress=None if args.json else _progress)
+        progress = None if args.json else _progress
+        if job.config.cluster:
+            if cluster is None:
+                cluster = _connect(job.config.cluster, job.config.gateway, job.config.demo)
+            runner: JobRunner = ClusterRunner(
+                job_dir, job, root, cluster, gateway=_gateway(job.config),
+                retry_errors=args.retry_errors, progress=progress)
+        else:
+            runner = JobRunner(job_dir, job, root, retry_errors=args.retry_errors,
+                               progress=progress)
         code = asyncio.run(runner.run())
+    except ClusterBlocked as exc:
+        print(visible(f"cto-harness: the job is blocked: {exc}"), file=sys.stderr)
+        return 3
     except KeyboardInterrupt:  # before its handlers were in place: still resumable
         job.state = "cancelled"
         write_job(job_dir, job)
         code = 130
     finally:
         lock.release()
+        if cluster is not None:
+            disconnect()
     if args.json:
         emit_json(JobResult(job_id=job.job_id, job_dir=str(job_dir), state=job.state,
                             exit_code=code, summary=job.summary,
@@ -222,6 +271,9 @@ def render_summary(job: Job, job_dir: Path) -> str:
     if s.failure_classes:
         lines.append(f"not passed, whose fault: {class_counts(s.failure_classes)}  "
                      "(pass@k counts passes and agent failures only)")
+    if s.nodes:
+        lines.append("trials per node: " + ", ".join(f"{n} {c}" for n, c in
+                                                      sorted(s.nodes.items())))
     lines += [f"  {r}" for r in job.reasons]
     return visible("\n".join(lines))
 
@@ -273,6 +325,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     job.add_argument("--retry-errors", action="store_true",
                      help="with --resume: run trials that failed for the infrastructure's "
                      "fault (sandbox, endpoint, harness; blocked or errored) again too")
+    job.add_argument("--cluster", metavar="ray://HOST:PORT|HOST:PORT|auto",
+                     help="run the trials on a Ray cluster's worker nodes (the cluster "
+                     "extra; RAY_AUTH_MODE=token; workers offer the cto_worker resource)")
+    job.add_argument("--gateway", metavar="URL",
+                     help="with --cluster: the `cto-harness gateway` the trials' relays "
+                     "forward to (token: CTO_HARNESS_GATEWAY_TOKEN_FILE)")
     job.add_argument("--runs-root", metavar="DIR")
     job.add_argument("--json", action="store_true", help="the summary as JSON on stdout")
     job.add_argument("job_ref", nargs="?", metavar="JOB",

@@ -52,6 +52,12 @@ class JobConfig(_Model):
     profile: str = DEFAULT_PROFILE
     tasks_dir: str | None = None
     """The folder of tasks the job was given (--tasks or CTO_HARNESS_TASKS_DIR), if any."""
+    cluster: str | None = None
+    """`--cluster`: the Ray cluster the trials run on (`ray://HOST:PORT`, `HOST:PORT` or
+    `auto`); None for a job on this machine. A resume goes back to it."""
+    gateway: str | None = None
+    """`--gateway`: the URL the trials' relays forward to (not a secret: the gateway admits
+    only the job's token)."""
 
 
 class Trial(_Model):
@@ -71,6 +77,8 @@ class Trial(_Model):
     baseline: str | None = None
     tokens: int | None = None
     duration_s: float | None = None
+    node: str | None = None
+    """The cluster node the trial ran on (`job --cluster`), as its manifest names it."""
 
     @property
     def key(self) -> tuple[str, int]:
@@ -117,6 +125,8 @@ class JobSummary(Counts):
     discriminating_tasks: int = 0
     wall_s: float | None = None
     """From the job's start to its last trial's end (this invocation's)."""
+    nodes: dict[str, int] = Field(default_factory=dict)
+    """Trials per cluster node (`job --cluster`); empty for a job on one machine."""
 
 
 class JobHead(BaseModel):

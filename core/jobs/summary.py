@@ -127,6 +127,9 @@ def summarize(job: Job, wall_s: float | None = None) -> JobSummary:
     if with_k:
         total.pass_at_k = round(sum(with_k) / len(with_k), 4)
     total.discriminating_tasks = sum(t.baseline == "discriminating" for t in total.tasks)
+    for t in job.trials:
+        if t.node:
+            total.nodes[t.node] = total.nodes.get(t.node, 0) + 1
     return total
 
 
