@@ -144,8 +144,12 @@ def connect(value: str, env: os._Environ[str] | dict[str, str]) -> Cluster:
                        "without token auth anyone on the cluster's network runs code on it")
     for name in ENDPOINT_VARS:  # nothing Ray starts or copies from here can hold them
         os.environ.pop(name, None)
+    # Under `uv run`, Ray's client would make this folder the job's `working_dir` and
+    # upload it whole into the cluster's GCS (and every node's runtime_resources): the
+    # user's current folder, whatever it holds. Read by Ray at import, so set before it.
+    os.environ["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] = "0"
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     ray = _require_ray()
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
     def init() -> None:
         ray.init(address=address, log_to_driver=False, logging_level="error")
@@ -159,7 +163,14 @@ def connect(value: str, env: os._Environ[str] | dict[str, str]) -> Cluster:
         raise ClusterBlocked(f"--cluster {value}: cannot connect ({type(exc).__name__}: "
                              f"{_first_line(exc)}); check the address and that the head "
                              "is up") from None
-    return Cluster(address=value, slots=_survey(ray, value, timeout), timeout=timeout)
+    try:
+        slots = _survey(ray, value, timeout)
+    except ClusterBlocked:
+        raise
+    except Exception as exc:  # Ray's own failure (a node's runtime env, a lost node)
+        raise ClusterBlocked(f"--cluster {value}: asking its nodes failed ("
+                             f"{type(exc).__name__}: {_first_line(exc)})") from None
+    return Cluster(address=value, slots=slots, timeout=timeout)
 
 
 def _first_line(exc: BaseException) -> str:

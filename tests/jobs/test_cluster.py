@@ -1,0 +1,318 @@
+"""`cto-harness job --cluster`: trials over a real two-node Ray cluster on this machine.
+
+One module-scoped cluster (a head and one worker offering `cto_worker`, each `--num-cpus 1`
+and its own `--temp-dir`, token auth on), started by the test with `ray start --block` in
+its own session and stopped by PID (never `ray stop`: it stops every Ray of the account).
+The job's driver is a real `cto-harness job` process whose environment holds an endpoint
+(a scripted one, its URL invented at run time): nothing Ray wrote or holds may show any form
+of it. The trials are demo runs: each an ordinary sandboxed `cto-harness run` on the worker.
+Skips only outside CI (`CI=true`: a missing Ray fails, tests/support `missing_machinery`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from core.evidence.keys import KEY_FILE_VAR
+from core.evidence.validate import validate_run
+from core.standins.endpoint import ScriptedEndpoint
+from tests.support.harness import QWEN, ROOT, Harness, answer, missing_machinery
+from tests.support.secret_forms import survivors
+
+SLUG = "r1-string-slugify"
+RAY = Path(sys.executable).parent / "ray"
+NODE_ID = re.compile(rb"node_id=([0-9a-f]{56})")
+MAX_SCAN = 8 << 20
+
+
+def short_dir(name: str) -> Path:
+    """A node's --temp-dir: Ray's sockets live under it and a Unix socket's path is bounded
+    (107 bytes), so not under a test's long tmp_path; removed when the node stops."""
+    return Path(tempfile.mkdtemp(prefix=f"cto-ray-{name}-", dir="/tmp"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def session_pids(leader: int) -> list[int]:
+    """Every process of the node's session (`ray start --block` leads it)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[3]) == leader:  # session id
+            pids.append(int(entry))
+    return pids
+
+
+@dataclass
+class Node:
+    proc: subprocess.Popen[bytes]
+    temp: Path
+    log: Path
+
+    def up(self) -> bool:
+        """`ray start --block` says so once the node has joined (or it has exited)."""
+        return self.proc.poll() is not None or b"Ray runtime started" in self.log.read_bytes()
+
+    def node_id(self) -> str:
+        for out in self.temp.glob("session_*/logs/raylet.out"):
+            if m := NODE_ID.search(out.read_bytes()):
+                return m.group(1).decode()
+        raise AssertionError(f"no node id in {self.temp}")
+
+    def pids(self) -> list[int]:
+        return session_pids(self.proc.pid)
+
+    def stop(self) -> None:
+        """By PID: SIGTERM to `ray start --block` (it stops its node), then SIGKILL to
+        whatever of its session is left."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=20)
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
+@dataclass
+class Cluster:
+    gcs: str
+    client: str
+    env: dict[str, str]
+    """Ray's own settings (auth on, the cluster's token file) for a driver."""
+    head: Node
+    worker: Node
+    worker_id: str
+    extra: list[Node] = field(default_factory=list)
+
+    def nodes(self) -> list[Node]:
+        return [self.head, self.worker, *self.extra]
+
+
+def ray_env(tmp: Path, token: Path, auth: bool = True) -> dict[str, str]:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp / "home"),
+           "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(ROOT), "LANG": "C.UTF-8",
+           # the nodes descend from `uv run pytest`: without this Ray's uv hook would make
+           # the repository every client job's working_dir (README says so for users)
+           "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+    (tmp / "home").mkdir(exist_ok=True)
+    if auth:
+        env |= {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    return env
+
+
+def start_head(tmp: Path, env: dict[str, str], name: str) -> tuple[Node, int, int]:
+    port, client = free_port(), free_port()
+    temp, log = short_dir(name), tmp / f"{name}.log"
+    head_env = env | {  # a lost node is noticed in seconds, not half a minute
+        "RAY_health_check_period_ms": "500", "RAY_health_check_timeout_ms": "1000",
+        "RAY_health_check_failure_threshold": "3", "RAY_health_check_initial_delay_ms": "500"}
+    proc = subprocess.Popen(
+        [str(RAY), "start", "--head", "--block", "--num-cpus", "1", "--temp-dir", str(temp),
+         "--port", str(port), "--ray-client-server-port", str(client),
+         "--node-ip-address", "127.0.0.1", "--include-dashboard", "false",
+         "--dashboard-agent-listen-port", "0", "--object-store-memory", "80000000",
+         "--disable-usage-stats"], env=head_env, stdout=log.open("wb"),
+        stderr=subprocess.STDOUT, start_new_session=True)
+    return Node(proc, temp, log), port, client
+
+
+def start_worker(tmp: Path, env: dict[str, str], port: int, name: str) -> Node:
+    temp, log = short_dir(name), tmp / f"{name}.log"
+    scratch = tmp / f"{name}-scratch"
+    worker_env = env | {KEY_FILE_VAR: os.environ[KEY_FILE_VAR],
+                        "CTO_HARNESS_CLUSTER_SCRATCH": str(scratch)}
+    proc = subprocess.Popen(
+        [str(RAY), "start", "--address", f"127.0.0.1:{port}", "--block", "--num-cpus", "1",
+         "--resources", json.dumps({"cto_worker": 2}), "--temp-dir", str(temp),
+         "--node-ip-address", "127.0.0.1", "--dashboard-agent-listen-port", "0",
+         "--object-store-memory", "80000000", "--disable-usage-stats"],
+        env=worker_env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        start_new_session=True)
+    return Node(proc, temp, log)
+
+
+def wait_for(predicate, what: str, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
+    """Until `predicate()` holds (each try is a real probe, so no sleep between them beyond
+    a short yield); a bound so a broken cluster fails the test instead of hanging it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    if shutil.which(str(RAY)) is None:
+        missing_machinery("Ray is not installed here (the cluster extra: uv sync --extra "
+                          "cluster); the cluster tests need it")
+    tmp = tmp_path_factory.mktemp("ray", numbered=True)
+    token = tmp / "ray-token"
+    token.write_text(secrets.token_hex(32))
+    token.chmod(0o600)
+    env = ray_env(tmp, token)
+    head, port, client = start_head(tmp, env, "head")
+    nodes = [head]
+    try:
+        wait_for(head.up, "the head")
+        assert head.proc.poll() is None, head.log.read_text()
+        worker = start_worker(tmp, env, port, "worker")
+        nodes.append(worker)
+        wait_for(worker.up, "the worker to join")
+        assert worker.proc.poll() is None, worker.log.read_text()
+        found = Cluster(gcs=f"127.0.0.1:{port}", client=f"ray://127.0.0.1:{client}",
+                        env={k: env[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH")},
+                        head=head, worker=worker, worker_id=worker.node_id())
+        yield found
+        nodes = found.nodes()
+    finally:
+        for node in reversed(nodes):
+            node.stop()
+
+
+@pytest.fixture
+def driver(tmp_path: Path, cluster: Cluster) -> Iterator[tuple[Harness, ScriptedEndpoint]]:
+    """The job's machine: a harness whose environment holds an endpoint (the secret that
+    must reach no Ray node), Ray's auth settings, and its own runs root."""
+    with ScriptedEndpoint(responder=answer, model_id=QWEN) as endpoint:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CTO_HARNESS_", "RAY_"))}
+        env |= cluster.env | {
+            "CTO_HARNESS_CASE_LOCAL_BASE_URL": endpoint.base_url,
+            "CTO_HARNESS_RUNS_ROOT": str(tmp_path / "runs"),
+            "CTO_HARNESS_CLUSTER_TIMEOUT": "60",
+            KEY_FILE_VAR: os.environ[KEY_FILE_VAR], "PYTHONPATH": str(ROOT)}
+        yield Harness(env=env, runs_root=tmp_path / "runs"), endpoint
+
+
+def ray_wrote(cluster: Cluster, since: float) -> Iterator[tuple[str, bytes]]:
+    """Every file under the nodes' temp dirs, every /dev/shm file made since the cluster
+    started, and every Ray process's environment and command line."""
+    roots = [n.temp for n in cluster.nodes()]
+    for root in roots:
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink() and not path.is_socket():
+                yield str(path), path.read_bytes()[:MAX_SCAN]
+    for path in Path("/dev/shm").iterdir():
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        if path.is_file() and not path.is_symlink() and st.st_mtime >= since - 1:
+            with open(path, "rb") as f:
+                yield str(path), f.read(MAX_SCAN)
+    for node in cluster.nodes():
+        for pid in node.pids():
+            for what in ("environ", "cmdline"):
+                try:
+                    yield f"/proc/{pid}/{what}", Path(f"/proc/{pid}/{what}").read_bytes()
+                except OSError:
+                    continue
+
+
+def test_trials_run_on_the_worker_and_no_form_of_the_endpoint_reaches_ray(
+        cluster: Cluster, driver: tuple[Harness, ScriptedEndpoint]) -> None:
+    harness, endpoint = driver
+    started = min(n.temp.stat().st_mtime for n in cluster.nodes())
+    code, out = harness.run_json("job", "--demo", "--task", SLUG, "--attempts", "3",
+                                 "--concurrency", "2", "--cluster", cluster.client,
+                                 timeout=300)
+    assert code == 0, out
+    assert out["state"] == "finished"
+    summary = out["summary"]
+    assert summary["passes"] == 3 and summary["done"] == 3, summary
+    (node, count), = summary["nodes"].items()  # every trial on one node: the worker
+    assert count == 3 and node.endswith("/" + cluster.worker_id[:12]), (node, cluster)
+    job = json.loads((Path(out["job_dir"]) / "job.json").read_text())
+    for trial in job["trials"]:
+        assert trial["node"] == node and trial["status"] == "passed", trial
+        run_dir = harness.runs_root / trial["run_id"]
+        assert json.loads((run_dir / "manifest.json").read_text())["node"] == node
+        assert validate_run(run_dir).ok, run_dir
+    assert "trials per node" not in out  # JSON: the summary carries it
+    # nothing of the driver's folder went up (Ray's client uploads it as the job's
+    # working_dir under `uv run` unless told not to)
+    assert not [p for n in cluster.nodes() for p in n.temp.rglob("_ray_pkg_*")]
+    leaks = []
+    for where, data in ray_wrote(cluster, started):
+        found = survivors(data.decode("latin-1"), {"endpoint": endpoint.base_url})
+        leaks += [f"{where}: {f}" for f in found]
+    assert leaks == []
+
+
+def test_bad_cluster_input_is_one_line_never_a_hang(tmp_path: Path, cluster: Cluster) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CTO_HARNESS_", "RAY_"))}
+    env |= cluster.env | {"CTO_HARNESS_RUNS_ROOT": str(tmp_path / "runs"),
+                          "CTO_HARNESS_CLUSTER_TIMEOUT": "8", "PYTHONPATH": str(ROOT)}
+    harness = Harness(env=env, runs_root=tmp_path / "runs")
+
+    def one_line(proc: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == code and len(lines) == 1, proc.stderr
+        assert "Traceback" not in proc.stderr and all(w in lines[0] for w in words), lines
+        assert not (tmp_path / "runs" / "jobs").exists()  # no job folder for a refused job
+
+    unreachable = f"ray://127.0.0.1:{free_port()}"
+    t0 = time.monotonic()
+    one_line(harness.run("job", "--demo", "--cluster", unreachable, timeout=120), 3,
+             unreachable)
+    assert time.monotonic() - t0 < 60
+    one_line(harness.run("job", "--demo", "--cluster", "nowhere", timeout=60), 2, "--cluster")
+    one_line(harness.run("job", "--cluster", cluster.client, timeout=60), 2, "--gateway")
+    harness.env.pop("RAY_AUTH_MODE")
+    one_line(harness.run("job", "--demo", "--cluster", cluster.client, timeout=60), 2,
+             "RAY_AUTH_MODE=token")
+
+
+def test_a_cluster_without_token_auth_is_refused(tmp_path: Path, cluster: Cluster) -> None:
+    env = ray_env(tmp_path, tmp_path / "no-token", auth=False)
+    head, port, _client = start_head(tmp_path, env, "noauth")
+    try:
+        wait_for(head.up, "the head without auth")
+        assert head.proc.poll() is None, head.log.read_text()
+        driver_env = {k: v for k, v in os.environ.items()
+                      if not k.startswith(("CTO_HARNESS_", "RAY_"))}
+        driver_env |= cluster.env | {"CTO_HARNESS_RUNS_ROOT": str(tmp_path / "runs"),
+                                     "CTO_HARNESS_CLUSTER_TIMEOUT": "60",
+                                     "PYTHONPATH": str(ROOT)}
+        proc = Harness(env=driver_env, runs_root=tmp_path / "runs").run(
+            # its GCS address (a driver on a node): the module's head's Ray Client may hold
+            # the client servers' first port, which every head on a host starts from
+            "job", "--demo", "--cluster", f"127.0.0.1:{port}", timeout=180)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 3 and len(lines) == 1, proc.stderr
+        assert "without token auth" in lines[0] and "RAY_AUTH_MODE=token" in lines[0]
+        assert not (tmp_path / "runs" / "jobs").exists()
+    finally:
+        head.stop()
