@@ -248,7 +248,8 @@ def unpack_run(blob: bytes, runs_root: Path, name: str) -> tuple[Path, list[str]
     staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=runs_root))
     try:
         with tarfile.open(fileobj=io.BytesIO(blob), mode="r:") as tar:
-            members, total = [], 0
+            members: list[tarfile.TarInfo] = []
+            total = 0
             for member in tar:
                 if len(members) >= MAX_MEMBERS:
                     raise Unpacked(f"over {MAX_MEMBERS} entries")

@@ -32,10 +32,11 @@ import pytest
 from core.evidence.keys import KEY_FILE_VAR
 from core.evidence.validate import validate_run
 from core.standins.endpoint import ScriptedEndpoint
-from tests.support.harness import QWEN, ROOT, Harness, answer, missing_machinery
+from tests.support.harness import CASE, QWEN, ROOT, Harness, answer, missing_machinery
 from tests.support.secret_forms import survivors
 
 SLUG = "r1-string-slugify"
+GOOD_ARGS = "--mode good --task-file {task_file} --workspace {workspace} --model {model}"
 RAY = Path(sys.executable).parent / "ray"
 NODE_ID = re.compile(rb"node_id=([0-9a-f]{56})")
 MAX_SCAN = 8 << 20
@@ -147,11 +148,20 @@ def start_head(tmp: Path, env: dict[str, str], name: str) -> tuple[Node, int, in
     return Node(proc, temp, log), port, client
 
 
+def case_settings(tmp: Path) -> dict[str, str]:
+    """A worker's harness settings: the test Case and its admission, never an endpoint."""
+    admission = tmp / "admission.json"
+    admission.write_text(json.dumps({"admitted": [
+        {"provider": "qwen-local", "model": QWEN, "status": "admitted", "expires": None}]}))
+    return {"CTO_HARNESS_CASE_BIN": str(CASE), "CTO_HARNESS_CASE_ARGS": GOOD_ARGS,
+            "CTO_HARNESS_CASE_MODEL_ADMISSION_FILE": str(admission),
+            KEY_FILE_VAR: os.environ[KEY_FILE_VAR]}
+
+
 def start_worker(tmp: Path, env: dict[str, str], port: int, name: str) -> Node:
     temp, log = short_dir(name), tmp / f"{name}.log"
     scratch = tmp / f"{name}-scratch"
-    worker_env = env | {KEY_FILE_VAR: os.environ[KEY_FILE_VAR],
-                        "CTO_HARNESS_CLUSTER_SCRATCH": str(scratch)}
+    worker_env = env | case_settings(tmp) | {"CTO_HARNESS_CLUSTER_SCRATCH": str(scratch)}
     proc = subprocess.Popen(
         [str(RAY), "start", "--address", f"127.0.0.1:{port}", "--block", "--num-cpus", "1",
          "--resources", json.dumps({"cto_worker": 2}), "--temp-dir", str(temp),
@@ -202,18 +212,54 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             node.stop()
 
 
+@dataclass
+class Driver:
+    """The job's machine, and the gateway on the endpoint's host."""
+
+    harness: Harness
+    secret: str
+    """The endpoint's URL, with an invented password: the secret no Ray node may see."""
+    gateway_url: str
+    gateway_state: Path
+    token_file: Path
+
+
 @pytest.fixture
-def driver(tmp_path: Path, cluster: Cluster) -> Iterator[tuple[Harness, ScriptedEndpoint]]:
-    """The job's machine: a harness whose environment holds an endpoint (the secret that
-    must reach no Ray node), Ray's auth settings, and its own runs root."""
+def driver(tmp_path: Path, cluster: Cluster) -> Iterator[Driver]:
+    """A gateway process holding the endpoint (a scripted one), a token for the job, and the
+    job's machine: its environment holds the endpoint too (a driver on the endpoint's host
+    must not pass it on), the gateway's settings, Ray's auth settings and its runs root."""
     with ScriptedEndpoint(responder=answer, model_id=QWEN) as endpoint:
+        secret = endpoint.base_url.replace("http://", f"http://h:{secrets.token_hex(8)}@")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CTO_HARNESS_", "RAY_"))}
-        env |= cluster.env | {
-            "CTO_HARNESS_CASE_LOCAL_BASE_URL": endpoint.base_url,
-            "CTO_HARNESS_RUNS_ROOT": str(tmp_path / "runs"),
-            "CTO_HARNESS_CLUSTER_TIMEOUT": "60",
-            KEY_FILE_VAR: os.environ[KEY_FILE_VAR], "PYTHONPATH": str(ROOT)}
-        yield Harness(env=env, runs_root=tmp_path / "runs"), endpoint
+        env |= case_settings(tmp_path) | {"CTO_HARNESS_CASE_LOCAL_BASE_URL": secret,
+                                          "PYTHONPATH": str(ROOT)}
+        state = tmp_path / "gateway"
+        gateway = subprocess.Popen(
+            [sys.executable, "-m", "core.cli", "gateway", "serve", "--listen", "127.0.0.1:0",
+             "--state", str(state), "--json"], env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        try:
+            assert gateway.stdout is not None
+            first = gateway.stdout.readline()  # printed once it listens
+            assert first, gateway.stderr.read() if gateway.stderr else "no output"
+            facts = json.loads(first)
+            made = subprocess.run(
+                [sys.executable, "-m", "core.cli", "gateway", "token", "--job", "cluster",
+                 "--state", str(state), "--json"], env=env, capture_output=True, text=True,
+                timeout=60, cwd=ROOT)
+            assert made.returncode == 0, made.stderr
+            token_file = Path(json.loads(made.stdout)["token_file"])
+            env |= cluster.env | {
+                "CTO_HARNESS_RUNS_ROOT": str(tmp_path / "runs"),
+                "CTO_HARNESS_CLUSTER_TIMEOUT": "60",
+                "CTO_HARNESS_GATEWAY_FINGERPRINT": facts["fingerprint"],
+                "CTO_HARNESS_GATEWAY_TOKEN_FILE": str(token_file)}
+            yield Driver(Harness(env=env, runs_root=tmp_path / "runs"), secret, facts["url"],
+                         state, token_file)
+        finally:
+            gateway.terminate()
+            gateway.communicate(timeout=30)
 
 
 def ray_wrote(cluster: Cluster, since: float) -> Iterator[tuple[str, bytes]]:
@@ -241,13 +287,13 @@ def ray_wrote(cluster: Cluster, since: float) -> Iterator[tuple[str, bytes]]:
                     continue
 
 
-def test_trials_run_on_the_worker_and_no_form_of_the_endpoint_reaches_ray(
-        cluster: Cluster, driver: tuple[Harness, ScriptedEndpoint]) -> None:
-    harness, endpoint = driver
+def test_trials_run_on_the_worker_through_the_gateway_and_no_form_of_the_endpoint_reaches_ray(
+        cluster: Cluster, driver: Driver) -> None:
+    harness = driver.harness
     started = min(n.temp.stat().st_mtime for n in cluster.nodes())
-    code, out = harness.run_json("job", "--demo", "--task", SLUG, "--attempts", "3",
-                                 "--concurrency", "2", "--cluster", cluster.client,
-                                 timeout=300)
+    code, out = harness.run_json("job", "--task", SLUG, "--attempts", "3", "--concurrency",
+                                 "2", "--cluster", cluster.client, "--gateway",
+                                 driver.gateway_url, timeout=300)
     assert code == 0, out
     assert out["state"] == "finished"
     summary = out["summary"]
@@ -259,16 +305,38 @@ def test_trials_run_on_the_worker_and_no_form_of_the_endpoint_reaches_ray(
         assert trial["node"] == node and trial["status"] == "passed", trial
         run_dir = harness.runs_root / trial["run_id"]
         assert json.loads((run_dir / "manifest.json").read_text())["node"] == node
+        report = json.loads((run_dir / "report.json").read_text())
+        gateway = report["gateway"]  # it went through the gateway, pinned
+        assert gateway["url"] == driver.gateway_url and gateway["fingerprint"], gateway
+        assert gateway["run"] == trial["run_id"], gateway
         assert validate_run(run_dir).ok, run_dir
+    ledger = [json.loads(line) for line in
+              (driver.gateway_state / "ledger.jsonl").read_text().splitlines()]
+    assert {e["run"] for e in ledger} == {t["run_id"] for t in job["trials"]}
+    assert {e["job"] for e in ledger} == {"cluster"}  # the token's job, as the gateway knows
     assert "trials per node" not in out  # JSON: the summary carries it
     # nothing of the driver's folder went up (Ray's client uploads it as the job's
     # working_dir under `uv run` unless told not to)
     assert not [p for n in cluster.nodes() for p in n.temp.rglob("_ray_pkg_*")]
     leaks = []
     for where, data in ray_wrote(cluster, started):
-        found = survivors(data.decode("latin-1"), {"endpoint": endpoint.base_url})
+        found = survivors(data.decode("latin-1"), {"endpoint": driver.secret})
         leaks += [f"{where}: {f}" for f in found]
     assert leaks == []
+
+
+def test_a_trial_the_gateway_refuses_is_blocked_not_failed(
+        cluster: Cluster, driver: Driver) -> None:
+    driver.token_file.write_text("ctogw_" + secrets.token_urlsafe(32) + "\n")  # not issued
+    code, out = driver.harness.run_json("job", "--task", SLUG, "--cluster", cluster.client,
+                                        "--gateway", driver.gateway_url, timeout=300)
+    assert code in (0, 1) and out["state"] == "finished", out  # a verdict, not a crash
+    assert out["summary"]["blocked"] == 1 and out["summary"]["passes"] == 0, out
+    job = json.loads((Path(out["job_dir"]) / "job.json").read_text())
+    (trial,) = job["trials"]
+    assert trial["status"] == "blocked" and trial["node"], trial
+    report = json.loads((driver.harness.runs_root / trial["run_id"] / "report.json").read_text())
+    assert any("gateway" in r for r in report["reasons"]), report["reasons"]
 
 
 def test_bad_cluster_input_is_one_line_never_a_hang(tmp_path: Path, cluster: Cluster) -> None:
@@ -316,3 +384,14 @@ def test_a_cluster_without_token_auth_is_refused(tmp_path: Path, cluster: Cluste
         assert not (tmp_path / "runs" / "jobs").exists()
     finally:
         head.stop()
+
+
+def test_a_local_job_never_imports_ray() -> None:
+    """Without --cluster nothing changes: the job command, its runner and the worker side's
+    module load without Ray (installed or not)."""
+    code = ("import sys; from core.cli.main import build_parser; build_parser('job'); "
+            "import core.jobs.runner, core.jobs.cluster, core.jobs.cluster_worker; "
+            "assert 'ray' not in sys.modules, 'ray imported'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
