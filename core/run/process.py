@@ -47,6 +47,8 @@ class Outcome:
     duration_s: float = 0.0
     bytes_read: int = 0
     start_error: str | None = None
+    setup_error: str | None = None
+    """Its sandbox could not be set up (a reason starting `sandbox:`): it never ran."""
 
 
 def _signal_group(pgid: int, sig: int) -> None:

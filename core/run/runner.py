@@ -278,7 +278,6 @@ class Runner:
             self.state.case = await self.supervisor.fake_engine(
                 task, task_file, self.paths.workspace, self.paths.case_log, self.sandbox,
                 self.case_timeout, scan=True)
-            self.state.case_started = True
         else:
             outcome = await self._case(task_file)
             if outcome is None:
@@ -292,9 +291,11 @@ class Runner:
         self._came_back(self.paths.workspace, self.paths.root / "home")
         case = self.state.case
         self.state.durations.case_s = round(case.duration_s, 3)
-        if case.start_error:
-            self.state.reasons.append(f"the Case could not start: {case.start_error}")
-            return "error"
+        if setup := self._setup_failure(case):
+            self._block_late(setup)  # never the Case's fault: it did not run
+            return "blocked"
+        if req.engine == FAKE:
+            self.state.case_started = True
         if self.cancel.is_set():
             self.state.reasons.append("cancelled while the Case ran")
             return "cancelled"
@@ -379,7 +380,7 @@ class Runner:
             try:
                 return await self.supervisor.run(argv, env, self.paths.workspace,
                                                  self.paths.case_log, self.case_timeout,
-                                                 scan=True, launch=box.command(spec, argv),
+                                                 scan=True, launch=box.launch(spec, argv),
                                                  stdin=stdin, watch=box.watch(
                                                      "the Case", self.paths.workspace, home))
             finally:
@@ -405,6 +406,19 @@ class Runner:
         mid-run), as the run's `gateway:` reason: the setup's fault, not the Case's."""
         return next((r.error for r in self.state.records
                      if r.error is not None and r.error.startswith("gateway:")), None)
+
+    def _setup_failure(self, case: Outcome) -> str | None:
+        """Why the run's engine never ran, as a blocking reason (`sandbox:` when its sandbox
+        could not be set up or started, `config:` when its program could not be started
+        on the host), or None: what it did next is its own."""
+        if case.setup_error:
+            return case.setup_error
+        if case.start_error:
+            if self.sandbox.enabled:
+                return f"sandbox: the sandbox could not be started: {case.start_error}"
+            return (f"config: the Case could not be started ({case.start_error}); check "
+                    "CTO_HARNESS_CASE_BIN names an executable you may run")
+        return None
 
     def _case_command(self, task_file: Path, base_url: str) -> CaseCommand | None:
         """The Case's command; None (the run blocked, naming the variable) when the

@@ -20,14 +20,15 @@ from core.run.process import Outcome, run_group
 from core.run.task import Task
 from core.run.verdict import RunState
 from core.sandbox.paths import PathProblem
-from core.sandbox.run import RunSandbox
+from core.sandbox.run import Launch, RunSandbox
 from core.secrets.redact import Redactor
 
 Event = Callable[..., None]
 """The run's trace: `event(name, **fields)`."""
 
-Launch = tuple[list[str], tuple[int, ...]]
-"""The sandbox's whole command and the fds it inherits."""
+HEAD_BYTES = 2048
+"""What is kept of a sandboxed process's first output until its sandbox says it is set up:
+bwrap's own message when it could not lay a bind or a mask."""
 
 
 class Supervisor:
@@ -50,32 +51,56 @@ class Supervisor:
         when `launch` is given. `scan`: the run's own engine — the guard reads its output
         and its start and exit are traced."""
         stream = self.redactor.stream()
+        status = launch.status if launch else None
+        head = bytearray()
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb", buffering=0) as fh:
             def sink(chunk: bytes) -> None:
                 safe = stream.feed(chunk)
                 if safe:
                     fh.write(safe)
+                    if status is not None and not status.started and len(head) < HEAD_BYTES:
+                        head.extend(safe[:HEAD_BYTES - len(head)])
                     if scan:
                         self.guard.scan_output(safe)
 
-            def started(pid: int) -> None:
+            def announce(pid: int) -> None:
+                if not scan:
+                    return
                 self.state.case_started = True
                 self.event("case_process_started", pid=pid, argv=argv,
                            network="isolated" if launch else "host",
                            sandbox="bwrap" if launch else "off")
 
-            command, fds = launch or (argv, ())
-            async with watch or contextlib.nullcontext():  # its limits (core/sandbox/limits)
-                outcome = await run_group(command, cwd=cwd, env=env, sink=sink,
-                                          pass_fds=fds, timeout=timeout, cancel=self.cancel,
-                                          on_start=started if scan else None, stdin=stdin)
+            def started(pid: int) -> None:
+                if status is None:
+                    announce(pid)
+                    return
+                # In a sandbox the Case has started only once the sandbox says so (its
+                # status pipe ends after `ready`): a setup failure is never the Case's.
+                status.watch().add_done_callback(
+                    lambda _: announce(pid) if status.started else None)
+
+            command, fds = (launch.command, launch.fds) if launch else (argv, ())
+            try:
+                async with watch or contextlib.nullcontext():  # its limits (sandbox/limits)
+                    outcome = await run_group(command, cwd=cwd, env=env, sink=sink,
+                                              pass_fds=fds, timeout=timeout,
+                                              cancel=self.cancel, on_start=started,
+                                              stdin=stdin)
+                if status is not None:
+                    await status.close()  # its end, bounded: every holder is gone
+                    outcome.setup_error = None if outcome.start_error else status.failure(
+                        bytes(head).decode("utf-8", "replace"))
+            finally:
+                if status is not None:
+                    await status.close()
             tail = stream.flush()
             fh.write(tail)
             if scan:
                 self.guard.scan_output(tail)
         self.state.log_redactions += stream.redactions
-        if scan:
+        if scan and outcome.setup_error is None:
             self.event("case_process_exited", exit_code=outcome.exit_code,
                        duration_s=round(outcome.duration_s, 3), timed_out=outcome.timed_out,
                        cancelled=outcome.cancelled, output_bytes=outcome.bytes_read,
@@ -100,7 +125,7 @@ class Supervisor:
         sandbox.sandboxes.hand_over(workspace)
         try:
             return await self.run(argv, env, workspace, log, timeout, scan=scan,
-                                  launch=sandbox.command(spec, argv),
+                                  launch=sandbox.launch(spec, argv),
                                   watch=sandbox.watch("the fake engine", workspace))
         finally:
             sandbox.sandboxes.take_back(workspace)

@@ -269,9 +269,11 @@ class Sandboxes:
         self.accounts = []
 
     # -- one sandbox ----------------------------------------------------------------
-    def command(self, spec: Spec, argv: list[str] | None) -> tuple[list[str], tuple[int, ...]]:
+    def command(self, spec: Spec, argv: list[str] | None, status_fd: int | None = None
+                ) -> tuple[list[str], tuple[int, ...]]:
         """The full argv that runs `argv` (None: the probe) in the sandbox `spec` describes,
-        and the fds it must inherit."""
+        and the fds it must inherit. `status_fd`: the write end of a status pipe the
+        sandbox's first process reports its set-up on (core/sandbox/init.py)."""
         prefix: list[str] = []
         fds: tuple[int, ...] = ()
         unshare = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
@@ -293,6 +295,9 @@ class Sandboxes:
         if spec.relay is not None:
             binds.append(Bind(spec.relay[0], RELAY_SOCKET))
             init_opts += ["--uds", RELAY_SOCKET, "--port", str(spec.relay[1])]
+        if status_fd is not None:
+            fds += (status_fd,)
+            init_opts += ["--status-fd", str(status_fd)]
         args = [*prefix, self.bwrap, *unshare, "--die-with-parent", "--new-session", *caps,
                 "--hostname", "sandbox", "--proc", "/proc", "--dev", "/dev",
                 "--perms", "1777", *(["--size", str(self.tmp_size)] if self.tmp_size else []),

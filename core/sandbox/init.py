@@ -3,7 +3,7 @@ serve the relay on 127.0.0.1:PORT when asked, then run the command under the sec
 and pass its status on.
 
 `python -I -S /harness/init.py [--uid N --gid N] [--nproc N] [--seccomp-fd N]
-[--uds PATH --port PORT] -- ARGV`
+[--uds PATH --port PORT] [--status-fd N] -- ARGV`
 runs inside bwrap (core/sandbox/bwrap.py builds that command), right after bwrap made the
 namespaces and the filesystem view:
 
@@ -20,6 +20,14 @@ namespaces and the filesystem view:
   forwarder may still open the relay's Unix socket and the command may open none. The
   forwarder makes itself non-dumpable first: the command, same uid, cannot write its
   memory through /proc/PID/mem to borrow that right.
+
+- `--status-fd`: the write end of the harness's status pipe, made close-on-exec here. We
+  write `ready` just before the exec and `failed: WHY` when a step (or the exec) fails.
+  bwrap closes every other copy of it, so the harness reads, in order: `ready` then the end
+  of the pipe at the exec (the Case started); `failed: ...` (the sandbox could not be set
+  up, the Case never ran); or the end with nothing (bwrap itself failed before us). That
+  is how a setup failure is told from the Case's own exit: it blocks the run, it is never
+  the Case's fault.
 
 With the relay we fork: the child execs the command; we forward, wait for it and exit with
 its status (128+N when signal N ended it). Without it (the checks, the fake baseline) we
@@ -193,19 +201,62 @@ def _accept(listener: socket.socket, uds: str) -> None:
             conn.close()
 
 
+_STATUS: list[int] = []
+"""The status pipe's fd, when the harness gave one (see the module's docstring)."""
+
+
+def _status_open(fd: int) -> None:
+    import fcntl  # only with a status fd: the Case's and fake engine's sandboxes
+
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFD, fcntl.FD_CLOEXEC)
+    except OSError:
+        return
+    _STATUS.append(fd)
+
+
+def tell(message: str) -> None:
+    """One line to the harness on the status pipe (nothing without one)."""
+    for fd in _STATUS:
+        try:  # noqa: SIM105 - contextlib's import costs every sandbox's start
+            os.write(fd, message.encode("utf-8", "replace")[:1000] + b"\n")
+        except OSError:
+            pass
+
+
+def _status_close() -> None:
+    """This process will not exec: its copy of the pipe goes (the forwarder's)."""
+    while _STATUS:
+        try:  # noqa: SIM105
+            os.close(_STATUS.pop())
+        except OSError:
+            pass
+
+
+def setup_failed(why: str) -> int:
+    print(f"sandbox: the command was not started: {why}", file=sys.stderr, flush=True)
+    tell(f"failed: {why}")
+    return SETUP_FAILED
+
+
 def _exec(argv: list[str]) -> None:
     """Become the command, with the signal dispositions Python changed at start-up (it
-    ignores SIGPIPE and SIGXFSZ, which an exec would pass on) back to the default."""
+    ignores SIGPIPE and SIGXFSZ, which an exec would pass on) back to the default.
+    `ready` goes to the harness first: the pipe's end, at the exec, says it happened."""
     try:
         for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):
             _signal.signal(sig, _signal.SIG_DFL)
+        tell("ready")
         os.execvp(argv[0], argv)
     except OSError as exc:
         print(f"sandbox: cannot start {argv[0]}: {exc.strerror}", file=sys.stderr, flush=True)
+        tell(f"failed: cannot start {argv[0]}: {exc.strerror}")
     os._exit(127)
 
 
 def run(options: dict[str, str], argv: list[str]) -> int:
+    if "--status-fd" in options:
+        _status_open(int(options["--status-fd"]))
     try:
         if "--uid" in options:
             become(int(options["--uid"]), int(options["--gid"]))
@@ -219,8 +270,7 @@ def run(options: dict[str, str], argv: list[str]) -> int:
         if listener is not None and _prctl(PR_SET_DUMPABLE, 0):
             raise SetupError("the forwarder cannot make itself non-dumpable")
     except SetupError as exc:
-        print(f"sandbox: the command was not started: {exc}", file=sys.stderr, flush=True)
-        return SETUP_FAILED
+        return setup_failed(str(exc))
     if listener is None:
         _exec(argv)
     import threading
@@ -228,8 +278,7 @@ def run(options: dict[str, str], argv: list[str]) -> int:
     try:
         child = os.fork()
     except OSError as exc:
-        print(f"sandbox: cannot fork: {exc.strerror}", file=sys.stderr, flush=True)
-        return SETUP_FAILED
+        return setup_failed(f"cannot fork: {exc.strerror}")
     if child == 0:
         if listener is not None:
             listener.close()
@@ -237,10 +286,9 @@ def run(options: dict[str, str], argv: list[str]) -> int:
             try:
                 load_filter(program)
             except SetupError as exc:
-                print(f"sandbox: the command was not started: {exc}", file=sys.stderr,
-                      flush=True)
-                os._exit(SETUP_FAILED)
+                os._exit(setup_failed(str(exc)))
         _exec(argv)
+    _status_close()
     if listener is not None:
         threading.Thread(target=_accept, args=(listener, options["--uds"]),
                          daemon=True).start()
@@ -295,9 +343,9 @@ def probe(options: dict[str, str]) -> int:
     return 0 if caps == 0 else 1
 
 
-VALUED = ("--uid", "--gid", "--nproc", "--seccomp-fd", "--uds", "--port")
+VALUED = ("--uid", "--gid", "--nproc", "--seccomp-fd", "--uds", "--port", "--status-fd")
 USAGE = ("usage: init.py [--uid N --gid N] [--nproc N] [--seccomp-fd N] "
-         "[--uds PATH --port PORT] "
+         "[--uds PATH --port PORT] [--status-fd N] "
          "(--probe | -- ARGV...)")
 
 

@@ -172,11 +172,34 @@ def check_bind(source: Path, private: Iterable[Path], runs_root: Path, *, what: 
                               "shows")
 
 
+def _examinable(place: Path) -> bool:
+    """It exists and we may look at it. A place the harness cannot even stat (a `*_FILE`
+    under another account's 0700 folder, kept from `su`) the sandbox, the same uid or an
+    unprivileged one, cannot reach either: it needs no mask (and must not crash the run)."""
+    try:
+        os.stat(place)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _real_dir(path: Path) -> bool:
+    try:
+        return path.resolve() == path and path.is_dir()
+    except OSError:
+        return False
+
+
 def masks(sources: Iterable[Path], private: Iterable[Path]) -> list[Path]:
-    """The private places inside a bound folder: each must be covered in the sandbox."""
+    """The private places inside a bound folder: each must be covered in the sandbox. One
+    inside another masked folder is already hidden (and its own mask could not be laid: the
+    folder's empty read-only tmpfs has no such entry), so it is left out."""
     sources = list(sources)
-    return sorted({place for place in private if place.exists()
-                   and any(src in place.parents for src in sources)})
+    found = sorted({place for place in private if _examinable(place)
+                    and any(src in place.parents for src in sources)})
+    folders = [place for place in found if _real_dir(place)]
+    return [place for place in found
+            if not any(folder in place.parents for folder in folders)]
 
 
 def parse_paths(var: str, value: str | None) -> list[Path]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -36,6 +37,7 @@ from core.sandbox.home import SANDBOX_HOME
 from core.sandbox.limits import LimitsUnavailable, RunLimits, Settings, settings_from
 from core.sandbox.paths import PathProblem, parse_paths, private_places, program_binds
 from core.sandbox.seccomp import FILTERED
+from core.sandbox.status import StatusPipe
 from core.settings import Resolved
 
 SANDBOX_VAR = "CTO_HARNESS_CASE_SANDBOX"
@@ -46,6 +48,16 @@ RETIRED_NETWORK_VAR = "CTO_HARNESS_CASE_NETWORK"
 WORKSPACE = "/workspace"
 TASK_FILE = "/task/TASK.md"
 NAIVE = "/task/naive"
+
+
+@dataclass
+class Launch:
+    """A sandbox ready to start: its whole command, the fds it inherits, and the status
+    pipe its first process reports its set-up on (core/sandbox/status.py)."""
+
+    command: list[str]
+    fds: tuple[int, ...]
+    status: StatusPipe | None = None
 
 
 class RunSandbox:
@@ -160,6 +172,13 @@ class RunSandbox:
         """The sandbox's whole command, started inside the run's limits."""
         command, fds = self.sandboxes.command(spec, argv)
         return self.limits.wrap(command), fds
+
+    def launch(self, spec: Spec, argv: list[str]) -> Launch:
+        """The command with a status pipe: a sandbox that fails to set up is told from a
+        command that ran and exited (the pipe's fds are the caller's to close)."""
+        status = StatusPipe()
+        command, fds = self.sandboxes.command(spec, argv, status.write_fd)
+        return Launch(self.limits.wrap(command), fds, status)
 
     def watch(self, who: str, *paths: Path) -> AbstractAsyncContextManager[None]:
         """Around one sandboxed process: its limits watched (`paths`: where its writes go,

@@ -1,0 +1,128 @@
+"""Setup is never the Case's fault: a sandbox that cannot be built around the Case, a Case
+binary the sandbox cannot start, a `*_FILE` the harness cannot examine — each blocks the
+run (exit 3, a `sandbox:`/`config:` reason, class `infrastructure`) and
+`case_process_started` never appears; a Case that really ran and exited 125 or 127 on its
+own is still judged as the Case (core/sandbox/status.py tells the two apart)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.harness import CASE, Harness, missing_machinery
+from tests.support.sandboxing import log_of, sandboxed  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.usefixtures("sandboxed")
+
+
+def events(harness: Harness, run_dir: str) -> list[str]:
+    return [e["event"] for e in harness.trace(run_dir)]
+
+
+def assert_blocked_before_the_case(harness: Harness, code: int, out: dict, prefix: str,
+                                   *words: str) -> str:
+    report = harness.report(out["run_dir"])
+    assert code == 3 and report["status"] == "blocked", (code, report["reasons"])
+    reason = next((r for r in report["reasons"] if r.startswith(prefix)), None)
+    assert reason is not None, report["reasons"]
+    for word in words:
+        assert word in reason, reason
+    assert report["failure_class"] == "infrastructure"
+    assert not report["case_process_started"]
+    seen = events(harness, out["run_dir"])
+    assert "case_process_started" not in seen and "case_process_exited" not in seen, seen
+    assert "run_blocked" in seen
+    assert (Path(out["run_dir"]) / "backend"
+            / "provider-local-config-unavailable.txt").is_file()
+    return reason
+
+
+def script(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+def test_a_case_binary_the_sandbox_cannot_start_blocks_the_run(harness: Harness,
+                                                               tmp_path: Path) -> None:
+    """Its `#!` interpreter is nowhere: the exec fails inside the sandbox (today: `failed`,
+    'the Case exited with code 127', a verdict on a Case that never ran)."""
+    agent = script(tmp_path / "agent" / "agent", "#!/nonexistent/interpreter\nprint(1)\n")
+    harness.env["CTO_HARNESS_CASE_BIN"] = str(agent)
+    code, out = harness.run_json("run")
+    assert_blocked_before_the_case(harness, code, out, "sandbox:", "cannot start",
+                                   str(agent))
+
+
+def test_a_case_that_exits_127_itself_is_still_the_cases_failure(harness: Harness,
+                                                                 tmp_path: Path) -> None:
+    """The other side: the Case ran (the sandbox said `ready`, the exec happened) and its
+    own exit code 127, or 125 (init's setup-failed code), is its own."""
+    for code_of_case in (127, 125):
+        agent = script(tmp_path / f"agent{code_of_case}" / "agent",
+                       f"#!/bin/sh\necho started\nexit {code_of_case}\n")
+        harness.env["CTO_HARNESS_CASE_BIN"] = str(agent)
+        code, out = harness.run_json("run", "--no-baseline")
+        report = harness.report(out["run_dir"])
+        assert code == 1 and report["status"] == "failed", report["reasons"]
+        assert report["case_process_started"] and report["case_exit_code"] == code_of_case
+        assert report["failure_class"] == "agent"
+        assert "case_process_started" in events(harness, out["run_dir"])
+        assert "started" in log_of(out["run_dir"])
+
+
+def test_a_secret_file_under_a_home_inside_the_cases_folder_is_masked_and_runs(
+        harness: Harness, tmp_path: Path) -> None:
+    """HOME sits inside a folder the sandbox shows (the Case's own), the `*_FILE` inside
+    HOME: HOME's empty tmpfs hides both (today bwrap failed to lay the file's mask inside
+    that tmpfs, and the run said 'the Case exited with code 1')."""
+    agent_dir = tmp_path / "agent"
+    home = agent_dir / "home"
+    secret = home / "token"
+    home.mkdir(parents=True)
+    secret.write_text("not-for-the-case\n")
+    harness.env["HOME"] = str(home)
+    harness.env["MY_TOKEN_FILE"] = str(secret)
+    agent = script(agent_dir / "agent", (
+        "#!/bin/sh\n"
+        f"echo \"home: $(ls -A {home} | wc -l) token: $(cat {secret} 2>&1 | wc -c)\"\n"
+        f"exec {os.path.realpath(sys.executable)} -I {CASE} \"$@\"\n"))
+    harness.env["CTO_HARNESS_CASE_BIN"] = str(agent)
+    harness.env["CTO_HARNESS_CASE_SANDBOX_RO"] = str(CASE.parent)
+    code, out = harness.run_json("run")
+    assert code == 0, (out["reasons"], log_of(out["run_dir"]))
+    log = log_of(out["run_dir"])
+    assert "home: 0 token: " in log and "not-for-the-case" not in log, log
+    masked = harness.report(out["run_dir"])["case_sandbox"]["masked"]
+    assert str(home) in masked
+
+
+def test_a_mask_bwrap_cannot_lay_blocks_the_run_naming_it(harness: Harness,
+                                                          tmp_path: Path) -> None:
+    """As root: a `*_FILE` inside the Case's folder, under a 0700 folder of another account
+    (which the sandbox's user namespace cannot enter). bwrap fails before the sandbox's
+    first process: blocked with bwrap's own words (today: `failed`, exit code 1)."""
+    if os.geteuid() != 0:
+        missing_machinery("not root: another account's private folder is not examinable, "
+                          "so nothing needs masking there")
+    agent_dir = tmp_path / "agent"
+    private = agent_dir / "theirs"
+    private.mkdir(parents=True)
+    (private / "token").write_text("theirs\n")
+    os.chown(private, 65534, 65534)
+    private.chmod(0o700)
+    harness.env["THEIR_TOKEN_FILE"] = str(private / "token")
+    agent = script(agent_dir / "agent", "#!/bin/sh\necho started\nexit 0\n")
+    harness.env["CTO_HARNESS_CASE_BIN"] = str(agent)
+    try:
+        code, out = harness.run_json("run")
+        assert_blocked_before_the_case(harness, code, out, "sandbox:", "bubblewrap",
+                                       str(private / "token"))
+        assert "started" not in log_of(out["run_dir"])
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
