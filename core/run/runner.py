@@ -375,6 +375,7 @@ class Runner:
                 self._block_late(f"sandbox: {exc}")
                 return None
             argv[0] = program
+            env["PATH"] = box.path_inside(env.get("PATH", ""), spec)
             self._network("own network namespace: only the relay is reachable")
             box.sandboxes.hand_over(self.paths.workspace, home)
             try:

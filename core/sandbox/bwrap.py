@@ -175,7 +175,13 @@ class Sandboxes:
             except SeccompUnavailable as exc:
                 raise SandboxUnavailable(f"{exc}; or CTO_HARNESS_CASE_SECCOMP=off to run "
                                          "without it (never evidence for a model)") from None
-        argv, fds = self.command(Spec(binds=[], cwd="/"), None)
+        return self.run_probe(Spec(binds=[], cwd="/"))
+
+    def run_probe(self, spec: Spec) -> str:
+        """A throwaway sandbox laid out as `spec` says, its first process checking its own
+        set-up (core/sandbox/init.py --probe), within PROBE_TIMEOUT_S; what it found, or
+        SandboxUnavailable with what went wrong (bwrap's own words)."""
+        argv, fds = self.command(spec, None)
         try:
             proc = subprocess.run(argv, pass_fds=fds, capture_output=True, text=True,
                                   timeout=PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL,

@@ -55,6 +55,7 @@ from typing import Literal
 from pydantic import ByteSize, TypeAdapter, ValidationError
 
 from core.errors import HarnessError
+from core.evidence.liveness import process_alive, process_start_ticks
 from core.sandbox.bwrap import NPROC
 from core.settings import ConfigError
 
@@ -180,18 +181,6 @@ def _counter(path: Path, key: str) -> int:
     return 0
 
 
-def _alive(pid: int, ticks: str) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[19] == ticks
-
-
-def _ticks(pid: int) -> str:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-
-
 @dataclass
 class Cgroup:
     """One run's cgroup: a folder per v1 hierarchy (memory, pids), or one v2 folder."""
@@ -256,7 +245,8 @@ def _sweep(parent: Path) -> None:
             if not entry.name.startswith(PREFIX):
                 continue
             parts = entry.name[len(PREFIX):].split("-")
-            if len(parts) == 3 and parts[0].isdigit() and not _alive(int(parts[0]), parts[1]):
+            if len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit() \
+                    and not process_alive(int(parts[0]), int(parts[1])):
                 with contextlib.suppress(OSError):
                     for pid in (int(p) for p in (entry / "cgroup.procs").read_text().split()):
                         with contextlib.suppress(OSError):
@@ -266,7 +256,7 @@ def _sweep(parent: Path) -> None:
 
 def _name() -> str:
     pid = os.getpid()
-    return f"{PREFIX}{pid}-{_ticks(pid)}-{next(_SEQ)}"
+    return f"{PREFIX}{pid}-{process_start_ticks(pid)}-{next(_SEQ)}"
 
 
 def _make_v1(settings: Settings, own: dict[str, str]) -> Cgroup:

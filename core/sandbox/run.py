@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
+import tempfile
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +37,16 @@ from core.sandbox.bwrap import (
 )
 from core.sandbox.home import SANDBOX_HOME
 from core.sandbox.limits import LimitsUnavailable, RunLimits, Settings, settings_from
-from core.sandbox.paths import PathProblem, parse_paths, private_places, program_binds
+from core.sandbox.paths import (
+    SYSTEM_DIRS,
+    PathProblem,
+    is_within,
+    masks,
+    parse_paths,
+    private_places,
+    program_binds,
+    system_covered,
+)
 from core.sandbox.seccomp import FILTERED
 from core.sandbox.status import StatusPipe
 from core.settings import Resolved
@@ -48,6 +59,8 @@ RETIRED_NETWORK_VAR = "CTO_HARNESS_CASE_NETWORK"
 WORKSPACE = "/workspace"
 TASK_FILE = "/task/TASK.md"
 NAIVE = "/task/naive"
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+"""The Case's PATH when none of the host's folders is shown in its sandbox."""
 
 
 @dataclass
@@ -141,9 +154,74 @@ class RunSandbox:
             except SandboxUnavailable as exc:
                 raise PathProblem(str(exc)) from None
             binds.append(Bind(folder, str(folder)))
+        self._reachable(program, list(dict.fromkeys(needed)))
         self.network = "relay-only" if relay else "none"
         self.case_spec = Spec(binds=binds, cwd=WORKSPACE, relay=relay)
         return str(program), self.case_spec
+
+    def path_inside(self, path_env: str, spec: Spec) -> str:
+        """The Case's PATH in the sandbox: the host PATH's folders the sandbox shows (the
+        system's and the ones bound for it), in their order; never the host PATH verbatim,
+        which names the harness user's folders (~/.cargo/bin, ~/.pyenv/shims ...) that are
+        not there anyway."""
+        shown = [b.source for b in self.sandboxes.binds_for(spec) if b.dest == str(b.source)]
+        hidden = masks([*map(Path, SYSTEM_DIRS), *shown], self.sandboxes.private)
+        kept: list[str] = []
+        for entry in path_env.split(os.pathsep):
+            folder = Path(entry)
+            if not entry or not folder.is_absolute() or entry in kept:
+                continue
+            if any(is_within(folder, m) for m in hidden):
+                continue
+            if system_covered(folder) or any(is_within(folder, s) for s in shown):
+                kept.append(entry)
+        return os.pathsep.join(kept) or DEFAULT_PATH
+
+    def _reachable(self, program: Path, folders: list[Path]) -> None:
+        """As root the sandbox runs as an unused uid, which file modes apply to: a Case
+        kept in a private (0700) folder would fail to start inside ("Permission denied",
+        blamed on the Case). Each folder shown for it must let that uid in, and the program
+        be executable (and readable, a script) by it; PathProblem names what and the fix.
+        (Above a shown folder the sandbox makes its own 0755 folders: only the folders
+        themselves and what lies between them and the program matter.)"""
+        if not self.sandboxes.as_root:
+            return
+        uid = self.sandboxes.uid
+        for folder in folders:
+            if not _lets_in(folder, uid, 0o1):
+                raise PathProblem(
+                    f"the Case needs {folder}, which the sandbox's uid cannot enter (its "
+                    f"mode is {_mode(folder)}, and as root the sandbox runs as an unused "
+                    f"uid): chmod o+x {folder} (o+rx to list it), or keep the Case in a "
+                    "folder other accounts may read")
+        real = program.resolve()
+        top = next((f for f in sorted(folders, key=lambda f: len(f.parts))
+                    if f in real.parents), None)
+        if top is not None:
+            for folder in [p for p in reversed(real.parents) if top in p.parents]:
+                if not _lets_in(folder, uid, 0o1):
+                    raise PathProblem(
+                        f"the Case binary {program} is under {folder}, which the "
+                        f"sandbox's uid cannot enter (mode {_mode(folder)}): chmod o+x "
+                        f"{folder}, or keep the Case in a folder other accounts may read")
+        if not _lets_in(real, uid, 0o5):
+            raise PathProblem(
+                f"the Case binary {program} cannot be read and run by the sandbox's uid "
+                f"(mode {_mode(real)}; as root the sandbox runs as an unused uid): chmod "
+                f"o+rx {real}")
+
+    def probe_case(self, case_bin: str, path_env: str) -> str:
+        """A throwaway sandbox laid out as the Case's (its folders, their masks), started
+        and checked, bounded in time: what it found, or SandboxUnavailable / PathProblem
+        naming what stops it. Call after prepare()."""
+        with tempfile.TemporaryDirectory(prefix="cto-harness-probe-") as scratch:
+            root = Path(scratch)
+            (root / "workspace").mkdir()
+            (root / "home").mkdir()
+            (root / "TASK.md").write_text("probe\n")
+            _, spec = self.case(case_bin, path_env, root / "workspace", root / "TASK.md",
+                                root / "home", None)
+            return self.sandboxes.run_probe(spec)
 
     def fake_engine(self, script: Path, workspace: Path, task_file: Path, naive: Path
                     ) -> tuple[list[str], Spec]:
@@ -210,3 +288,46 @@ class RunSandbox:
             detail=self.detail,
             seccomp=("on" if box.seccomp else "off") if self.ready else None,
             seccomp_filtered=list(FILTERED) if self.ready and box.seccomp else [])
+
+
+def _lets_in(path: Path, uid: int, bits: int) -> bool:
+    """The permission `bits` (0o1 x, 0o4 r) hold for `uid`, which has no group of any
+    account (the sandbox's: the owner's bits when it owns the entry, else the others')."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    mode = (st.st_mode >> 6) & 0o7 if st.st_uid == uid else st.st_mode & 0o7
+    return mode & bits == bits
+
+
+def _mode(path: Path) -> str:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return f"unknown: {exc.strerror}"
+    return f"{stat.S_IMODE(st.st_mode):04o}, owner uid {st.st_uid}"
+
+
+def probe(resolved: Resolved, runs_root: Path, path_env: str) -> tuple[bool, str]:
+    """`cto-harness readiness`'s sandbox check: (ready, detail). The run's own set-up
+    (bwrap, the user namespace, seccomp, a throwaway sandbox), then a throwaway sandbox laid
+    out as the Case's, each bounded in time; a failure is named as the run would be
+    blocked with it."""
+    box = RunSandbox(resolved, runs_root)
+    if box.problem is not None:
+        return False, box.problem
+    if not box.enabled:
+        return True, box.detail + " (the explicit opt-out: never evidence for a model)"
+    try:
+        found = box.sandboxes.prepare()
+        if resolved.case_bin:
+            found = box.probe_case(resolved.case_bin, path_env)
+    except (SandboxUnavailable, PathProblem) as exc:
+        return False, f"sandbox: {exc}"
+    finally:
+        box.sandboxes.close()
+    said = found.split(" pids=")[0]
+    return True, (f"bubblewrap {box.sandboxes.version}: a throwaway sandbox"
+                  + (" laid out as the Case's" if resolved.case_bin else "")
+                  + f" started ({said})")

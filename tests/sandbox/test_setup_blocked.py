@@ -6,6 +6,7 @@ own is still judged as the Case (core/sandbox/status.py tells the two apart)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -126,3 +127,63 @@ def test_a_mask_bwrap_cannot_lay_blocks_the_run_naming_it(harness: Harness,
         assert "started" not in log_of(out["run_dir"])
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+def readiness_check(harness: Harness, name: str) -> tuple[int, dict]:
+    proc = harness.run("readiness", "--json", timeout=120)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    out = json.loads(proc.stdout)
+    return proc.returncode, next(c for c in out["checks"] if c["name"] == name)
+
+
+def test_readiness_starts_a_throwaway_sandbox_laid_out_as_the_cases(harness: Harness) -> None:
+    code, check = readiness_check(harness, "sandbox")
+    assert code == 0 and check["state"] == "ok", check
+    assert "laid out as the Case's" in check["detail"] and "caps=0" in check["detail"]
+
+
+def test_readiness_names_a_mask_bwrap_cannot_lay(harness: Harness, tmp_path: Path) -> None:
+    """The same layout as the run above blocked on: readiness says so before any run."""
+    if os.geteuid() != 0:
+        missing_machinery("not root: another account's private folder is not examinable")
+    private = tmp_path / "agent" / "theirs"
+    private.mkdir(parents=True)
+    (private / "token").write_text("theirs\n")
+    os.chown(private, 65534, 65534)
+    private.chmod(0o700)
+    harness.env["THEIR_TOKEN_FILE"] = str(private / "token")
+    harness.env["CTO_HARNESS_CASE_BIN"] = str(
+        script(tmp_path / "agent" / "agent", "#!/bin/sh\nexit 0\n"))
+    try:
+        code, check = readiness_check(harness, "sandbox")
+        assert code == 3 and check["state"] == "blocked", check
+        assert check["detail"].startswith("sandbox: ") and str(private / "token") in \
+            check["detail"], check
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def test_a_root_case_in_a_private_folder_is_refused_naming_the_folder_and_the_fix(
+        harness: Harness, tmp_path: Path) -> None:
+    """As root the sandbox runs as an unused uid, which a 0700 folder keeps out: readiness
+    and the run name the folder and `chmod o+x` (today the run said 'the Case exited with
+    code 127', status failed); with the fix applied it runs."""
+    if os.geteuid() != 0:
+        missing_machinery("not root: the sandbox runs as the harness's own uid, which its "
+                          "own 0700 folders let in")
+    private = tmp_path / "private"
+    agent = script(private / "agent", "#!/bin/sh\necho started\nexit 0\n")
+    private.chmod(0o700)
+    harness.env["CTO_HARNESS_CASE_BIN"] = str(agent)
+    code, check = readiness_check(harness, "sandbox")
+    assert code == 3 and check["state"] == "blocked", check
+    assert str(private) in check["detail"] and f"chmod o+x {private}" in check["detail"]
+    code, out = harness.run_json("run")
+    assert_blocked_before_the_case(harness, code, out, "sandbox:", str(private),
+                                   f"chmod o+x {private}")
+    private.chmod(0o711)
+    code, check = readiness_check(harness, "sandbox")
+    assert check["state"] == "ok", check
+    code, out = harness.run_json("run", "--no-baseline")
+    assert harness.report(out["run_dir"])["case_process_started"]
+    assert "started" in log_of(out["run_dir"])
