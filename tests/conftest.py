@@ -79,7 +79,11 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., None]:
 
 @pytest.fixture
 def case_bin(tmp_path: Path) -> Path:
-    path = tmp_path / "case"
+    """A Case in a folder of its own that other accounts may enter: as root the sandbox
+    runs as an unused uid, which pytest's 0700 tmp_path keeps out (readiness says so)."""
+    path = tmp_path / "bin" / "case"
+    path.parent.mkdir(mode=0o755)
+    path.parent.chmod(0o755)
     path.write_text("#!/bin/sh\nexit 0\n")
     path.chmod(0o755)
     return path

@@ -151,8 +151,10 @@ def list_run_dirs(root: Path) -> list[Path]:
     exists but cannot be listed: "no runs" would hide every run it holds."""
     try:
         with os.scandir(root) as found:
-            entries = [e for e in found if e.is_dir() and not e.name.startswith(".")
-                       and e.name != JOBS_FOLDER]
+            # A link is never a run of this root, nor followed: in a runs root others
+            # may write into, it may lead anywhere (another account planted it).
+            entries = [e for e in found if e.is_dir(follow_symlinks=False)
+                       and not e.name.startswith(".") and e.name != JOBS_FOLDER]
     except FileNotFoundError:
         return []
     except OSError as exc:

@@ -41,7 +41,14 @@ from core.evidence.runs import (
     load_report,
 )
 from core.jobs.model import TO_RUN, Job, JobConfig, Trial, retried
-from core.jobs.summary import JOB_FILE, JobError, jobs_root, summarize, trial_facts
+from core.jobs.summary import (
+    JOB_FILE,
+    JobError,
+    check_jobs_root,
+    jobs_root,
+    summarize,
+    trial_facts,
+)
 
 JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 POLL_S = 0.25
@@ -56,6 +63,7 @@ def new_job(runs_root: Path, config: JobConfig, skipped: list[str]) -> tuple[Pat
     first attempts of every task first, so early results cover the whole suite."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     root = jobs_root(runs_root)
+    check_jobs_root(runs_root)
     try:
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         n, job_dir = 1, root / f"{stamp}-{config.name}"
@@ -133,10 +141,14 @@ def needs_run(trial: Trial, retry_errors: bool) -> bool:
 
 
 def run_folder_of(runs_root: Path, pid: int) -> Path | None:
-    """A child's run folder, named `<stamp>-<task>-<pid>` (`.N` on a collision)."""
+    """A child's run folder, named `<stamp>-<task>-<pid>` (`.N` on a collision). Only a
+    real folder of ours: in a runs root others may write into, another account could plant
+    a link or a folder of its own under a name that would otherwise be taken for it."""
     suffix = f"-{pid}"
+    me = os.geteuid()
     try:
-        names = [e.name for e in os.scandir(runs_root) if e.is_dir()]
+        names = [e.name for e in os.scandir(runs_root) if e.is_dir(follow_symlinks=False)
+                 and e.stat(follow_symlinks=False).st_uid == me]
     except OSError:
         return None
     mine = [n for n in names if n.endswith(suffix) or f"{suffix}." in n]

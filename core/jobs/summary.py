@@ -8,6 +8,7 @@ Readers never trust a file: a corrupt job.json is a row that says so, never an e
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Mapping
 from math import comb
@@ -140,6 +141,28 @@ def jobs_root(runs_root: Path) -> Path:
     return runs_root / JOBS_FOLDER
 
 
+def check_jobs_root(runs_root: Path) -> None:
+    """JobError unless the jobs folder is absent or a real folder of this account: in a
+    runs root other accounts may write into, a `jobs` link (or a folder of theirs) would
+    have the harness read their job files as its own and write its jobs' evidence where
+    they read and rewrite it."""
+    root = jobs_root(runs_root)
+    try:
+        st = os.lstat(root)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise JobError(f"jobs folder {root} cannot be examined ({exc.strerror})") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise JobError(f"jobs folder {root} is a link, which is never followed (another "
+                       "account may have planted it): remove it, or use a runs root only "
+                       "you can write into")
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise JobError(f"jobs folder {root} is not a folder of yours (owner uid "
+                       f"{st.st_uid}): remove it, or use a runs root only you can write "
+                       "into")
+
+
 def read_job(job_dir: Path) -> Job:
     """job.json of `job_dir`, validated; JobError naming the file and what is wrong."""
     return _read(job_dir, Job)
@@ -222,9 +245,11 @@ def job_row(job_dir: Path, job: Job | JobHead | None = None) -> JobRow:
 
 def list_job_dirs(runs_root: Path) -> list[Path]:
     """Job folders, newest first (their names start with a UTC stamp)."""
+    check_jobs_root(runs_root)
     try:
         with os.scandir(jobs_root(runs_root)) as found:
-            names = [e.name for e in found if e.is_dir() and not e.name.startswith(".")]
+            names = [e.name for e in found if e.is_dir(follow_symlinks=False)
+                     and not e.name.startswith(".")]
     except (FileNotFoundError, NotADirectoryError):
         return []
     except OSError as exc:
