@@ -22,6 +22,8 @@ import pytest
 from core.evidence.runs import list_runs
 from tests.support.harness import Harness, missing_machinery
 
+SLUGIFY = Path(__file__).resolve().parents[2] / "core" / "run" / "tasks" / "r1-string-slugify"
+
 OTHER = 65534
 
 
@@ -104,3 +106,41 @@ def test_another_accounts_plantings_in_a_shared_runs_root_are_never_followed(
     assert run_dir.parent == shared and not run_dir.is_symlink()
     st = run_dir.lstat()
     assert (st.st_uid, st.st_mode & 0o777) == (os.getuid(), 0o700)
+
+
+def test_another_accounts_plantings_in_a_shared_task_folder_are_named_never_followed(
+        harness: Harness, shared: Path) -> None:
+    """A task suite in a folder others may write into: the other account turns one task's
+    workspace file into a link to the harness user's secret and plants a FIFO in another.
+    `tasks` names both (no hang, no read through the link) and `run` refuses them."""
+    invented = "secret-" + os.urandom(8).hex()
+    secret = Path(tempfile.mkdtemp(prefix="cto-mine-", dir="/tmp")) / "secret.txt"
+    secret.write_text(invented)
+    tasks = shared / "tasks"
+    tasks.mkdir()
+    tasks.chmod(0o1777)
+    for name in ("linked", "piped", "fine"):
+        dest = tasks / name
+        shutil.copytree(SLUGIFY, dest)
+        config = {**json.loads((dest / "task.json").read_text()), "id": name}
+        (dest / "task.json").write_text(json.dumps(config))
+        if name != "fine":
+            (dest / "workspace").chmod(0o777)  # the suite was unpacked world-writable
+    try:
+        as_other(f"""
+cd {tasks}
+ln -s {secret} linked/workspace/notes.txt
+mkfifo piped/workspace/pipe
+""")
+        proc = harness.run("tasks", "--tasks", str(tasks), timeout=60)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        bad = {line.split()[1]: line for line in proc.stdout.splitlines()
+               if line.startswith("BAD")}
+        assert set(bad) == {"linked", "piped"}, proc.stdout
+        assert "a symbolic link" in bad["linked"] and "a FIFO" in bad["piped"], bad
+        assert invented not in proc.stdout + proc.stderr
+        for name in ("linked", "piped"):
+            run = harness.run("run", "--tasks", str(tasks), "--task", name, timeout=60)
+            assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    finally:
+        shutil.rmtree(secret.parent, ignore_errors=True)
