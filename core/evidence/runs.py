@@ -163,10 +163,11 @@ def list_run_dirs(root: Path) -> list[Path]:
 
 
 def summarize(run_dir: Path) -> RunSummary:
+    """The run's row; an unreadable one still says what its readable files say (a corrupt
+    report beside a good manifest keeps its task and Case)."""
     row = RunSummary(run_id=run_dir.name, path=str(run_dir), status="unreadable")
     try:
         manifest = load_manifest(run_dir)
-        report = load_report(run_dir)
     except Unreadable as exc:
         row.problem = str(exc)
         return row
@@ -177,6 +178,11 @@ def summarize(run_dir: Path) -> RunSummary:
     row.task, row.engine, row.case = manifest.task, manifest.engine, manifest.case_bin_name
     row.provider, row.model = manifest.provider, manifest.model
     row.demo, row.retry_of = manifest.demo, manifest.retry_of
+    try:
+        report = load_report(run_dir)
+    except Unreadable as exc:
+        row.problem = str(exc)
+        return row
     if report is None:
         if harness_alive(manifest):
             row.status = "running"

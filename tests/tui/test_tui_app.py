@@ -103,6 +103,10 @@ async def test_runs_screen_lists_every_kind_of_run_newest_first(runs: dict[str, 
         # the note's column (22 at 150 columns, beside admission/duration) cuts them with "…"
         assert notes[0].startswith("report.json: not a va")
         assert notes[1].startswith("manifest.json: not a")
+        # a corrupt report beside a good manifest keeps its task; a corrupt manifest's row
+        # shows the task its folder's name suggests, marked as a guess
+        tasks = [r["task"] for r in rows(table)]
+        assert tasks[0] == tasks[3] != "" and tasks[1].endswith(" ?") and tasks[1] != " ?"
         gone = "no report.json and its harness process is gone"
         assert notes[2] == gone or (notes[2].endswith("…") and gone.startswith(notes[2][:-1])), \
             "a note longer than its column is cut with a marker"

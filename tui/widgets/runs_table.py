@@ -44,15 +44,24 @@ def when(row: RunSummary) -> str:
     return "?"
 
 
+def task_in_name(run_id: str) -> str:
+    """The task a run folder's name says (`<stamp>-<task>-<pid>`), marked `?`: for a run
+    whose manifest cannot be read, what its folder suggests, not what it recorded."""
+    parts = run_id.split("-")
+    return f"{'-'.join(parts[1:-1])} ?" if len(parts) > 2 else "?"
+
+
 def cells(row: RunSummary) -> tuple[Text, ...]:
     """The row's cells, each through `inert()`: every field came from a run's files."""
     status = inert(row.status, STATUS_STYLE.get(row.status, ""))
     if row.demo:
         status.append(" demo", style="black on yellow")
     note = row.problem or (f"retry of {row.retry_of}" if row.retry_of else "")
+    if row.status == "unreadable":
+        note = f"{note} (folder {row.run_id})"
     return (
         inert(when(row)),
-        inert(row.task or ""),
+        inert(row.task) if row.task else inert(task_in_name(row.run_id), "italic"),
         inert(row.case or row.engine or ""),  # which agent; "fake" for the fake engine
         status,
         inert(f"{row.provider}/{row.model}" if row.provider else ""),
