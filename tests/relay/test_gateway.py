@@ -305,13 +305,20 @@ def test_the_gateway_applies_the_relays_rules_and_never_says_the_endpoint(
         with client.stream("POST", f"{served.url}/chat/completions", headers=auth,
                            json={**chat, "stream": True}) as streamed:
             chunks = list(streamed.iter_bytes())
+        upstream.fail_status = 500  # its error page echoes the URL it was called on
+        failed = client.post(f"{served.url}/chat/completions", headers=auth, json=chat)
+        upstream.fail_status = None
     assert (other.status_code, odd.status_code, many.status_code) == (403, 404, 400)
     assert "not admitted" in other.json()["error"]["message"]
     assert streamed.status_code == 200 and b"data: [DONE]" in b"".join(chunks)
     assert b"[REDACTED:endpoint]" in b"".join(chunks)  # the endpoint said itself; masked
-    for text in (other.text, odd.text, many.text, b"".join(chunks).decode()):
-        assert no_secret_in(text, secret)
-    assert [r["status"] for r in served.ledger()] == [403, 404, 400, 200]
+    assert failed.status_code == 502 and "[REDACTED:endpoint]" in failed.text, failed.text
+    where = f"127.0.0.1:{upstream.port}"
+    ledger = (served.state / "ledger.jsonl").read_text()
+    for text in (other.text, odd.text, many.text, b"".join(chunks).decode(), failed.text,
+                 ledger):
+        assert no_secret_in(text, secret) and where not in text
+    assert [r["status"] for r in served.ledger()] == [403, 404, 400, 200, 502]
     assert all(r["run"] == "probe-run" and r["job"] == JOB for r in served.ledger())
 
 
