@@ -27,7 +27,7 @@ AdmissionStatus = Literal[
 GuardState = Literal["armed", "clear", "tripped", "unproven"]
 Engine = Literal["case", "fake"]
 CaseNetwork = Literal["isolated", "host"]
-BaselineStatus = Literal["passed", "failed", "error", "skipped", "timed_out"]
+BaselineStatus = Literal["passed", "failed", "error", "skipped", "timed_out", "cancelled"]
 LeakPlace = Literal["content", "name", "link_target"]
 
 EVENTS: tuple[str, ...] = (

@@ -498,6 +498,8 @@ class Runner:
             s.reasons.append(
                 f"unscanned: {s.scan.unscanned_count} entries of the run were not scanned for "
                 "leaks (see scan.unscanned), so it cannot claim the endpoint was not written")
+        if not s.checks.ran and not s.checks.detail:  # say why, not an empty "not run ()"
+            s.checks.detail = f"the run ended ({status}) before the checks"
         status, reasons = verdict(status, s, req.engine, self.guard.state(),
                                   self.guard.unproven_reason())
         s.reasons.extend(reasons)

@@ -72,7 +72,10 @@ def preflight_blockers(readiness: Readiness, admission: AdmissionResult) -> list
 
 
 def baseline_status(outcome: Outcome, checks: CheckCounts) -> BaselineStatus:
-    """How the fake baseline ended: its timeout, its exit, then its checks."""
+    """How the fake baseline ended: the run's cancel, its timeout, its exit, then its
+    checks."""
+    if outcome.cancelled:
+        return "cancelled"
     if outcome.timed_out:
         return "timed_out"
     if outcome.exit_code != 0:
@@ -125,11 +128,12 @@ def comparison(state: RunState) -> Comparison | None:
         return None
     real = state.checks.all_passed
     base = state.baseline.status
-    fake_passed = None if base == "skipped" else base == "passed"
+    fake_passed = None if base in ("skipped", "cancelled") else base == "passed"
     discriminating = real and fake_passed is False
     detail = "real passed, fake failed" if discriminating else (
         f"real {'passed' if real else 'failed'}, fake "
-        + {None: "not run", True: "passed", False: "failed"}[fake_passed])
+        + ("cancelled" if base == "cancelled"
+           else {None: "not run", True: "passed", False: "failed"}[fake_passed]))
     return Comparison(real_passed=real, fake_passed=fake_passed,
                       discriminating=discriminating, detail=detail)
 

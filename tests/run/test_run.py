@@ -296,6 +296,7 @@ def test_ctrl_c_cancels_the_whole_tree_and_writes_a_report(harness: Harness) -> 
     assert json.loads(stdout)["status"] == "cancelled"
     report = harness.report(run_dir)
     assert report["status"] == "cancelled"
+    assert report["checks"]["detail"] == "the run ended (cancelled) before the checks"
     case_pid = next(e for e in harness.trace(run_dir)
                     if e["event"] == "case_process_started")["pid"]
     assert [p for p in pids_with("time.sleep(3600)") if os.getpgid(p) == case_pid] == []

@@ -117,6 +117,8 @@ def test_the_fake_engine_is_never_evidence() -> None:
 
 
 def test_the_baselines_status_is_its_timeout_then_its_exit_then_its_checks() -> None:
+    # a baseline the run's cancel ended (SIGTERM, exit 143) is cancelled, not an error of it
+    assert baseline_status(Outcome(exit_code=-15, cancelled=True), ALL) == "cancelled"
     assert baseline_status(Outcome(exit_code=None, timed_out=True), ALL) == "timed_out"
     assert baseline_status(Outcome(exit_code=1), ALL) == "error"
     assert baseline_status(Outcome(exit_code=0), ALL) == "passed"
@@ -133,6 +135,9 @@ def test_the_comparison_says_whether_the_checks_discriminate() -> None:
     skipped = comparison(proven(checks=SOME, baseline=BaselineOutcome(status="skipped")))
     assert skipped is not None and skipped.fake_passed is None
     assert skipped.detail == "real failed, fake not run"
+    cut = comparison(proven(checks=SOME, baseline=BaselineOutcome(status="cancelled")))
+    assert cut is not None and cut.fake_passed is None
+    assert cut.detail == "real failed, fake cancelled"
 
 
 def test_preflight_blocks_on_each_failed_check_and_names_admission_once() -> None:

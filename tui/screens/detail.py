@@ -271,7 +271,7 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
                      f"out · models {', '.join(relay.models_seen) or 'none'}")
         checks = report.checks
         row("checks", f"{checks.passed}/{checks.total} passed" if checks.ran
-            else f"not run ({checks.detail})")
+            else f"not run ({checks.detail})" if checks.detail else "not run")
         row("baseline", f"{report.baseline.status} · "
             + (report.comparison.detail if report.comparison else "no comparison"))
         red = report.redaction
