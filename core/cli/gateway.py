@@ -31,10 +31,11 @@ from core.relay.gateway_state import (
     parse_ttl,
     prepare_state,
 )
-from core.run.readiness import check_endpoint_config
+from core.run.readiness import check_endpoint_config, check_model_served, probe_endpoint
 from core.secrets.redact import Redactor
 from core.settings import resolve
 from core.settings.gateway import GATEWAY_URL_VAR
+from core.term import visible
 
 DEFAULT_LISTEN = "0.0.0.0:7443"
 
@@ -112,6 +113,7 @@ async def _serve(gateway: Gateway, args: argparse.Namespace, host: str,
                   "CTO_HARNESS_GATEWAY_PLAIN_HTTP=allow")
         print(f"ledger {state / LEDGER}")
     sys.stdout.flush()
+    await asyncio.to_thread(_say_endpoint, gateway)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -124,6 +126,19 @@ async def _serve(gateway: Gateway, args: argparse.Namespace, host: str,
                 loop.remove_signal_handler(sig)
         await gateway.stop()
     return 0
+
+
+def _say_endpoint(gateway: Gateway) -> None:
+    """One stderr line on whether the endpoint answers and serves the model, as readiness
+    judges it (its detail never holds the endpoint): the operator learns at start, not from
+    the first worker's blocked run. Not fatal: the endpoint may come up later."""
+    res = resolve()
+    redact = Redactor(res.secrets()).redact
+    reachable, ids = probe_endpoint(res, 5.0, redact)
+    said = reachable if ids is None else check_model_served(res.model, ids, redact)
+    state = "ok" if said.state == "ok" else "WARNING"
+    print(visible(f"cto-harness gateway: endpoint {said.name.replace('_', ' ')}: {state}: "
+                  f"{said.detail}"), file=sys.stderr, flush=True)
 
 
 def cmd_token(args: argparse.Namespace) -> int:

@@ -156,6 +156,7 @@ def test_a_run_through_the_gateway_passes_says_so_and_the_ledgers_agree(
 
     token = token_file.read_text().strip()
     stderr = served.stop()
+    assert "endpoint model served: ok" in stderr, stderr  # said at start, without the endpoint
     assert secret_on_disk(run_dir, secret) == []
     assert secret_on_disk(served.state, secret) == []
     assert no_secret_in(stderr, secret), stderr
