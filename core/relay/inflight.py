@@ -67,7 +67,8 @@ class _Live:
         self.read = end
         cut = data.rfind(b"\n") + 1
         self.partial = data[cut:]
-        text, reasoning = [], []
+        text: list[str] = []
+        reasoning: list[str] = []
         for line in data[:cut].split(b"\n"):
             if not line.startswith(b"data:"):
                 continue
