@@ -184,7 +184,21 @@ def cmd_job(args: argparse.Namespace) -> int:
         return _export(args, root, find_job_or_usage(root, args.job_ref))
     _check_numbers(args)
     limits_from(os.environ)  # a limit that is not a size: exit 2 before any trial or folder
+    real_stdout = sys.stdout
+    try:
+        return _job(args, root)
+    finally:
+        sys.stdout = real_stdout
+
+
+def _job(args: argparse.Namespace, root: Path) -> int:
+    """`job` once its arguments are checked. While a cluster is connected, this process's
+    stdout is its stderr: Ray's driver prints the cluster's own error messages (a node that
+    died, ...) to stdout, which is `--json`'s alone."""
+    real_stdout = sys.stdout
     cluster = None
+    if args.cluster is not None:
+        sys.stdout = sys.stderr
     try:
         if args.cluster is not None and args.resume is None:
             cluster = _connect(args.cluster, args.gateway, args.demo)
@@ -199,6 +213,7 @@ def cmd_job(args: argparse.Namespace) -> int:
     try:
         progress = None if args.json else _progress
         if job.config.cluster:
+            sys.stdout = sys.stderr
             if cluster is None:
                 cluster = _connect(job.config.cluster, job.config.gateway, job.config.demo)
             runner: JobRunner = ClusterRunner(
@@ -219,6 +234,7 @@ def cmd_job(args: argparse.Namespace) -> int:
         lock.release()
         if cluster is not None:
             disconnect()
+        sys.stdout = real_stdout
     if args.json:
         emit_json(JobResult(job_id=job.job_id, job_dir=str(job_dir), state=job.state,
                             exit_code=code, summary=job.summary,

@@ -154,9 +154,15 @@ def connect(value: str, env: os._Environ[str] | dict[str, str]) -> Cluster:
     def init() -> None:
         ray.init(address=address, log_to_driver=False, logging_level="error")
 
+    what = (f"--cluster {value}: the cluster did not answer; is the head up and reachable, "
+            "and is this machine's Ray token the cluster's")
     try:
-        _bounded(init, timeout, f"--cluster {value}: the cluster did not answer; is the "
-                 "head up and reachable, and is this machine's Ray token the cluster's")
+        try:
+            _bounded(init, timeout, what)
+        except ConnectionAbortedError:
+            # Ray Client's per-client server on the head failed to start (it does now and
+            # then on a loaded head: "Initialization failure from server"): once more
+            _bounded(init, timeout, what)
     except ClusterBlocked:
         raise
     except Exception as exc:  # Ray's errors are many; one line says which

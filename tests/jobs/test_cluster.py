@@ -89,6 +89,12 @@ class Node:
     def pids(self) -> list[int]:
         return session_pids(self.proc.pid)
 
+    def kill(self) -> None:
+        """The machine lost: every process of the node SIGKILLed at once, no goodbye."""
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
     def stop(self) -> None:
         """By PID: SIGTERM to `ray start --block` (it stops its node), then SIGKILL to
         whatever of its session is left."""
@@ -107,6 +113,9 @@ class Node:
 
 @dataclass
 class Cluster:
+    port: int
+    ray_env: dict[str, str]
+    """The nodes' environment (Ray's settings), for a node that joins later."""
     gcs: str
     """The head's GCS address: the jobs here connect as a driver on a node (this host). Ray
     Client (`ray://`) starts a server per client on the head whose start fails now and then
@@ -206,7 +215,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         nodes.append(worker)
         wait_for(worker.up, "the worker to join")
         assert worker.proc.poll() is None, worker.log.read_text()
-        found = Cluster(gcs=f"127.0.0.1:{port}", client=f"ray://127.0.0.1:{client}",
+        found = Cluster(port=port, ray_env=env, gcs=f"127.0.0.1:{port}", client=f"ray://127.0.0.1:{client}",
                         env={k: env[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH")},
                         head=head, worker=worker, worker_id=worker.node_id())
         yield found
@@ -400,3 +409,41 @@ def test_a_local_job_never_imports_ray() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_node_lost_mid_job_leaves_its_trials_interrupted_and_resume_finishes_them(
+        tmp_path: Path, cluster: Cluster) -> None:
+    """Last in the module: it kills the module's worker (a new one joins for the resume)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CTO_HARNESS_", "RAY_"))}
+    env |= cluster.env | {"CTO_HARNESS_RUNS_ROOT": str(tmp_path / "runs"),
+                          "CTO_HARNESS_CLUSTER_TIMEOUT": "60", "PYTHONPATH": str(ROOT),
+                          KEY_FILE_VAR: os.environ[KEY_FILE_VAR]}
+    harness = Harness(env=env, runs_root=tmp_path / "runs")
+    proc = harness.start("job", "--demo", "--task", SLUG, "--attempts", "2", "--concurrency",
+                         "2", "--cluster", cluster.gcs, "--json")
+
+    def both_running() -> bool:
+        for path in (tmp_path / "runs" / "jobs").glob("*/job.json"):
+            with contextlib.suppress(OSError, ValueError):
+                trials = json.loads(path.read_text())["trials"]
+                return all(t["status"] == "running" for t in trials)
+        return False
+
+    wait_for(lambda: both_running() or proc.poll() is not None, "both trials to start")
+    cluster.worker.kill()
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 1, err  # some trial still needs a run
+    result = json.loads(out)
+    assert result["summary"]["interrupted"] == 2, result
+    job = json.loads((Path(result["job_dir"]) / "job.json").read_text())
+    assert all(t["status"] == "interrupted" and "resumable" in t["problem"]
+               for t in job["trials"]), job["trials"]
+    assert any("--resume" in r for r in job["reasons"]), job["reasons"]
+
+    fresh = start_worker(tmp_path, cluster.ray_env, cluster.port, "worker2")
+    cluster.extra.append(fresh)
+    wait_for(fresh.up, "a new worker to join")
+    code, again = harness.run_json("job", "--resume", result["job_id"], timeout=300)
+    assert code == 0 and again["summary"]["passes"] == 2, again
+    (node, count), = again["summary"]["nodes"].items()
+    assert count == 2 and node.endswith("/" + fresh.node_id()[:12]), node
