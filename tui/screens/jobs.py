@@ -53,6 +53,8 @@ class JobsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "resume_job", "Resume job"),
         Binding("c", "cancel_job", "Cancel job"),
+        Binding("space", "mark_job", "Mark"),
+        Binding("equals_sign", "compare_jobs", "Compare", key_display="="),
     ]
     DEFAULT_CSS = """
     #jobs-status, #matrix-title { height: 1; padding: 0 1; background: $boost;
@@ -67,6 +69,8 @@ class JobsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         self.signatures: dict[str, tuple[int, int] | None] = {}
         self.rows: dict[str, JobRow] = {}
         self.problem: str | None = None
+        self.marked: list[str] = []
+        """Job ids marked with `space` (A, then B) for `=` to compare."""
 
     def compose(self) -> ComposeResult:
         yield WhereBar("jobs")
@@ -140,6 +144,10 @@ class JobsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
                 f"{self.app.sub_title} · enter on a trial opens its run")
         if not self.rows:
             text = "no jobs yet: cto-harness job --demo starts one · " + text
+        if self.marked:
+            text += " · marked " + ", ".join(f"{'AB'[i]} {job_id}"
+                                             for i, job_id in enumerate(self.marked))
+            text += " (= compares)" if len(self.marked) == 2 else " (space marks another)"
         if self.problem:
             text += f" · {self.problem}"
         self.query_one("#jobs-status", Static).update(inert(text))
@@ -195,6 +203,26 @@ class JobsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
             self.notify("no readable job selected", severity="warning")
             return None
         return self.paths[job_id], job
+
+    def action_mark_job(self) -> None:
+        """Mark the selected job (A, then B; a third mark drops the oldest), or unmark it."""
+        job_id = self.query_one(JobsTable).selected_job_id()
+        if job_id is None:
+            return
+        if job_id in self.marked:
+            self.marked.remove(job_id)
+        else:
+            self.marked = [*self.marked, job_id][-2:]
+        self._status()
+
+    def action_compare_jobs(self) -> None:
+        marked = [self.paths[j] for j in self.marked if j in self.paths]
+        if len(marked) != 2:
+            self.notify("mark two jobs with space, then press =", severity="warning")
+            return
+        from tui.screens.compare_jobs import CompareJobsScreen
+
+        self.app.push_screen(CompareJobsScreen(*marked))
 
     def action_resume_job(self) -> None:
         picked = self._selected()

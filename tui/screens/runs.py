@@ -40,6 +40,8 @@ class RunsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         Binding("slash", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("s", "sort", "Sort"),
+        Binding("space", "mark", "Mark"),
+        Binding("equals_sign", "compare", "Compare", key_display="="),
     ]
 
     def __init__(self) -> None:
@@ -200,6 +202,36 @@ class RunsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
                                "runs are written there; set CTO_HARNESS_RUNS_ROOT (or "
                                "--runs-root) to a folder outside it"), style="bold yellow")
         self.query_one("#runs-status", Static).update(status)
+
+    # -- compare two -------------------------------------------------------------------
+    def action_mark(self) -> None:
+        """Mark the selected run (A, then B; a third mark drops the oldest), or unmark it."""
+        table = self.query_one(RunsTable)
+        run_id = table.selected_run_id()
+        if run_id is None:
+            return
+        touched = {run_id, *table.marked}
+        if run_id in table.marked:
+            table.marked.remove(run_id)
+        else:
+            table.marked = [*table.marked, run_id][-2:]
+        for marked in touched:
+            if marked in self.summaries and marked in table.rows:
+                table.update_summary(self.summaries[marked])
+
+    def action_compare(self) -> None:
+        from tui.screens.compare_runs import CompareRunsScreen, same_task_problem
+
+        marked = [self.paths[m] for m in self.query_one(RunsTable).marked if m in self.paths]
+        if len(marked) != 2:
+            self.notify("mark two runs of the same task with space, then press =",
+                        severity="warning")
+            return
+        problem = same_task_problem(*marked)
+        if problem is not None:
+            self.notify(safe(problem), severity="warning", markup=False)
+            return
+        self.app.push_screen(CompareRunsScreen(*marked))
 
     # -- drill in ----------------------------------------------------------------------
     @on(DataTable.RowSelected)

@@ -111,6 +111,8 @@ class RunsTable(KeyedTable):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.widths: dict[str, int] = {}
+        self.marked: list[str] = []
+        """Run ids marked with `space` (at most two, A then B) for `=` to compare."""
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
@@ -130,8 +132,12 @@ class RunsTable(KeyedTable):
         return True
 
     def _shown(self, row: RunSummary) -> list[Text]:
-        return [cut(cell, self.widths[name])
-                for name, cell in zip(COLUMNS, cells(row), strict=True) if name in self.widths]
+        shown = [cut(cell, self.widths[name])
+                 for name, cell in zip(COLUMNS, cells(row), strict=True) if name in self.widths]
+        if row.run_id in self.marked and shown:  # marked for `=`: A or B before its time
+            mark = Text("AB"[self.marked.index(row.run_id)], style="bold reverse magenta")
+            shown[0] = mark + Text(" ") + Text(shown[0].plain[-5:])  # the clock: same width
+        return shown
 
     def add_summaries(self, rows: list[RunSummary]) -> None:
         for row in rows:
