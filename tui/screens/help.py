@@ -34,6 +34,9 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("r / c", "Jobs: resume the selected job (its missing trials) / cancel it"),
     ("enter", "Jobs: open the selected trial (a cell of the tasks × attempts matrix) in Run "
               "detail"),
+    ("space / =", "Runs: mark two runs of one task (A, B) / compare them side by side · Jobs: "
+                  "the same for two jobs (pass@1, B − A with its 95% CI, McNemar)"),
+    ("b", "Run detail › Changes: the fake baseline's workspace diff / the Case's"),
     ("/", "search the log (Live, Run detail), the conversation (its tab) or filter the runs "
           "(Runs); n / N next match"),
     ("ctrl+p", "command palette: every action by name"),
