@@ -8,12 +8,16 @@ terminal through the terminal-safety filter (a Case chooses every file name and 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections.abc import Callable
 
-from core.cli.common import emit_json, runs_root
+from core.cli.common import runs_root
 from core.cli.review import _resolve_run_dir
 from core.errors import UsageError
 from core.evidence.diff import WorkspaceDiff, run_diff
+from core.secrets.redact import Redactor
+from core.settings import ConfigError, resolve
 from core.term import visible
 
 SIGN = {"added": "A", "removed": "D", "changed": "M"}
@@ -39,17 +43,30 @@ def as_text(diff: WorkspaceDiff) -> str:
     return text
 
 
+def _redact() -> Callable[[str], str]:
+    """The configured secret's forms masked: a workspace is the Case's, not redacted on disk,
+    and a Case that leaked the endpoint into a file (the leak scan flags the run) must not
+    have `diff` print it."""
+    try:
+        named = resolve().secrets()
+    except ConfigError:
+        return str
+    return Redactor(named).redact if named else str
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     run_dir = _resolve_run_dir(args.run_dir, runs_root(args))
     diff = run_diff(run_dir, baseline=args.baseline)
     if diff.problem and not diff.files and not diff.unchanged:
         raise UsageError(f"{run_dir.name}: {diff.problem}")
+    redact = _redact()
     if args.json:
-        emit_json(diff)
+        text = redact(json.dumps(diff.model_dump(mode="json"), indent=2, ensure_ascii=False))
+        sys.stdout.write(text + "\n")
     else:
-        text = as_text(diff)
+        text = redact(as_text(diff))
         sys.stdout.write(visible(text) if sys.stdout.isatty() else text)
-        sys.stdout.flush()
+    sys.stdout.flush()
     if diff.problem:
         print(visible(f"cto-harness: {run_dir.name}: {diff.problem}"), file=sys.stderr)
     return 0

@@ -140,3 +140,22 @@ def test_diff_of_a_real_run_and_of_its_baseline(harness: Harness) -> None:
     assert "M slugify.py +" in text.stdout
     missing = harness.run("diff", "no-such-run")
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_diff_never_prints_the_configured_secret(harness: Harness, tmp_path: Path) -> None:
+    """A workspace is the Case's and not redacted on disk: a Case that wrote the endpoint
+    into a file's name and content leaves `diff`'s output masked all the same."""
+    secret = harness.env["CTO_HARNESS_CASE_LOCAL_BASE_URL"]
+    run = tmp_path / "copied-run"
+    (run / "task" / "workspace").mkdir(parents=True)
+    (run / "workspace" / "notes").mkdir(parents=True)
+    (run / "manifest.json").write_text("{}")
+    (run / "workspace" / "notes" / "found.txt").write_text(f"endpoint was {secret}\n")
+    (run / "workspace" / "notes" / secret.replace("/", "_")).write_text("x\n")
+    for args in ((), ("--json",)):
+        out = harness.run("diff", str(run), *args)
+        assert out.returncode == 0, out.stderr
+        assert "endpoint was" in out.stdout and "found.txt" in out.stdout
+        assert secret not in out.stdout
+        host = secret.split("://", 1)[1].split("/", 1)[0]
+        assert host not in out.stdout, "nor a recognisable part of it"
