@@ -210,10 +210,11 @@ class RunSandbox:
                 f"(mode {_mode(real)}; as root the sandbox runs as an unused uid): chmod "
                 f"o+rx {real}")
 
-    def probe_case(self, case_bin: str, path_env: str) -> str:
+    def probe_case(self, case_bin: str, path_env: str) -> tuple[str, list[str]]:
         """A throwaway sandbox laid out as the Case's (its folders, their masks), started
-        and checked, bounded in time: what it found, or SandboxUnavailable / PathProblem
-        naming what stops it. Call after prepare()."""
+        and checked, bounded in time: (what it found, the masked files, whose paths the
+        Case can read in /proc/self/mountinfo), or SandboxUnavailable / PathProblem naming
+        what stops it. Call after prepare()."""
         with tempfile.TemporaryDirectory(prefix="cto-harness-probe-") as scratch:
             root = Path(scratch)
             (root / "workspace").mkdir()
@@ -221,7 +222,9 @@ class RunSandbox:
             (root / "TASK.md").write_text("probe\n")
             _, spec = self.case(case_bin, path_env, root / "workspace", root / "TASK.md",
                                 root / "home", None)
-            return self.sandboxes.run_probe(spec)
+            found = self.sandboxes.run_probe(spec)
+            masked = [m for m in self.sandboxes.recorded(spec)[2] if not _real_dir(Path(m))]
+            return found, masked
 
     def fake_engine(self, script: Path, workspace: Path, task_file: Path, naive: Path
                     ) -> tuple[list[str], Spec]:
@@ -319,15 +322,27 @@ def probe(resolved: Resolved, runs_root: Path, path_env: str) -> tuple[bool, str
         return False, box.problem
     if not box.enabled:
         return True, box.detail + " (the explicit opt-out: never evidence for a model)"
+    masked: list[str] = []
     try:
         found = box.sandboxes.prepare()
         if resolved.case_bin:
-            found = box.probe_case(resolved.case_bin, path_env)
+            found, masked = box.probe_case(resolved.case_bin, path_env)
     except (SandboxUnavailable, PathProblem) as exc:
         return False, f"sandbox: {exc}"
     finally:
         box.sandboxes.close()
     said = found.split(" pids=")[0]
+    named = ""
+    if masked:
+        # Not a blocker (its content stays hidden), but the layout is the user's to change.
+        named = (f"; masked over, yet named to the Case by /proc/self/mountinfo: "
+                 f"{', '.join(masked)} (keep *_FILE files outside the folders the sandbox "
+                 "shows)")
     return True, (f"bubblewrap {box.sandboxes.version}: a throwaway sandbox"
                   + (" laid out as the Case's" if resolved.case_bin else "")
-                  + f" started ({said})")
+                  + f" started ({said}){named}")
+
+
+def _real_dir(path: Path) -> bool:
+    """A folder (a mask over it is an empty tmpfs; over a file, /dev/null)."""
+    return path.is_dir() and not path.is_symlink()

@@ -132,6 +132,9 @@ def test_agent_reaches_the_model_only_through_the_relay(
     report, run_dir = run_agent(agent_harness)
     why = explain(report, run_dir)
     assert report["case_process_started"] and report["status"] != "error", why
+    # Under the sandbox's seccomp filter (no AF_UNIX socket, no ptrace, no io_uring ...):
+    # the Node agents (Qwen Code, Codex's launcher) and the Python ones run under it.
+    assert report["case_sandbox"]["seccomp"] == "on", report["case_sandbox"]
     rows = [r for r in ledger(run_dir) if r["path"] == recipe.route]
     answered = [r for r in rows if r["status"] == 200]
     assert answered, f"no answered {recipe.route} in the ledger: {ledger(run_dir)}\n{why}"

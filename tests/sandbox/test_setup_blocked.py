@@ -15,7 +15,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.harness import CASE, Harness, missing_machinery
-from tests.support.sandboxing import log_of, sandboxed  # noqa: F401 - the fixture
+from tests.support.sandboxing import (  # noqa: F401 - the fixture
+    log_of,
+    run_as,
+    sandboxed,
+)
 
 pytestmark = pytest.mark.usefixtures("sandboxed")
 
@@ -187,3 +191,40 @@ def test_a_root_case_in_a_private_folder_is_refused_naming_the_folder_and_the_fi
     code, out = harness.run_json("run", "--no-baseline")
     assert harness.report(out["run_dir"])["case_process_started"]
     assert "started" in log_of(out["run_dir"])
+
+
+def test_readiness_names_a_masked_file_the_case_can_see_named(harness: Harness,
+                                                               tmp_path: Path) -> None:
+    """A `*_FILE` inside a folder the sandbox shows is masked (its content hidden) but its
+    path is a mount point in the Case's /proc/self/mountinfo: readiness names the layout."""
+    agent_dir = tmp_path / "agent"
+    secret = agent_dir / "token"
+    agent = script(agent_dir / "agent", "#!/bin/sh\nexit 0\n")
+    secret.write_text("not-for-the-case\n")
+    harness.env["MY_TOKEN_FILE"] = str(secret)
+    harness.env["CTO_HARNESS_CASE_BIN"] = str(agent)
+    code, check = readiness_check(harness, "sandbox")
+    assert code == 0 and check["state"] == "ok", check
+    named = check["detail"].split("named to the Case by /proc/self/mountinfo: ", 1)
+    assert len(named) == 2 and str(secret) in named[1], check
+
+
+def test_a_file_variable_the_harness_cannot_examine_neither_crashes_nor_blocks(
+        harness: Harness, tmp_path: Path) -> None:
+    """`su` keeps root's environment: a `*_FILE` under another account's 0700 folder, which
+    an ordinary user cannot even stat. The sandbox (that user, or less) cannot reach it
+    either, so it needs no mask: the run goes on (today: `error`, a PermissionError)."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "token").write_text("theirs\n")
+    os.chown(theirs, 65534, 65534)
+    theirs.chmod(0o700)
+    harness.env["THEIR_TOKEN_FILE"] = str(theirs / "token")
+    harness.env["CTO_HARNESS_CASE_SANDBOX_RO"] = str(tmp_path)  # shown: a mask would be due
+    try:
+        run_dir = run_as(harness, True, "--no-baseline")
+    finally:
+        shutil.rmtree(theirs, ignore_errors=True)
+    report = harness.report(run_dir)
+    assert report["status"] != "error" and report["case_process_started"], report["reasons"]
+    assert not any("PermissionError" in r for r in report["reasons"]), report["reasons"]
