@@ -201,7 +201,10 @@ async def test_r_resumes_a_job_with_a_real_cto_harness_job(jobs) -> None:  # typ
     assert read_job(jobs["finished"]).state == "finished"
 
 
-def test_jobs_snapshot(snap_compare, jobs, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+def test_jobs_snapshot(snap_compare, jobs, monkeypatch, size) -> None:  # type: ignore[no-untyped-def]
+    """At 80 columns every column but the note stays (count, pass@1, pass@k, passed), cut
+    cells and the job's line end in "…"."""
     monkeypatch.chdir(jobs["root"].parent)
 
     async def settle(pilot: Pilot) -> None:
@@ -210,4 +213,4 @@ def test_jobs_snapshot(snap_compare, jobs, monkeypatch) -> None:  # type: ignore
                     and matrix_rows(pilot.app))  # type: ignore[arg-type]
         await pilot.pause(0.2)
 
-    assert snap_compare(app_for(Path("runs")), terminal_size=SIZE, run_before=settle)
+    assert snap_compare(app_for(Path("runs")), terminal_size=size, run_before=settle)

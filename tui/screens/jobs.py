@@ -58,7 +58,8 @@ class JobsScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
     ]
     DEFAULT_CSS = """
     #jobs-status, #matrix-title { height: 1; padding: 0 1; background: $boost;
-                                  color: $text-muted; }
+                                  color: $text-muted; text-wrap: nowrap;
+                                  text-overflow: ellipsis; }
     """
 
     def __init__(self) -> None:

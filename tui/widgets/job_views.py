@@ -9,10 +9,11 @@ from textual.widgets import DataTable
 from core.jobs.model import Job, Trial
 from core.jobs.summary import JobRow, class_counts
 from tui.terminal_text import inert
+from tui.widgets.runs_table import cut
 
-BAR = 16
-JOB_WIDTHS = {"job": 40, "state": 17, "progress": BAR + 10, "pass@1": 7, "pass@k": 10,
-              "passed": 8, "note": 60}
+JOB_COLUMNS = ("job", "state", "progress", "pass@1", "pass@k", "passed", "note")
+WIDE = 120
+"""From this many columns the list shows whole job names, states and a long bar."""
 STATE_STYLE = {"running": "bold cyan", "finished": "green", "cancelled": "yellow",
                "interrupted": "magenta", "blocked": "yellow", "unreadable": "bold magenta"}
 TRIAL_LOOK = {
@@ -25,10 +26,24 @@ TRIAL_LOOK = {
 """Each status a glyph and a word (never colour alone) and a colour."""
 
 
-def progress_bar(done: int, total: int) -> Text:
-    filled = round(BAR * done / total) if total else 0
+def job_widths(columns: int) -> tuple[dict[str, int], int]:
+    """The list's column widths, and its progress bar's, for a terminal `columns` wide:
+    every column but the note fits in 80 (the count, pass@1, pass@k and passed are what a
+    job is watched for); the note takes what is left."""
+    wide = columns >= WIDE
+    bar = 16 if wide else 3
+    widths = {"job": 30 if wide else 16, "state": 16, "progress": bar + 9,
+              "pass@1": 6, "pass@k": 8, "passed": 6}
+    room = columns - sum(widths.values()) - 2 * len(JOB_COLUMNS) - 2  # padding, scrollbar
+    if room >= 8:  # else no note at all, rather than a column of single letters
+        widths["note"] = min(60, room)
+    return widths, bar
+
+
+def progress_bar(done: int, total: int, width: int) -> Text:
+    filled = round(width * done / total) if total else 0
     bar = Text("█" * filled, style="green")
-    bar.append("░" * (BAR - filled), style="bright_black")
+    bar.append("░" * (width - filled), style="bright_black")
     bar.append(f" {done}/{total}")
     return bar
 
@@ -37,13 +52,17 @@ def rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
-def job_cells(row: JobRow) -> tuple[str | Text, ...]:
+def job_cells(row: JobRow, bar: int) -> tuple[str | Text, ...]:
     state = inert(row.state, STATE_STYLE.get(row.state, ""))
     if row.demo:
         state.append(" demo", style="black on yellow")
-    return (inert(row.job_id), state, progress_bar(row.done, row.trials), rate(row.pass_at_1),
+    return (inert(row.job_id), state, progress_bar(row.done, row.trials, bar), rate(row.pass_at_1),
             f"{rate(row.pass_at_k)} k={row.k}", f"{row.passes}/{row.scored}",
             inert(row.problem or class_counts(row.failure_classes), "bright_black"))
+
+
+def as_text(cell: str | Text) -> Text:
+    return cell if isinstance(cell, Text) else Text(cell)
 
 
 class JobsTable(DataTable[str | Text]):
@@ -54,27 +73,46 @@ class JobsTable(DataTable[str | Text]):
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.zebra_stripes = True
-        for name, width in JOB_WIDTHS.items():
+        self.shown: dict[str, JobRow] = {}
+        self.order: list[str] = []
+        self._lay_out(self.app.size.width)
+
+    def on_resize(self) -> None:
+        if job_widths(self.app.size.width) != (self.widths, self.bar):
+            self._lay_out(self.app.size.width)
+            self._refill()
+
+    def _lay_out(self, columns: int) -> None:
+        self.widths, self.bar = job_widths(columns)
+        self.clear(columns=True)
+        for name, width in self.widths.items():
             self.add_column(name, key=name, width=width)
 
     def show(self, rows: list[JobRow], order: list[str]) -> None:
         """Update changed rows in place; when a job is new, lay the table out again in
         `order` (newest first), keeping the cursor on its job."""
+        self.shown.update({row.job_id: row for row in rows})
+        self.order = order
         if any(row.job_id not in self.rows for row in rows):
-            selected = self.selected_job_id()
-            known = {str(key.value): [self.get_cell(key, c) for c in JOB_WIDTHS]
-                     for key in self.rows}
-            known.update({row.job_id: list(job_cells(row)) for row in rows})
-            self.clear()
-            for job_id in order:
-                if job_id in known:
-                    self.add_row(*known[job_id], key=job_id)
-            if selected is not None and selected in self.rows:
-                self.move_cursor(row=self.get_row_index(selected), animate=False)
+            self._refill()
             return
         for row in rows:
-            for key, value in zip(JOB_WIDTHS, job_cells(row), strict=True):
+            for key, value in self._cells(row).items():
                 self.update_cell(row.job_id, key, value)
+
+    def _cells(self, row: JobRow) -> dict[str, str | Text]:
+        """The shown columns' cells, each cut to its column with "…" (never silently)."""
+        cells = dict(zip(JOB_COLUMNS, job_cells(row, self.bar), strict=True))
+        return {name: cut(as_text(cells[name]), width) for name, width in self.widths.items()}
+
+    def _refill(self) -> None:
+        selected = self.selected_job_id()
+        self.clear()
+        for job_id in self.order:
+            if (row := self.shown.get(job_id)) is not None:
+                self.add_row(*self._cells(row).values(), key=job_id)
+        if selected is not None and selected in self.rows:
+            self.move_cursor(row=self.get_row_index(selected), animate=False)
 
     def selected_job_id(self) -> str | None:
         if not self.row_count:
