@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import hmac
 import os
 import re
 import secrets
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,6 +198,18 @@ class Tokens:
     def _save(self, book: TokenBook) -> None:
         _write_private(self._path, book.model_dump_json(indent=1).encode())
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One writer at a time: two `gateway token` (or `revoke`) at once must not lose
+        each other's change (each reads the book, changes it, writes it whole)."""
+        fd = os.open(self._path.with_name(".tokens.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._seen = None  # read the book again under the lock
+            yield
+        finally:
+            os.close(fd)
+
     def issue(self, job: str, ttl: dt.timedelta, out: Path) -> Issued:
         """A new token for `job`, written to `out` (0600); only its hash is kept here."""
         check_job_name(job)
@@ -203,8 +217,9 @@ class Tokens:
         now = _now()
         entry = TokenEntry(job=job, sha256=_hash(token), issued=_iso(now),
                            expires=_iso(now + ttl))
-        book = self._load()
-        self._save(TokenBook(tokens=[*book.tokens, entry]))
+        with self._locked():
+            book = self._load()
+            self._save(TokenBook(tokens=[*book.tokens, entry]))
         try:
             _write_private(out, (token + "\n").encode())
         except OSError as exc:
@@ -214,14 +229,15 @@ class Tokens:
 
     def revoke(self, job: str) -> int:
         """Revoke every live token of `job`; how many."""
-        book = self._load()
-        now = _iso(_now())
-        count = 0
-        for entry in book.tokens:
-            if entry.job == job and entry.revoked is None:
-                entry.revoked, count = now, count + 1
-        if count:
-            self._save(book)
+        with self._locked():
+            book = self._load()
+            now = _iso(_now())
+            count = 0
+            for entry in book.tokens:
+                if entry.job == job and entry.revoked is None:
+                    entry.revoked, count = now, count + 1
+            if count:
+                self._save(book)
         return count
 
     def admit(self, authorization: str) -> tuple[str | None, str | None]:

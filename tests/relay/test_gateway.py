@@ -63,7 +63,9 @@ class Served:
     def token(self, job: str = JOB, *extra: str) -> Path:
         made = self.cli("token", "--job", job, "--json", *extra)
         assert made.returncode == 0, made.stderr
-        return Path(json.loads(made.stdout)["token_file"])
+        path = Path(json.loads(made.stdout)["token_file"])
+        assert path.read_text().strip() not in made.stdout + made.stderr  # never printed
+        return path
 
     def ledger(self) -> list[dict]:
         path = self.state / "ledger.jsonl"

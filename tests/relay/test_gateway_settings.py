@@ -77,6 +77,21 @@ def test_a_gateway_needs_no_endpoint_and_masks_one_that_is_there(
     assert res.secrets()["endpoint"] == secret
 
 
+def test_tokens_issued_at_once_are_all_kept(tmp_path: Path) -> None:
+    """Each `gateway token` reads the book, adds one and writes it whole: under the lock,
+    none of many at once is lost."""
+    import concurrent.futures
+
+    def issue(n: int) -> Path:
+        return Tokens(tmp_path).issue(f"job{n}", parse_ttl("1h"), tmp_path / f"{n}.token").path
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        paths = list(pool.map(issue, range(24)))
+    tokens = Tokens(tmp_path)
+    assert [tokens.admit(f"Bearer {p.read_text().strip()}")[0] for p in paths] == [
+        f"job{n}" for n in range(24)]
+
+
 def test_tokens_expire_revoke_and_are_kept_only_as_hashes(tmp_path: Path) -> None:
     tokens = Tokens(tmp_path)
     issued = tokens.issue("nightly", parse_ttl("1h"), tmp_path / "out" / "t.token")
