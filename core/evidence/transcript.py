@@ -158,9 +158,17 @@ class _Thread:
 class Transcript:
     """One run's conversation, rebuilt lazily (see the module docstring for the API)."""
 
-    def __init__(self, run_dir: Path, folder: ExchangeFolder | None = None) -> None:
+    def __init__(self, run_dir: Path, folder: ExchangeFolder | None = None,
+                 lazy: bool = False) -> None:
         self.run_dir = run_dir
         self.folder = folder or ExchangeFolder.of_run(run_dir)
+        self.lazy = lazy
+        """Tool results bound to a known call are not read while rebuilding, only their
+        blob's reference kept: `fill(step)` reads them when the step is shown. A long run's
+        results are most of its bytes (300 MB for 5,000 turns): a dashboard reading them
+        all to reach the middle would take seconds and hold them all."""
+        self._lazy: dict[int, str] = {}
+        """id(observation) -> the blob holding its result (lazy mode)."""
         self._steps: list[Step] = []
         self._next = 0
         self._count = 0
@@ -211,6 +219,30 @@ class Transcript:
         while self._next < self._count:
             self._read_next()
         return self._steps
+
+    def fill(self, step: Step) -> list[Observation]:
+        """Read the step's tool results left unread (lazy mode); the ones it read. A blob
+        that cannot be read becomes the step's problem, as when rebuilt eagerly."""
+        filled = []
+        for obs in step.observations:
+            ref = self._lazy.get(id(obs))
+            if ref is None or obs.content:
+                continue
+            value, problem = self.folder.blob(ref)
+            if problem is not None:
+                if problem not in step.problems:
+                    step.problems.append(problem)
+                continue
+            obs.content = text_of(value.get("content")) if isinstance(value, dict) else \
+                json.dumps(value, ensure_ascii=False)
+            filled.append(obs)
+        return filled
+
+    def unfill(self, observations: list[Observation]) -> None:
+        """Let results read by `fill` go again (a search reads them all, one at a time)."""
+        for obs in observations:
+            if id(obs) in self._lazy:
+                obs.content = ""
 
     # -- rebuilding ------------------------------------------------------------------
     def _read_next(self) -> None:
@@ -292,6 +324,12 @@ class Transcript:
             if echo and desc.get("role") == "assistant":
                 continue
             echo = False
+            if self.lazy and desc.get("role") == "tool" and \
+                    desc.get("call_id") in self._calls and isinstance(desc.get("ref"), str):
+                obs = self._observe(desc["call_id"], "", loaded)
+                if obs is not None:
+                    self._lazy[id(obs)] = desc["ref"]
+                continue
             self._chat_message(self.folder.blob(desc.get("ref"))[0], desc, loaded)
         step = self._add("agent", "", loaded, answer=True)
         self._meta(step, loaded)
@@ -337,18 +375,20 @@ class Transcript:
             step.problems.append(f"tool call {cid}: {problem}")
         self._calls[cid] = step
 
-    def _observe(self, call_id: Any, text: str, loaded: Loaded) -> None:
+    def _observe(self, call_id: Any, text: str, loaded: Loaded) -> Observation | None:
         step = self._calls.get(call_id) if isinstance(call_id, str) else None
         if step is not None:
-            step.observations.append(Observation(call_id, text, loaded.seq))
-            return
+            obs = Observation(call_id, text, loaded.seq)
+            step.observations.append(obs)
+            return obs
         if self._last_agent is not None:
             self._last_agent.observations.append(Observation(None, text, loaded.seq))
             self._last_agent.problems.append(
                 f"a tool result for call {str(call_id)[:60]!r}, which no answer made")
-            return
+            return None
         self._add("user", text, loaded, problems=[
             f"a tool result for call {str(call_id)[:60]!r}, which no answer made"])
+        return None
 
     def _meta(self, step: Step, loaded: Loaded) -> None:
         meta = loaded.meta

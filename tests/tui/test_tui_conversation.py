@@ -97,10 +97,12 @@ async def test_a_real_tool_loop_run_reads_as_its_conversation(
         assert FINAL in shown(view)
         await pilot.press("n")  # the only match: found again, from the start
         await until(pilot, lambda: cursor(view) == 3)
+        await pilot.press("slash", *"characters to slugify", "enter")  # a tool's result,
+        await until(pilot, lambda: cursor(view) == 2)  # read from its blob to be searched
         await pilot.press("x")  # no step has a problem: said, the cursor stays
         await until(pilot, lambda: any("no step with a problem" in str(n.message)
                                        for n in pilot.app._notifications))
-        assert cursor(view) == 3
+        assert cursor(view) == 2
         await pilot.press("escape")
         assert pilot.app.screen.focused is not view.query_one("#conv-table")
 

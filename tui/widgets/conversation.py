@@ -29,12 +29,15 @@ from textual.widgets import DataTable, Input, Static
 
 from core.evidence.inflight import InFlight, read_inflight
 from core.evidence.rundir import RunPaths
-from core.evidence.transcript import Step, Transcript
+from core.evidence.transcript import Observation, Step, Transcript
 from tui.terminal_text import inert, safe
 from tui.widgets.keys import KeyedTable
 
 PAGE = 200
 """Steps read per page; the next is read when the cursor comes within NEAR_END of the end."""
+FIRST_PAGE = 60
+"""The first page: a screen's worth and some (each row costs the table a measure; 200 of
+them would double the tab's first frame)."""
 NEAR_END = 20
 LIVE_S = 0.5
 """How often a run in flight is read again (its index, its in-flight answer)."""
@@ -232,7 +235,9 @@ class ConversationView(Vertical):
         super().__init__(**kw)  # type: ignore[arg-type]
         self.run_dir = run_dir
         self.redact = redact
-        self.transcript = Transcript(run_dir)
+        self.transcript = Transcript(run_dir, lazy=True)
+        self._filled: list[Observation] = []
+        """The shown step's results, read for it (let go when another step is shown)."""
         self.steps: list[Step] = []
         self._lock = asyncio.Lock()
         self._term = ""
@@ -290,7 +295,7 @@ class ConversationView(Vertical):
     @work(exclusive=True, group="conversation", exit_on_error=False)
     async def _follow(self) -> None:
         """The first page; then, while the run has no report, what it grew by."""
-        await self._more(PAGE)
+        await self._more(FIRST_PAGE)
         self.loaded_once = True
         self._status()
         report = RunPaths(self.run_dir).report
@@ -337,9 +342,16 @@ class ConversationView(Vertical):
 
     # -- the step below ------------------------------------------------------------
     def _show(self, row: int) -> None:
+        """The step whole below the table; its tool results read now (lazily: a few blobs),
+        and the previous step's let go."""
         if 0 <= row < len(self.steps):
+            step = self.steps[row]
+            keep = set(map(id, step.observations))
+            self.transcript.unfill([o for o in self._filled if id(o) not in keep])
+            self._filled = self.transcript.fill(step) + [
+                o for o in self._filled if id(o) in keep]
             self.query_one("#conv-step", Static).update(
-                step_view(self.steps[row], self.redact, self._reasoning))
+                step_view(step, self.redact, self._reasoning))
 
     @on(DataTable.RowHighlighted, "#conv-table")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -363,6 +375,20 @@ class ConversationView(Vertical):
         table.focus()
         self._show(row)
 
+    def _scan(self, rows: range | list[int], match: Callable[[Step], bool]) -> int | None:
+        """The first of `rows` whose step matches (in a thread: a search reads each step's
+        tool results, and lets them go again)."""
+        shown = {id(o) for o in self._filled}
+        for row in rows:
+            step = self.steps[row]
+            filled = self.transcript.fill(step)
+            try:
+                if match(step):
+                    return row
+            finally:
+                self.transcript.unfill([o for o in filled if id(o) not in shown])
+        return None
+
     @work(exclusive=True, group="conversation-seek", exit_on_error=False)
     async def _seek(self, match: Callable[[Step], bool], direction: int, what: str) -> None:
         """The next (or previous) step that `match`es from the cursor, reading further
@@ -371,23 +397,30 @@ class ConversationView(Vertical):
             self.notify(f"no {what}: no steps", severity="warning")
             return
         start = self.query_one("#conv-table", DataTable).cursor_row
-        row = start
-        while True:
-            row += direction
-            if row >= len(self.steps):
-                if await self._more(len(self.steps) + PAGE):
-                    self._status()
-                    row -= 1
-                    continue
-                row = -1
-            elif row < 0:
-                row = len(self.steps)
-            elif match(self.steps[row]):
-                self._go(row)
-                return
-            if row == start:
-                self.notify(f"no {what}", severity="warning")
-                return
+        if direction > 0:
+            checked = len(self.steps)
+            async with self._lock:
+                found = await asyncio.to_thread(self._scan, range(start + 1, checked), match)
+            while found is None and await self._more(len(self.steps) + PAGE):
+                self._status()
+                async with self._lock:
+                    found = await asyncio.to_thread(
+                        self._scan, range(checked, len(self.steps)), match)
+                checked = len(self.steps)
+            if found is None:  # wrap around to the start
+                async with self._lock:
+                    found = await asyncio.to_thread(self._scan, range(0, start + 1), match)
+        else:
+            while start == 0 and await self._more(len(self.steps) + PAGE):
+                self._status()  # wrapping back from the first step reads to the end
+            async with self._lock:
+                found = await asyncio.to_thread(
+                    self._scan, [*range(start - 1, -1, -1),
+                                 *range(len(self.steps) - 1, start - 1, -1)], match)
+        if found is None:
+            self.notify(f"no {what}", severity="warning")
+            return
+        self._go(found)
 
     def action_next_tool(self, direction: int) -> None:
         self._seek(lambda s: bool(s.tool_calls), direction, "tool call")
@@ -397,6 +430,7 @@ class ConversationView(Vertical):
 
     def action_find(self) -> None:
         box = self.query_one("#conv-find", Input)
+        box.value = ""  # a new search (the current one is in the status line; n/N repeat it)
         box.add_class("-shown")
         box.focus()
 
