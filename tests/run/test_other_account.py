@@ -85,6 +85,10 @@ def test_another_accounts_plantings_in_a_shared_runs_root_are_never_followed(
     assert "root:" not in json.dumps(rows), "/etc/shadow was read"
     assert [r.status for r in list_runs(shared)].count("unreadable") == 2  # the dashboard's
 
+    # Named by id, the borrowed link is no run of this root either (the dashboard's --run
+    # takes the same path).
+    proc = harness.run("validate", "20991231T235959Z-borrowed-1", timeout=60)
+    assert proc.returncode == 2 and "no run directory" in proc.stderr, proc.stderr
     for planted in ("20991231T235958Z-fifos-1", "20991231T235957Z-links-1"):
         proc = harness.run("validate", str(shared / planted), "--json", timeout=60)
         assert proc.returncode not in (0, None) and "Traceback" not in proc.stderr, \
