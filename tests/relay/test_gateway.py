@@ -256,6 +256,52 @@ def test_a_token_revoked_while_the_case_runs_blocks_the_run_not_fails_it(
     assert "case: asked 502" in log.read_text()
 
 
+PEEKER = '''
+import http.client, json, os, sys
+from urllib.parse import urlsplit
+
+try:
+    with open(sys.argv[1]) as fh:
+        print("case: token file readable", len(fh.read()), flush=True)
+except OSError as exc:
+    print("case: token file hidden", type(exc).__name__, flush=True)
+print("case: gateway variables", sorted(n for n in os.environ if "GATEWAY" in n), flush=True)
+base = urlsplit(os.environ["OPENAI_BASE_URL"])
+conn = http.client.HTTPConnection(base.hostname, base.port, timeout=30)
+conn.request("POST", "/v1/chat/completions", body=json.dumps({
+    "model": os.environ["CTO_HARNESS_CASE_MODEL"],
+    "messages": [{"role": "user", "content": "hi"}]}),
+    headers={"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"],
+             "Content-Type": "application/json"})
+print("case: asked", conn.getresponse().status, flush=True)
+'''
+
+
+def test_the_case_gets_neither_the_token_nor_the_gateways_settings(
+        harness: Harness, gateway: tuple[Served, str], tmp_path: Path) -> None:
+    """The token reaches the run's relay only: its file is masked in the sandbox (a
+    `*_FILE`), no gateway variable is in the Case's environment, and the Case's requests
+    still reach the model through its relay and the gateway."""
+    served, _ = gateway
+    token_file = tmp_path / "shared" / "job.token"
+    token_file.parent.mkdir(mode=0o755)
+    token_file.write_bytes(served.token().read_bytes())
+    token_file.chmod(0o600)
+    case = tmp_path / "peeker.py"
+    case.write_text(f"#!{sys.executable}\n{PEEKER}")
+    case.chmod(0o755)
+    tmp_path.chmod(0o755)  # the sandbox runs the Case as another uid
+    harness.env.update({"CTO_HARNESS_CASE_BIN": str(case),
+                        "CTO_HARNESS_CASE_ARGS": str(token_file)})
+    as_worker(harness, served, token_file)
+    _, result = harness.run_json("run", "--no-baseline")
+    log = Path(result["run_dir"], "backend", "case.log").read_text()
+    # Masked: the path shows an empty file (or none at all), never the token's bytes.
+    assert ("case: token file readable 0\n" in log or "case: token file hidden" in log), log
+    assert "case: gateway variables []" in log, log
+    assert "case: asked 200" in log, log
+
+
 def test_a_wrong_fingerprint_blocks_at_readiness_naming_the_variable(
         harness: Harness, gateway: tuple[Served, str]) -> None:
     served, _ = gateway
