@@ -142,11 +142,24 @@ def parse_arguments(raw: Any) -> tuple[dict[str, Any], str | None, str | None]:
     return {"value": value}, raw, "the arguments are JSON but not an object"
 
 
+def result_text(value: Any) -> str:
+    """A tool result's text: a chat `tool` message's content, a Responses item's output."""
+    if not isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    if value.get("type") in _RESULT_TYPES:
+        output = value.get("output")
+        return json.dumps(output, ensure_ascii=False) if isinstance(output, dict) \
+            else text_of(output)
+    return text_of(value.get("content"))
+
+
 @dataclass(frozen=True)
 class _Lazy:
-    """An item not read yet: its blob's reference."""
+    """An item not read yet: its blob's reference (and its descriptor: role, type, the call
+    it answers)."""
 
     ref: Any
+    desc: Any = None
 
 
 @dataclass
@@ -233,8 +246,7 @@ class Transcript:
                 if problem not in step.problems:
                     step.problems.append(problem)
                 continue
-            obs.content = text_of(value.get("content")) if isinstance(value, dict) else \
-                json.dumps(value, ensure_ascii=False)
+            obs.content = result_text(value)
             filled.append(obs)
         return filled
 
@@ -436,7 +448,7 @@ class Transcript:
         request = loaded.request or {}
         descs = loaded.items.get("input", [])
         raw_input = request.get("input")
-        values: list[Any] = [_Lazy(d.get("ref")) for d in descs]
+        values: list[Any] = [_Lazy(d.get("ref"), d) for d in descs]
         if isinstance(raw_input, str):
             values = [{"role": "user", "content": raw_input}]
             descs = [{"ref": f"text:{hash(raw_input)}"}]
@@ -461,6 +473,14 @@ class Transcript:
             start, echo = self._new_items(full, "the first request")
         for value in values[start:]:
             if isinstance(value, _Lazy):
+                desc = value.desc if isinstance(value.desc, dict) else {}
+                if self.lazy and desc.get("type") in _RESULT_TYPES and \
+                        desc.get("call_id") in self._calls and isinstance(value.ref, str):
+                    echo = False
+                    obs = self._observe(desc["call_id"], "", loaded)
+                    if obs is not None:
+                        self._lazy[id(obs)] = value.ref
+                    continue
                 value = self.folder.blob(value.ref)[0]
             if echo and self._from_agent(value):
                 continue

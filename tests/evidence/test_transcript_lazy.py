@@ -7,8 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from core.evidence.exchanges import ExchangeStore, Recorded
 from core.evidence.transcript import Transcript
+from core.standins.endpoint import ScriptedEndpoint, tool_then_answer
+from tests.relay.test_exchanges import ARGS, FINAL, chat_loop, make, responses_loop
+from tests.relay.test_relay import MODEL
 
 TURNS = 30
 
@@ -63,3 +68,24 @@ def test_an_edited_result_is_its_steps_problem_when_read(tmp_path: Path) -> None
     assert lazy.fill(step) == []
     assert any("edited" in p for p in step.problems), step.problems
     assert "forged" not in json.dumps(step.as_dict())
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+async def test_through_the_real_relay_lazy_and_eager_agree(tmp_path: Path, api: str) -> None:
+    """Both APIs' tool results (chat `tool` messages, Responses `function_call_output`
+    items), recorded by the real relay from the scripted endpoint's tool calls."""
+    with ScriptedEndpoint(tool_then_answer("run_shell", ARGS, FINAL), model_id=MODEL) as ep:
+        rig = await make(tmp_path, ep)
+        try:
+            await (chat_loop if api == "chat" else responses_loop)(rig, False)
+        finally:
+            await rig.stop()
+    eager = Transcript(rig.run).all_steps()
+    lazy = Transcript(rig.run, lazy=True)
+    steps = lazy.all_steps()
+    [call] = [s for s in steps if s.tool_calls]
+    assert call.observations and call.observations[0].content == ""
+    for step in steps:
+        lazy.fill(step)
+    assert [s.as_dict() for s in steps] == [s.as_dict() for s in eager]
+    assert call.observations[0].content == "1 passed in 0.01s"
