@@ -63,9 +63,9 @@ def comparison_view(r: Comparison) -> Group:
                 ((r.only_in_a, "only in A"), (r.only_in_b, "only in B"),
                  (r.unscored, "unscored in one")) if names)))
     parts += [Text(""), head, Text("")]
-    tasks = Table(expand=True, box=None, padding=(0, 1), header_style="bold underline")
+    tasks = Table(box=None, padding=(0, 1), header_style="bold underline")
     tasks.add_column("", width=1)
-    tasks.add_column("task", ratio=2)
+    tasks.add_column("task")
     tasks.add_column("A pass@1", justify="right")
     tasks.add_column("B pass@1", justify="right")
     tasks.add_column("B − A", justify="right")
@@ -90,7 +90,7 @@ class CompareJobsScreen(ReportsWorkerErrors, Screen[None]):
         self.result: Comparison | None = None
 
     def compose(self) -> ComposeResult:
-        yield WhereBar(self.app.current_mode, detail=True)
+        yield WhereBar(self.app.current_mode, detail="Compare jobs")
         with _Scroll():
             yield Static("comparing…", id="compare-jobs")
         yield SteadyFooter()

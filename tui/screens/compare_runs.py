@@ -150,7 +150,7 @@ class CompareRunsScreen(ReportsWorkerErrors, Screen[None]):
 
     def compose(self) -> ComposeResult:
         redact = cast("Dashboard", self.app).redact
-        yield WhereBar(self.app.current_mode, detail=True)
+        yield WhereBar(self.app.current_mode, detail="Compare runs")
         yield Static(id="compare-title")
         with TabbedContent(id="compare-tabs"):
             with TabPane("Side by side", id="side"), VerticalScroll():

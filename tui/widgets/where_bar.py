@@ -22,7 +22,8 @@ class WhereBar(Static):
     }
     """
 
-    def __init__(self, current: str, *, detail: bool = False) -> None:
+    def __init__(self, current: str, *, detail: bool | str = False) -> None:
+        """`detail`: a level below `current`: True for Run detail, or its own name."""
         super().__init__()
         self.current = current
         self.detail = detail
@@ -40,7 +41,8 @@ class WhereBar(Static):
             text.append(f" {key} {label} ", style="bold reverse" if here else "dim")
         if self.detail:
             text.append(" › ", style="dim")
-            text.append(" Run detail ", style="bold reverse")
+            label = self.detail if isinstance(self.detail, str) else "Run detail"
+            text.append(f" {label} ", style="bold reverse")
         repository = getattr(app, "root_repository", None)
         if repository is not None:  # before the root: a narrow terminal cuts the root first
             text.append(f"   ⚠ runs inside git repo {safe(repository.name)}",
