@@ -272,6 +272,17 @@ def diff_trees(before: Path, after: Path, *, label_before: str, label_after: str
     return result
 
 
+def _link_on_the_way(run_dir: Path, tree: Path) -> str | None:
+    """The first folder from `run_dir` down to `tree` that is a link, by its path relative to
+    the run; None when there is none (a missing one is not a link: the caller says so)."""
+    here = run_dir
+    for part in tree.relative_to(run_dir).parts:
+        here = here / part
+        if here.is_symlink():
+            return here.relative_to(run_dir).as_posix()
+    return None
+
+
 def run_diff(run_dir: Path, *, baseline: bool = False) -> WorkspaceDiff:
     """A run's workspace (or its fake baseline's) against the workspace it started from."""
     paths = RunPaths(run_dir)
@@ -279,6 +290,12 @@ def run_diff(run_dir: Path, *, baseline: bool = False) -> WorkspaceDiff:
     start = paths.start_workspace
     label_before = start.relative_to(run_dir).as_posix()
     label_after = after.relative_to(run_dir).as_posix()
+    for tree, label in ((start, label_before), (after, label_after)):
+        link = _link_on_the_way(run_dir, tree)
+        if link is not None:
+            return WorkspaceDiff(before=label_before, after=label_after,
+                                 problem=f"{label}: {link} is a symbolic link, never followed "
+                                         "(something other than the harness made it)")
     if not os.path.lexists(start):
         return WorkspaceDiff(before=label_before, after=label_after,
                              problem=f"{label_before}: this run kept no starting workspace "

@@ -119,6 +119,17 @@ def test_a_run_without_a_kept_start_says_so(tmp_path: Path) -> None:
     assert diff.files == [] and "kept no starting workspace" in (diff.problem or "")
 
 
+def test_a_tree_swapped_for_a_link_is_never_walked(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "workspace").mkdir(parents=True)
+    (outside / "workspace" / "secret.txt").write_text("OUTSIDE\n")
+    run = tmp_path / "run"
+    (run / "workspace").mkdir(parents=True)
+    os.symlink(outside, run / "task")  # what an unsandboxed Case could plant
+    diff = run_diff(run)
+    assert diff.files == [] and "task is a symbolic link, never followed" in (diff.problem or "")
+
+
 def test_diff_of_a_real_run_and_of_its_baseline(harness: Harness) -> None:
     """A real run (the test Case, the scripted endpoint, the sandbox): the start is kept in
     the run and attested; `diff` shows the Case's solution and, with --baseline, the fake
