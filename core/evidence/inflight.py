@@ -6,8 +6,8 @@ streams a long answer. The relay rewrites this file atomically, at most every
 `PERIOD_S` while a request is in flight, with what each has streamed so far (redacted,
 its text's tail bounded), and empties its list when none is; readers poll it.
 
-It is a view of the moment, not evidence: the run's report does not hash it, and a run
-that ended leaves it with an empty list.
+It is a view of the moment, not evidence (the exchanges are): once the relay stops it
+lists nothing, and that last state is what the report hashes beside every other file.
 """
 
 from __future__ import annotations
