@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Any
 
 from core.cli.common import emit_json, root_was_chosen, runs_root
 from core.errors import UsageError
@@ -55,9 +56,10 @@ def positive_limit(text: str) -> int:
     return limit
 
 
-def _validate_job(folder: Path, key: VerifyKey | None, as_json: bool) -> int:
+def _validate_job(folder: Path, key: VerifyKey | None, as_json: bool,
+                  ledger: Path | None = None) -> int:
     """A job folder: its signed summary against the key (each trial is validated as a run:
-    `cto-harness validate RUN_ID`)."""
+    `cto-harness validate RUN_ID`), and with `ledger` every trial against the gateway's."""
     problem = None
     if key is None:
         try:
@@ -65,21 +67,49 @@ def _validate_job(folder: Path, key: VerifyKey | None, as_json: bool) -> int:
         except KeyProblem as exc:
             problem = str(exc)
     check = check_job(folder, key, problem)
+    agreed = _job_gateway(folder, ledger) if ledger is not None else None
+    ok = check.ok and (agreed is None or agreed["ok"])
     if as_json:
-        emit_json({"job_id": folder.name, "job_dir": str(folder), "ok": check.ok,
+        emit_json({"job_id": folder.name, "job_dir": str(folder), "ok": ok,
                    "signature": check.signature, "keyid": check.keyid,
-                   "detail": check.detail, "problems": list(check.problems)})
+                   "detail": check.detail, "problems": list(check.problems),
+                   **({"gateway": agreed} if agreed is not None else {})})
     else:
-        print(visible(f"{folder.name}: {'accepted' if check.ok else 'NOT accepted'} (job)"))
+        print(visible(f"{folder.name}: {'accepted' if ok else 'NOT accepted'} (job)"))
         print(visible(f"  {'ok  ' if check.ok else 'FAIL'} job_signed  {check.detail}"))
-    return 0 if check.ok else 1
+        if agreed is not None:
+            print(visible(f"  {'ok  ' if agreed['ok'] else 'FAIL'} gateway_ledger_agrees "
+                          f"{agreed['agreeing']} of {agreed['trials']} trial run(s) agree "
+                          f"with {ledger}"))
+            for run, detail in agreed["disagreements"].items():
+                print(visible(f"    {run}: {detail}"))
+    return 0 if ok else 1
+
+
+def _job_gateway(folder: Path, ledger: Path) -> dict[str, Any]:
+    """Every trial of a job against the gateway's ledger, request by request (each trial's
+    run folder sits in the runs root above `jobs/`)."""
+    from core.jobs.summary import JobError, read_job  # only for a job with a gateway ledger
+
+    try:
+        job = read_job(folder)
+    except JobError as exc:
+        raise UsageError(str(exc)) from None
+    runs = folder.resolve().parent.parent
+    checked = {t.run_id: check_gateway_ledger(runs / t.run_id, ledger)
+               for t in job.trials if t.run_id}
+    failed = {run: c.detail for run, c in checked.items() if c.verdict == "failed"}
+    return {"ledger": str(ledger), "ok": not failed and bool(checked),
+            "trials": len(checked), "agreeing": len(checked) - len(failed),
+            "disagreements": failed}
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     root = runs_root(args)
     key = load_public_key(Path(args.key)) if args.key else None
     if args.run_dir and os.path.isfile(os.path.join(args.run_dir, "job.json")):
-        return _validate_job(Path(args.run_dir), key, args.json)
+        ledger = Path(args.gateway_ledger) if args.gateway_ledger else None
+        return _validate_job(Path(args.run_dir), key, args.json, ledger)
     run_dir = _resolve_run_dir(args.run_dir, root)
     result = validate_run(run_dir, key=key)
     if args.gateway_ledger:

@@ -170,6 +170,30 @@ def test_a_run_through_the_gateway_passes_says_so_and_the_ledgers_agree(
     assert oct(token_file.stat().st_mode & 0o777) == "0o600"
 
 
+def test_a_jobs_trials_through_the_gateway_agree_with_its_ledger(
+        harness: Harness, gateway: tuple[Served, str]) -> None:
+    """A local job with the gateway's settings: every trial goes through it, names it in its
+    report, and `validate JOB --gateway-ledger` finds each trial's requests there."""
+    served, secret = gateway
+    as_worker(harness, served, served.token())
+    code, out = harness.run_json("job", "--task", "r1-string-slugify", "--attempts", "2",
+                                 "--concurrency", "2", "--name", JOB, timeout=300)
+    assert code == 0, out
+    job_dir = next((harness.runs_root / "jobs").iterdir())
+    runs = {t["run_id"] for t in json.loads((job_dir / "job.json").read_text())["trials"]}
+    assert len(runs) == 2 and {r["run"] for r in served.ledger()} >= runs
+    for run in runs:
+        report = harness.report(harness.runs_root / run)
+        assert report["gateway"]["job"] == job_dir.name and report["gateway"]["run"] == run
+    ledger = str(served.state / "ledger.jsonl")
+    checked = harness.run("validate", str(job_dir), "--gateway-ledger", ledger, "--json")
+    said = json.loads(checked.stdout)
+    assert checked.returncode == 0 and said["ok"], checked.stdout
+    assert said["gateway"] == {"ledger": ledger, "ok": True, "trials": 2, "agreeing": 2,
+                               "disagreements": {}}
+    assert secret_on_disk(harness.runs_root, secret) == []
+
+
 def _expire(served: Served) -> None:
     """Every token in the gateway's book made to have expired (its own file, as written)."""
     book = served.state / "tokens.json"
