@@ -75,6 +75,15 @@ class Node:
     proc: subprocess.Popen[bytes]
     temp: Path
     log: Path
+    scratch: Path | None = None
+    """A worker's CTO_HARNESS_CLUSTER_SCRATCH: its trials' run folders while they run."""
+
+    def cases_started(self) -> int:
+        """Trials whose Case is running on this node (their run folders say so)."""
+        if self.scratch is None:
+            return 0
+        return sum(b"case_process_started" in t.read_bytes()
+                   for t in self.scratch.glob("cto-harness-trial-*/runs/*/trace.jsonl"))
 
     def up(self) -> bool:
         """`ray start --block` says so once the node has joined (or it has exited)."""
@@ -182,7 +191,7 @@ def start_worker(tmp: Path, env: dict[str, str], port: int, name: str) -> Node:
          "--object-store-memory", "80000000", "--disable-usage-stats"],
         env=worker_env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
         start_new_session=True)
-    return Node(proc, temp, log)
+    return Node(proc, temp, log, scratch)
 
 
 def wait_for(predicate, what: str, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
@@ -411,6 +420,45 @@ def test_a_local_job_never_imports_ray() -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+def test_ctrl_c_cancels_the_remote_trials_and_their_runs_come_back(
+        tmp_path: Path, cluster: Cluster) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CTO_HARNESS_", "RAY_"))}
+    env |= cluster.env | {"CTO_HARNESS_RUNS_ROOT": str(tmp_path / "runs"),
+                          "CTO_HARNESS_CLUSTER_TIMEOUT": "60", "PYTHONPATH": str(ROOT),
+                          KEY_FILE_VAR: os.environ[KEY_FILE_VAR]}
+    harness = Harness(env=env, runs_root=tmp_path / "runs")
+    proc = harness.start("job", "--demo", "--task", SLUG, "--attempts", "2", "--concurrency",
+                         "2", "--cluster", cluster.gcs, "--json")
+    # As soon as both are handed to the worker: the demo Case is done in a blink, so a
+    # signal once it runs would race its report. Whichever side of its start a trial is on,
+    # it ends cancelled: not started (the worker's slot was told first), or its run SIGINTed
+    # on the node and its `cancelled` folder sent back.
+    wait_for(lambda: trials_running(tmp_path, 2) or proc.poll() is not None,
+             "both trials to start")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130, err
+    result = json.loads(out)
+    assert result["state"] == "cancelled" and result["summary"]["cancelled"] == 2, result
+    job = json.loads((Path(result["job_dir"]) / "job.json").read_text())
+    for trial in job["trials"]:
+        assert trial["status"] == "cancelled" and trial["node"], trial
+        if trial["run_id"]:
+            report = json.loads((harness.runs_root / trial["run_id"] / "report.json")
+                                .read_text())
+            assert report["status"] == "cancelled", report["status"]
+        else:
+            assert "cancelled before it started" in trial["problem"], trial
+
+
+def trials_running(tmp_path: Path, n: int) -> bool:
+    for path in (tmp_path / "runs" / "jobs").glob("*/job.json"):
+        with contextlib.suppress(OSError, ValueError):
+            trials = json.loads(path.read_text())["trials"]
+            return sum(t["status"] == "running" for t in trials) == n
+    return False
+
+
 def test_a_node_lost_mid_job_leaves_its_trials_interrupted_and_resume_finishes_them(
         tmp_path: Path, cluster: Cluster) -> None:
     """Last in the module: it kills the module's worker (a new one joins for the resume)."""
@@ -421,15 +469,8 @@ def test_a_node_lost_mid_job_leaves_its_trials_interrupted_and_resume_finishes_t
     harness = Harness(env=env, runs_root=tmp_path / "runs")
     proc = harness.start("job", "--demo", "--task", SLUG, "--attempts", "2", "--concurrency",
                          "2", "--cluster", cluster.gcs, "--json")
-
-    def both_running() -> bool:
-        for path in (tmp_path / "runs" / "jobs").glob("*/job.json"):
-            with contextlib.suppress(OSError, ValueError):
-                trials = json.loads(path.read_text())["trials"]
-                return all(t["status"] == "running" for t in trials)
-        return False
-
-    wait_for(lambda: both_running() or proc.poll() is not None, "both trials to start")
+    wait_for(lambda: trials_running(tmp_path, 2) or proc.poll() is not None,
+             "both trials to start")
     cluster.worker.kill()
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 1, err  # some trial still needs a run
