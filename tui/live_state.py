@@ -216,11 +216,12 @@ class RunView:
         parts = []
         for req in self.inflight:
             model = req.model or req.model_asked or "?"
+            # The figures first: at 80 columns a panel shows about 16 characters of this.
             if req.stream:
-                rate = f", {req.tokens_per_s:.0f}/s" if req.tokens_per_s else ""
-                parts.append(f"{model} answering: {req.tokens:,} tokens{rate}")
+                rate = f" · {req.tokens_per_s:.0f}/s" if req.tokens_per_s else ""
+                parts.append(f"{req.tokens:,} tokens{rate} · {model} answering")
             else:
-                parts.append(f"{model} asked {req.elapsed_s:.0f} s ago")
+                parts.append(f"waiting {req.elapsed_s:.0f} s · {model} asked")
         return " · ".join(parts)
 
     def relay_panel(self) -> PanelState:
