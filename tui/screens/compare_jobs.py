@@ -63,7 +63,7 @@ def comparison_view(r: Comparison) -> Group:
                 ((r.only_in_a, "only in A"), (r.only_in_b, "only in B"),
                  (r.unscored, "unscored in one")) if names)))
     parts += [Text(""), head, Text("")]
-    tasks = Table(box=None, padding=(0, 1), header_style="bold underline")
+    tasks = Table(box=None, padding=(0, 2), header_style="bold underline")
     tasks.add_column("", width=1)
     tasks.add_column("task")
     tasks.add_column("A pass@1", justify="right")
