@@ -249,8 +249,12 @@ def _exec(argv: list[str]) -> None:
         tell("ready")
         os.execvp(argv[0], argv)
     except OSError as exc:
-        print(f"sandbox: cannot start {argv[0]}: {exc.strerror}", file=sys.stderr, flush=True)
-        tell(f"failed: cannot start {argv[0]}: {exc.strerror}")
+        why = exc.strerror
+        if exc.errno == 2 and os.sep in argv[0] and os.path.exists(argv[0]):  # ENOENT
+            why += (" (the program is there: its #! interpreter is not, or is in a folder "
+                    "the sandbox does not show; CTO_HARNESS_CASE_SANDBOX_RO adds one)")
+        print(f"sandbox: cannot start {argv[0]}: {why}", file=sys.stderr, flush=True)
+        tell(f"failed: cannot start {argv[0]}: {why}")
     os._exit(127)
 
 

@@ -61,7 +61,7 @@ def test_a_case_binary_the_sandbox_cannot_start_blocks_the_run(harness: Harness,
     harness.env["CTO_HARNESS_CASE_BIN"] = str(agent)
     code, out = harness.run_json("run")
     assert_blocked_before_the_case(harness, code, out, "sandbox:", "cannot start",
-                                   str(agent))
+                                   str(agent), "#! interpreter is not")
 
 
 def test_a_case_that_exits_127_itself_is_still_the_cases_failure(harness: Harness,
