@@ -240,9 +240,12 @@ class RunView:
         tokens = f"{sum(counted):,} tokens" if counted else "tokens unknown"
         latencies = sorted(r.latency_ms for r in self.relay)
         p50 = latencies[len(latencies) // 2]
-        reason = (f"{plural(len(self.relay), 'request')} · {refused} refused · "
-                  f"{plural(errors, 'error')} · "
-                  f"{tokens} · p50 {p50:.0f} ms")
+        # Only the counts that are not zero: cut at 80 columns, the panel still says what
+        # matters ("1 request · 2 refused…", not "1 request · 0 r…").
+        reason = " · ".join([plural(len(self.relay), "request"),
+                             *([f"{refused} refused"] if refused else []),
+                             *([plural(errors, "error")] if errors else []),
+                             tokens, f"p50 {p50:.0f} ms"])
         tone: Tone = "bad" if refused else "warn" if errors else "ok"
         if self.report is not None or not self.alive:  # the relay is down with its run
             return PanelState("refused" if refused else "closed", tone, reason)

@@ -71,7 +71,10 @@ def test_panels_of_a_passed_run(tmp_path: Path) -> None:
     assert view.admission_panel().state == "admitted"
     guard = view.guard_panel()
     assert (guard.state, guard.tone, guard.reason) == ("clear", "ok", f"3 requests, all {QWEN}")
-    assert view.relay_panel().reason.startswith("3 requests · 0 refused · 0 errors")
+    # zero counts left out: cut at 80 columns, the panel still says what matters
+    assert view.relay_panel().reason.startswith("3 requests · ")
+    assert "refused" not in view.relay_panel().reason
+    assert "error" not in view.relay_panel().reason
     assert view.readiness_panel().reason == "1 check ok"  # said as a person would
     assert view.results_line() == ("checks 3/3 passed · fake baseline failed (0/3) · "
                                    "discriminating: real passed, fake failed")
@@ -86,6 +89,7 @@ def test_panels_of_a_tripped_run_name_the_refused_model_and_time(tmp_path: Path)
     assert (guard.state, guard.tone) == ("tripped", "bad")
     assert guard.reason == "relay refused claude-sonnet-4-6 at 02:23:07"
     assert view.relay_panel().state == "refused", "finished: the relay is down, not refusing"
+    assert " · 1 refused · " in view.relay_panel().reason  # a count that is not zero stays
     assert any(s.mark == "alarm" and s.event == "guard_tripped" for s in view.timeline(0))
 
 
