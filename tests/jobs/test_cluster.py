@@ -481,6 +481,12 @@ def test_a_node_lost_mid_job_leaves_its_trials_interrupted_and_resume_finishes_t
                for t in job["trials"]), job["trials"]
     assert any("--resume" in r for r in job["reasons"]), job["reasons"]
 
+    # no worker left: a new job is refused at once, with the reason (Ray would wait forever)
+    alone = harness.run("job", "--demo", "--task", SLUG, "--cluster", cluster.gcs, timeout=120)
+    lines = alone.stderr.strip().splitlines()
+    assert alone.returncode == 3 and len(lines) == 1, alone.stderr
+    assert "no worker node offers cto_worker" in lines[0], lines
+
     fresh = start_worker(tmp_path, cluster.ray_env, cluster.port, "worker2")
     cluster.extra.append(fresh)
     wait_for(fresh.up, "a new worker to join")
