@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from job_throughput import job  # noqa: E402
 
 from core.sandbox.bwrap import Sandboxes, Spec  # noqa: E402
-from core.sandbox.limits import RunLimits, make_cgroup, settings_from  # noqa: E402
+from core.sandbox.cgroups import make_cgroup  # noqa: E402
+from core.sandbox.limits import RunLimits, settings_from  # noqa: E402
 
 
 def ms(values: list[float]) -> str:
@@ -48,7 +49,7 @@ def per_process(repeat: int) -> None:
     made = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        cgroup = make_cgroup(settings)
+        cgroup = make_cgroup(settings.memory, settings.pids)
         t1 = time.perf_counter()
         cgroup.remove()
         made.append((t1 - t0, time.perf_counter() - t1))

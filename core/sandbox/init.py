@@ -249,7 +249,7 @@ def _exec(argv: list[str]) -> None:
         tell("ready")
         os.execvp(argv[0], argv)
     except OSError as exc:
-        why = exc.strerror
+        why = exc.strerror or str(exc)
         if exc.errno == 2 and os.sep in argv[0] and os.path.exists(argv[0]):  # ENOENT
             why += (" (the program is there: its #! interpreter is not, or is in a folder "
                     "the sandbox does not show; CTO_HARNESS_CASE_SANDBOX_RO adds one)")

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from core.sandbox.limits import CGROUP_FS, PREFIX, disk_usage, settings_from
+from core.sandbox.cgroups import CGROUP_FS, PREFIX, make_cgroup
+from core.sandbox.limits import disk_usage, settings_from
 from core.settings import ConfigError
 from core.standins.endpoint import ScriptedEndpoint
 from tests.support.harness import ROOT, Harness
@@ -166,18 +167,16 @@ def test_sizes_read_as_people_write_them() -> None:
 def test_cgroups_of_a_harness_killed_outright_are_removed_by_the_next_run(
         harness: Harness) -> None:
     """A harness SIGKILLed mid-run cannot remove its cgroup; the next run does."""
-    from core.sandbox.limits import make_cgroup
-
     child = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; sys.path.insert(0, sys.argv[1]);"
-        "from core.sandbox.limits import make_cgroup, settings_from;"
-        "make_cgroup(settings_from({})); print('made', flush=True); time.sleep(600)"),
+        "from core.sandbox.cgroups import make_cgroup;"
+        "make_cgroup(1 << 30, 64); print('made', flush=True); time.sleep(600)"),
         str(ROOT)], stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None and child.stdout.readline() == "made\n"
     assert run_cgroups(child.pid)
     child.kill()
     child.wait()
-    made = make_cgroup(settings_from({}))  # what every run does first
+    made = make_cgroup(1 << 30, 64)  # what every run does first
     try:
         assert run_cgroups(child.pid) == []
     finally:
