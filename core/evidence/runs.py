@@ -209,9 +209,9 @@ def find_run(root: Path, run_id: str) -> Path | None:
     that cannot be searched is returned all the same, so its readers say why instead of
     "no such run"; RunsRootError when it is the root that cannot be searched."""
     candidate = root / run_id
-    if candidate.is_symlink():  # not a run of this root (list_run_dirs skips it too)
-        return None
     try:
+        if candidate.is_symlink():  # not a run of this root (list_run_dirs skips it too)
+            return None
         return candidate if (candidate / "manifest.json").exists() else None
     except OSError:
         pass  # the run's folder or the root is out of reach: which one?
