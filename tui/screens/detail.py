@@ -335,18 +335,20 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
     def _relay(self) -> None:
         table = self.query_one("#relay-table", DataTable)
         table.clear(columns=True)
-        table.add_columns("time", "request", "asked", "answered", "status", "latency",
-                          "tokens in/out", "refused / error")
+        # The route last: it is nearly always the same, and at 80 columns what went wrong
+        # (status, models, latency, tokens, the refusal) must fit before it.
+        table.add_columns("time", "status", "asked", "answered", "latency", "in/out",
+                          "refused / error", "request")
         for r in self.record.relay:
             bad = r.refused or r.error or r.status >= 400
-            table.add_row(clock(r.ts), inert(f"{r.method} {r.path}"), inert(r.model_asked or ""),
-                          inert(r.model_answered or ""),
-                          Text(str(r.status), style="red" if bad else "green"),
+            table.add_row(clock(r.ts), Text(str(r.status), style="red" if bad else "green"),
+                          inert(r.model_asked or ""), inert(r.model_answered or ""),
                           f"{r.latency_ms:.0f} ms",
-                          f"{tokens(r.prompt_tokens)}/{tokens(r.completion_tokens)}",
-                          inert(r.refused or r.error or "", "red"))
+                          "?" if r.prompt_tokens is None and r.completion_tokens is None
+                          else f"{tokens(r.prompt_tokens)}/{tokens(r.completion_tokens)}",
+                          inert(r.refused or r.error or "", "red"), inert(f"{r.method} {r.path}"))
         if not self.record.relay:
-            table.add_row("", "no request went through the relay", "", "", "", "", "", "")
+            table.add_row("", "", "no request went through the relay", "", "", "", "", "")
 
     def _baseline(self) -> None:
         report = self.record.report
