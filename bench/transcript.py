@@ -44,7 +44,7 @@ print(json.dumps({"ms": took * 1000, "steps": len(steps), "read": t.exchanges_re
 
 
 def write_run(run: Path, turns: int, kb: int, context_kb: int) -> float:
-    from core.evidence.exchanges import ExchangeStore, Recorded
+    from core.evidence.exchange_store import ExchangeStore, Recorded
 
     store = ExchangeStore(run / "backend" / "exchanges", lambda text: text)
     system = {"role": "system", "content": "You are a coding agent. " * 100}

@@ -21,7 +21,8 @@ from pydantic import ValidationError
 
 from core.evidence.exchanges import read_bounded
 from core.evidence.models import Manifest
-from core.evidence.transcript import Step, Transcript
+from core.evidence.steps import Step
+from core.evidence.transcript import Transcript
 
 ATIF_VERSION = "ATIF-v1.8"
 MANIFEST_LIMIT = 1 << 20

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from typing import Any
 
-from core.evidence.exchanges import ExchangeStore, Recorded
+from core.evidence.exchange_store import ExchangeStore, Recorded
 from core.evidence.models import RelayRecord
 from core.relay.inflight import InFlightWriter
 

@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from core.evidence.exchanges import DEFAULT_MAX_BYTES, ExchangeStore
+from core.evidence.exchange_store import DEFAULT_MAX_BYTES, ExchangeStore
 from core.evidence.models import RelayRecord
 from core.evidence.rundir import utcnow
 from core.relay.bodies import BodyRules, judge_body

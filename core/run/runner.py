@@ -26,7 +26,7 @@ from core import __version__
 from core.errors import BadInput
 from core.evidence.attestation import sign_run
 from core.evidence.defuse import defuse_tree
-from core.evidence.exchanges import max_bytes_from_env
+from core.evidence.exchange_store import max_bytes_from_env
 from core.evidence.keys import SigningKey, signing_setup
 from core.evidence.liveness import process_start_ticks
 from core.evidence.models import (

@@ -8,7 +8,8 @@ import json
 import os
 from pathlib import Path
 
-from core.evidence.exchanges import ExchangeFolder, ExchangeStore, Recorded
+from core.evidence.exchange_store import ExchangeStore, Recorded
+from core.evidence.exchanges import ExchangeFolder
 from core.evidence.transcript import Transcript
 from core.relay.recording import reassemble
 from core.standins.endpoint import ScriptedEndpoint, tool_then_answer

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.evidence.exchanges import ExchangeStore, Recorded
+from core.evidence.exchange_store import ExchangeStore, Recorded
 from core.evidence.transcript import Transcript
 from core.standins.endpoint import ScriptedEndpoint, tool_then_answer
 from tests.relay.test_exchanges import ARGS, FINAL, chat_loop, make, responses_loop

@@ -16,7 +16,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static, TabbedContent
 
-from core.evidence.exchanges import ExchangeStore, Recorded
+from core.evidence.exchange_store import ExchangeStore, Recorded
 from core.relay.recording import reassemble
 from core.settings import resolve
 from core.standins.endpoint import ScriptedEndpoint, tool_then_answer

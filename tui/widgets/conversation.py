@@ -29,7 +29,8 @@ from textual.widgets import DataTable, Input, Static
 
 from core.evidence.inflight import InFlight, read_inflight
 from core.evidence.rundir import RunPaths
-from core.evidence.transcript import Observation, Step, Transcript
+from core.evidence.steps import Observation, Step
+from core.evidence.transcript import Transcript
 from tui.terminal_text import inert, safe
 from tui.widgets.keys import KeyedTable
 
