@@ -10,7 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from core.evidence.check_cases import check_pairs
-from core.evidence.models import Manifest, RelayRecord, Report, TraceEvent, Validation
+from core.evidence.criteria import Validation
+from core.evidence.models import Manifest, RelayRecord, Report, TraceEvent
 from core.evidence.runs import (
     RunSummary,
     Unreadable,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.evidence.gateway_check import GatewayRecord
 from core.evidence.models import (
-    GatewayRecord,
     Manifest,
     Readiness,
     RelayRecord,

@@ -13,10 +13,12 @@ edited; the two agreeing is the proof across machines.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import ValidationError
 
-from core.evidence.models import Criterion, Evidence, GatewayRecord, RelayRecord, Report
+from core.evidence.criteria import Criterion
+from core.evidence.models import Evidence, RelayRecord, Report, Strict
 from core.evidence.rundir import NotRegularFile, RunPaths, open_regular
 from core.evidence.runs import Unreadable, load_report
 
@@ -25,6 +27,33 @@ ACCEPTANCE = ("Each request the run's relay forwarded appears once in the gatewa
               "with the same route, model and outcome, and the gateway has none the relay "
               "did not send.")
 MAX_SHOWN = 5
+
+
+class GatewayRecord(Strict):
+    """One line of a gateway's ledger (`cto-harness gateway serve`'s state dir): a request a
+    run's relay sent it, refusals included. `job` is the job its token was issued for (the
+    gateway's own knowledge); `run` and `sent_job` are what the relay said (X-Cto-Run,
+    X-Cto-Job). Never the endpoint, never the token."""
+
+    ts: str
+    job: str | None
+    run: str | None = None
+    sent_job: str | None = None
+    method: str
+    path: str
+    model: str | None = None
+    """The model the request asked for."""
+    model_answered: str | None = None
+    status: int
+    bytes: int = 0
+    """Answer bytes passed back to the relay."""
+    latency_ms: float
+    stream: bool = False
+    refused: str | None = None
+    error: str | None = None
+    transport: Literal["tls", "plain-http"] = "tls"
+    """`plain-http`: the gateway was served with --insecure-plain-http (the opt-out)."""
+
 
 
 def _read_lines(path: Path, what: str, needle: str | None

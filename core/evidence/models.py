@@ -61,11 +61,14 @@ EXIT_USAGE = 2
 GENESIS_HASH = "0" * 64
 
 
-class _Model(BaseModel):
+class Strict(BaseModel):
+    """The base of every model a run's files are read into: a field nobody declared is an
+    error, never silently kept."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class Manifest(_Model):
+class Manifest(Strict):
     """Written once at start: what this run is."""
 
     run_id: str
@@ -109,14 +112,14 @@ class TraceEvent(BaseModel):
     prev: str = GENESIS_HASH
 
 
-class ReadinessCheck(_Model):
+class ReadinessCheck(Strict):
     name: str
     state: Literal["ok", "missing", "invalid", "blocked", "error", "skipped"]
     detail: str
     latency_ms: float | None = None
 
 
-class Readiness(_Model):
+class Readiness(Strict):
     """backend/readiness.json: each check with a state and a detail, no secret values."""
 
     ready: bool
@@ -127,7 +130,7 @@ class Readiness(_Model):
     model: str
 
 
-class RelayRecord(_Model):
+class RelayRecord(Strict):
     """One line of backend/relay.jsonl: a request the Case made through the relay."""
 
     ts: str
@@ -149,33 +152,7 @@ class RelayRecord(_Model):
     completion_tokens: int | None = None
 
 
-class GatewayRecord(_Model):
-    """One line of a gateway's ledger (`cto-harness gateway serve`'s state dir): a request a
-    run's relay sent it, refusals included. `job` is the job its token was issued for (the
-    gateway's own knowledge); `run` and `sent_job` are what the relay said (X-Cto-Run,
-    X-Cto-Job). Never the endpoint, never the token."""
-
-    ts: str
-    job: str | None
-    run: str | None = None
-    sent_job: str | None = None
-    method: str
-    path: str
-    model: str | None = None
-    """The model the request asked for."""
-    model_answered: str | None = None
-    status: int
-    bytes: int = 0
-    """Answer bytes passed back to the relay."""
-    latency_ms: float
-    stream: bool = False
-    refused: str | None = None
-    error: str | None = None
-    transport: Literal["tls", "plain-http"] = "tls"
-    """`plain-http`: the gateway was served with --insecure-plain-http (the opt-out)."""
-
-
-class GatewayUse(_Model):
+class GatewayUse(Strict):
     """A run whose relay forwarded to a gateway instead of the endpoint: which one (its
     address and pinned fingerprint, not secrets; never the token) and the trial identity
     it sent with each request."""
@@ -189,7 +166,7 @@ class GatewayUse(_Model):
     run: str
 
 
-class Evidence(_Model):
+class Evidence(Strict):
     """A pointer to where a fact can be seen: a file of the run and a line or field."""
 
     file: str
@@ -198,7 +175,7 @@ class Evidence(_Model):
     detail: str = ""
 
 
-class CaseSetup(_Model):
+class CaseSetup(Strict):
     """What the user handed the Case beyond the task (core/run/caseconf.py)."""
 
     bin_name: str | None = None
@@ -210,7 +187,7 @@ class CaseSetup(_Model):
     """The folder copied into the Case's private HOME (CTO_HARNESS_CASE_HOME_TEMPLATE)."""
 
 
-class RelayTotals(_Model):
+class RelayTotals(Strict):
     requests: int = 0
     forwarded: int = 0
     refused: int = 0
@@ -249,7 +226,7 @@ def _known_sum(counts: Iterable[int | None]) -> int | None:
     return sum(known) if known else None
 
 
-class CheckCounts(_Model):
+class CheckCounts(Strict):
     passed: int = 0
     failed: int = 0
     errors: int = 0
@@ -265,13 +242,13 @@ class CheckCounts(_Model):
         return self.ran and self.total > 0 and self.passed == self.total
 
 
-class BaselineOutcome(_Model):
+class BaselineOutcome(Strict):
     status: BaselineStatus
     exit_code: int | None = None
     checks: CheckCounts = Field(default_factory=CheckCounts)
 
 
-class Comparison(_Model):
+class Comparison(Strict):
     """The same-run comparison a pass claim needs: real passed and fake failed."""
 
     real_passed: bool
@@ -280,7 +257,7 @@ class Comparison(_Model):
     detail: str
 
 
-class RedactionCounters(_Model):
+class RedactionCounters(Strict):
     forms: int = 0
     """How many recognisable forms of the registered secrets are masked."""
     unmaskable_forms: list[str] = Field(default_factory=list)
@@ -289,7 +266,7 @@ class RedactionCounters(_Model):
     other_redactions: int = 0
 
 
-class LeakFinding(_Model):
+class LeakFinding(Strict):
     file: str
     """The path, itself redacted: a name can hold the secret too."""
     line: int
@@ -301,7 +278,7 @@ class LeakFinding(_Model):
     """What holds the form: the file's bytes, the entry's own name, or a link's target text."""
 
 
-class CaseSandbox(_Model):
+class CaseSandbox(Strict):
     """How the Case (and its checks and the fake baseline) was isolated, or why not."""
 
     mode: Literal["bwrap", "off"]
@@ -346,7 +323,7 @@ class CaseSandbox(_Model):
     seccomp_filtered: list[str] = Field(default_factory=list)
 
 
-class Signing(_Model):
+class Signing(Strict):
     """Whether the run is signed (`attestation.intoto.jsonl`, README "Signed evidence"), and
     with which key, or the recorded opt-out."""
 
@@ -358,7 +335,7 @@ class Signing(_Model):
     detail: str = ""
 
 
-class Durations(_Model):
+class Durations(Strict):
     total_s: float = 0.0
     """Wall time from the run's start to just before report.json is written: every stage,
     the leak scan and the artifact hashes included."""
@@ -370,7 +347,7 @@ class Durations(_Model):
     """The end-of-run leak scan and the artifact hashes."""
 
 
-class UnscannedEntry(_Model):
+class UnscannedEntry(Strict):
     """A file (or folder) the leak scan did not read, and why: a form of the secret may be
     in it, so a run with one cannot pass."""
 
@@ -379,7 +356,7 @@ class UnscannedEntry(_Model):
     reason: str
 
 
-class SparseFile(_Model):
+class SparseFile(Strict):
     """A file with holes: only its data was read (holes hold zeros, no form holds one)."""
 
     file: str
@@ -388,7 +365,7 @@ class SparseFile(_Model):
     """What was read: the blocks holding data."""
 
 
-class ScanSummary(_Model):
+class ScanSummary(Strict):
     """What the end-of-run leak scan covered, within its budget (README, "Secret safety")."""
 
     complete: bool = True
@@ -406,7 +383,7 @@ class ScanSummary(_Model):
     sparse: list[SparseFile] = Field(default_factory=list)
 
 
-class Report(_Model):
+class Report(Strict):
     """report.json, written once at the end, atomically: the run's verdict and its proof."""
 
     run_id: str
@@ -469,39 +446,3 @@ class Report(_Model):
     """SHA-256 of every file of the run but report.json and trace.jsonl, by relative path."""
     trace_head: dict[str, Any] = Field(default_factory=dict)
     """`seq` and `hash` of the last trace line before the report: the chain it vouches for."""
-
-
-Verdict = Literal["ok", "failed", "not_applicable"]
-
-
-class Criterion(_Model):
-    """One acceptance line of CTO-WORK-030 that a run can prove, and its verdict."""
-
-    id: str
-    acceptance: str
-    """The seed's acceptance line, word for word."""
-    verdict: Verdict
-    detail: str
-    evidence: list[Evidence] = Field(default_factory=list)
-
-
-class Validation(_Model):
-    """`cto-harness validate`: the criteria and whether all that apply hold."""
-
-    run_id: str
-    run_dir: str
-    ok: bool
-    status: str
-    """The run's status from its report, or why there is none (interrupted, unreadable)."""
-    failure_class: FailureClass | None = None
-    """The report's: whose fault it was that the run did not pass."""
-    demo: bool = False
-    stage2_pass_evidence: bool
-    """A non-demo real-Case run whose Stage 2 passed, with every criterion holding."""
-    criteria: list[Criterion]
-    problems: list[str] = Field(default_factory=list)
-    signature: Literal["verified", "unsigned", "invalid"] | None = None
-    """`attestation.intoto.jsonl` against the key: verified, absent (unsigned: never
-    real-model evidence), or not matching (a forgery or an edit); None when not looked at."""
-    keyid: str | None = None
-    """The key the signature was checked against."""

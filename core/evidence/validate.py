@@ -14,17 +14,15 @@ import os
 from pathlib import Path
 
 from core.evidence.attestation import ATTESTATION, SignatureCheck, check_run
+from core.evidence.criteria import Criterion, Validation, Verdict
 from core.evidence.crosscheck import consistency_problems
 from core.evidence.keys import KeyProblem, VerifyKey, local_verify_key
 from core.evidence.models import (
     GENESIS_HASH,
     CaseSandbox,
-    Criterion,
     Evidence,
     Manifest,
     Report,
-    Validation,
-    Verdict,
 )
 from core.evidence.rundir import (
     UNHASHED,

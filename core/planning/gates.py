@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from core.errors import HarnessError
-from core.evidence.models import Validation, Verdict
+from core.evidence.criteria import Validation, Verdict
 from core.evidence.runs import Unreadable, list_run_dirs, load_manifest
 from core.evidence.validate import ACCEPTANCE, validate_run
 from core.planning.sot import ITEM_ID, Section, Sot, SotLine, parse_sot

@@ -24,7 +24,8 @@ from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core.evidence.models import GatewayRecord, RelayRecord
+from core.evidence.gateway_check import GatewayRecord
+from core.evidence.models import RelayRecord
 from core.relay.bodies import BodyRules
 from core.relay.gateway_state import LEDGER, GatewayStateError, Tokens
 from core.relay.ledger import Ledger, Pending
