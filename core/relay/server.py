@@ -14,24 +14,22 @@ loggers are silenced and every text that came from upstream passes `redact`.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
-import json
 import secrets
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
-import anyio
 import httpx
 from pydantic import SecretStr
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from core.evidence.exchange_store import DEFAULT_MAX_BYTES, ExchangeStore
 from core.evidence.models import RelayRecord
 from core.evidence.rundir import utcnow
+from core.relay.answers import ClosingStream, pass_stream, scrub, upstream_error
 from core.relay.bodies import BodyRules, judge_body
 from core.relay.inflight import InFlightWriter
 from core.relay.inflight import enabled as inflight_enabled
@@ -39,10 +37,7 @@ from core.relay.ledger import Ledger, Pending
 from core.relay.loopback import LoopbackServer
 from core.relay.passage import (
     Api,
-    SsePassage,
-    error_message,
     parse_answer,
-    sse_error,
 )
 from core.relay.recording import Recorder
 from core.relay.rules import (
@@ -62,19 +57,7 @@ from core.settings import upstream_headers, upstream_url, verifies_tls
 UPSTREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=60.0)
 """Generous reads: a large model may think for minutes before its first token."""
 
-ERROR_BODY_LIMIT = 64 * 1024
 INSIDE_PORTS = (20000, 60000)
-
-
-class _ClosingStream(StreamingResponse):
-    """Closes its body iterator however the response ends (a Case that hangs up mid-stream
-    included), so the generator's cleanup — writing the ledger line — always runs now."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            await self.body_iterator.aclose()  # type: ignore[attr-defined]
 
 
 class Relay:
@@ -344,12 +327,13 @@ class Relay:
             said = self.ledger.describe(exc)
             return self.ledger.fail(pending, 502, f"upstream unreachable ({said})")
         if upstream.status_code >= 300:
-            return await self._upstream_error(upstream, pending)
+            return await upstream_error(upstream, pending, self.ledger, self._via_gateway)
         content_type = upstream.headers.get("content-type", "")
         if content_type.startswith("text/event-stream"):
             pending.stream, pending.status = True, upstream.status_code
-            return _ClosingStream(
-                self._pass_stream(upstream, pending, api),
+            return ClosingStream(
+                pass_stream(upstream, pending, api, self.ledger, self._redact, self.model,
+                            self._streams),
                 status_code=upstream.status_code,
                 media_type="text/event-stream",
                 headers={"cache-control": "no-cache"},
@@ -391,86 +375,5 @@ class Relay:
         self.ledger.finish(pending)
         # A success passes the redactor like an error: the upstream's host in `/models`'
         # `root`, a `system_fingerprint` or the text must not reach the Case.
-        return Response(self._scrub(raw), upstream.status_code,
+        return Response(scrub(raw, self._redact), upstream.status_code,
                         media_type=content_type or None)
-
-    def _scrub(self, raw: bytes) -> bytes:
-        """`raw` with every secret form masked; the same bytes when there was none."""
-        text = raw.decode("utf-8", errors="replace")
-        safe = self._redact(text)
-        return raw if safe == text else safe.encode("utf-8")
-
-    async def _pass_stream(
-        self, upstream: httpx.Response, pending: Pending, api: Api
-    ) -> AsyncIterator[bytes]:
-        """Yield the complete lines of each read as it arrives; the ledger line is written
-        when the stream ends, however it ends. A stream that carried no event becomes an
-        error event to the Case, never an empty 200 its client cannot explain."""
-        passage = SsePassage(self._redact, expected_model=self.model)
-        pending.seen = passage.seen
-        keep = pending.capture.chunk if pending.capture is not None else None
-        # Every chunk passes the redactor too, a streaming one when given: the passage
-        # hands it whole lines, so it holds back nothing but a suffix that could still
-        # begin a secret form (a base64 form wrapped onto the next line).
-        scrub = self._streams() if self._streams is not None else None
-        feed = scrub.feed if scrub is not None else self._scrub
-        try:
-            async for chunk in upstream.aiter_bytes():
-                if keep is not None:
-                    keep(chunk)
-                lines = passage.feed(chunk)
-                if lines and (lines := feed(lines)):
-                    pending.bytes_out += len(lines)
-                    yield lines
-            rest = feed(passage.flush()) + (scrub.flush() if scrub is not None else b"")
-            if rest:
-                pending.bytes_out += len(rest)
-                yield rest
-            if not passage.events:
-                pending.error = "upstream stream carried no event"
-                yield sse_error(pending.error, api)
-        except httpx.HTTPError as exc:
-            kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "broke off"
-            pending.error = f"upstream {kind} mid-stream ({self.ledger.describe(exc)})"
-            if scrub is not None and (held := scrub.flush()):
-                yield held
-            yield sse_error(pending.error, api)
-        except BaseException:
-            pending.error = "the Case closed the stream before it ended"
-            raise
-        finally:
-            if pending.error is None and passage.seen.error is not None:
-                said = self.ledger.excerpt(passage.seen.error)
-                pending.error = f"upstream error in stream: {said}"
-            self.ledger.finish(pending)
-            with anyio.CancelScope(shield=True):
-                await upstream.aclose()
-
-    async def _upstream_error(self, upstream: httpx.Response, pending: Pending) -> Response:
-        raw = b""
-        try:
-            async for chunk in upstream.aiter_bytes():
-                raw += chunk
-                if len(raw) >= ERROR_BODY_LIMIT:
-                    break
-        except httpx.HTTPError:
-            pass  # the status alone is the news; a body cut short adds nothing
-        finally:
-            await upstream.aclose()
-        text = raw.decode("utf-8", errors="replace")
-        with contextlib.suppress(ValueError, RecursionError):  # not JSON: the text itself
-            text = error_message(json.loads(text))
-        status = upstream.status_code
-        said = f": {self.ledger.excerpt(text)}" if text.strip() else ""
-        message = f"upstream answered HTTP {status}{said}"
-        if status in (401, 403) and self._via_gateway:
-            # The gateway refused the run's token (wrong, expired, revoked): the run is
-            # blocked by its setup, never failed for what the Case did.
-            message = f"gateway: refused the run's token (HTTP {status}{said})"
-        elif status in (401, 403):
-            message += (f" (the {self.ledger.WHO}'s API key, CTO_HARNESS_CASE_LOCAL_API_KEY, "
-                        "was refused)")
-        # A client error passes through as itself; server errors, redirects and a refused
-        # key are the upstream's fault, so the Case sees a gateway error.
-        relayed = status if 400 <= status < 500 and status not in (401, 403) else 502
-        return self.ledger.fail(pending, relayed, message)
