@@ -13,6 +13,9 @@ Source = Literal["system", "user", "agent"]
 RESULT_TYPES = {"function_call_output", "custom_tool_call_output",
                 "local_shell_call_output", "computer_call_output"}
 """Responses API input items that carry a tool's result back to the model."""
+AGENT_ITEM_TYPES = {"function_call", "reasoning", "custom_tool_call", "local_shell_call",
+                    "web_search_call", "file_search_call", "computer_call"}
+"""Responses API items the model produced (resent by the agent as history)."""
 
 
 @dataclass
@@ -61,6 +64,18 @@ class Step:
     problems: list[str] = field(default_factory=list)
     raw: str | None = None
     """The text as it came, when it could not be read as JSON."""
+
+    def add_call(self, call_id: Any, name: Any, arguments: Any, n: int) -> str:
+        """A tool call this step made, its arguments parsed (a problem noted when they are
+        not a JSON object); returns its id (made up from the exchange and `n` when the
+        wire had none), which its result will name."""
+        args, raw, problem = parse_arguments(arguments)
+        cid = call_id if isinstance(call_id, str) and call_id else f"call-{self.exchange}-{n}"
+        self.tool_calls.append(ToolCall(cid, name if isinstance(name, str) else "?", args,
+                                        raw, problem))
+        if problem:
+            self.problems.append(f"tool call {cid}: {problem}")
+        return cid
 
     @property
     def first_line(self) -> str:
@@ -117,3 +132,10 @@ def result_text(value: Any) -> str:
         return json.dumps(output, ensure_ascii=False) if isinstance(output, dict) \
             else text_of(output)
     return text_of(value.get("content"))
+
+
+def from_agent(value: Any) -> bool:
+    """An item the model produced: an assistant message or one of AGENT_ITEM_TYPES."""
+    if not isinstance(value, dict):
+        return False
+    return value.get("role") == "assistant" or value.get("type") in AGENT_ITEM_TYPES

@@ -40,20 +40,18 @@ from typing import Any
 
 from core.evidence.exchanges import ExchangeFolder, Loaded
 from core.evidence.steps import (
+    AGENT_ITEM_TYPES,
     RESULT_TYPES,
     Observation,
     Source,
     Step,
-    ToolCall,
-    parse_arguments,
+    from_agent,
     result_text,
     text_of,
 )
 
 GENERATING = ("chat/completions", "responses", "completions")
 THREADS_KEPT = 32
-_AGENT_ITEM_TYPES = {"function_call", "reasoning", "custom_tool_call", "local_shell_call",
-                     "web_search_call", "file_search_call", "computer_call"}
 
 
 @dataclass(frozen=True)
@@ -281,14 +279,7 @@ class Transcript:
             self._call(step, call.get("id"), fn.get("name"), fn.get("arguments"), n)
 
     def _call(self, step: Step, call_id: Any, name: Any, arguments: Any, n: int) -> None:
-        args, raw, problem = parse_arguments(arguments)
-        cid = call_id if isinstance(call_id, str) and call_id else \
-            f"call-{step.exchange}-{n}"
-        step.tool_calls.append(ToolCall(cid, name if isinstance(name, str) else "?", args,
-                                        raw, problem))
-        if problem:
-            step.problems.append(f"tool call {cid}: {problem}")
-        self._calls[cid] = step
+        self._calls[step.add_call(call_id, name, arguments, n)] = step  # for its results
 
     def _observe(self, call_id: Any, text: str, loaded: Loaded) -> Observation | None:
         step = self._calls.get(call_id) if isinstance(call_id, str) else None
@@ -385,7 +376,7 @@ class Transcript:
                         self._lazy[id(obs)] = value.ref
                     continue
                 value = self.folder.blob(value.ref)[0]
-            if echo and self._from_agent(value):
+            if echo and from_agent(value):
                 continue
             echo = False
             self._input_item(value, loaded)
@@ -398,12 +389,6 @@ class Transcript:
             out_keys = tuple(f"out:{response['id']}:{i}" for i in
                              range(len(response.get("output") or [])))
             self._responses[response["id"]] = full + out_keys
-
-    @staticmethod
-    def _from_agent(value: Any) -> bool:
-        if not isinstance(value, dict):
-            return False
-        return value.get("role") == "assistant" or value.get("type") in _AGENT_ITEM_TYPES
 
     def _input_item(self, value: Any, loaded: Loaded) -> None:
         if not isinstance(value, dict):
@@ -418,7 +403,7 @@ class Transcript:
             output = value.get("output")
             self._observe(value.get("call_id"), text_of(output) if not isinstance(
                 output, dict) else json.dumps(output, ensure_ascii=False), loaded)
-        elif kind in _AGENT_ITEM_TYPES:
+        elif kind in AGENT_ITEM_TYPES:
             step = self._add("agent", "", loaded)
             self._output_item(value, step, 0)
         else:
