@@ -19,9 +19,10 @@ from tests.support.pilot import SIZE, dashboard, until
 from tests.support.tui_fixtures import FixtureRun, make_running, make_runs_root, run_id, stage2
 from tui.app import Dashboard
 from tui.launcher import ChildRun, ChildRunRequest
-from tui.screens.detail import RunDetailScreen, viewer_command
+from tui.screens.detail import RunDetailScreen
 from tui.screens.dialogs import ConfirmScreen
 from tui.widgets.case_log import CaseLog
+from tui.widgets.file_view import viewer_command
 from tui.widgets.runs_table import RunsTable
 from tui.widgets.status_panel import StatusPanel
 from tui.widgets.timeline import StageTimeline

@@ -4,15 +4,13 @@ relay ledger, the real-vs-fake baseline, and its files."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import shlex
 import shutil
 import stat
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, cast
 
@@ -55,7 +53,7 @@ from tui.run_record import (
 from tui.terminal_text import inert, safe
 from tui.widgets.changes import ChangesView
 from tui.widgets.conversation import ConversationView
-from tui.widgets.file_view import FileView
+from tui.widgets.file_view import FileView, viewer_command
 from tui.widgets.footer import SteadyFooter
 from tui.widgets.keys import KeyedTable
 from tui.widgets.runs_table import STATUS_STYLE
@@ -114,17 +112,6 @@ def link_label(path: Path) -> str:
         return f"{path.name} → {os.readlink(path)}"
     except OSError:
         return f"{path.name} → ?"
-
-
-def viewer_command(env: Mapping[str, str]) -> list[str] | None:
-    """What `o` opens a file with: $VISUAL, $EDITOR, then $PAGER, then `less` if on PATH
-    (a user with no editor set still gets to read the whole file); None when none is."""
-    for name in ("VISUAL", "EDITOR", "PAGER"):
-        with contextlib.suppress(ValueError):  # unbalanced quotes: not a command
-            if words := shlex.split(env.get(name) or ""):
-                return words
-    less = shutil.which("less")
-    return [less] if less else None
 
 
 class RunDetailScreen(ReportsWorkerErrors, Screen[None]):

@@ -3,8 +3,11 @@ only the lines on screen are read, cleaned and redacted."""
 
 from __future__ import annotations
 
+import contextlib
+import shlex
+import shutil
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import BinaryIO, ClassVar
 
@@ -30,6 +33,17 @@ INDEX_CHUNK = 1 << 20
 JSON_COLOURS = JSONHighlighter()
 """Keys, strings, numbers and literals of the run's JSON files (manifest, report, trace,
 ledgers) in colour; the text itself is what the file holds, made inert."""
+
+
+def viewer_command(env: Mapping[str, str]) -> list[str] | None:
+    """What `o` opens a file with: $VISUAL, $EDITOR, then $PAGER, then `less` if on PATH
+    (a user with no editor set still gets to read the whole file); None when none is."""
+    for name in ("VISUAL", "EDITOR", "PAGER"):
+        with contextlib.suppress(ValueError):  # unbalanced quotes: not a command
+            if words := shlex.split(env.get(name) or ""):
+                return words
+    less = shutil.which("less")
+    return [less] if less else None
 
 
 class FileView(ScrollView, can_focus=True):
