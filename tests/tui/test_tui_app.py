@@ -533,6 +533,8 @@ async def test_run_detail_log_shows_a_long_progress_line_at_its_last_state(
     async with app.run_test(size=SIZE) as pilot:
         await app.push_screen(RunDetailScreen(run.paths.root))
         view = app.screen.query_one("#log-view", FileView)
+        assert view.path is None, "the log is read when its tab is first shown, not before"
+        app.screen.query_one(TabbedContent).active = "log"
         await until(pilot, lambda: view.line_count == 3)
         assert view.line_text(1) == "done: 42 files"
         assert view.line_text(2) == "after"
@@ -551,6 +553,7 @@ async def test_known_secrets_are_redacted_again_at_display(tmp_path: Path,
         assert log.lines[1].startswith("a leaked line: ") and secret not in log.lines[1]
         await app.push_screen(RunDetailScreen(run.paths.root))
         view = app.screen.query_one("#log-view", FileView)
+        app.screen.query_one(TabbedContent).active = "log"
         await until(pilot, lambda: view.line_count == 2)
         assert secret not in view.line_text(1) and view.line_text(1).startswith("a leaked line")
 

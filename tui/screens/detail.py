@@ -7,10 +7,9 @@ import asyncio
 import json
 import os
 import shutil
-import stat
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, cast
 
@@ -32,9 +31,6 @@ from textual.widgets import (
     TabPane,
     Tabs,
 )
-from textual.widgets.directory_tree import DirEntry
-from textual.widgets.tree import TreeNode
-from textual.worker import Worker
 
 from core.evidence.models import Report
 from core.evidence.rundir import RunPaths
@@ -56,6 +52,7 @@ from tui.widgets.conversation import ConversationView
 from tui.widgets.file_view import FileView, viewer_command
 from tui.widgets.footer import SteadyFooter
 from tui.widgets.keys import KeyedTable
+from tui.widgets.run_files import RunFilesTree
 from tui.widgets.runs_table import STATUS_STYLE
 from tui.widgets.timeline import seconds
 from tui.widgets.where_bar import WhereBar
@@ -64,54 +61,6 @@ if TYPE_CHECKING:
     from tui.app import Dashboard
 
 REREAD_S = 2.0
-
-
-class RunFilesTree(DirectoryTree):
-    """The run's files: every name is the Case's to choose, so shown through `safe()`. A
-    link is shown as a link (`name → target`) and never entered or opened: the Case may
-    point one at /, /etc/shadow or the `*_FILE` secret (issue 22). Only folders that
-    really are folders (lstat) expand, and a listing that would leave the run (a folder
-    swapped for a link since) is not made."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
-        Binding("g", "scroll_home", "First", show=False),
-        Binding("G", "scroll_end", "Last", show=False),
-    ]
-    """j/k/g/G as on every other list (Tree names its actions as the scroll keys do)."""
-
-    def process_label(self, label: str | Text) -> Text:
-        return super().process_label(inert(label.plain if isinstance(label, Text) else label))
-
-    @staticmethod
-    def _safe_is_dir(path: Path) -> bool:
-        try:
-            return stat.S_ISDIR(path.lstat().st_mode)
-        except OSError:
-            return False
-
-    def _populate_node(self, node: TreeNode[DirEntry], content: Iterable[Path]) -> None:
-        node.remove_children()
-        for path in content:
-            node.add(link_label(path), data=DirEntry(path), allow_expand=self._safe_is_dir(path))
-        node.expand()
-
-    def _directory_content(self, location: Path, worker: Worker) -> Iterator[Path]:
-        root = Path(self.path).resolve()
-        if location != root and not location.is_relative_to(root):
-            return iter(())  # resolved out of the run: a link planted since it was listed
-        return super()._directory_content(location, worker)
-
-
-def link_label(path: Path) -> str:
-    """A tree entry's name; a link's with where it points (its text, never followed)."""
-    if not path.is_symlink():
-        return path.name
-    try:
-        return f"{path.name} → {os.readlink(path)}"
-    except OSError:
-        return f"{path.name} → ?"
 
 
 class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
@@ -164,7 +113,7 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
         yield SteadyFooter()
 
     def on_mount(self) -> None:
-        self.query_one("#log-view", FileView).load(RunPaths(self.run_dir).case_log)
+        self._log_loaded = False
         self._saw_running = not RunPaths(self.run_dir).report.exists()
         self._load()
 
@@ -182,8 +131,23 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
             if self.record.report is not None or self.record.manifest is None:
                 break
             await asyncio.sleep(REREAD_S)
-        if self._saw_running:
+        if self._saw_running and self._log_loaded:
             self.query_one("#log-view", FileView).load(RunPaths(self.run_dir).case_log)
+
+    def _log_view(self) -> FileView:
+        """The Log tab's view, its file indexed the first time it is needed (the tab shown,
+        `/`, `o`), not on mount: indexing a 300 MB log holds the interpreter for seconds
+        while the other tabs draw their first frame."""
+        view = self.query_one("#log-view", FileView)
+        if not self._log_loaded:
+            self._log_loaded = True
+            view.load(RunPaths(self.run_dir).case_log)
+        return view
+
+    @on(TabbedContent.TabActivated)
+    def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "log":
+            self._log_view()
 
     # -- tabs ----------------------------------------------------------------------
     def _summary(self) -> None:
@@ -380,8 +344,8 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
         dashboard suspended meanwhile. A read-only copy: the run's files are evidence,
         hashed in its report, and an edit would break them."""
         tabs = self.query_one(TabbedContent)
-        view = self.query_one("#file-view" if tabs.active == "files" else "#log-view",
-                              FileView)
+        view = self.query_one("#file-view", FileView) if tabs.active == "files" \
+            else self._log_view()
         viewer = viewer_command(os.environ)
         if view.path is None:
             self.notify("pick a file in Files first (enter opens it in the viewer)",
@@ -436,6 +400,6 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
 
     @on(Input.Submitted, "#log-find")
     def _find(self, event: Input.Submitted) -> None:
-        view = self.query_one("#log-view", FileView)
+        view = self._log_view()
         view.search(event.value.strip())
         view.focus()
