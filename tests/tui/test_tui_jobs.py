@@ -98,9 +98,11 @@ async def test_jobs_screen_lists_jobs_with_progress_rate_and_state(jobs) -> None
         await until(pilot, lambda: matrix_rows(app))
         assert matrix_rows(app) == [[TASKS[0], "✓ pass", "· wait"],
                                     [TASKS[1], "? intr", "· wait"]]  # its harness is gone
-        await pilot.press("down")  # the finished job
+        await pilot.press("j")  # the finished job (j/k as on every list)
         await until(pilot, lambda: matrix_rows(app)[0][2] == "✗ fail")
         assert matrix_rows(app)[1][1:] == ["✗ fail", "■ block"]
+        await pilot.press("k")
+        await until(pilot, lambda: matrix_rows(app)[0][2] == "· wait")
 
 
 

@@ -4,11 +4,11 @@ job's matrix, a row per task and a coloured cell per attempt."""
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from core.jobs.model import Job, Trial
 from core.jobs.summary import JobRow, class_counts
 from tui.terminal_text import inert
+from tui.widgets.keys import KeyedTable
 from tui.widgets.runs_table import cut
 
 JOB_COLUMNS = ("job", "state", "progress", "pass@1", "pass@k", "passed", "note")
@@ -65,7 +65,7 @@ def as_text(cell: str | Text) -> Text:
     return cell if isinstance(cell, Text) else Text(cell)
 
 
-class JobsTable(DataTable[str | Text]):
+class JobsTable(KeyedTable):
     DEFAULT_CSS = """
     JobsTable { height: 2fr; }
     """
@@ -127,7 +127,7 @@ def trial_cell(trial: Trial, job_alive: bool) -> Text:
     return inert(word, style)
 
 
-class JobMatrix(DataTable[str | Text]):
+class JobMatrix(KeyedTable):
     """Tasks × attempts; `enter` on a cell opens that trial's run (the screen does)."""
 
     DEFAULT_CSS = """
