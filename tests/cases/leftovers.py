@@ -18,20 +18,11 @@ modes   leaves, in its workspace and its home, a copy of the interpreter made se
 """
 
 import argparse
-import json
 import os
 import shutil
 import sys
-import urllib.request
 
-GOOD = '''import re
-import unicodedata
-
-
-def slugify(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-'''
+from hostile import GOOD, ask  # its neighbour: the same solution, the same one request
 
 PLANT = '''
 
@@ -71,22 +62,6 @@ import atexit  # noqa: E402
 
 atexit.register(_swap)
 '''
-
-
-def ask(model: str) -> bool:
-    base = os.environ["OPENAI_BASE_URL"].rstrip("/")
-    body = {"model": model, "messages": [{"role": "user", "content": "write slugify"}]}
-    req = urllib.request.Request(
-        base + "/chat/completions", data=json.dumps(body).encode(), method="POST",
-        headers={"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"],
-                 "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            resp.read()
-        return True
-    except OSError as exc:
-        print(f"case: model request failed: {exc}", flush=True)
-        return False
 
 
 def modes(where: str) -> None:
