@@ -242,6 +242,30 @@ def _unsigned_why(report: Report) -> str | None:
     return None
 
 
+def _statement(env: dict[str, Any], key: VerifyKey | None, key_problem: str | None,
+               predicate: str) -> dict[str, Any] | SignatureCheck:
+    """The statement of `env` once its signature by `key` verifies and it is of type
+    `predicate` (a run's or a job's); else the SignatureCheck that says why not."""
+    if key is None:
+        return SignatureCheck(None, None, f"cannot verify the signature: {key_problem}; or "
+                              "give the signer's public key with --key PUB")
+    try:
+        statement = verify_envelope(env, key, ATTESTATION).statement
+    except BadEnvelope as exc:
+        return SignatureCheck("invalid", key.keyid, str(exc))
+    if statement.get("predicateType") != predicate:
+        return SignatureCheck("invalid", key.keyid, f"{ATTESTATION}: predicateType is "
+                              f"{statement.get('predicateType')!r}, not {predicate}")
+    return statement
+
+
+def _found(key: VerifyKey, problems: list[str]) -> SignatureCheck:
+    """A signature that verifies over files that changed since: the first five named."""
+    more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
+    return SignatureCheck("verified", key.keyid, "; ".join(problems[:5]) + more,
+                          tuple(problems))
+
+
 def check_run(root: Path, report: Report, report_bytes: bytes, now: dict[str, str],
               key: VerifyKey | None, key_problem: str | None) -> SignatureCheck:
     """The run's attestation against `key` and the files as they are now (`now`: the
@@ -259,22 +283,13 @@ def check_run(root: Path, report: Report, report_bytes: bytes, now: dict[str, st
                               "says the run was signed (removed after the fact?)")
     except BadEnvelope as exc:
         return SignatureCheck("invalid", None, str(exc))
-    if key is None:
-        return SignatureCheck(None, None, f"cannot verify the signature: {key_problem}; or "
-                              "give the signer's public key with --key PUB")
-    try:
-        verified = verify_envelope(env, key, ATTESTATION)
-    except BadEnvelope as exc:
-        return SignatureCheck("invalid", key.keyid, str(exc))
-    statement = verified.statement
-    if statement.get("predicateType") != RUN_PREDICATE:
-        return SignatureCheck("invalid", key.keyid, f"{ATTESTATION}: predicateType is "
-                              f"{statement.get('predicateType')!r}, not {RUN_PREDICATE}")
+    statement = _statement(env, key, key_problem, RUN_PREDICATE)
+    if isinstance(statement, SignatureCheck):
+        return statement
+    assert key is not None  # without a key, _statement has answered
     problems = _subject_problems(root, statement, report, report_bytes, now)
     if problems:
-        more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
-        return SignatureCheck("verified", key.keyid, "; ".join(problems[:5]) + more,
-                              tuple(problems))
+        return _found(key, problems)
     return SignatureCheck("verified", key.keyid, f"Ed25519 signature by {key.source} "
                           f"verified over {len(statement.get('subject') or [])} files")
 
@@ -323,16 +338,10 @@ def check_job(folder: Path, key: VerifyKey | None, key_problem: str | None) -> S
                               "evidence); never real-model evidence")
     except BadEnvelope as exc:
         return SignatureCheck("invalid", None, str(exc))
-    if key is None:
-        return SignatureCheck(None, None, f"cannot verify the signature: {key_problem}; or "
-                              "give the signer's public key with --key PUB")
-    try:
-        statement = verify_envelope(env, key, ATTESTATION).statement
-    except BadEnvelope as exc:
-        return SignatureCheck("invalid", key.keyid, str(exc))
-    if statement.get("predicateType") != JOB_PREDICATE:
-        return SignatureCheck("invalid", key.keyid, f"{ATTESTATION}: predicateType is "
-                              f"{statement.get('predicateType')!r}, not {JOB_PREDICATE}")
+    statement = _statement(env, key, key_problem, JOB_PREDICATE)
+    if isinstance(statement, SignatureCheck):
+        return statement
+    assert key is not None  # without a key, _statement has answered
     problems = []
     for name, digest in sorted(subject_digests(statement).items()):
         path = folder / name if name == "job.json" else runs_root / name
@@ -345,9 +354,7 @@ def check_job(folder: Path, key: VerifyKey | None, key_problem: str | None) -> S
         if digest.get("sha256") != now:
             problems.append(f"{name}: changed after the job was signed")
     if problems:
-        more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
-        return SignatureCheck("verified", key.keyid, "; ".join(problems[:5]) + more,
-                              tuple(problems))
+        return _found(key, problems)
     return SignatureCheck("verified", key.keyid, f"Ed25519 signature by {key.source} "
                           f"verified over job.json and {len(statement['subject']) - 1} "
                           "trial attestations")
