@@ -422,19 +422,11 @@ def test_a_local_job_never_imports_ray() -> None:
 
 def test_ctrl_c_cancels_the_remote_trials_and_their_runs_come_back(
         tmp_path: Path, cluster: Cluster) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CTO_HARNESS_", "RAY_"))}
-    env |= cluster.env | {"CTO_HARNESS_RUNS_ROOT": str(tmp_path / "runs"),
-                          "CTO_HARNESS_CLUSTER_TIMEOUT": "60", "PYTHONPATH": str(ROOT),
-                          KEY_FILE_VAR: os.environ[KEY_FILE_VAR]}
-    harness = Harness(env=env, runs_root=tmp_path / "runs")
-    proc = harness.start("job", "--demo", "--task", SLUG, "--attempts", "2", "--concurrency",
-                         "2", "--cluster", cluster.gcs, "--json")
+    harness, proc = start_two_trials(tmp_path, cluster)
     # As soon as both are handed to the worker: the demo Case is done in a blink, so a
     # signal once it runs would race its report. Whichever side of its start a trial is on,
     # it ends cancelled: not started (the worker's slot was told first), or its run SIGINTed
     # on the node and its `cancelled` folder sent back.
-    wait_for(lambda: trials_running(tmp_path, 2) or proc.poll() is not None,
-             "both trials to start")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 130, err
@@ -451,6 +443,20 @@ def test_ctrl_c_cancels_the_remote_trials_and_their_runs_come_back(
             assert "cancelled before it started" in trial["problem"], trial
 
 
+def start_two_trials(tmp_path: Path, cluster: Cluster) -> tuple[Harness, subprocess.Popen[str]]:
+    """A demo job of two trials over the cluster, returned once both run on the worker."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CTO_HARNESS_", "RAY_"))}
+    env |= cluster.env | {"CTO_HARNESS_RUNS_ROOT": str(tmp_path / "runs"),
+                          "CTO_HARNESS_CLUSTER_TIMEOUT": "60", "PYTHONPATH": str(ROOT),
+                          KEY_FILE_VAR: os.environ[KEY_FILE_VAR]}
+    harness = Harness(env=env, runs_root=tmp_path / "runs")
+    proc = harness.start("job", "--demo", "--task", SLUG, "--attempts", "2", "--concurrency",
+                         "2", "--cluster", cluster.gcs, "--json")
+    wait_for(lambda: trials_running(tmp_path, 2) or proc.poll() is not None,
+             "both trials to start")
+    return harness, proc
+
+
 def trials_running(tmp_path: Path, n: int) -> bool:
     for path in (tmp_path / "runs" / "jobs").glob("*/job.json"):
         with contextlib.suppress(OSError, ValueError):
@@ -462,15 +468,7 @@ def trials_running(tmp_path: Path, n: int) -> bool:
 def test_a_node_lost_mid_job_leaves_its_trials_interrupted_and_resume_finishes_them(
         tmp_path: Path, cluster: Cluster) -> None:
     """Last in the module: it kills the module's worker (a new one joins for the resume)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CTO_HARNESS_", "RAY_"))}
-    env |= cluster.env | {"CTO_HARNESS_RUNS_ROOT": str(tmp_path / "runs"),
-                          "CTO_HARNESS_CLUSTER_TIMEOUT": "60", "PYTHONPATH": str(ROOT),
-                          KEY_FILE_VAR: os.environ[KEY_FILE_VAR]}
-    harness = Harness(env=env, runs_root=tmp_path / "runs")
-    proc = harness.start("job", "--demo", "--task", SLUG, "--attempts", "2", "--concurrency",
-                         "2", "--cluster", cluster.gcs, "--json")
-    wait_for(lambda: trials_running(tmp_path, 2) or proc.poll() is not None,
-             "both trials to start")
+    harness, proc = start_two_trials(tmp_path, cluster)
     cluster.worker.kill()
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 1, err  # some trial still needs a run

@@ -234,15 +234,8 @@ def test_a_token_the_gateway_refuses_blocks_the_run_with_one_line(
     assert no_secret_in(served.stop(), secret)
 
 
-LATE_ASKER = '''
-import http.client, json, os, sys, time
-from urllib.parse import urlsplit
-
+ASK_ONCE = '''
 base = urlsplit(os.environ["OPENAI_BASE_URL"])
-go = os.path.join(sys.argv[1], "go")
-print("case: waiting", flush=True)
-while not os.path.exists(go):
-    time.sleep(0.01)
 conn = http.client.HTTPConnection(base.hostname, base.port, timeout=30)
 conn.request("POST", "/v1/chat/completions", body=json.dumps({
     "model": os.environ["CTO_HARNESS_CASE_MODEL"],
@@ -251,6 +244,17 @@ conn.request("POST", "/v1/chat/completions", body=json.dumps({
              "Content-Type": "application/json"})
 print("case: asked", conn.getresponse().status, flush=True)
 '''
+"""A Case's one request through its relay, its status printed (both Cases below end so)."""
+
+LATE_ASKER = '''
+import http.client, json, os, sys, time
+from urllib.parse import urlsplit
+
+go = os.path.join(sys.argv[1], "go")
+print("case: waiting", flush=True)
+while not os.path.exists(go):
+    time.sleep(0.01)
+''' + ASK_ONCE
 
 
 def test_a_token_revoked_while_the_case_runs_blocks_the_run_not_fails_it(
@@ -290,15 +294,7 @@ try:
 except OSError as exc:
     print("case: token file hidden", type(exc).__name__, flush=True)
 print("case: gateway variables", sorted(n for n in os.environ if "GATEWAY" in n), flush=True)
-base = urlsplit(os.environ["OPENAI_BASE_URL"])
-conn = http.client.HTTPConnection(base.hostname, base.port, timeout=30)
-conn.request("POST", "/v1/chat/completions", body=json.dumps({
-    "model": os.environ["CTO_HARNESS_CASE_MODEL"],
-    "messages": [{"role": "user", "content": "hi"}]}),
-    headers={"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"],
-             "Content-Type": "application/json"})
-print("case: asked", conn.getresponse().status, flush=True)
-'''
+''' + ASK_ONCE
 
 
 def test_the_case_gets_neither_the_token_nor_the_gateways_settings(
