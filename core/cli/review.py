@@ -12,7 +12,7 @@ from core.cli.common import emit_json, root_was_chosen, runs_root
 from core.errors import UsageError
 from core.evidence.attestation import check_job
 from core.evidence.gateway_check import check_gateway_ledger
-from core.evidence.keys import KeyProblem, VerifyKey, load_public_key, local_verify_key
+from core.evidence.keys import VerifyKey, load_public_key, verify_key
 from core.evidence.runs import RunsRootError, find_run, list_runs
 from core.evidence.validate import validate_run
 from core.settings import RUNS_ROOT_VAR
@@ -60,13 +60,7 @@ def _validate_job(folder: Path, key: VerifyKey | None, as_json: bool,
                   ledger: Path | None = None) -> int:
     """A job folder: its signed summary against the key (each trial is validated as a run:
     `cto-harness validate RUN_ID`), and with `ledger` every trial against the gateway's."""
-    problem = None
-    if key is None:
-        try:
-            key = local_verify_key(os.environ)
-        except KeyProblem as exc:
-            problem = str(exc)
-    check = check_job(folder, key, problem)
+    check = check_job(folder, *verify_key(key, os.environ))
     agreed = _job_gateway(folder, ledger) if ledger is not None else None
     ok = check.ok and (agreed is None or agreed["ok"])
     if as_json:

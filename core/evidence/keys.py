@@ -226,11 +226,18 @@ def load_public_key(path: Path) -> VerifyKey:
     return VerifyKey(public=key, source=f"the key given ({path.name})")
 
 
-def local_verify_key(environ: Mapping[str, str]) -> VerifyKey:
-    """The public half of the local signing key, never made here (validate must not mint
-    a key that would then vouch for nothing): KeyProblem when there is none."""
-    key = load_signing_key(environ, create=False)
-    return VerifyKey(public=key.public, source="the local key")
+def verify_key(given: VerifyKey | None,
+               environ: Mapping[str, str]) -> tuple[VerifyKey | None, str | None]:
+    """The key to verify with: `given` (--key), else the public half of the local signing
+    key, never made here (validate must not mint a key that would then vouch for nothing);
+    with why there is none instead."""
+    if given is not None:
+        return given, None
+    try:
+        key = load_signing_key(environ, create=False)
+    except KeyProblem as exc:
+        return None, str(exc)
+    return VerifyKey(public=key.public, source="the local key"), None
 
 
 def signing_setup(environ: Mapping[str, str]) -> tuple[Signing, SigningKey | None, str | None]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from core.evidence.attestation import ATTESTATION, SignatureCheck, check_run
 from core.evidence.criteria import Criterion, Validation, Verdict
 from core.evidence.crosscheck import consistency_problems
-from core.evidence.keys import KeyProblem, VerifyKey, local_verify_key
+from core.evidence.keys import VerifyKey, verify_key
 from core.evidence.models import (
     GENESIS_HASH,
     CaseSandbox,
@@ -360,13 +360,7 @@ def _gateway_pinned(report: Report) -> Criterion:
 def _signed(paths: RunPaths, report: Report, report_bytes: bytes, now: dict[str, str],
             key: VerifyKey | None) -> tuple[Criterion, SignatureCheck]:
     """The attestation verified with `key`, else the local key (never made here)."""
-    problem = None
-    if key is None:
-        try:
-            key = local_verify_key(os.environ)
-        except KeyProblem as exc:
-            problem = str(exc)
-    check = check_run(paths.root, report, report_bytes, now, key, problem)
+    check = check_run(paths.root, report, report_bytes, now, *verify_key(key, os.environ))
     return _c("evidence_signed", "ok" if check.ok else "failed", check.detail,
               Evidence(file=ATTESTATION), Evidence(file="report.json", field="signing")), check
 
