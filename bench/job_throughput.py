@@ -19,11 +19,13 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -76,6 +78,14 @@ def direct_one(args: tuple[str, str, bool]) -> float:
                             "CTO_HARNESS_WORKSPACE": str(workspace),
                             "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "LANG": "C.UTF-8"})
     return time.perf_counter() - t0
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every finished descendant: on a shared, loaded
+    machine the work each side did, which other users' load does not inflate as it does
+    the wall time."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def direct(trials: int, concurrency: int, case_bin: str, scratch: str, baseline: bool) -> float:
@@ -168,22 +178,41 @@ def main() -> None:
         del os.environ[name]
     with tempfile.TemporaryDirectory(prefix="cto-harness-bench-job-") as tmp:
         scratch = Path(tmp)
+        # As root the sandbox runs as an unused uid, which must be able to reach the Case:
+        # a 0700 scratch folder blocks every trial at its preflight, and the job would time
+        # nothing but preflights.
+        scratch.chmod(0o711)
         case_bin = scratch / "quick-case"
         case_bin.write_text(QUICK_CASE)
         case_bin.chmod(0o755)
         n, c = args.trials, args.concurrency
         plain = direct(n, c, str(case_bin), tmp, baseline=False)
+        cpu0 = children_cpu()
         same_work = direct(n, c, str(case_bin), tmp, baseline=True)
+        cpu1 = children_cpu()
+        load = Path("/proc/loadavg").read_text().split()[:3]
         wall, result = job(n, c, str(case_bin), scratch)
+        cpu2 = children_cpu()
         s = result["summary"]
+        trials = json.loads((Path(result["job_dir"]) / "job.json").read_text())["trials"]
+    statuses = Counter(t["status"] for t in trials)
+    if set(statuses) != {"failed"}:
+        # The quick Case leaves the task unsolved: every trial must reach its checks and
+        # fail them; anything else (blocked, error) times a different, shorter job.
+        raise SystemExit(f"the job's trials did not all run their Case, checks and "
+                         f"baseline: {dict(statuses)}")
     print(f"{n} trials of a quick Case on {TASK}, {c} at once ({os.cpu_count()} CPUs)")
     print(f"  direct, Case + checks:                    {plain:7.2f} s")
     print(f"  direct, Case + checks + fake + checks:    {same_work:7.2f} s")
     print(f"  cto-harness job:                          {wall:7.2f} s   "
-          f"({s['done']}/{s['trials']} trials with a report, "
-          f"{s['unproven']} unproven as expected: the quick Case asks no model)")
+          f"({s['done']}/{s['trials']} trials with a report, all failed as expected: the "
+          "quick Case leaves the task unsolved)")
     print(f"  ratio job / direct (Case + checks):       {wall / plain:7.2f}x   (aim <= 1.5x)")
-    print(f"  ratio job / direct (same work as a trial):{wall / same_work:7.2f}x")
+    print(f"  ratio job / direct (same work as a trial):{wall / same_work:7.2f}x   (aim <= 1.3x)")
+    print(f"  CPU seconds a trial: direct same work {(cpu1 - cpu0) / n:.3f}, job "
+          f"{(cpu2 - cpu1) / n:.3f} ({(cpu2 - cpu1) / (cpu1 - cpu0):.2f}x)")
+    print(f"  load average before the job: {' '.join(load)}, after: "
+          f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     root = jobs_root(100, 100)
     first, every = asyncio.run(first_frame(root, 100))
     print(f"Jobs screen, 100 jobs x 100 trials, from the app's start: first jobs and matrix "
