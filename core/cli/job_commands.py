@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from core.cli.common import emit_json, runs_root
 from core.errors import UsageError
 from core.jobs.cluster import Cluster, ClusterBlocked, ClusterRunner, connect, disconnect
+from core.jobs.cluster_gateway import precheck_gateway
 from core.jobs.cluster_worker import TOKEN_FILE_VAR
 from core.jobs.model import Job, JobConfig, JobSummary, JobTask, Trial
 from core.jobs.runner import JOB_NAME, JobLock, JobRunner, new_job, reconcile, write_job
@@ -146,9 +147,10 @@ def _open(args: argparse.Namespace, root: Path) -> tuple[Path, Job, JobLock]:
     return job_dir, job, lock
 
 
-def _connect(value: str, gateway: str | None, demo: bool) -> Cluster:
-    """The cluster, asked before any job folder is made (or, on a resume, before any trial
-    runs): unreachable, without auth or without a worker is one line and exit 3."""
+def _connect(value: str, gateway: str | None, demo: bool, profile: str) -> Cluster:
+    """The gateway and then the cluster, asked before any job folder is made (or, on a
+    resume, before any trial runs): a gateway that refuses the job, a cluster unreachable,
+    without auth or without a worker is one line and exit 3."""
     if not gateway and not demo:
         raise UsageError("--cluster needs --gateway URL (the gateway on the endpoint's host, "
                          "README \"Beyond one machine\"), or --demo")
@@ -156,6 +158,8 @@ def _connect(value: str, gateway: str | None, demo: bool) -> Cluster:
         raise UsageError(f"--gateway: set {TOKEN_FILE_VAR} to the job's token file (`cto-"
                          "harness gateway token --job NAME`), copied 0600 to the same path "
                          "on every worker node")
+    if gateway and not demo:
+        precheck_gateway(gateway, profile)
     return connect(value, os.environ)
 
 
@@ -201,7 +205,7 @@ def _job(args: argparse.Namespace, root: Path) -> int:
         sys.stdout = sys.stderr
     try:
         if args.cluster is not None and args.resume is None:
-            cluster = _connect(args.cluster, args.gateway, args.demo)
+            cluster = _connect(args.cluster, args.gateway, args.demo, args.profile)
         job_dir, job, lock = _open(args, root)
     except _Blocked:
         return 3
@@ -215,7 +219,8 @@ def _job(args: argparse.Namespace, root: Path) -> int:
         if job.config.cluster:
             sys.stdout = sys.stderr
             if cluster is None:
-                cluster = _connect(job.config.cluster, job.config.gateway, job.config.demo)
+                cluster = _connect(job.config.cluster, job.config.gateway, job.config.demo,
+                                   job.config.profile)
             runner: JobRunner = ClusterRunner(
                 job_dir, job, root, cluster, gateway=_gateway(job.config),
                 retry_errors=args.retry_errors, progress=progress)

@@ -7,8 +7,10 @@ started with `--resources '{"cto_worker": N}'` runs N at once; the head offers n
 never runs a trial), whose relay forwards to the job's gateway. Its run folder comes back
 as tar bytes when it ends and is unpacked into this machine's runs root through the hostile
 file rules (links never followed, only files, folders and links inside it, sizes and counts
-bounded, then `defuse_tree`), so `validate` and the dashboard read it unchanged. Progress is
-at trial end (a trial in flight shows as `running` in job.json, with no run folder yet).
+bounded, then `defuse_tree`), so `validate` and the dashboard read it unchanged. While it
+runs, the driver pulls what its folder has grown by about every PULL_S and writes it under
+the run's own name (core.jobs.cluster_stream), so a trial in flight shows here as a local
+one does; the final tar then takes that folder's place.
 
 Nothing secret goes through Ray: Ray copies task arguments, return values, exception texts
 and `runtime_env` values cluster-wide and any worker code can read any node. The driver
@@ -27,6 +29,7 @@ import asyncio
 import contextlib
 import os
 import re
+import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +39,7 @@ from typing import Any
 
 from core.errors import BadInput, HarnessError
 from core.jobs import cluster_probe
+from core.jobs.cluster_stream import LiveRun
 from core.jobs.cluster_transfer import Unpacked, pack_task, unpack_run
 from core.jobs.cluster_worker import (
     GATEWAY_VARS,
@@ -48,6 +52,9 @@ CLUSTER_TIMEOUT_VAR = "CTO_HARNESS_CLUSTER_TIMEOUT"
 """Seconds the driver waits for the cluster to answer (connect, ask every node), and for a
 worker slot once no node offers `cto_worker` any more; default 30."""
 DEFAULT_TIMEOUT_S = 30.0
+PULL_S = 0.5
+"""How often a running trial's folder is pulled from its node (each pull one actor call)."""
+PULL_TIMEOUT_S = 10.0
 ENDPOINT_VARS = ("CTO_HARNESS_CASE_LOCAL_BASE_URL", "CTO_HARNESS_CASE_LOCAL_BASE_URL_FILE",
                  "CTO_HARNESS_CASE_LOCAL_API_KEY", "CTO_HARNESS_CASE_LOCAL_API_KEY_FILE")
 _HOSTPORT = re.compile(r"[A-Za-z0-9._-]+:\d{1,5}|\[[0-9A-Fa-f:]+\]:\d{1,5}")
@@ -254,7 +261,7 @@ class ClusterRunner(JobRunner):
         from core.jobs.cluster_worker import TrialWorker
 
         cls = self.ray.remote(TrialWorker)
-        return cls.options(num_cpus=0, resources={RESOURCE: 1}, max_concurrency=2,
+        return cls.options(num_cpus=0, resources={RESOURCE: 1}, max_concurrency=3,
                            max_restarts=0).remote()
 
     def _task_ref(self, task_id: str) -> Any:
@@ -292,7 +299,7 @@ class ClusterRunner(JobRunner):
         return {"profile": cfg.profile, "timeout_s": cfg.timeout_s, "job_id": self.job.job_id,
                 "attempt": trial.attempt, "demo": cfg.demo,
                 "retry_of": trial.previous_runs[-1] if trial.previous_runs else None,
-                "gateway": self.gateway}
+                "gateway": self.gateway, "trial": f"{index}:{secrets.token_hex(6)}"}
 
     async def _trial(self, index: int, gate: asyncio.Semaphore) -> None:
         async with gate:
@@ -311,27 +318,48 @@ class ClusterRunner(JobRunner):
             self._save()
             self.inflight[index] = actor
             loop = asyncio.get_running_loop()
+            live = LiveRun(self.runs_root)
             try:
                 spec, task_ref = self._spec(index), self._task_ref(trial.task)
                 kind, value = await loop.run_in_executor(
-                    self.threads, self._wait, actor, spec, task_ref)
+                    self.threads, self._wait, actor, spec, task_ref,
+                    lambda: self._pull(actor, spec["trial"], live, index, loop))
             finally:
                 self.inflight.pop(index, None)
+                live.close()
             if kind == "lost":
                 self.pool.put_nowait(self._actor())  # a fresh slot, wherever one is left
-                self._interrupted(index, value)
+                self._interrupted(index, value, live)
                 return
             self.pool.put_nowait(actor)
-            self._came_back(index, value)
+            self._came_back(index, value, live)
 
-    def _wait(self, actor: Any, spec: dict[str, Any], task_ref: Any) -> tuple[str, Any]:
+    def _pull(self, actor: Any, key: str, live: LiveRun, index: int,
+              loop: asyncio.AbstractEventLoop) -> None:
+        """On the trial's thread: what its folder on the node has grown by, written here;
+        the trial's run id recorded (on the loop) once that folder appears."""
+        try:
+            delta = self.ray.get(actor.pull.remote(key), timeout=PULL_TIMEOUT_S)
+        except Exception:  # a slow or lost node: the trial's own wait says which
+            return
+        if live.apply(delta) and live.dir is not None:
+            loop.call_soon_threadsafe(self._streaming, index, live.dir.name)
+
+    def _streaming(self, index: int, name: str) -> None:
+        trial = self.job.trials[index]
+        if trial.status == "running" and trial.run_id is None:
+            self.job.trials[index] = trial.model_copy(update={"run_id": name})
+            self._save()
+
+    def _wait(self, actor: Any, spec: dict[str, Any], task_ref: Any,
+              pull: Any) -> tuple[str, Any]:
         """On a thread: the trial's result, or ("lost", why) when its node (or actor) died or
-        no node offers a slot any more (checked each second: Ray would wait forever)."""
+        no node offers a slot any more (checked at each pull: Ray would wait forever)."""
         ray = self.ray
         ref = actor.run.remote(spec, task_ref)
         gone_since: float | None = None
         while True:
-            ready, _ = ray.wait([ref], timeout=1.0)
+            ready, _ = ray.wait([ref], timeout=PULL_S)
             if ready:
                 try:
                     return "ok", ray.get(ref)
@@ -339,6 +367,7 @@ class ClusterRunner(JobRunner):
                     return "lost", f"its worker node was lost ({type(exc).__name__})"
                 except ray.exceptions.RayError as exc:
                     return "lost", f"the cluster failed it ({type(exc).__name__})"
+            pull()
             try:
                 offered = ray.cluster_resources().get(RESOURCE, 0)
             except Exception:  # the head itself is gone: the same for a trial
@@ -352,8 +381,13 @@ class ClusterRunner(JobRunner):
                     ray.kill(actor)
                 return "lost", f"no worker node offers {RESOURCE} any more"
 
-    def _interrupted(self, index: int, why: str) -> None:
+    def _interrupted(self, index: int, why: str, live: LiveRun) -> None:
+        if live.published:
+            live.abandon()  # no harness writes it any more: it reads `interrupted`
+        else:
+            live.discard()
         trial = self.job.trials[index].model_copy(update={
+            "run_id": live.dir.name if live.dir is not None else None,
             "status": "cancelled" if self.cancelled else "interrupted",
             "problem": f"{why}; resumable", "failure_class": "infrastructure"})
         self.lost.append(f"{trial.task} #{trial.attempt}: {why}")
@@ -362,19 +396,27 @@ class ClusterRunner(JobRunner):
         if self.progress is not None:
             self.progress(self.job, trial)
 
-    def _came_back(self, index: int, result: dict[str, Any]) -> None:
+    def _came_back(self, index: int, result: dict[str, Any], live: LiveRun) -> None:
+        """The trial's result: its final folder in place of the streamed one; without a
+        final folder the streamed one stays as its run (no report: `interrupted`)."""
         node = str(result.get("node") or "")[:120] or None
         why = str(result.get("why") or "")[:500]
         run_dir = None
+        streamed = live.dir if live.published else None
         blob, name = result.get("tar"), result.get("run_name")
         if isinstance(blob, bytes) and isinstance(name, str):
             try:
-                run_dir, left_out = unpack_run(blob, self.runs_root, name)
+                run_dir, left_out = unpack_run(blob, self.runs_root, name, replace=streamed)
             except Unpacked as exc:
                 why = f"its run folder from node {node} was refused: {exc}"
             else:
                 if left_out:
                     why = f"{len(left_out)} entr(ies) of its run left out: {left_out[0]}"
+        if run_dir is None and streamed is not None and not why.startswith("its run folder"):
+            live.abandon()
+            run_dir = streamed
+        elif run_dir != streamed or streamed is None:
+            live.discard()
         code = result.get("code")
         self._ended(index, run_dir, why, code if isinstance(code, int) else None)
         self.job.trials[index] = self.job.trials[index].model_copy(update={"node": node})

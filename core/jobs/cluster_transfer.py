@@ -21,15 +21,18 @@ class Unpacked(HarnessError):
     """A run folder that came back and could not be taken in; the message says why."""
 
 
-def unpack_run(blob: bytes, runs_root: Path, name: str) -> tuple[Path, list[str]]:
+def unpack_run(blob: bytes, runs_root: Path, name: str,
+               replace: Path | None = None) -> tuple[Path, list[str]]:
     """A trial's run folder (tar bytes from a worker: hostile) into `runs_root/name`: only
     files, folders and links that stay inside it, at most MAX_RUN_BYTES and MAX_MEMBERS,
-    links created and never followed, then made harmless (`defuse_tree`). Returns the folder
-    and the members left out, each in words."""
+    links created and never followed, then made harmless (`defuse_tree`). It takes the
+    place of `replace`, the folder streamed while the trial ran (core.jobs.cluster_stream),
+    once whole: the final folder is the authoritative one. Returns the folder and the
+    members left out, each in words."""
     if not RUN_NAME.fullmatch(name):
         raise Unpacked(f"run folder name {name[:80]!r} is not a run id")
     final = runs_root / name
-    if os.path.lexists(final):
+    if os.path.lexists(final) and final != replace:
         raise Unpacked(f"{final} already exists; the trial's run was not taken in")
     left_out: list[str] = []
     staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=runs_root))
@@ -62,6 +65,8 @@ def unpack_run(blob: bytes, runs_root: Path, name: str) -> tuple[Path, list[str]
         if not landed.is_dir() or landed.is_symlink():
             raise Unpacked("the tar held no run folder")
         defuse_tree(landed, landed)
+        if final == replace and os.path.lexists(final):
+            os.rename(final, staging / ".streamed")  # goes with the staging folder
         os.rename(landed, final)
     except (tarfile.TarError, OSError) as exc:
         raise Unpacked(f"unreadable tar ({exc})") from None

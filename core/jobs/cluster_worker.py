@@ -3,8 +3,11 @@
 Each trial is an ordinary `cto-harness run` child of this actor, started exactly as a local
 job starts one (its own relay, sandbox, baseline and redactor, SIGTERM when its parent dies),
 with its relay forwarding to the gateway named by the job. Its run folder is made under a
-scratch folder private to this node and sent back whole, as tar bytes, when the run ends;
-the job's machine unpacks it through the hostile-file rules (`core.jobs.cluster`).
+scratch folder private to this node; while it runs, the driver pulls what it has grown by
+(`pull`: bounded byte ranges of its regular files, so a trial in flight shows on the job's
+machine as a local one does), and when it ends it is sent back whole, as tar bytes, which
+the job's machine unpacks through the hostile-file rules (`core.jobs.cluster_transfer`) in
+place of what was streamed.
 
 Nothing secret goes through Ray (issue 20): what comes in is a task folder (tar bytes), the
 trial's numbers, the gateway's URL and fingerprint and the *path* of the gateway token file;
@@ -29,6 +32,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tarfile
@@ -51,6 +55,11 @@ temporary folder); each trial's lives there until it has been sent back."""
 TOKEN_FILE_VAR = "CTO_HARNESS_GATEWAY_TOKEN_FILE"
 GATEWAY_VARS = ("CTO_HARNESS_GATEWAY_URL", "CTO_HARNESS_GATEWAY_FINGERPRINT", TOKEN_FILE_VAR)
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
+PULL_BYTES = 4 << 20
+"""What one `pull` sends at most: a trial writing faster catches up over several pulls
+instead of one Ray object the size of its log."""
+_LAST = ("workspace", "baseline")
+"""Pulled after the run's own records: the Case's files matter less while it runs."""
 
 
 def node_name() -> str:
@@ -108,14 +117,19 @@ def _die_with_parent(parent: int) -> None:
 class TrialWorker:
     """One slot of one node (it holds one `cto_worker`): runs trials one after another,
     warm (Ray's worker process and the harness's imports stay), so a trial costs one
-    `cto-harness run` child and the tar of its folder. Threaded (max_concurrency 2) so
-    `cancel` reaches a trial in flight."""
+    `cto-harness run` child and the tar of its folder. Threaded (max_concurrency 3) so
+    `cancel` and `pull` reach a trial in flight."""
 
     def __init__(self) -> None:
         self.node = node_name()
         self.proc: subprocess.Popen[bytes] | None = None
         self.cancelled = False
         self.lock = threading.Lock()
+        self.trial: str | None = None
+        """The key of the trial running now (the driver names it): a late pull for the
+        trial before gets nothing of this one's."""
+        self.runs: Path | None = None
+        self.sent: dict[str, tuple[int, int]] = {}
 
     def where(self) -> str:
         return self.node
@@ -128,6 +142,20 @@ class TrialWorker:
             if self.proc is not None and self.proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.proc.pid, signal.SIGINT)
+
+    def pull(self, trial: str) -> dict[str, Any] | None:
+        """What the trial's run folder has grown by since the last pull: {"name": its
+        folder's name, "files": [(path, offset, bytes, truncate), ...]}, at most PULL_BYTES;
+        None before its folder has a manifest (the driver shows no half-made run)."""
+        with self.lock:
+            runs = self.runs if trial == self.trial else None
+        if runs is None:
+            return None
+        made = [p for p in runs.iterdir() if RUN_NAME.fullmatch(p.name) and p.is_dir()
+                and not p.is_symlink()] if runs.is_dir() else []
+        if len(made) != 1 or not (made[0] / "manifest.json").is_file():
+            return None
+        return {"name": made[0].name, "files": grown(made[0], self.sent, PULL_BYTES)}
 
     def run(self, spec: dict[str, Any], task_tar: bytes) -> dict[str, Any]:
         """One trial; returns the node, the run's exit code, its last stderr line and its
@@ -142,6 +170,8 @@ class TrialWorker:
             folder = _unpack_task(task_tar, work / "task")
             runs = work / "runs"
             runs.mkdir(mode=0o700)
+            with self.lock:
+                self.trial, self.runs, self.sent = spec.get("trial"), runs, {}
             argv = [sys.executable, "-m", "core.cli", "run", "--json", "--profile",
                     spec["profile"], "--task", str(folder), "--runs-root", str(runs),
                     "--timeout", repr(spec["timeout_s"]), "--job-id", spec["job_id"],
@@ -182,8 +212,52 @@ class TrialWorker:
             with self.lock:
                 self.proc = None
                 self.cancelled = False
+                self.trial, self.runs = None, None
             if not keep:
                 shutil.rmtree(work, ignore_errors=True)
+
+
+def _walk_order(name: str) -> tuple[int, str]:
+    return (name in _LAST, name)
+
+
+def grown(run_dir: Path, sent: dict[str, tuple[int, int]], budget: int
+          ) -> list[tuple[str, int, bytes, bool]]:
+    """The byte ranges of `run_dir`'s regular files not sent yet, as (path relative to it,
+    offset, bytes, truncate), at most `budget` bytes; `sent` (path -> (inode, bytes sent))
+    is updated. A file replaced (another inode, as an atomic write makes) or shrunk is sent
+    again from 0 with `truncate`; links, FIFOs, sockets and devices are never opened."""
+    out: list[tuple[str, int, bytes, bool]] = []
+    for root, dirs, files in os.walk(run_dir):
+        dirs.sort(key=_walk_order)
+        rel_root = os.path.relpath(root, run_dir)
+        for name in sorted(files, key=lambda n: (n != "manifest.json", n)):
+            rel = name if rel_root == "." else f"{rel_root}/{name}"
+            try:
+                fd = os.open(os.path.join(root, name),
+                             os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError:  # a link (ELOOP), gone, or unreadable: the final tar says
+                continue
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                inode, offset = sent.get(rel, (-1, 0))
+                fresh = inode != st.st_ino or st.st_size < offset
+                offset = 0 if fresh else offset
+                if not fresh and st.st_size == offset:
+                    continue
+                data = os.pread(fd, min(st.st_size - offset, budget), offset)
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
+            out.append((rel, offset, data, fresh))
+            sent[rel] = (st.st_ino, offset + len(data))
+            budget -= len(data)
+            if budget <= 0:
+                return out
+    return out
 
 
 def _run_dir(stdout: bytes, runs: Path) -> Path | None:
