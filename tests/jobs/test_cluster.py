@@ -21,7 +21,9 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,7 +32,12 @@ from pathlib import Path
 import pytest
 
 from core.evidence.keys import KEY_FILE_VAR
+from core.evidence.models import Manifest
+from core.evidence.runs import read_trace, summarize
 from core.evidence.validate import validate_run
+from core.jobs.cluster_stream import LiveRun
+from core.jobs.cluster_worker import grown
+from core.jobs.summary import read_job
 from core.standins.endpoint import ScriptedEndpoint
 from tests.support.harness import CASE, QWEN, ROOT, Harness, answer, missing_machinery
 from tests.support.secret_forms import survivors
@@ -180,12 +187,13 @@ def case_settings(tmp: Path) -> dict[str, str]:
             KEY_FILE_VAR: os.environ[KEY_FILE_VAR]}
 
 
-def start_worker(tmp: Path, env: dict[str, str], port: int, name: str) -> Node:
+def start_worker(tmp: Path, env: dict[str, str], port: int, name: str,
+                 ray: tuple[str, ...] = (str(RAY),)) -> Node:
     temp, log = short_dir(name), tmp / f"{name}.log"
     scratch = tmp / f"{name}-scratch"
     worker_env = env | case_settings(tmp) | {"CTO_HARNESS_CLUSTER_SCRATCH": str(scratch)}
     proc = subprocess.Popen(
-        [str(RAY), "start", "--address", f"127.0.0.1:{port}", "--block", "--num-cpus", "1",
+        [*ray, "start", "--address", f"127.0.0.1:{port}", "--block", "--num-cpus", "1",
          "--resources", json.dumps({"cto_worker": 2}), "--temp-dir", str(temp),
          "--node-ip-address", "127.0.0.1", "--dashboard-agent-listen-port", "0",
          "--object-store-memory", "80000000", "--disable-usage-stats"],
@@ -244,6 +252,18 @@ class Driver:
     gateway_url: str
     gateway_state: Path
     token_file: Path
+    endpoint: ScriptedEndpoint
+    gate: threading.Event
+    """Set: the endpoint answers. Cleared by a test: a Case's request waits at the endpoint
+    (its trial stays in flight) until the test sets it."""
+
+    def gateway(self, *args: str) -> dict:
+        """`cto-harness gateway VERB ...` on the gateway's state, as its host would run it."""
+        made = subprocess.run([sys.executable, "-m", "core.cli", "gateway", *args, "--state",
+                               str(self.gateway_state), "--json"], env=self.harness.env,
+                              capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert made.returncode == 0, made.stderr
+        return json.loads(made.stdout)
 
 
 @pytest.fixture
@@ -251,7 +271,14 @@ def driver(tmp_path: Path, cluster: Cluster) -> Iterator[Driver]:
     """A gateway process holding the endpoint (a scripted one), a token for the job, and the
     job's machine: its environment holds the endpoint too (a driver on the endpoint's host
     must not pass it on), the gateway's settings, Ray's auth settings and its runs root."""
-    with ScriptedEndpoint(responder=answer, model_id=QWEN) as endpoint:
+    gate = threading.Event()
+    gate.set()
+
+    def respond(messages: list[dict]) -> str:
+        gate.wait(timeout=300)
+        return answer(messages)
+
+    with ScriptedEndpoint(responder=respond, model_id=QWEN) as endpoint:
         secret = endpoint.base_url.replace("http://", f"http://h:{secrets.token_hex(8)}@")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CTO_HARNESS_", "RAY_"))}
         env |= case_settings(tmp_path) | {"CTO_HARNESS_CASE_LOCAL_BASE_URL": secret,
@@ -278,8 +305,9 @@ def driver(tmp_path: Path, cluster: Cluster) -> Iterator[Driver]:
                 "CTO_HARNESS_GATEWAY_FINGERPRINT": facts["fingerprint"],
                 "CTO_HARNESS_GATEWAY_TOKEN_FILE": str(token_file)}
             yield Driver(Harness(env=env, runs_root=tmp_path / "runs"), secret, facts["url"],
-                         state, token_file)
+                         state, token_file, endpoint, gate)
         finally:
+            gate.set()
             gateway.terminate()
             gateway.communicate(timeout=30)
 
@@ -342,24 +370,160 @@ def test_trials_run_on_the_worker_through_the_gateway_and_no_form_of_the_endpoin
     # working_dir under `uv run` unless told not to)
     assert not [p for n in cluster.nodes() for p in n.temp.rglob("_ray_pkg_*")]
     leaks = []
-    for where, data in ray_wrote(cluster, started):
+    events = gcs_task_events(cluster)
+    assert "TrialWorker.run" in events and "TrialWorker.pull" in events  # the real events
+    for where, data in [*ray_wrote(cluster, started), ("GCS task events", events.encode())]:
         found = survivors(data.decode("latin-1"), {"endpoint": driver.secret})
         leaks += [f"{where}: {f}" for f in found]
     assert leaks == []
 
 
-def test_a_trial_the_gateway_refuses_is_blocked_not_failed(
+GCS_EVENTS = """
+import sys
+from ray._private.grpc_utils import init_grpc_channel
+from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+stub = gcs_service_pb2_grpc.TaskInfoGcsServiceStub(init_grpc_channel(sys.argv[1]))
+reply = stub.GetTaskEvents(gcs_service_pb2.GetTaskEventsRequest(limit=100000), timeout=60)
+sys.stdout.write(str(reply))
+"""
+
+
+def gcs_task_events(cluster: Cluster) -> str:
+    """Every task event the GCS holds (what `ray.util.state.list_tasks(detail=True)` serves
+    any cluster client: names, arguments' descriptions, states, and the exceptions' texts
+    of failed tasks, `error_info`), as protobuf text, asked of the GCS directly (the test's
+    head runs no dashboard, which the state API goes through)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CTO_HARNESS_", "RAY_"))}
+    proc = subprocess.run([sys.executable, "-c", GCS_EVENTS, cluster.gcs],
+                          env=env | cluster.env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_a_gateway_that_refuses_the_job_is_one_line_before_any_trial(
         cluster: Cluster, driver: Driver) -> None:
-    driver.token_file.write_text("ctogw_" + secrets.token_urlsafe(32) + "\n")  # not issued
-    code, out = driver.harness.run_json("job", "--task", SLUG, "--cluster", cluster.gcs,
-                                        "--gateway", driver.gateway_url, timeout=300)
-    assert code in (0, 1) and out["state"] == "finished", out  # a verdict, not a crash
-    assert out["summary"]["blocked"] == 1 and out["summary"]["passes"] == 0, out
-    job = json.loads((Path(out["job_dir"]) / "job.json").read_text())
-    (trial,) = job["trials"]
-    assert trial["status"] == "blocked" and trial["node"], trial
-    report = json.loads((driver.harness.runs_root / trial["run_id"] / "report.json").read_text())
-    assert any("gateway" in r for r in report["reasons"]), report["reasons"]
+    """A token the gateway never issued, one revoked, one expired, a wrong pin: the driver
+    asks the gateway first, so each is one `gateway:` line and exit 3, and no job folder
+    (so no trial) was made."""
+    harness = driver.harness
+    stranger = driver.token_file.with_name("stranger.token")
+    stranger.write_text("ctogw_" + secrets.token_urlsafe(32) + "\n")
+    stranger.chmod(0o600)
+    revoked = driver.token_file.with_name("revoked.token")
+    driver.gateway("token", "--job", "revoked", "--out", str(revoked))
+    assert driver.gateway("revoke", "--job", "revoked")["revoked"] == 1
+    expired = driver.token_file.with_name("expired.token")
+    ends = driver.gateway("token", "--job", "expired", "--ttl", "1s", "--out",
+                          str(expired))["expires"]
+    wait_for(lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) >= ends,
+             "the token to expire", timeout=10)
+    token_var, pin_var = "CTO_HARNESS_GATEWAY_TOKEN_FILE", "CTO_HARNESS_GATEWAY_FINGERPRINT"
+    for change, words in (({token_var: str(stranger)}, "not one this gateway issued"),
+                          ({token_var: str(revoked)}, "revoked"),
+                          ({token_var: str(expired)}, "expired"),
+                          ({pin_var: "ab" * 32}, pin_var)):
+        proc = Harness(env=harness.env | change, runs_root=harness.runs_root).run(
+            "job", "--task", SLUG, "--cluster", cluster.gcs, "--gateway", driver.gateway_url,
+            timeout=120)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 3 and len(lines) == 1, (change, proc.stderr)
+        assert "gateway:" in lines[0] and words in lines[0], (change, lines)
+        assert "Traceback" not in proc.stderr
+        assert not (harness.runs_root / "jobs").exists(), change
+
+
+def chat_asked(endpoint: ScriptedEndpoint) -> bool:
+    return any(r.path.endswith("/chat/completions") for r in endpoint.received)
+
+
+def test_a_remote_trial_in_flight_streams_back_and_a_token_revoked_mid_job_blocks_the_next(
+        cluster: Cluster, driver: Driver) -> None:
+    """While the first trial's Case waits on the endpoint (the test holds its answer), its
+    run folder is on the job's machine, `running`, with its events so far, and job.json
+    names it, as for a local trial. The token is then revoked: the trial in flight still
+    gets its answer and passes (its request was admitted), the next one is blocked by its
+    own check of the gateway (the job's pre-check had passed)."""
+    harness = driver.harness
+    driver.gate.clear()
+    proc = harness.start("job", "--task", SLUG, "--attempts", "2", "--concurrency", "1",
+                         "--cluster", cluster.gcs, "--gateway", driver.gateway_url, "--json")
+    try:
+        wait_for(lambda: chat_asked(driver.endpoint) or proc.poll() is not None,
+                 "the first trial's Case to ask the model")
+        assert proc.poll() is None, proc.communicate()
+        seen: dict[str, object] = {}
+
+        def streamed() -> bool:
+            jobs = list((harness.runs_root / "jobs").glob("*/job.json"))
+            if not jobs:
+                return False
+            with contextlib.suppress(Exception):
+                first = read_job(jobs[0].parent).trials[0]
+                run_dir = harness.runs_root / (first.run_id or "-")
+                events = [e.event for e in read_trace(run_dir)]
+                seen.update(trial=first.status, run=summarize(run_dir).status, events=events)
+                return (first.status == "running" and seen["run"] == "running"
+                        and "case_process_started" in events)
+            return False
+
+        wait_for(streamed, "the trial's run folder to stream back", timeout=60)
+        assert "report_written" not in seen["events"], seen  # type: ignore[operator]
+        driver.gateway("revoke", "--job", "cluster")
+    finally:
+        driver.gate.set()
+    out, err = proc.communicate(timeout=300)
+    assert "Traceback" not in err, err
+    result = json.loads(out)
+    assert result["state"] == "finished", result
+    job = json.loads((Path(result["job_dir"]) / "job.json").read_text())
+    first, second = job["trials"]
+    assert first["status"] == "passed", first
+    run_dir = harness.runs_root / first["run_id"]
+    assert validate_run(run_dir).ok  # the final folder, not the streamed view
+    assert summarize(run_dir).status == "passed"
+    assert second["status"] == "blocked", second
+    report = json.loads((harness.runs_root / second["run_id"] / "report.json").read_text())
+    assert any("gateway" in r and "revoked" in r for r in report["reasons"]), report["reasons"]
+    assert not [p for p in harness.runs_root.iterdir() if p.name.startswith(".")]
+
+
+def test_a_streamed_run_folder_takes_in_only_plain_files_inside_it(tmp_path: Path) -> None:
+    """The worker's side (`grown`) against a real folder, and the driver's side (`LiveRun`)
+    against what a hostile worker could send instead."""
+    remote = tmp_path / "remote" / "20260101T000000Z-t-1"
+    (remote / "backend").mkdir(parents=True)
+    (remote / "manifest.json").write_text(Manifest(
+        run_id=remote.name, task=SLUG, engine="fake", profile="case-qwen", provider="qwen-local",
+        model=QWEN, harness_version="0", started_at="2026-01-01T00:00:00Z",
+        harness_pid=1).model_dump_json())  # pid 1 on the node: not this host's to ask
+    (remote / "trace.jsonl").write_text('{"seq": 1}\n')
+    os.symlink("/etc/passwd", remote / "backend" / "link")
+    os.mkfifo(remote / "backend" / "fifo")
+    root = tmp_path / "runs"
+    root.mkdir()
+    live, sent = LiveRun(root), {}  # type: ignore[var-annotated]
+    assert live.apply({"name": remote.name, "files": grown(remote, sent, 1 << 20)})
+    here = root / remote.name
+    assert json.loads((here / "manifest.json").read_text())["harness_pid"] == os.getpid()
+    assert summarize(here).status == "running"  # this process writes it now
+    assert sorted(p.name for p in here.rglob("*")) == ["manifest.json", "trace.jsonl"]
+    with (remote / "trace.jsonl").open("a") as f:
+        f.write('{"seq": 2}\n')
+    assert not live.apply({"name": remote.name, "files": grown(remote, sent, 1 << 20)})
+    assert (here / "trace.jsonl").read_text().count("seq") == 2
+    # a range that does not continue the file is dropped; a path out of it stops the stream
+    assert not live.apply({"name": remote.name, "files": [("trace.jsonl", 999, b"x", False)]})
+    assert (here / "trace.jsonl").read_text().count("seq") == 2 and live.broken is None
+    os.symlink(tmp_path, here / "backend")  # planted: never written through
+    live.apply({"name": remote.name, "files": [("backend/x", 0, b"x", True)]})
+    assert live.broken is not None and not (tmp_path / "x").exists()
+    evil = LiveRun(root)
+    assert not evil.apply({"name": "2026-evil", "files": [("../../escaped", 0, b"x", True)]})
+    assert evil.broken is not None and not (tmp_path / "escaped").exists()
+    assert not LiveRun(root).apply({"name": "../up", "files": []})
+    live.abandon()  # its node lost: no live harness named any more
+    assert summarize(here).status == "interrupted"
 
 
 def test_bad_cluster_input_is_one_line_never_a_hang(tmp_path: Path, cluster: Cluster) -> None:
@@ -443,13 +607,18 @@ def test_ctrl_c_cancels_the_remote_trials_and_their_runs_come_back(
             assert "cancelled before it started" in trial["problem"], trial
 
 
-def start_two_trials(tmp_path: Path, cluster: Cluster) -> tuple[Harness, subprocess.Popen[str]]:
-    """A demo job of two trials over the cluster, returned once both run on the worker."""
+def job_env(tmp_path: Path, cluster: Cluster) -> Harness:
+    """The job's machine for a demo job: Ray's auth settings, a runs root, no endpoint."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CTO_HARNESS_", "RAY_"))}
     env |= cluster.env | {"CTO_HARNESS_RUNS_ROOT": str(tmp_path / "runs"),
                           "CTO_HARNESS_CLUSTER_TIMEOUT": "60", "PYTHONPATH": str(ROOT),
                           KEY_FILE_VAR: os.environ[KEY_FILE_VAR]}
-    harness = Harness(env=env, runs_root=tmp_path / "runs")
+    return Harness(env=env, runs_root=tmp_path / "runs")
+
+
+def start_two_trials(tmp_path: Path, cluster: Cluster) -> tuple[Harness, subprocess.Popen[str]]:
+    """A demo job of two trials over the cluster, returned once both run on the worker."""
+    harness = job_env(tmp_path, cluster)
     proc = harness.start("job", "--demo", "--task", SLUG, "--attempts", "2", "--concurrency",
                          "2", "--cluster", cluster.gcs, "--json")
     wait_for(lambda: trials_running(tmp_path, 2) or proc.poll() is not None,
@@ -463,6 +632,48 @@ def trials_running(tmp_path: Path, n: int) -> bool:
             trials = json.loads(path.read_text())["trials"]
             return sum(t["status"] == "running" for t in trials) == n
     return False
+
+
+def test_a_worker_whose_python_lacks_the_harness_is_one_line_never_a_hang(
+        tmp_path: Path, cluster: Cluster) -> None:
+    """A worker node started from a Python that has Ray but not cto-harness (a real second
+    virtual environment that sees the test's site-packages but not the harness's editable
+    install): the job is refused at once, naming the node and the fix."""
+    venv = tmp_path / "no-harness"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=120)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig."
+                              "get_paths()['purelib'])"], capture_output=True, text=True,
+                             check=True, timeout=60).stdout.strip()
+    # a plain path in a .pth: its folder's own .pth files (the harness's editable install)
+    # are not read, so Ray and its dependencies import there and `core` does not
+    Path(purelib, "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    env = cluster.ray_env | {"PYTHONPATH": ""}
+    check = subprocess.run([str(python), "-c", "import ray\ntry:\n import core\nexcept "
+                            "ImportError:\n print('no harness')"], env=env,
+                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert check.stdout.strip() == "no harness", check.stderr
+    bare = start_worker(tmp_path, env, cluster.port, "bare",
+                        ray=(str(python), "-m", "ray.scripts.scripts"))
+    try:
+        wait_for(bare.up, "the worker without the harness to join")
+        assert bare.proc.poll() is None, bare.log.read_text()
+        t0 = time.monotonic()
+        # From a folder without the harness: Ray puts a driver's current folder on its
+        # workers' sys.path (meant for a cluster whose machines share their folders), and
+        # on this one host the repository would lend the bare node its `core`.
+        proc = subprocess.run([sys.executable, "-m", "core.cli", "job", "--demo", "--task",
+                               SLUG, "--cluster", cluster.gcs],
+                              env=job_env(tmp_path, cluster).env | {"PYTHONPATH": ""},
+                              capture_output=True, text=True, timeout=180, cwd=tmp_path)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 3 and len(lines) == 1, proc.stderr
+        assert "cannot import cto-harness" in lines[0] and "--extra cluster" in lines[0], lines
+        assert time.monotonic() - t0 < 120
+        assert not (tmp_path / "runs" / "jobs").exists()
+    finally:
+        bare.stop()
 
 
 def test_a_node_lost_mid_job_leaves_its_trials_interrupted_and_resume_finishes_them(
