@@ -1,5 +1,10 @@
-"""Snapshots (pytest-textual-snapshot) of every screen and dialog, over fixture runs with
-fixed ids and timestamps. Update after an intended change with `--snapshot-update`."""
+"""Snapshots (pytest-textual-snapshot) of every screen and dialog, drawn from runs and jobs
+the real harness made in this session (`real_runs`, tests/tui/conftest.py: a passed run of
+a Case printing escapes, a failed one, a tripped one, a blocked one, a cancelled one, one
+whose harness was killed, a demo job and a job of the naive Case), steadied so the same
+screen comes out every time; the one hand-made folder is `malformed`, a manifest that is not
+JSON, which no real run writes. Update after an intended change with `--snapshot-update`,
+then look at the SVGs."""
 
 from __future__ import annotations
 
@@ -17,8 +22,9 @@ from textual.widgets import DataTable, TabbedContent
 from core.settings import resolve
 from tests.support.pilot import until
 from tests.support.signing import harness_setting
-from tests.support.tui_fixtures import make_runs_root
 from tui.app import Dashboard
+from tui.screens.compare_jobs import CompareJobsScreen
+from tui.screens.compare_runs import CompareRunsScreen
 from tui.screens.detail import RunDetailScreen
 from tui.screens.dialogs import QuitScreen
 from tui.widgets.case_log import CaseLog
@@ -32,16 +38,6 @@ Settle = Callable[[Pilot], Awaitable[None]]
 def size(request: pytest.FixtureRequest) -> tuple[int, int]:
     """Every screen at the smallest terminal it must stay usable in, and a large one."""
     return request.param
-
-
-@pytest.fixture
-def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    """The fixture runs under ./runs (a relative root, so no temp path is on screen)."""
-    for name in list(os.environ):
-        if harness_setting(name):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return make_runs_root(Path("runs"))
 
 
 def app_for(run: Path | None = None, root: str = "runs") -> Dashboard:
@@ -71,41 +67,45 @@ def test_live_before_any_run(snap_compare, size, tmp_path: Path, monkeypatch) ->
     assert snap_compare(app_for(root="no-runs-yet"), terminal_size=size, run_before=settle)
 
 
-def test_live_passed(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(app_for(runs["passed"]), terminal_size=size,
+def test_live_passed(snap_compare, size, real_runs) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(app_for(real_runs["passed"]), terminal_size=size,
                         run_before=live_settled("clear"))
 
 
-def test_live_tripped(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(app_for(runs["tripped"]), terminal_size=size,
+def test_live_tripped(snap_compare, size, real_runs) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(app_for(real_runs["tripped"]), terminal_size=size,
                         run_before=live_settled("tripped"))
 
 
-def test_live_blocked(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
+def test_live_blocked(snap_compare, size, real_runs) -> None:  # type: ignore[no-untyped-def]
     async def settle(pilot: Pilot) -> None:
         await until(pilot, lambda: pilot.app.screen.view.report is not None)  # type: ignore[attr-defined]
         await pilot.pause(0.1)
 
-    assert snap_compare(app_for(runs["blocked"]), terminal_size=size, run_before=settle)
+    assert snap_compare(app_for(real_runs["blocked"]), terminal_size=size, run_before=settle)
+
+
+REAL_ROWS = 11
+"""The Runs screen's rows: six runs, the two jobs' four trials, the malformed folder."""
 
 
 async def runs_loaded(pilot: Pilot) -> None:
     await pilot.press("2")
     table = pilot.app.screen.query_one(RunsTable)
-    await until(pilot, lambda: table.row_count == 7)
+    await until(pilot, lambda: table.row_count == REAL_ROWS)
 
 
-def test_runs(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(app_for(runs["passed"]), terminal_size=size, run_before=runs_loaded)
+def test_runs(snap_compare, size, real_runs) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(app_for(real_runs["passed"]), terminal_size=size, run_before=runs_loaded)
 
 
-def test_runs_filtered(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
+def test_runs_filtered(snap_compare, size, real_runs) -> None:  # type: ignore[no-untyped-def]
     async def settle(pilot: Pilot) -> None:
         await runs_loaded(pilot)
         await pilot.press("slash", *"failed", "enter")
-        await until(pilot, lambda: pilot.app.screen.query_one(RunsTable).row_count == 2)
+        await until(pilot, lambda: pilot.app.screen.query_one(RunsTable).row_count == 4)
 
-    assert snap_compare(app_for(runs["passed"]), terminal_size=size, run_before=settle)
+    assert snap_compare(app_for(real_runs["passed"]), terminal_size=size, run_before=settle)
 
 
 def steady_digests(table: DataTable) -> None:
@@ -142,41 +142,42 @@ def detail(run: str, tab: str) -> Callable[[dict[str, Path]], Settle]:
 
 @pytest.mark.parametrize(("run", "tab"), [
     ("passed", "summary"), ("passed", "trace"), ("passed", "log"), ("tripped", "relay"),
-    ("passed", "baseline"), ("corrupt", "summary"), ("passed", "files"),
+    ("passed", "baseline"), ("malformed", "summary"), ("passed", "files"),
+    ("cancelled", "summary"),
 ])
-def test_run_detail(snap_compare, size, runs, run: str, tab: str) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(app_for(runs["passed"]), terminal_size=size,
-                        run_before=detail(run, tab)(runs))
+def test_run_detail(snap_compare, size, real_runs, run: str, tab: str) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(app_for(real_runs["passed"]), terminal_size=size,
+                        run_before=detail(run, tab)(real_runs))
 
 
-def test_live_stages_shown(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
+def test_live_stages_shown(snap_compare, size, real_runs) -> None:  # type: ignore[no-untyped-def]
     """`s`: at 80 columns the folded stages take the log's place; at 160 they fold away."""
-    assert snap_compare(app_for(runs["passed"]), terminal_size=size, press=["s"],
+    assert snap_compare(app_for(real_runs["passed"]), terminal_size=size, press=["s"],
                         run_before=live_settled("clear"))
 
 
-def test_help(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(app_for(runs["passed"]), terminal_size=size, press=["question_mark"],
+def test_help(snap_compare, size, real_runs) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(app_for(real_runs["passed"]), terminal_size=size, press=["question_mark"],
                         run_before=live_settled("clear"))
 
 
-def test_retry_dialog(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(app_for(runs["failed"]), terminal_size=size, press=["r"],
+def test_retry_dialog(snap_compare, size, real_runs) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(app_for(real_runs["failed"]), terminal_size=size, press=["r"],
                         run_before=live_settled("clear"))
 
 
-def test_endpoint_dialog_masks_what_is_typed(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(app_for(runs["passed"]), terminal_size=size,
+def test_endpoint_dialog_masks_what_is_typed(snap_compare, size, real_runs) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(app_for(real_runs["passed"]), terminal_size=size,
                         press=["e", *"http://10.1.2.3:8000/v1"],
                         run_before=live_settled("clear"))
 
 
-def test_quit_dialog(snap_compare, size, runs) -> None:  # type: ignore[no-untyped-def]
+def test_quit_dialog(snap_compare, size, real_runs) -> None:  # type: ignore[no-untyped-def]
     async def settle(pilot: Pilot) -> None:
         await live_settled("clear")(pilot)
         pilot.app.push_screen(QuitScreen(1))
 
-    assert snap_compare(app_for(runs["passed"]), terminal_size=size, run_before=settle)
+    assert snap_compare(app_for(real_runs["passed"]), terminal_size=size, run_before=settle)
 
 
 def test_work_items(snap_compare, size, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -197,3 +198,24 @@ def test_work_items(snap_compare, size, tmp_path: Path, monkeypatch) -> None:  #
         await pilot.pause(0.1)
 
     assert snap_compare(app, terminal_size=size, run_before=settle)
+
+
+def test_compare_runs(snap_compare, size, real_runs) -> None:  # type: ignore[no-untyped-def]
+    """The passed and the failed run of one task side by side: status, Case, model, tokens,
+    time, then each check real vs real."""
+    async def settle(pilot: Pilot) -> None:
+        await pilot.app.push_screen(CompareRunsScreen(real_runs["passed"], real_runs["failed"]))
+        await until(pilot, lambda: getattr(pilot.app.screen, "sides", None) is not None)
+        await pilot.pause(0.1)
+
+    assert snap_compare(app_for(), terminal_size=size, run_before=settle)
+
+
+def test_compare_jobs(snap_compare, size, real_runs) -> None:  # type: ignore[no-untyped-def]
+    """The demo job against the naive Case's job over the same two tasks."""
+    async def settle(pilot: Pilot) -> None:
+        await pilot.app.push_screen(CompareJobsScreen(real_runs["job-a"], real_runs["job-b"]))
+        await until(pilot, lambda: getattr(pilot.app.screen, "result", None) is not None)
+        await pilot.pause(0.1)
+
+    assert snap_compare(app_for(), terminal_size=size, run_before=settle)
