@@ -1,4 +1,4 @@
-"""Running a job: every trial a `cto-harness run` child process, at most N at once.
+"""Running a job: every trial a `cto-harness run` process of its own, at most N at once.
 
 Why child processes rather than Runners in this process: a trial then takes exactly the
 path a single run takes (its own relay, sandbox, baseline, redactor and signal handling),
@@ -7,6 +7,13 @@ what Ctrl-C on one run already is (SIGINT: the run ends its Case and writes a `c
 report). Each child asks the kernel for SIGTERM when the job's process dies
 (PR_SET_PDEATHSIG), so a job killed with SIGKILL still leaves every trial with a
 `cancelled` report (or no run at all) for `--resume` to run again.
+
+Each trial is forked from the job's warm launcher (core/jobs/warm.py), a process with the
+harness already imported, rather than a fresh interpreter paying Python's start and the
+harness's imports every time: the same `cto-harness run` from `main()` on, its own process
+all the same. `CTO_HARNESS_JOB_LAUNCHER=cold` starts each trial as a fresh interpreter
+(`warm`, the default); a launcher that cannot start, or dies, leaves the job starting them
+cold, saying so on stderr.
 
 job.json is rewritten atomically whenever a trial starts, finds its run folder, or ends.
 One job process at a time holds a job (an flock on job.lock).
@@ -49,13 +56,27 @@ from core.jobs.summary import (
     summarize,
     trial_facts,
 )
+from core.jobs.warm import LauncherGone, WarmChild, WarmLauncher
 
 JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 POLL_S = 0.25
 PR_SET_PDEATHSIG = 1
 LOCK_FILE = "job.lock"
+LAUNCHER_VAR = "CTO_HARNESS_JOB_LAUNCHER"
+LAUNCHERS = ("warm", "cold")
 
 Progress = Callable[[Job, Trial], None]
+Child = asyncio.subprocess.Process | WarmChild
+
+
+def launcher_choice() -> str:
+    """CTO_HARNESS_JOB_LAUNCHER: `warm` (the default) or `cold`; JobError otherwise."""
+    choice = os.environ.get(LAUNCHER_VAR, "warm").strip().lower() or "warm"
+    if choice not in LAUNCHERS:
+        raise JobError(f"{LAUNCHER_VAR} must be 'warm' (the default: trials forked from a "
+                       f"process with the harness imported) or 'cold' (a fresh interpreter "
+                       f"each), not {choice[:40]!r}")
+    return choice
 
 
 def new_job(runs_root: Path, config: JobConfig, skipped: list[str]) -> tuple[Path, Job]:
@@ -207,8 +228,12 @@ class JobRunner:
         self.retry_errors = retry_errors
         self.progress = progress
         self.cancelled = False
-        self.children: dict[int, asyncio.subprocess.Process] = {}
+        self.children: dict[int, Child] = {}
         self.started = time.monotonic()
+        self.warm = launcher_choice() == "warm"
+        self.launcher: WarmLauncher | None = None
+        self._launching: asyncio.Future[None] | None = None
+        """Started by the first trial (a cluster job, whose trials run elsewhere, never)."""
 
     def _save(self, sign: bool = False) -> None:
         """job.json; when the job ends (`sign`), its attestation beside it too: signed once,
@@ -241,7 +266,7 @@ class JobRunner:
         self.cancelled = True
         for proc in list(self.children.values()):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGINT)
+                proc.send_signal(signal.SIGINT)
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -263,6 +288,8 @@ class JobRunner:
                 await asyncio.gather(*(self._trial(i, gate) for i in todo))
             finally:
                 watcher.cancel()
+                if self.launcher is not None:
+                    await self.launcher.close()
             if self.cancelled:
                 job.state = "cancelled"
                 job.reasons = ["cancelled: trials in flight wrote cancelled reports; "
@@ -279,10 +306,38 @@ class JobRunner:
         # trial still needs a run (never ran, cut short, or an infrastructure failure).
         return 1 if any(t.status in TO_RUN or retried(t) for t in job.trials) else 0
 
+    async def _start_launcher(self) -> None:
+        try:
+            self.launcher = await WarmLauncher.start(
+                functools.partial(_die_with_parent, os.getpid()))
+        except LauncherGone as exc:
+            print(f"cto-harness: {exc}; each trial starts as a fresh interpreter instead",
+                  file=sys.stderr)
+
+    async def _spawn(self, trial: Trial) -> Child:
+        """The trial's `cto-harness run`: forked from the warm launcher, or (cold, or the
+        launcher gone) a fresh interpreter; OSError when neither starts."""
+        argv = self._argv(trial)
+        if self.warm and self._launching is None:
+            self._launching = asyncio.ensure_future(self._start_launcher())
+        if self._launching is not None:
+            await asyncio.shield(self._launching)
+        if self.launcher is not None and not self.launcher.gone:
+            try:
+                return await self.launcher.spawn(argv)
+            except LauncherGone as exc:
+                print(f"cto-harness: the warm launcher is gone ({exc}); the trials left "
+                      "start as fresh interpreters", file=sys.stderr)
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "core.cli", *argv, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            start_new_session=True, preexec_fn=functools.partial(_die_with_parent, os.getpid()))
+
     def _argv(self, trial: Trial) -> list[str]:
+        """The trial's `cto-harness` arguments (without the program)."""
         cfg = self.job.config
         folder = next(t.folder for t in cfg.tasks if t.id == trial.task)
-        argv = [sys.executable, "-m", "core.cli", "run", "--json", "--profile", cfg.profile,
+        argv = ["run", "--json", "--profile", cfg.profile,
                 "--task", folder, "--runs-root", str(self.runs_root), "--timeout",
                 repr(cfg.timeout_s), "--job-id", self.job.job_id, "--attempt",
                 str(trial.attempt)]
@@ -306,18 +361,14 @@ class JobRunner:
             self.job.trials[index] = trial
             self._save()
             try:
-                proc = await asyncio.create_subprocess_exec(
-                    *self._argv(trial), stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                    start_new_session=True,
-                    preexec_fn=functools.partial(_die_with_parent, os.getpid()))
+                proc = await self._spawn(trial)
             except OSError as exc:
                 self._ended(index, None, f"could not start cto-harness run: {exc.strerror}")
                 return
             self.children[index] = proc
             if self.cancelled:  # cancelled while it was being started
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGINT)
+                    proc.send_signal(signal.SIGINT)
             out, err = await proc.communicate()
             self.children.pop(index, None)
             run_dir = _run_dir_from(out) or run_folder_of(self.runs_root, proc.pid)
