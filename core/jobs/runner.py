@@ -322,10 +322,11 @@ class JobRunner:
             self._launching = asyncio.ensure_future(self._start_launcher())
         if self._launching is not None:
             await asyncio.shield(self._launching)
-        if self.launcher is not None and not self.launcher.gone:
+        if self.launcher is not None and self.warm:
             try:
                 return await self.launcher.spawn(argv)
             except LauncherGone as exc:
+                self.warm = False  # said once; its trials in flight end as they report
                 print(f"cto-harness: the warm launcher is gone ({exc}); the trials left "
                       "start as fresh interpreters", file=sys.stderr)
         return await asyncio.create_subprocess_exec(

@@ -176,8 +176,9 @@ def test_pass_at_k_counts_passes_and_agent_failures_only() -> None:
 
 def _trial_harnesses(job_pid: int) -> int:
     """`cto-harness run` processes the job has running now: its children whose argv is a
-    run (a run's own helpers are the run's children, not the job's)."""
-    count = 0
+    run, and the children of its warm launcher (core/jobs/warm.py), each a trial forked
+    from it (a run's own helpers are the run's children, not the job's)."""
+    procs: dict[int, tuple[int, list[bytes]]] = {}
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
@@ -185,9 +186,12 @@ def _trial_harnesses(job_pid: int) -> int:
                 ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
             except (OSError, ValueError, IndexError):
                 continue
-            if ppid == job_pid and b"run" in argv and b"--job-id" in argv:
-                count += 1
-    return count
+            procs[int(proc.name)] = (ppid, argv)
+    launchers = {pid for pid, (ppid, argv) in procs.items()
+                 if ppid == job_pid and b"core.cli.warm" in argv}
+    return sum(1 for ppid, argv in procs.values()
+               if (ppid == job_pid and b"run" in argv and b"--job-id" in argv)
+               or ppid in launchers)
 
 
 def test_at_most_concurrency_trials_run_at_once(harness: Harness) -> None:
