@@ -1,6 +1,7 @@
 """What a job costs beside running the same work directly, and the Jobs screen at scale.
 
     uv run python bench/job_throughput.py [--trials 48] [--concurrency 4]
+                                          [--launchers warm,cold] [--no-screen]
 
 1. `cto-harness job` of 48 trials of a quick Case (it exits at once; the task's real hidden
    checks run on what it left) at --concurrency 4, against the same 48 Case processes plus
@@ -8,6 +9,10 @@
    process pool, in the same run. A trial also runs the same-run fake baseline (the fake
    engine and the checks again), so the direct side is timed twice: Case + checks (the
    issue's baseline), and Case + checks + fake engine + checks (the same work as a trial).
+   The job is timed once per `--launchers` (CTO_HARNESS_JOB_LAUNCHER: trials forked from
+   the warm launcher, or each a fresh interpreter), each beside the CPU seconds a trial
+   took (every descendant's, which others' load on a shared machine inflates less than
+   the wall time) and the load average.
 2. The dashboard's Jobs screen over 100 jobs of 100 trials each: time from the app's start
    until the screen shows its first screenful of jobs and the first job's matrix, and
    until every job is listed.
@@ -167,15 +172,24 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=48)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--launchers", default="warm,cold",
+                        help="the jobs to time, by CTO_HARNESS_JOB_LAUNCHER (comma-separated)")
     parser.add_argument("--screen-only", action="store_true", help="only the Jobs screen")
+    parser.add_argument("--no-screen", action="store_true", help="not the Jobs screen")
     args = parser.parse_args()
-    if args.screen_only:
+    if not args.screen_only:
+        throughput(args.trials, args.concurrency, args.launchers.split(","))
+    if args.screen_only or not args.no_screen:
         first, every = asyncio.run(first_frame(jobs_root(100, 100), 100))
-        print(f"Jobs screen, 100 jobs x 100 trials: first {first * 1000:.0f} ms, all "
+        print(f"Jobs screen, 100 jobs x 100 trials, from the app's start: first jobs and "
+              f"matrix {first * 1000:.0f} ms (aim < 1000 ms), all 100 jobs "
               f"{every * 1000:.0f} ms")
-        return
+
+
+def throughput(n: int, c: int, launchers: list[str]) -> None:
     for name in [n for n in os.environ if n.startswith("CTO_HARNESS_")]:
         del os.environ[name]
+    jobs: list[tuple[str, float, float, list[str]]] = []
     with tempfile.TemporaryDirectory(prefix="cto-harness-bench-job-") as tmp:
         scratch = Path(tmp)
         # As root the sandbox runs as an unused uid, which must be able to reach the Case:
@@ -185,38 +199,36 @@ def main() -> None:
         case_bin = scratch / "quick-case"
         case_bin.write_text(QUICK_CASE)
         case_bin.chmod(0o755)
-        n, c = args.trials, args.concurrency
+        load = Path("/proc/loadavg").read_text().split()[:3]
         plain = direct(n, c, str(case_bin), tmp, baseline=False)
         cpu0 = children_cpu()
         same_work = direct(n, c, str(case_bin), tmp, baseline=True)
-        cpu1 = children_cpu()
-        load = Path("/proc/loadavg").read_text().split()[:3]
-        wall, result = job(n, c, str(case_bin), scratch)
-        cpu2 = children_cpu()
-        s = result["summary"]
-        trials = json.loads((Path(result["job_dir"]) / "job.json").read_text())["trials"]
-    statuses = Counter(t["status"] for t in trials)
-    if set(statuses) != {"failed"}:
-        # The quick Case leaves the task unsolved: every trial must reach its checks and
-        # fail them; anything else (blocked, error) times a different, shorter job.
-        raise SystemExit(f"the job's trials did not all run their Case, checks and "
-                         f"baseline: {dict(statuses)}")
-    print(f"{n} trials of a quick Case on {TASK}, {c} at once ({os.cpu_count()} CPUs)")
-    print(f"  direct, Case + checks:                    {plain:7.2f} s")
-    print(f"  direct, Case + checks + fake + checks:    {same_work:7.2f} s")
-    print(f"  cto-harness job:                          {wall:7.2f} s   "
-          f"({s['done']}/{s['trials']} trials with a report, all failed as expected: the "
-          "quick Case leaves the task unsolved)")
-    print(f"  ratio job / direct (Case + checks):       {wall / plain:7.2f}x   (aim <= 1.5x)")
-    print(f"  ratio job / direct (same work as a trial):{wall / same_work:7.2f}x   (aim <= 1.3x)")
-    print(f"  CPU seconds a trial: direct same work {(cpu1 - cpu0) / n:.3f}, job "
-          f"{(cpu2 - cpu1) / n:.3f} ({(cpu2 - cpu1) / (cpu1 - cpu0):.2f}x)")
-    print(f"  load average before the job: {' '.join(load)}, after: "
-          f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
-    root = jobs_root(100, 100)
-    first, every = asyncio.run(first_frame(root, 100))
-    print(f"Jobs screen, 100 jobs x 100 trials, from the app's start: first jobs and matrix "
-          f"{first * 1000:.0f} ms (aim < 1000 ms), all 100 jobs {every * 1000:.0f} ms")
+        direct_cpu = children_cpu() - cpu0
+        for launcher in launchers:
+            folder = scratch / launcher
+            folder.mkdir()
+            cpu0 = children_cpu()
+            wall, result = job(n, c, str(case_bin), folder,
+                               {"CTO_HARNESS_JOB_LAUNCHER": launcher})
+            cpu = children_cpu() - cpu0
+            trials = json.loads((Path(result["job_dir"]) / "job.json").read_text())["trials"]
+            statuses = Counter(t["status"] for t in trials)
+            if set(statuses) != {"failed"}:
+                # The quick Case leaves the task unsolved: every trial must reach its checks
+                # and fail them; anything else (blocked, error) times a shorter job.
+                raise SystemExit(f"the {launcher} job's trials did not all run their Case, "
+                                 f"checks and baseline: {dict(statuses)}")
+            jobs.append((launcher, wall, cpu, Path("/proc/loadavg").read_text().split()[:3]))
+    print(f"{n} trials of a quick Case on {TASK}, {c} at once ({os.cpu_count()} CPUs); every "
+          "trial ran its Case, checks and baseline and failed, as the quick Case should")
+    print(f"  direct, Case + checks:                  {plain:7.2f} s")
+    print(f"  direct, Case + checks + fake + checks:  {same_work:7.2f} s   "
+          f"({direct_cpu / n:.3f} CPU-s a trial)   load before: {' '.join(load)}")
+    for launcher, wall, cpu, after in jobs:
+        print(f"  cto-harness job, {launcher} launcher:{' ' * (10 - len(launcher))}"
+              f"{wall:7.2f} s   ({cpu / n:.3f} CPU-s a trial)   load after: {' '.join(after)}")
+        print(f"    ratio to direct Case + checks {wall / plain:.2f}x (aim <= 1.5x); to the same "
+              f"work {wall / same_work:.2f}x (aim <= 1.3x); CPU {cpu / direct_cpu:.2f}x")
 
 
 if __name__ == "__main__":
