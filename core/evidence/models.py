@@ -46,7 +46,8 @@ EVENTS: tuple[str, ...] = (
     "report_written",
     "run_finished",
 )
-"""Trace events in lifecycle order; `guard_tripped` and `leak_detected` may come in between."""
+"""Trace events in lifecycle order; `guard_tripped` and `leak_detected` may come in between,
+and `baseline_started` before `checks_completed` (the baseline runs beside the checks)."""
 
 EXIT_CODES: dict[str, int] = {
     "passed": 0,

@@ -292,17 +292,32 @@ class Runner(CaseStage):
             self.state.reasons.append(
                 f"the Case ran past its timeout ({self.case_timeout:g} s of the run's "
                 f"--timeout {req.timeout:g} s; the rest is the leak scan's)")
-        t0 = time.monotonic()
-        self.state.checks = await run_checks(task, self.paths.workspace, self.paths.checks,
-                                             self.redactor.redact, self.cancel, self._boxes())
-        self.state.durations.checks_s = round(time.monotonic() - t0, 3)
-        self.event("checks_completed", **self.state.checks.model_dump())
+        # The same-run baseline needs nothing of the Case's checks (its own fresh workspace,
+        # its own folder, its own sandboxes): it runs beside them rather than after, so a
+        # trial takes the longer of the two, not their sum. Its end is traced after the
+        # checks' whichever finishes first, so the trace reads the same every run.
+        baseline = (asyncio.ensure_future(self._baseline(task, task_file))
+                    if req.engine != FAKE and req.baseline else None)
+        try:
+            t0 = time.monotonic()
+            self.state.checks = await run_checks(task, self.paths.workspace, self.paths.checks,
+                                                 self.redactor.redact, self.cancel,
+                                                 self._boxes())
+            self.state.durations.checks_s = round(time.monotonic() - t0, 3)
+            self.event("checks_completed", **self.state.checks.model_dump())
+        except BaseException:  # the watchdog, or our own failure: the baseline ends too
+            if baseline is not None:
+                baseline.cancel()
+                with contextlib.suppress(BaseException):
+                    await baseline
+            raise
+        if baseline is not None:
+            await baseline
+            assert self.state.baseline is not None
+            self.event("baseline_completed", status=self.state.baseline.status,
+                       checks=self.state.baseline.checks.model_dump())
         if self.cancel.is_set():
             return "cancelled"
-        if req.engine != FAKE and req.baseline:
-            await self._baseline(task, task_file)
-            if self.cancel.is_set():
-                return "cancelled"
         return "timed_out" if case.timed_out else "failed"  # refined by the verdict
 
     def _block_late(self, reason: str) -> None:
@@ -312,6 +327,8 @@ class Runner(CaseStage):
         self.event("run_blocked", reasons=[reason])
 
     async def _baseline(self, task: Task, task_file: Path) -> None:
+        """The fake engine and the checks on its workspace, into the run's state (its end is
+        traced by the caller, after the Case's checks')."""
         base = self.paths.baseline
         self.event("baseline_started", engine=FAKE)
         t0 = time.monotonic()
@@ -328,7 +345,6 @@ class Runner(CaseStage):
         self.state.baseline = BaselineOutcome(status=status, exit_code=outcome.exit_code,
                                               checks=checks)
         self.state.durations.baseline_s = round(time.monotonic() - t0, 3)
-        self.event("baseline_completed", status=status, checks=checks.model_dump())
 
     def _came_back(self, *folders: Path) -> None:
         """What the sandbox leaves made harmless on the host (core/evidence/defuse.py): as

@@ -322,8 +322,8 @@ def test_trace_events_follow_the_documented_order(harness: Harness) -> None:
     names = [n for n in events(harness, out["run_dir"]) if n not in ("guard_tripped",)]
     assert names == [
         "run_started", "config_resolved", "readiness_checked", "admission_checked",
-        "relay_started", "case_process_started", "case_process_exited", "checks_completed",
-        "baseline_started", "baseline_completed", "guard_verdict", "report_written",
+        "relay_started", "case_process_started", "case_process_exited", "baseline_started",
+        "checks_completed", "baseline_completed", "guard_verdict", "report_written",
         "run_finished",
     ]
 
