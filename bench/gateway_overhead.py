@@ -16,6 +16,18 @@ what the gateway adds to the first byte, and what it adds per chunk after it. Ai
 chunk; plain http instead of TLS made no measurable difference (the cost is the extra
 process hop and its second pass through the relay's rules, scheduled on loaded cores).
 
+Where it goes (session 7, load average ~5 on 2 cores, --chunks 2 --repeat 40, four runs
+alternating TLS and plain http): +2.6 to +5.8 ms median over TLS, +2.1 to +3.9 ms over plain
+http, the spread being the machine's load from one minute to the next; the gateway process's
+own CPU is 1.8-2.8 ms a request (printed below), TLS ~0.3-0.5 ms of it. A profile of the
+serving process puts most of a request's wall time in `socket.send` and `epoll` — not the
+send's cost (13 us a round trip here) but the receiver woken and run first on a busy core:
+each hop is at least a request and an answer between processes, each a wake-up. Slicing a
+stream's first read so its first line goes on sooner made no measurable difference (the
+first read here is small), so it was not kept. What is left to try: fewer writes per hop
+(httpcore writes a request's headers and body apart, uvicorn an answer's headers, each
+chunk and its end apart).
+
     uv run python bench/gateway_overhead.py [--chunks 5000] [--repeat 20]
 """
 
@@ -81,6 +93,12 @@ def make_relay(upstream: str, ledger: Path, token: str, api_key: SecretStr | Non
                  ledger=ledger, redact=lambda text: text, **kw)  # type: ignore[arg-type]
 
 
+def cpu_s(pid: int) -> float:
+    """A process's user + system CPU seconds so far (/proc: no profiler in its way)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(client: httpx.Client, url: str, token: str) -> tuple[float, float, int]:
     body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True}
     started = time.perf_counter()
@@ -120,12 +138,15 @@ def main() -> None:
             for relay in (direct, via):
                 loop.run(relay.start())
             rows: dict[str, list[tuple[float, float, int]]] = {"relay": [], "gateway": []}
+            gateway_cpu = 0.0
             with httpx.Client(timeout=60, trust_env=False) as client:
                 for n in range(args.repeat + 1):
                     for name, relay in (("relay", direct), ("gateway", via)):
+                        cpu = cpu_s(proc.pid)
                         got = timed(client, f"{relay.base_url}/chat/completions", token)
                         if n:  # the first of each warms connections and TLS up
                             rows[name].append(got)
+                            gateway_cpu += cpu_s(proc.pid) - cpu if name == "gateway" else 0
             for relay in (direct, via):
                 loop.run(relay.stop())
         finally:
@@ -150,6 +171,9 @@ def main() -> None:
               f"   last byte {r['last_ms_median']:8.2f} / {r['last_ms_best']:8.2f}")
     print(f"gateway adds to the first byte: {first_added:.2f} ms (aim 2 ms)")
     print(f"gateway adds per chunk after it: {per_chunk_us:.1f} us (aim 10 us)")
+    print(f"the gateway process's own CPU a request (its whole stream): "
+          f"{gateway_cpu / args.repeat * 1000:.1f} ms; load average "
+          f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])} on {os.cpu_count()} cores")
     print(json.dumps({"first_byte_added_ms": round(first_added, 3),
                       "per_chunk_added_us": round(per_chunk_us, 2), **out}))
 
