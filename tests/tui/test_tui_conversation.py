@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Static, TabbedContent
+from textual.widgets import Static, TabbedContent
 
 from core.evidence.exchange_store import ExchangeStore, Recorded
 from core.relay.recording import reassemble
@@ -41,14 +41,12 @@ async def open_conversation(pilot: Pilot, run_dir: Path) -> ConversationView:
     screen.query_one(TabbedContent).active = "conversation"
     view = screen.query_one(ConversationView)
     await until(pilot, lambda: view.loaded_once)
-    view.query_one("#conv-table", DataTable).focus()
+    view.table.focus()
     return view
 
 
 def rows(view: ConversationView) -> list[list[str]]:
-    table = view.query_one("#conv-table", DataTable)
-    return [[str(getattr(c, "plain", c)) for c in table.get_row_at(i)]
-            for i in range(table.row_count)]
+    return [list(view.table.cells(i)) for i in range(view.table.row_count)]
 
 
 def shown(view: ConversationView) -> str:
@@ -60,7 +58,7 @@ def status(view: ConversationView) -> str:
 
 
 def cursor(view: ConversationView) -> int:
-    return view.query_one("#conv-table", DataTable).cursor_row
+    return view.table.cursor_row
 
 
 async def test_a_real_tool_loop_run_reads_as_its_conversation(

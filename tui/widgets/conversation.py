@@ -2,10 +2,19 @@
 first line, tokens, latency, model), the selected step whole below, `/` search with n/N,
 and keys to the next tool call (`t`/`T`) or problem (`x`/`X`).
 
-Read lazily: `Transcript.steps()` is asked a page at a time, as the cursor nears the end of
-what is loaded, so a run of 5,000 exchanges opens on its first page. While the run goes on
-(no report yet) the tab reads what the exchanges index grew by and shows the request in
-flight (`backend/exchanges/inflight.json`, written by the relay) as it streams.
+Read lazily: `Transcript.steps()` is asked a page at a time, so a run of 5,000 exchanges
+opens on its first page; the next pages are read on behind it, a page at a time in a thread
+(a step's tool results are read only when it is shown), so `G`, a search or a jump reach
+the end without a wait once that is done. The rows are a `StepList` (Line API: only the
+lines in view are drawn). While the run goes on (no report yet) the tab reads what the
+exchanges index grew by and shows the request in flight (`backend/exchanges/inflight.json`,
+written by the relay) as it streams.
+
+Public surface (the Live screen shows the same widget):
+
+    ConversationView(run_dir, redact, poll_s=LIVE_S)   # poll_s None: read on only when told
+    view.steps_arrived()    # the exchanges grew: read them now, not at the next poll
+    view.steps              # the steps read so far; view.loaded_once: the first page is in
 
 Every string here came from a model, an agent or a run folder: it is shown only through
 `safe()`/`inert()` (tui/terminal_text.py) and the display redactor, never as markup."""
@@ -13,6 +22,7 @@ Every string here came from a model, an agent or a run folder: it is shown only 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
@@ -22,21 +32,20 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input, Static
 
 from core.evidence.inflight import InFlight, read_inflight
 from core.evidence.rundir import RunPaths
 from core.evidence.steps import Observation, Step
 from core.evidence.transcript import Transcript
 from tui.terminal_text import safe
-from tui.widgets.keys import KeyedTable
-from tui.widgets.step_view import inflight_line, step_row, step_text, step_view
+from tui.widgets.step_list import StepList
+from tui.widgets.step_view import inflight_line, step_text, step_view
 
 PAGE = 200
-"""Steps read per page; the next is read when the cursor comes within NEAR_END of the end."""
+"""Steps read per page (one thread hop, the reader's lock held for it)."""
 FIRST_PAGE = 60
-"""The first page: a screen's worth and some (each row costs the table a measure; 200 of
-them would double the tab's first frame)."""
+"""The first page: a screen's worth and some, read before the first frame."""
 NEAR_END = 20
 LIVE_S = 0.5
 """How often a run in flight is read again (its index, its in-flight answer)."""
@@ -62,10 +71,15 @@ class ConversationView(Vertical):
         Binding("escape", "leave", "Back", show=False),
     ]
 
-    def __init__(self, run_dir: Path, redact: Callable[[str], str], **kw: object) -> None:
+    def __init__(self, run_dir: Path, redact: Callable[[str], str], *,
+                 poll_s: float | None = LIVE_S, **kw: object) -> None:
+        """`poll_s`: how often a run still going is read again; None: only when
+        `steps_arrived()` says so (its owner watches the run's files itself)."""
         super().__init__(**kw)  # type: ignore[arg-type]
         self.run_dir = run_dir
         self.redact = redact
+        self.poll_s = poll_s
+        self._nudge = asyncio.Event()
         self.transcript = Transcript(run_dir, lazy=True)
         self._filled: list[Observation] = []
         """The shown step's results, read for it (let go when another step is shown)."""
@@ -80,33 +94,34 @@ class ConversationView(Vertical):
         yield Input(placeholder="search the whole conversation; Enter, then n/N",
                     id="conv-find")
         yield Static("reading the exchanges…", id="conv-status")
-        yield KeyedTable(id="conv-table", cursor_type="row", zebra_stripes=True)
+        yield StepList(self.redact, id="conv-table")
         with VerticalScroll(id="conv-step-box"):
             yield Static(id="conv-step")
 
     def on_mount(self) -> None:
-        table = self.query_one("#conv-table", DataTable)
-        table.add_columns("#", "who", "tokens", "latency", "model", "first line")
         self._follow()
 
+    def steps_arrived(self) -> None:
+        """The run's exchanges grew (or its report appeared): read them now."""
+        self._nudge.set()
+
+    @property
+    def table(self) -> StepList:
+        return self.query_one("#conv-table", StepList)
+
     # -- reading ------------------------------------------------------------------
-    async def _more(self, until: int) -> bool:
-        """Read steps up to `until` (in a thread, one reader at a time); add their rows.
-        False when nothing more came."""
+    async def _more(self, until: int | None = None) -> bool:
+        """Read steps up to `until` (default: a PAGE more than there are once the reader is
+        ours: another reader may have read on meanwhile), in a thread, one reader at a
+        time; add their rows. False when nothing more came."""
         async with self._lock:
             have = len(self.steps)
+            until = have + PAGE if until is None else until
             got = await asyncio.to_thread(self.transcript.steps, have, max(until - have, 0))
             got = [s for s in got if s.index >= len(self.steps)]
-            table = self.query_one("#conv-table", DataTable)
-            for step in got:
-                table.add_row(*step_row(step, self.redact, self.app.size.width or 160),
-                              key=str(step.index))
             self.steps.extend(got)
-        if not got:
-            return False
-        if have == 0:
-            self._show(0)
-        return True
+            self.table.add(got)  # the first row's Highlighted shows it below
+        return bool(got)
 
     async def _tail_changes(self) -> None:
         """Steps already shown can still change as the run goes on: a tool result arrives
@@ -114,24 +129,29 @@ class ConversationView(Vertical):
         async with self._lock:
             fresh = await asyncio.to_thread(self.transcript.steps, max(len(self.steps) - 3, 0),
                                             3)
-        table = self.query_one("#conv-table", DataTable)
+        table = self.table
         for step in fresh:
-            if step.index < len(self.steps):
-                for column, value in zip(table.columns, step_row(
-                        step, self.redact, self.app.size.width or 160), strict=False):
-                    table.update_cell(str(step.index), column, value)
+            table.changed(step)
         if table.cursor_row >= len(self.steps) - 3:
             self._show(table.cursor_row)
 
     @work(exclusive=True, group="conversation", exit_on_error=False)
     async def _follow(self) -> None:
-        """The first page; then, while the run has no report, what it grew by."""
+        """The first page; the rest behind it, a page at a time; then, while the run has
+        no report, what it grew by."""
         await self._more(FIRST_PAGE)
         self.loaded_once = True
         self._status()
+        drawn = asyncio.Event()  # the first frame first: the rest is read behind it
+        self.call_after_refresh(drawn.set)
+        await drawn.wait()
+        while not self.transcript.complete and await self._more():
+            self._status()
         report = RunPaths(self.run_dir).report
         while not report.exists():
-            await asyncio.sleep(LIVE_S)
+            self._nudge.clear()
+            with contextlib.suppress(TimeoutError):  # the poll's time, or a nudge
+                await asyncio.wait_for(self._nudge.wait(), self.poll_s)
             async with self._lock:
                 before = self.transcript.folder.count()
                 await asyncio.to_thread(self.transcript.refresh)
@@ -139,15 +159,14 @@ class ConversationView(Vertical):
             self.inflight = await asyncio.to_thread(read_inflight, self.run_dir)
             if grew:
                 await self._tail_changes()
-                table = self.query_one("#conv-table", DataTable)
-                if len(self.steps) - table.cursor_row <= NEAR_END + PAGE:
-                    await self._more(len(self.steps) + PAGE)
+                while await self._more():
+                    pass
             self._status()
         self.inflight = []
         async with self._lock:
             await asyncio.to_thread(self.transcript.refresh)
         await self._tail_changes()
-        await self._more(len(self.steps) + PAGE)
+        await self._more()
         self._status()
 
     def _status(self) -> None:
@@ -158,7 +177,7 @@ class ConversationView(Vertical):
                         "a blocked run, a run from before recording, or recording was off).",
                         style="yellow")
         else:
-            more = "" if t.complete else " so far (more as you scroll)"
+            more = "" if t.complete else " so far (reading on)"
             text.append(f"{len(self.steps):,} steps from {t.exchanges_read:,} of "
                         f"{t.exchanges:,} exchanges{more}")
             if self._term:
@@ -184,27 +203,28 @@ class ConversationView(Vertical):
             self.query_one("#conv-step", Static).update(
                 step_view(step, self.redact, self._reasoning))
 
-    @on(DataTable.RowHighlighted, "#conv-table")
-    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._show(event.cursor_row)
-        if event.cursor_row >= len(self.steps) - NEAR_END and not self.transcript.complete:
+    @on(StepList.Highlighted, "#conv-table")
+    def _highlighted(self, event: StepList.Highlighted) -> None:
+        self._show(event.row)
+        if event.row >= len(self.steps) - NEAR_END and not self.transcript.complete:
             self._page()
 
     @work(exclusive=True, group="conversation-page", exit_on_error=False)
     async def _page(self) -> None:
-        await self._more(len(self.steps) + PAGE)
+        await self._more()
         self._status()
 
     def action_fold(self) -> None:
         self._reasoning = not self._reasoning
-        self._show(self.query_one("#conv-table", DataTable).cursor_row)
+        self._show(self.table.cursor_row)
 
     # -- moving --------------------------------------------------------------------
     def _go(self, row: int) -> None:
-        table = self.query_one("#conv-table", DataTable)
-        table.move_cursor(row=row)
+        table = self.table
+        if table.cursor_row == row:
+            self._show(row)  # no move, no Highlighted
+        table.move_cursor(row)
         table.focus()
-        self._show(row)
 
     def _scan(self, rows: range | list[int], match: Callable[[Step], bool]) -> int | None:
         """The first of `rows` whose step matches (in a thread: a search reads each step's
@@ -227,12 +247,12 @@ class ConversationView(Vertical):
         if not self.steps and not await self._more(PAGE):
             self.notify(f"no {what}: no steps", severity="warning")
             return
-        start = self.query_one("#conv-table", DataTable).cursor_row
+        start = self.table.cursor_row
         if direction > 0:
             checked = len(self.steps)
             async with self._lock:
                 found = await asyncio.to_thread(self._scan, range(start + 1, checked), match)
-            while found is None and await self._more(len(self.steps) + PAGE):
+            while found is None and await self._more():
                 self._status()
                 async with self._lock:
                     found = await asyncio.to_thread(
@@ -242,7 +262,7 @@ class ConversationView(Vertical):
                 async with self._lock:
                     found = await asyncio.to_thread(self._scan, range(0, start + 1), match)
         else:
-            while start == 0 and await self._more(len(self.steps) + PAGE):
+            while start == 0 and await self._more():
                 self._status()  # wrapping back from the first step reads to the end
             async with self._lock:
                 found = await asyncio.to_thread(
@@ -288,7 +308,7 @@ class ConversationView(Vertical):
         box = self.query_one("#conv-find", Input)
         if box.has_focus:
             box.remove_class("-shown")
-            self.query_one("#conv-table", DataTable).focus()
+            self.table.focus()
             return
         back = getattr(self.screen, "action_back", None)
         if back is not None:

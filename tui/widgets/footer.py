@@ -3,8 +3,10 @@
 Textual's Footer cuts whatever does not fit at its right end, which is where `?` and `q`
 were (an 80-column terminal lost `e ? q`). This one drops the least needed keys first
 (PRIORITY), shows the rest in their usual order, and is rebuilt only when what it shows
-changes: Textual's own rebuilds every key widget on each screen switch and focus move, most
-of what a key press that switches screens cost.
+changes. Textual's own rebuilds every key widget on every bindings change (each focus
+move, each screen switch, each widget mounted below the screen: 358 rebuilds while Run
+detail opened its Conversation tab), and each key it mounts passes the stylesheet three
+times (mounted, then `compact` set, then bound to the footer's `compact`).
 """
 
 from __future__ import annotations
@@ -16,22 +18,44 @@ from textual.screen import Screen
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
-PRIORITY = ("help", "quit", "back", "show('live')", "show('runs')", "show('work')", "show('jobs')",
-            "stages", "search", "filter", "follow", "retry", "cancel_run", "regate",
-            "into_tab", "endpoint")
+PRIORITY = ("help", "quit", "back", "stages", "search", "filter", "mark", "compare",
+            "mark_job", "compare_jobs", "resume_job", "cancel_job", "follow", "sort", "retry",
+            "cancel_run", "regate", "into_tab", "endpoint", "show('live')", "show('runs')",
+            "show('work')", "show('jobs')")
 """Actions by how much a user needs to see their key; others come after, palette last.
-`stages` comes early: below 120 columns the stages fold away and `s` is the only way to them."""
+`stages` comes early: below 120 columns the stages fold away and `s` is the only way to
+them. The screen's own keys (mark and compare two runs or jobs) come before the number
+keys that switch screens: the bar at the top of every screen names those (`1 Live 2 Runs
+4 Jobs`), so at 80 columns they are the ones left out."""
 KEY_PADDING = 3
 """Columns a key takes beside its key and description text (spaces around them)."""
+
+Entry = tuple[Binding, bool, str]
+
+
+class SteadyKey(FooterKey):
+    """A footer key whose `compact` is fixed when it is made: Textual's FooterKey starts
+    compact, and the footer then binds it to its own `compact`; each change restyles it."""
+
+    def __init__(self, *args: object, compact: bool, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.set_reactive(FooterKey.compact, compact)
+        self.set_class(compact, "-compact", update=False)
+
+    def _watch_compact(self, compact: bool) -> None:
+        if self.has_class("-compact") != compact:  # on mount: already so, no style pass
+            self.set_class(compact, "-compact")
 
 
 class SteadyFooter(Footer):
     _shown: tuple[object, ...] | None = None
+    """What compose() last showed (None: nothing yet)."""
+    _refit_pending = False
 
-    def _entries(self) -> list[tuple[Binding, bool, str]]:
+    def _entries(self) -> list[Entry]:
         """The bindings to show, one per action, in the order they are bound."""
         palette = self.app.COMMAND_PALETTE_BINDING
-        by_action: dict[str, tuple[Binding, bool, str]] = {}
+        by_action: dict[str, Entry] = {}
         for key, (_, binding, enabled, tooltip) in self.screen.active_bindings.items():
             if binding.action == "show('work')" and "work" not in getattr(
                     self.app, "screens_in_order", ()):
@@ -40,15 +64,15 @@ class SteadyFooter(Footer):
                 by_action.setdefault(binding.action, (binding, enabled, tooltip))
         return list(by_action.values())
 
-    def _fitting(self) -> list[tuple[Binding, bool, str]]:
+    def _fitting(self) -> list[Entry]:
         entries = self._entries()
         width = self.app.size.width
 
-        def rank(entry: tuple[Binding, bool, str]) -> int:
+        def rank(entry: Entry) -> int:
             action = entry[0].action
             return PRIORITY.index(action) if action in PRIORITY else len(PRIORITY)
 
-        def cost(entry: tuple[Binding, bool, str]) -> int:
+        def cost(entry: Entry) -> int:
             binding = entry[0]
             return (len(self.app.get_key_display(binding)) + len(binding.description)
                     + KEY_PADDING)
@@ -58,31 +82,44 @@ class SteadyFooter(Footer):
             kept.pop()
         return [e for e in entries if e in kept]
 
-    def _keys(self) -> tuple[object, ...]:
+    @staticmethod
+    def _state(fitting: list[Entry]) -> tuple[object, ...]:
         """What compose() shows: the keys kept and their state."""
         return tuple((b.key, b.description, b.action, enabled, tooltip)
-                     for b, enabled, tooltip in self._fitting())
+                     for b, enabled, tooltip in fitting)
 
     def compose(self) -> ComposeResult:
         if not self._bindings_ready:
             self._shown = None
             return
         fitting = self._fitting()
-        self._shown = self._keys()
+        self._shown = self._state(fitting)
         self.styles.grid_size_columns = len(fitting)
         for binding, enabled, tooltip in fitting:
-            yield FooterKey(binding.key, self.app.get_key_display(binding),
+            yield SteadyKey(binding.key, self.app.get_key_display(binding),
                             binding.description, binding.action, disabled=not enabled,
-                            tooltip=tooltip).data_bind(compact=Footer.compact)
+                            tooltip=tooltip, compact=self.compact)
+
+    async def _refit(self) -> None:
+        """Rebuild the keys if what they would show differs from what they show."""
+        self._refit_pending = False
+        if self.is_attached and (self._shown is None
+                                 or self._state(self._fitting()) != self._shown):
+            await self.recompose()
 
     async def on_resize(self, event: events.Resize) -> None:
         # Awaited: un-awaited, the coroutine never ran and a narrowed terminal kept keys
         # that no longer fit (mypy found it).
-        if self._shown is not None and self._keys() != self._shown:
-            await self.recompose()
+        if self._shown is not None:
+            await self._refit()
 
     def bindings_changed(self, screen: Screen) -> None:
-        if (self._shown is not None and screen is self.screen and self.is_attached
-                and self._keys() == self._shown):
+        """At most one refit per refresh, however many times the bindings changed before
+        it, and none when the keys shown stay the same (Textual's schedules a rebuild for
+        each change)."""
+        self._bindings_ready = True
+        if not screen.app.app_focus or screen is not self.screen or not self.is_attached:
             return
-        super().bindings_changed(screen)
+        if not self._refit_pending:
+            self._refit_pending = True
+            self.call_after_refresh(self._refit)

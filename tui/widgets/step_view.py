@@ -18,6 +18,9 @@ from tui.terminal_text import inert, safe
 SHOWN_CHARS = 200_000
 """Of one message or tool result, this much is shown (the transcript export has it all)."""
 FIRST_LINE = 160
+MODEL_W = 24
+MODEL_W_NARROW = 12
+"""The model column's width from 120 columns on, and below."""
 WHO_STYLE = {"system": "magenta", "user": "cyan", "agent": "green"}
 
 
@@ -42,7 +45,7 @@ def step_row(step: Step, redact: Callable[[str], str], width: int = 160
              ) -> tuple[Text, ...]:
     """One table row: #, who, tokens in/out, latency, model, first line (last: it takes
     what width is left, and the figures stay in view at 80 columns)."""
-    model_w = 24 if width >= 120 else 12
+    model_w = MODEL_W if width >= 120 else MODEL_W_NARROW
     room = max(12, min(FIRST_LINE, width - model_w - 40))
     """What the other columns and the cells' padding leave: no horizontal scrollbar."""
     first = redact(step.first_line)
@@ -52,14 +55,19 @@ def step_row(step: Step, redact: Callable[[str], str], width: int = 160
     who = step.source + (" ⚙" if step.tool_calls else "")
     if step.problems:
         who += " !"
-    tokens = "" if step.prompt_tokens is None and step.completion_tokens is None else \
-        f"{_n(step.prompt_tokens)}/{_n(step.completion_tokens)}"
-    latency = "" if step.latency_ms is None else f"{step.latency_ms:.0f} ms"
+    tokens, latency = figures(step)
     model = redact(step.model or "")
     return (Text(str(step.index + 1)), inert(who, WHO_STYLE.get(step.source, "")),
             Text(tokens), Text(latency),
             inert(model if len(model) <= model_w else model[:model_w - 1] + "…"),
             inert(first, style))
+
+
+def figures(step: Step) -> tuple[str, str]:
+    """A row's tokens (in/out) and latency cells."""
+    tokens = "" if step.prompt_tokens is None and step.completion_tokens is None else \
+        f"{_n(step.prompt_tokens)}/{_n(step.completion_tokens)}"
+    return tokens, "" if step.latency_ms is None else f"{step.latency_ms:.0f} ms"
 
 
 def _n(value: int | None) -> str:
