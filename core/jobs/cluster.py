@@ -40,7 +40,7 @@ from typing import Any
 from core.errors import BadInput, HarnessError
 from core.jobs import cluster_probe
 from core.jobs.cluster_stream import LiveRun
-from core.jobs.cluster_transfer import Unpacked, pack_task, unpack_run
+from core.jobs.cluster_transfer import Unpacked, inflate, pack_task, unpack_run
 from core.jobs.cluster_worker import (
     GATEWAY_VARS,
     RESOURCE,
@@ -302,7 +302,12 @@ class ClusterRunner(JobRunner):
                 "gateway": self.gateway, "trial": f"{index}:{secrets.token_hex(6)}"}
 
     async def _trial(self, index: int, gate: asyncio.Semaphore) -> None:
-        async with gate:
+        """One trial on a slot. Its concurrency gate is let go as soon as its result is
+        back, before its folder is taken in (on a thread): the next trial starts meanwhile,
+        rather than after the unpacking and defusing of this one's folder."""
+        await gate.acquire()
+        held = True
+        try:
             if self.cancelled:
                 return
             actor = await self.pool.get()
@@ -332,7 +337,13 @@ class ClusterRunner(JobRunner):
                 self._interrupted(index, value, live)
                 return
             self.pool.put_nowait(actor)
-            self._came_back(index, value, live)
+            gate.release()
+            held = False
+            run_dir, why = await loop.run_in_executor(self.threads, self._take_in, value, live)
+            self._came_back(index, value, run_dir, why)
+        finally:
+            if held:
+                gate.release()
 
     def _pull(self, actor: Any, key: str, live: LiveRun, index: int,
               loop: asyncio.AbstractEventLoop) -> None:
@@ -396,9 +407,10 @@ class ClusterRunner(JobRunner):
         if self.progress is not None:
             self.progress(self.job, trial)
 
-    def _came_back(self, index: int, result: dict[str, Any], live: LiveRun) -> None:
-        """The trial's result: its final folder in place of the streamed one; without a
-        final folder the streamed one stays as its run (no report: `interrupted`)."""
+    def _take_in(self, result: dict[str, Any], live: LiveRun) -> tuple[Path | None, str]:
+        """On a thread: the trial's final folder in place of the streamed one (the run dir
+        and the line to record); without a final folder the streamed one stays as its run
+        (no report: `interrupted`)."""
         node = str(result.get("node") or "")[:120] or None
         why = str(result.get("why") or "")[:500]
         run_dir = None
@@ -406,7 +418,8 @@ class ClusterRunner(JobRunner):
         blob, name = result.get("tar"), result.get("run_name")
         if isinstance(blob, bytes) and isinstance(name, str):
             try:
-                run_dir, left_out = unpack_run(blob, self.runs_root, name, replace=streamed)
+                run_dir, left_out = unpack_run(inflate(blob), self.runs_root, name,
+                                               replace=streamed)
             except Unpacked as exc:
                 why = f"its run folder from node {node} was refused: {exc}"
             else:
@@ -417,6 +430,11 @@ class ClusterRunner(JobRunner):
             run_dir = streamed
         elif run_dir != streamed or streamed is None:
             live.discard()
+        return run_dir, why
+
+    def _came_back(self, index: int, result: dict[str, Any], run_dir: Path | None,
+                   why: str) -> None:
+        node = str(result.get("node") or "")[:120] or None
         code = result.get("code")
         self._ended(index, run_dir, why, code if isinstance(code, int) else None)
         self.job.trials[index] = self.job.trials[index].model_copy(update={"node": node})

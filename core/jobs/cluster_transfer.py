@@ -10,15 +10,34 @@ import os
 import shutil
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path
 
 from core.errors import BadInput, HarnessError
 from core.evidence.defuse import defuse_tree
 from core.jobs.cluster_worker import MAX_MEMBERS, MAX_RUN_BYTES, MAX_TASK_BYTES, RUN_NAME, pack_tree
 
+MAX_TAR_BYTES = MAX_RUN_BYTES + MAX_MEMBERS * 1536
+"""A run's tar at most: its content's bound and each member's headers (a PAX one included)."""
+
 
 class Unpacked(HarnessError):
     """A run folder that came back and could not be taken in; the message says why."""
+
+
+def inflate(blob: bytes) -> bytes:
+    """A worker's zlib-compressed tar, inflated to at most MAX_TAR_BYTES: a few bytes that
+    would inflate to more (a bomb) are refused before they are held."""
+    inflater = zlib.decompressobj()
+    try:
+        data = inflater.decompress(blob, MAX_TAR_BYTES + 1)
+    except zlib.error as exc:
+        raise Unpacked(f"not a compressed run folder ({exc})") from None
+    if len(data) > MAX_TAR_BYTES or inflater.unconsumed_tail:
+        raise Unpacked(f"over {MAX_TAR_BYTES >> 20} MiB once inflated")
+    if not inflater.eof:
+        raise Unpacked("a compressed run folder cut short")
+    return data
 
 
 def unpack_run(blob: bytes, runs_root: Path, name: str,

@@ -11,10 +11,10 @@ place of what was streamed.
 
 Nothing secret goes through Ray (issue 20): what comes in is a task folder (tar bytes), the
 trial's numbers, the gateway's URL and fingerprint and the *path* of the gateway token file;
-what goes back is the run folder (no secret by the run's own invariants), an exit code and
-a line of stderr. The gateway token is read from that file by the run's relay on this node,
-so it is never a task argument, a return value or an env var of Ray's. Ray's own variables
-(`RAY_*`, its auth token among them) are not passed on to the run.
+what goes back is the run folder (no secret by the run's own invariants; a zlib-compressed
+tar), an exit code and a line of stderr. The gateway token is read from that file by the
+run's relay on this node, so it is never a task argument, a return value or an env var of
+Ray's. Ray's own variables (`RAY_*`, its auth token among them) are not passed on to the run.
 
 This module is imported by Ray on the worker nodes (pickled by reference): it imports
 nothing of Ray at module level and only the standard library besides, so a node without
@@ -38,6 +38,7 @@ import sys
 import tarfile
 import tempfile
 import threading
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +203,11 @@ class TrialWorker:
             if run_dir is not None:
                 out["run_name"] = run_dir.name
                 try:
-                    out["tar"] = pack_tree(run_dir, run_dir.name, MAX_RUN_BYTES)
+                    # zlib's fastest level: a demo run's 130 KiB become ~20, under Ray's
+                    # 100 KiB for a result returned inline with the call's answer (larger
+                    # ones go through both nodes' object stores: ~80 ms more a trial here)
+                    out["tar"] = zlib.compress(pack_tree(run_dir, run_dir.name,
+                                                         MAX_RUN_BYTES), 1)
                 except (ValueError, OSError) as exc:
                     keep = True
                     out["why"] = (f"run folder not sent back ({exc}); it stays on node "
