@@ -23,6 +23,7 @@ the harness fails with an import error the driver turns into one line.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import io
@@ -54,6 +55,9 @@ SCRATCH_VAR = "CTO_HARNESS_CLUSTER_SCRATCH"
 """A worker node's folder for trials' run folders while they run (default: the system's
 temporary folder); each trial's lives there until it has been sent back."""
 TOKEN_FILE_VAR = "CTO_HARNESS_GATEWAY_TOKEN_FILE"
+LAUNCHER_VAR = "CTO_HARNESS_JOB_LAUNCHER"
+"""`cold` on a worker node: its trials start as fresh interpreters, not from a warm launcher
+(core.jobs.runner reads the same variable for a local job)."""
 GATEWAY_VARS = ("CTO_HARNESS_GATEWAY_URL", "CTO_HARNESS_GATEWAY_FINGERPRINT", TOKEN_FILE_VAR)
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 PULL_BYTES = 4 << 20
@@ -131,6 +135,12 @@ class TrialWorker:
         trial before gets nothing of this one's."""
         self.runs: Path | None = None
         self.sent: dict[str, tuple[int, int]] = {}
+        self.child: Any | None = None
+        """The trial forked from the warm launcher (a `WarmChild`), while it runs."""
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.warm: Any | None = None
+        self.warm_key: tuple[tuple[str, str], ...] | None = None
+        self.cold = False
 
     def where(self) -> str:
         return self.node
@@ -140,9 +150,56 @@ class TrialWorker:
         `cancelled` report, which then comes back like any other."""
         with self.lock:
             self.cancelled = True
+            if self.child is not None:
+                self.child.send_signal(signal.SIGINT)
             if self.proc is not None and self.proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.proc.pid, signal.SIGINT)
+
+    # -- the node's warm launcher ------------------------------------------------------
+    def _call(self, coro: Any, timeout: float | None = None) -> Any:
+        """A coroutine on this actor's own event loop (a thread of its own: Ray runs the
+        actor's methods on threads of its pool), waited for here."""
+        if self.loop is None:
+            self.loop = asyncio.new_event_loop()
+            threading.Thread(target=self.loop.run_forever, daemon=True,
+                             name="trial-launcher-loop").start()
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def _launcher(self, env: dict[str, str], scratch: Path) -> Any | None:
+        """The warm launcher (core/jobs/warm.py) this slot's trials are forked from, as a
+        local job's are: a trial then pays no interpreter start and no imports. Started at
+        the first trial with the trials' environment (a later trial with another one gets
+        a new launcher); None, and trials started cold, when `CTO_HARNESS_JOB_LAUNCHER` is
+        `cold` on this node or the launcher cannot start."""
+        if env.get(LAUNCHER_VAR, "").strip().lower() == "cold" or self.cold:
+            return None
+        from core.jobs.warm import LauncherGone, WarmLauncher
+
+        key = tuple(sorted(env.items()))
+        if self.warm is not None and (self.warm_key != key or self.warm.gone):
+            with contextlib.suppress(Exception):
+                self._call(self.warm.close(), 30)
+            self.warm = None
+        if self.warm is None:
+            try:
+                self.warm = self._call(WarmLauncher.start(
+                    preexec=functools.partial(_die_with_parent, os.getpid()), env=env,
+                    cwd=str(scratch)), 120)
+            except (LauncherGone, TimeoutError):
+                self.cold = True  # this node's trials start cold from now on
+                return None
+            self.warm_key = key
+        return self.warm
+
+    def _spawn(self, launcher: Any, argv: list[str]) -> Any | None:
+        """A trial forked from the launcher; None (start it cold) when it is gone."""
+        from core.jobs.warm import LauncherGone
+
+        try:
+            return self._call(launcher.spawn(argv), 60)
+        except (LauncherGone, TimeoutError):
+            return None
 
     def pull(self, trial: str) -> dict[str, Any] | None:
         """What the trial's run folder has grown by since the last pull: {"name": its
@@ -186,19 +243,28 @@ class TrialWorker:
                 # this node's own setting wins (its token file may live elsewhere here)
                 if name in GATEWAY_VARS and value and not os.environ.get(name):
                     env[name] = value
+            launcher = self._launcher(env, scratch)
             with self.lock:
                 if self.cancelled:
                     out["why"] = "cancelled before it started"
                     return out
-                self.proc = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE, cwd=work, env=env, start_new_session=True,
-                    preexec_fn=functools.partial(_die_with_parent, os.getpid()))
-            stdout, stderr = self.proc.communicate()
-            out["code"] = self.proc.returncode
+                child = self._spawn(launcher, argv[3:]) if launcher is not None else None
+                if child is None:
+                    self.proc = subprocess.Popen(
+                        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, cwd=work, env=env, start_new_session=True,
+                        preexec_fn=functools.partial(_die_with_parent, os.getpid()))
+                self.child = child
+            if child is not None:
+                stdout, stderr = self._call(child.communicate())
+                code = child.returncode
+            else:
+                assert self.proc is not None
+                stdout, stderr = self.proc.communicate()
+                code = self.proc.returncode
+            out["code"] = code
             lines = stderr.decode("utf-8", "replace").strip().splitlines()
-            out["why"] = (lines[-1] if lines else f"cto-harness run exited "
-                          f"{self.proc.returncode}")[:500]
+            out["why"] = (lines[-1] if lines else f"cto-harness run exited {code}")[:500]
             run_dir = _run_dir(stdout, runs)
             if run_dir is not None:
                 out["run_name"] = run_dir.name
@@ -215,7 +281,7 @@ class TrialWorker:
             return out
         finally:
             with self.lock:
-                self.proc = None
+                self.proc, self.child = None, None
                 self.cancelled = False
                 self.trial, self.runs = None, None
             if not keep:

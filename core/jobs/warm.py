@@ -139,16 +139,20 @@ class WarmLauncher:
         asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
 
     @classmethod
-    async def start(cls, preexec: Callable[[], None] | None = None) -> WarmLauncher:
+    async def start(cls, preexec: Callable[[], None] | None = None,
+                    env: dict[str, str] | None = None, cwd: str | None = None
+                    ) -> WarmLauncher:
         """The launcher started and ready (its imports done); LauncherGone saying why not.
-        `preexec`: run in the launcher before it execs (the job's PDEATHSIG)."""
+        `preexec`: run in the launcher before it execs (the job's PDEATHSIG); `env` and
+        `cwd`: its trials' (a cluster worker's trials get neither Ray's variables nor its
+        folder), else this process's."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", LAUNCHER_MODULE, str(theirs.fileno()),
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
                 stderr=None, pass_fds=(theirs.fileno(),), start_new_session=True,
-                preexec_fn=preexec)
+                preexec_fn=preexec, env=env, cwd=cwd)
         except OSError as exc:
             ours.close()
             raise LauncherGone(f"the warm launcher did not start ({exc.strerror})") from None
