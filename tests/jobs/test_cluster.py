@@ -469,6 +469,12 @@ def test_a_remote_trial_in_flight_streams_back_and_a_token_revoked_mid_job_block
 
         wait_for(streamed, "the trial's run folder to stream back", timeout=60)
         assert "report_written" not in seen["events"], seen  # type: ignore[operator]
+        # forked from the node's warm launcher, as a local job's trials are
+        (remote,) = cluster.worker.scratch.glob(  # type: ignore[union-attr]
+            "cto-harness-trial-*/runs/*/manifest.json")
+        pid = json.loads(remote.read_text())["harness_pid"]
+        parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+        assert b"core.cli.warm" in Path(f"/proc/{parent}/cmdline").read_bytes()
         driver.gateway("revoke", "--job", "cluster")
     finally:
         driver.gate.set()
