@@ -18,7 +18,15 @@ from core.jobs.cluster import Cluster, ClusterBlocked, ClusterRunner, connect, d
 from core.jobs.cluster_gateway import precheck_gateway
 from core.jobs.cluster_worker import TOKEN_FILE_VAR
 from core.jobs.model import Job, JobConfig, JobSummary, JobTask, Trial
-from core.jobs.runner import JOB_NAME, JobLock, JobRunner, new_job, reconcile, write_job
+from core.jobs.runner import (
+    JOB_NAME,
+    JobLock,
+    JobRunner,
+    launcher_choice,
+    new_job,
+    reconcile,
+    write_job,
+)
 from core.jobs.summary import JobError, class_counts, find_job, list_jobs, read_job
 from core.run.readiness import check_readiness
 from core.run.task import list_tasks, load_task, tasks_dir
@@ -188,6 +196,10 @@ def cmd_job(args: argparse.Namespace) -> int:
         return _export(args, root, find_job_or_usage(root, args.job_ref))
     _check_numbers(args)
     limits_from(os.environ)  # a limit that is not a size: exit 2 before any trial or folder
+    try:
+        launcher_choice()  # the same for a launcher that is none
+    except JobError as exc:
+        raise UsageError(str(exc)) from None
     real_stdout = sys.stdout
     try:
         return _job(args, root)

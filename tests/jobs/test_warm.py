@@ -192,3 +192,27 @@ def test_a_hostile_case_cannot_reach_the_launcher_or_a_sibling(harness: Harness,
         assert "install" not in seen["reached"], seen
         assert not any(r.startswith("mem") for r in seen["reached"]), seen
     assert not Path(sys.prefix, "planted-by-the-case").exists()
+
+
+def test_a_launcher_that_is_none_is_one_line_and_exit_2(harness: Harness) -> None:
+    harness.env["CTO_HARNESS_JOB_LAUNCHER"] = "lukewarm"
+    proc = harness.run("job", "--task", SLUG)
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert "CTO_HARNESS_JOB_LAUNCHER" in line and "'lukewarm'" in line, line
+    assert not (harness.runs_root / "jobs").exists()
+
+
+def test_a_cold_job_starts_each_trial_as_a_fresh_interpreter(harness: Harness) -> None:
+    """CTO_HARNESS_JOB_LAUNCHER=cold: no launcher; each trial is the job's own child."""
+    mode(harness, "hang")
+    harness.env["CTO_HARNESS_JOB_LAUNCHER"] = "cold"
+    proc = harness.start("job", "--task", SLUG, "--attempts", "1", "--json")
+    wait_until(lambda: cases_running(harness, 1), what="the Case running")
+    children = _children(proc.pid)
+    assert not any(b"core.cli.warm" in argv for argv in children.values()), children
+    assert set(running_trials(harness).values()) <= set(children)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert [t.status for t in load(harness).trials] == ["cancelled"]
