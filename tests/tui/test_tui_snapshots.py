@@ -28,6 +28,7 @@ from tui.screens.compare_runs import CompareRunsScreen
 from tui.screens.detail import RunDetailScreen
 from tui.screens.dialogs import QuitScreen
 from tui.widgets.case_log import CaseLog
+from tui.widgets.conversation import ConversationView
 from tui.widgets.runs_table import RunsTable
 from tui.widgets.status_panel import StatusPanel
 
@@ -50,6 +51,9 @@ def live_settled(guard_state: str) -> Settle:
         await until(pilot, lambda: app.screen.query_one("#guard", StatusPanel).panel.state
                     == guard_state and app.screen.view.report is not None)  # type: ignore[attr-defined]
         await until(pilot, lambda: app.screen.query_one(CaseLog).lines)
+        talk = app.screen.query_one(ConversationView)  # read to its end (the run has ended)
+        await until(pilot, lambda: talk.loaded_once and not any(
+            w.is_running for w in app.workers if w.node is talk))
         await pilot.pause(0.1)
     return settle
 

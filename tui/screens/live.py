@@ -1,5 +1,12 @@
 """Live (home): the current or most recent run, its four questions answered at a glance,
-its stages, its log streaming, and its checks once known."""
+its stages, its log streaming, its conversation growing, and its checks once known.
+
+The lower area holds the Case's log and the run's conversation (slice p's Conversation tab
+widget, following the newest step and the answer in flight). At 120 columns and 30 rows
+and more both show, the log above: each keeps ~110x15 at 160x48, enough for a table of
+steps and the newest one, and a log at 10,000 lines/s stays in view. Narrower or shorter
+(80x24 leaves 13 rows) they take turns in the one place: `v` switches, and the keys go
+to the one shown. On a wide screen `v` moves the keys between the two."""
 
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ from tui.messages import RunGrew
 from tui.screens.switched import SwitchedTo
 from tui.terminal_text import clean_lines, inert, safe
 from tui.widgets.case_log import CaseLog
+from tui.widgets.conversation import ConversationView
 from tui.widgets.footer import SteadyFooter
 from tui.widgets.runs_table import STATUS_STYLE
 from tui.widgets.status_panel import StatusPanel
@@ -55,6 +63,7 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         Binding("f", "follow", "Follow"),
         Binding("slash", "search", "Search"),
         Binding("s", "stages", "Stages"),
+        Binding("v", "conversation", "Conversation"),
     ]
 
     def __init__(self) -> None:
@@ -73,11 +82,13 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
             yield StatusPanel("Relay", id="relay")
         with Horizontal(id="body"):
             yield StageTimeline(id="timeline")
-            with Vertical(id="log-area"):
-                yield Static(id="getting-started")
-                yield CaseLog(cast("Dashboard", self.app).log_ring, id="case-log")
-                yield Input(placeholder="search the log, Enter to find, Escape to close",
-                            id="log-search")
+            with Vertical(id="main-area"):
+                with Vertical(id="log-area"):
+                    yield Static(id="getting-started")
+                    yield CaseLog(cast("Dashboard", self.app).log_ring, id="case-log")
+                    yield Input(placeholder="search the log, Enter to find, Escape to close",
+                                id="log-search")
+                yield Vertical(id="talk")
         yield Static(id="results")
         yield SteadyFooter()
 
@@ -87,6 +98,7 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         self.watch(self.app, "live_run", self._show_run)
         self.watch(self.app, "root_problem", lambda _: self._render_view())
         self.set_interval(1.0, self._tick)
+        self.query_one("#talk").border_title = "Conversation · v"
         self._render_view()
 
     def selected_run(self) -> Path | None:
@@ -100,6 +112,14 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         self.run_dir = run_dir
         self.view = RunView(readiness_error=None)
         self.query_one(CaseLog).reset(inert(f"Case log · {run_dir.name}"))
+        talk = self.query_one("#talk", Vertical)
+        focused = self.focused is not None and talk in self.focused.ancestors
+        talk.remove_children()
+        view = ConversationView(run_dir, cast("Dashboard", self.app).redact, follow_end=True,
+                                id="live-conversation")
+        talk.mount(view)
+        if focused:
+            self.call_after_refresh(self._focus_talk)
         self._render_view()
         self._follow(run_dir)
 
@@ -193,6 +213,7 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         guide = self.run_dir is None or (view.status == "blocked" and not log.lines)
         self.query_one("#getting-started").display = guide
         log.display = not guide
+        self.set_class(guide, "-guide")  # the guide stands in for both
         if guide:
             self.query_one("#getting-started", Static).update(self._getting_started())
 
@@ -266,6 +287,29 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         """Below 120 columns the stages fold away; `s` shows them in the log's place, and
         back. On a wide screen it folds them to give the log the width."""
         self.toggle_class("-stages")
+
+    def action_conversation(self) -> None:
+        """Narrow or short: the log's place shows the conversation, or the log again. Wide
+        (both shown): the keys go to the other of the two."""
+        if self.has_class("-guide"):
+            self.notify("no conversation to show: no run, or one blocked before its Case",
+                        severity="warning", timeout=3)
+            return
+        if self.app.has_class("-narrow") or self.app.has_class("-short"):
+            self.toggle_class("-talk")
+            self.remove_class("-stages")
+            if self.has_class("-talk"):
+                self._focus_talk()
+            else:
+                self.query_one(CaseLog).focus()
+        elif self.focused is not None and self.query_one("#talk") in self.focused.ancestors:
+            self.query_one(CaseLog).focus()
+        else:
+            self._focus_talk()
+
+    def _focus_talk(self) -> None:
+        for table in self.query("#live-conversation #conv-table"):
+            table.focus()
 
     def action_search(self) -> None:
         box = self.query_one("#log-search", Input)

@@ -13,6 +13,8 @@ written by the relay) as it streams.
 Public surface (the Live screen shows the same widget):
 
     ConversationView(run_dir, redact, poll_s=LIVE_S)   # poll_s None: read on only when told
+    ConversationView(..., follow_end=True)  # Live: the cursor keeps to the newest step while
+                                            # on the last row; the answer in flight below
     view.steps_arrived()    # the exchanges grew: read them now, not at the next poll
     view.steps              # the steps read so far; view.loaded_once: the first page is in
 
@@ -40,7 +42,7 @@ from core.evidence.steps import Observation, Step
 from core.evidence.transcript import Transcript
 from tui.terminal_text import safe
 from tui.widgets.step_list import StepList
-from tui.widgets.step_view import inflight_line, step_text, step_view
+from tui.widgets.step_view import inflight_line, inflight_view, step_text, step_view
 
 PAGE = 200
 """Steps read per page (one thread hop, the reader's lock held for it)."""
@@ -72,11 +74,15 @@ class ConversationView(Vertical):
     ]
 
     def __init__(self, run_dir: Path, redact: Callable[[str], str], *,
-                 poll_s: float | None = LIVE_S, **kw: object) -> None:
+                 poll_s: float | None = LIVE_S, follow_end: bool = False,
+                 **kw: object) -> None:
         """`poll_s`: how often a run still going is read again; None: only when
-        `steps_arrived()` says so (its owner watches the run's files itself)."""
+        `steps_arrived()` says so (its owner watches the run's files itself).
+        `follow_end`: the cursor keeps to the newest step while it is on the last row, and
+        there the answer in flight is shown whole below as it streams (Live)."""
         super().__init__(**kw)  # type: ignore[arg-type]
         self.run_dir = run_dir
+        self.follow_end = follow_end
         self.redact = redact
         self.poll_s = poll_s
         self._nudge = asyncio.Event()
@@ -119,8 +125,11 @@ class ConversationView(Vertical):
             until = have + PAGE if until is None else until
             got = await asyncio.to_thread(self.transcript.steps, have, max(until - have, 0))
             got = [s for s in got if s.index >= len(self.steps)]
+            at_end = self.table.cursor_row >= len(self.steps) - 1
             self.steps.extend(got)
             self.table.add(got)  # the first row's Highlighted shows it below
+            if got and self.follow_end and at_end:
+                self.table.move_cursor(len(self.steps) - 1)  # its Highlighted shows it
         return bool(got)
 
     async def _tail_changes(self) -> None:
@@ -156,7 +165,10 @@ class ConversationView(Vertical):
                 before = self.transcript.folder.count()
                 await asyncio.to_thread(self.transcript.refresh)
                 grew = self.transcript.folder.count() != before
-            self.inflight = await asyncio.to_thread(read_inflight, self.run_dir)
+            flew, self.inflight = self.inflight, await asyncio.to_thread(
+                read_inflight, self.run_dir)
+            if self.follow_end and (self.inflight or flew) and not grew:
+                self._show_flying()
             if grew:
                 await self._tail_changes()
                 while await self._more():
@@ -172,7 +184,9 @@ class ConversationView(Vertical):
     def _status(self) -> None:
         t = self.transcript
         text = Text()
-        if not t.folder.exists():
+        if not t.folder.exists() and not RunPaths(self.run_dir).report.exists():
+            text.append("No model exchange recorded yet.", style="bright_black")
+        elif not t.folder.exists():
             text.append("No exchanges recorded for this run (backend/exchanges/ is absent: "
                         "a blocked run, a run from before recording, or recording was off).",
                         style="yellow")
@@ -187,7 +201,8 @@ class ConversationView(Vertical):
             text.append(safe(self.redact(f"! {problem}")), style="red")
         if self.inflight:
             text.append("\n")
-            text.append_text(inflight_line(self.inflight, self.redact))
+            text.append_text(inflight_line(self.inflight, self.redact,
+                                           tail=not self.follow_end))
         self.query_one("#conv-status", Static).update(text)
 
     # -- the step below ------------------------------------------------------------
@@ -202,6 +217,19 @@ class ConversationView(Vertical):
                 o for o in self._filled if id(o) in keep]
             self.query_one("#conv-step", Static).update(
                 step_view(step, self.redact, self._reasoning))
+
+    def _show_flying(self) -> None:
+        """Live, the cursor on the newest step: the answer streaming now is shown below as
+        it arrives (the step it becomes takes its place once recorded); none now, the
+        step under the cursor again."""
+        row = self.table.cursor_row
+        if row < len(self.steps) - 1:
+            return  # the reader is further up: leave what they read alone
+        if not self.inflight:
+            self._show(row)
+            return
+        self.query_one("#conv-step", Static).update(inflight_view(self.inflight, self.redact))
+        self.query_one("#conv-step-box").scroll_end(animate=False)  # the newest words
 
     @on(StepList.Highlighted, "#conv-table")
     def _highlighted(self, event: StepList.Highlighted) -> None:

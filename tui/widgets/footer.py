@@ -18,15 +18,16 @@ from textual.screen import Screen
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
-PRIORITY = ("help", "quit", "back", "stages", "search", "filter", "mark", "compare",
+PRIORITY = ("help", "quit", "back", "stages", "conversation", "search", "filter", "mark", "compare",
             "mark_job", "compare_jobs", "resume_job", "cancel_job", "follow", "sort", "retry",
             "cancel_run", "regate", "into_tab", "endpoint", "show('live')", "show('runs')",
             "show('work')", "show('jobs')")
 """Actions by how much a user needs to see their key; others come after, palette last.
-`stages` comes early: below 120 columns the stages fold away and `s` is the only way to
-them. The screen's own keys (mark and compare two runs or jobs) come before the number
-keys that switch screens: the bar at the top of every screen names those (`1 Live 2 Runs
-4 Jobs`), so at 80 columns they are the ones left out."""
+`stages` and Live's `conversation` come early: below 120 columns the stages and the
+conversation fold away and `s`, `v` are the only ways to them. The screen's own keys (mark
+and compare two runs or jobs) come before the number keys that switch screens: the bar at
+the top of every screen names those (`1 Live 2 Runs 4 Jobs`), so at 80 columns they are the
+ones left out."""
 KEY_PADDING = 3
 """Columns a key takes beside its key and description text (spaces around them)."""
 

@@ -168,8 +168,10 @@ def step_view(step: Step, redact: Callable[[str], str], reasoning: bool) -> Grou
     return Group(*parts)
 
 
-def inflight_line(now: list[InFlight], redact: Callable[[str], str]) -> Text:
-    """The requests in flight: model, tokens so far, tokens/s, the answer's last line."""
+def inflight_line(now: list[InFlight], redact: Callable[[str], str], tail: bool = True
+                  ) -> Text:
+    """The requests in flight: model, tokens so far, tokens/s, the answer's last line
+    (unless not `tail`: shown whole below it)."""
     text = Text()
     for n, req in enumerate(now):
         if n:
@@ -184,8 +186,25 @@ def inflight_line(now: list[InFlight], redact: Callable[[str], str]) -> Text:
             text.append(" · waiting for a whole answer")
         if req.tool_calls:
             text.append(f" · calling {', '.join(safe(redact(c)) for c in req.tool_calls)}")
-        tail = (req.text or req.reasoning or "").rstrip().rsplit("\n", 1)[-1]
-        if tail:
+        last = (req.text or req.reasoning or "").rstrip().rsplit("\n", 1)[-1] if tail else ""
+        if last:
             text.append(" · ")
-            text.append(safe(redact(tail[-200:])), style="italic")
+            text.append(safe(redact(last[-200:])), style="italic")
     return text
+
+
+def inflight_view(now: list[InFlight], redact: Callable[[str], str]) -> Group:
+    """The answers streaming now, whole as far as the relay's record keeps them (the
+    tail of the text and reasoning): Live shows the step being born, not only its last
+    line."""
+    parts: list[RenderableType] = [inflight_line(now, redact, tail=False)]
+    for req in now:
+        if req.reasoning:
+            parts.append(Text("▾ reasoning so far", style="dim bold"))
+            parts.append(inert(redact(req.reasoning), "dim italic"))
+        if req.text:
+            parts.append(inert(redact(req.text)))
+        if req.tool_calls:
+            parts.append(inert("→ calling " + ", ".join(redact(c) for c in req.tool_calls),
+                               "bold yellow"))
+    return Group(*parts)
