@@ -45,6 +45,8 @@ from tui.terminal_text import safe
 
 DEFAULT_LOG_LINES = 10_000
 NARROW, SHORT = 120, 30
+NARROW_TOAST_S = 3.0
+"""How long a toast stays on a narrow or short terminal, where it hides the footer."""
 RUN_FOLDER = re.compile(r"\d{8}T\d{6}Z-")
 """How a run's folder name starts (its UTC stamp): Live follows only such folders, so a
 stray folder under the root (`notes`, `old`) is never taken for the most recent run."""
@@ -244,7 +246,11 @@ class Dashboard(RunControl, ReportsWorkerErrors, App[None]):
                timeout: float | None = None, markup: bool = False) -> None:
         """Textual's, always with markup off (widgets pass markup=True by default): a
         message quoting a run's id, a file or an error shows its brackets as written, never
-        as styles or links."""
+        as styles or links. On a small terminal the toast covers the footer: it is shown
+        for less long (an error keeps its time)."""
+        if severity != "error" and (self.has_class("-narrow") or self.has_class("-short")):
+            # one row over the footer at 80x24 (global.tcss): gone sooner, as its keys are
+            timeout = min(timeout or self.NOTIFICATION_TIMEOUT, NARROW_TOAST_S)
         super().notify(safe(message), title=safe(title), severity=severity, timeout=timeout,
                        markup=False)
 
