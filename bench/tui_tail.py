@@ -1,6 +1,17 @@
 """The dashboard following a Case log that grows at 10,000 lines/s (issue 4's tail bench).
 
-    uv run python bench/tui_tail.py [--seconds 30] [--rate 10000] [--burst 1000000]
+    uv run python bench/tui_tail.py [--seconds 30] [--rate 10000]             # tmux, black-box
+    uv run python bench/tui_tail.py --headless [--seconds 30] [--burst 1000000]
+
+Black-box (the default, issue 21's figure): the installed `cto-harness-tui` in a tmux pane
+at 160x48 follows a run whose log grows at `--rate` lines a second while its conversation
+grows beside it (an exchange recorded every 2 s, the answer in flight rewritten at the
+relay's 4 Hz); `tail -f` of the same log runs in a second pane of the same size on the same
+tmux server. Both panes are read back (`capture-pane`) in turn as fast as tmux answers; each
+read's lag is its time minus the newest line stamp it shows. The same-run ratio of the
+p95s is the figure; the load average is printed beside it, as the machine is shared.
+
+--headless, the in-process figures below (key presses, the burst, memory):
 
 A writer process appends lines stamped with their write time. The dashboard runs headless,
 but every frame it would send to a terminal is still rendered to its escape sequences (the
@@ -19,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import json
 import os
 import re
 import secrets
@@ -26,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +50,9 @@ from textual import events  # noqa: E402
 from textual._compositor import CompositorUpdate  # noqa: E402
 from textual.screen import Screen  # noqa: E402
 
+from core.evidence import inflight  # noqa: E402
+from core.evidence.exchange_store import ExchangeStore, Recorded  # noqa: E402
+from core.evidence.inflight import InFlight  # noqa: E402
 from core.settings import API_KEY_VAR, ENDPOINT_VAR, resolve  # noqa: E402
 from tests.support.tui_fixtures import make_running  # noqa: E402
 from tui.app import Dashboard  # noqa: E402
@@ -239,14 +255,163 @@ async def bench(seconds: float, rate: int, burst: int) -> None:
           f"{statistics.median(lags) / statistics.median(tail_lags):.1f}x")
 
 
+# -- black-box, in tmux ------------------------------------------------------------------
+TUI = Path(sys.executable).parent / "cto-harness-tui"
+SOCKET = f"cto-tail-bench-{os.getpid()}"
+MODEL = "qwen3.6-35b-a3b"
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", "-L", SOCKET, *args], capture_output=True, text=True,
+                          check=True, timeout=30).stdout
+
+
+def newest_stamp(text: str) -> float | None:
+    stamps = [float(m.group(2)) for m in STAMP.finditer(text)]
+    return max(stamps) if stamps else None
+
+
+def exchange(seq: int, turns: int) -> Recorded:
+    """One exchange of a tool loop `turns` turns long (the history resent each time)."""
+    messages: list[dict[str, object]] = [
+        {"role": "system", "content": "You are a careful coding agent."},
+        {"role": "user", "content": "Make slugify() pass its tests."}]
+    for turn in range(turns):
+        call = {"id": f"call_{turn}", "type": "function", "function": {
+            "name": "write_file", "arguments": json.dumps({"path": f"f{turn}.py",
+                                                           "content": "x = 1\n" * 20})}}
+        messages += [{"role": "assistant", "content": None, "tool_calls": [call]},
+                     {"role": "tool", "tool_call_id": f"call_{turn}", "content": "written"}]
+    answer = {"object": "chat.completion", "model": MODEL, "choices": [{
+        "index": 0, "finish_reason": "stop", "message": {
+            "role": "assistant", "content": f"Turn {turns}: " + "reasoning aloud " * 40}}],
+        "usage": {"prompt_tokens": 400 + 50 * turns, "completion_tokens": 90}}
+    return Recorded(seq=seq, started="2026-06-01T02:20:00.000Z",
+                    ended="2026-06-01T02:20:01.000Z", method="POST", route="chat/completions",
+                    api="chat", status=200, stream=False, model_asked=MODEL,
+                    model_answered=MODEL, latency_ms=900.0, prompt_tokens=400,
+                    completion_tokens=90, error=None,
+                    request=json.dumps({"model": MODEL, "messages": messages}).encode(),
+                    response=answer)
+
+
+def converse(store: ExchangeStore, seq: int, stop: threading.Event) -> None:
+    """The run's conversation as the relay grows it: the answer in flight rewritten at
+    4 Hz (atomically, as the relay does), an exchange recorded every 2 s."""
+    folder, words, t0 = store.folder, 0, time.time()
+    while not stop.wait(inflight.PERIOD_S):
+        words += 10
+        flying = InFlight(started="2026-06-01T02:20:00.000Z", api="chat", stream=True,
+                          model_asked=MODEL, model=MODEL, elapsed_s=time.time() - t0,
+                          tokens=words, tokens_per_s=40.0,
+                          text=("streaming answer words " * words)[-inflight.TAIL_CHARS:])
+        tmp = folder / "inflight.json.tmp"
+        tmp.write_bytes(inflight.document([flying]))
+        tmp.replace(folder / inflight.NAME)
+        if words % 80 == 0:
+            store.write(exchange(seq, seq))
+            seq, t0 = seq + 1, time.time()
+    store.close()
+
+
+def sample(panes: tuple[str, ...], until_t: float) -> dict[str, list[float]]:
+    """Each pane read back in turn until `until_t`: (the read's midpoint - newest stamp)."""
+    lags: dict[str, list[float]] = {p: [] for p in panes}
+    while time.time() < until_t:
+        for pane in panes:
+            t0 = time.time()
+            text = tmux("capture-pane", "-p", "-t", pane)
+            stamp = newest_stamp(text)
+            if stamp is not None:
+                lags[pane].append((t0 + time.time()) / 2 - stamp)
+    return lags
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pane_pid(pane: str) -> int:
+    """The dashboard's process: the pane's shell is `exec`'d into it."""
+    return int(tmux("display-message", "-p", "-t", pane, "#{pane_pid}").strip())
+
+
+def bench_tmux(seconds: float, rate: int) -> None:
+    for name in [n for n in os.environ if n.startswith("CTO_HARNESS_")]:
+        del os.environ[name]
+    # an endpoint and key as a user has them (in the tmux server's environment, never in
+    # an argv), so the display's redaction does its real work
+    os.environ[ENDPOINT_VAR] = f"http://127.0.0.1:9/{secrets.token_hex(8)}/v1"
+    os.environ[API_KEY_VAR] = secrets.token_hex(16)
+    for name in ("COLUMNS", "LINES"):
+        os.environ.pop(name, None)
+    os.environ["TERM"] = "xterm-256color"
+    root = Path(tempfile.mkdtemp(prefix="cto-harness-tail-")) / "runs"
+    run = make_running(root)
+    folder = run.paths.root / "backend" / "exchanges"
+    folder.mkdir(parents=True, exist_ok=True)
+    store = ExchangeStore(folder, lambda text: text)
+    for seq in range(1, 6):
+        store.write(exchange(seq, seq))
+    log = run.paths.case_log
+    stop = threading.Event()
+    try:
+        tmux("new-session", "-d", "-s", "dash", "-x", "160", "-y", "48",
+             f"exec {TUI} --runs-root {root} --run {run.paths.root.name}")
+        tmux("new-session", "-d", "-s", "tail", "-x", "160", "-y", "48",
+             f"exec tail -n0 -f {log}")
+        deadline = time.monotonic() + 120
+        while "Conversation" not in (text := tmux("capture-pane", "-p", "-t", "dash")) or \
+                "steps from" not in text:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the dashboard never showed the run:\n{text}")
+            time.sleep(0.2)
+        talk = threading.Thread(target=converse, args=(store, 6, stop), daemon=True)
+        talk.start()
+        load = Path("/proc/loadavg").read_text().split()[:3]
+        pid, cpu0 = pane_pid("dash"), 0.0
+        cpu0 = cpu_s(pid)
+        writer = write(log, rate, seconds, 0, 10**12)
+        t_start = time.time()
+        lags = sample(("dash", "tail"), t_start + seconds)
+        written, first, last = ended(writer)
+        cpu = (cpu_s(pid) - cpu0) / (last - first)
+        shown = tmux("capture-pane", "-p", "-t", "dash")
+    finally:
+        stop.set()
+        subprocess.run(["tmux", "-L", SOCKET, "kill-server"], capture_output=True, timeout=30)
+    # the first second is the dashboard catching up with the start of the stream
+    dash = lags["dash"][len(lags["dash"]) // int(seconds):]
+    tail = lags["tail"][len(lags["tail"]) // int(seconds):]
+    load_after = Path("/proc/loadavg").read_text().split()[:3]
+    print(f"tmux 160x48, black-box: {written:,} lines written at {rate:,}/s for {seconds:g} s "
+          f"while the conversation grew; the dashboard's CPU meanwhile {cpu:.0%} of a core")
+    for name, got in (("dashboard", dash), ("tail -f (baseline)", tail)):
+        print(f"{name:>20} lag write->screen: p50 {pct(got, .5) * 1000:.1f} ms, "
+              f"p95 {pct(got, .95) * 1000:.1f} ms, max {max(got) * 1000:.1f} ms "
+              f"({len(got):,} reads)")
+    print(f"p95 ratio dashboard / tail -f: {pct(dash, .95) / pct(tail, .95):.2f}x "
+          f"(p50 {pct(dash, .5) / pct(tail, .5):.2f}x); load average {' '.join(load)} "
+          f"before, {' '.join(load_after)} after")
+    if "in flight" not in shown or "case output" not in shown:
+        print("! the last screen did not show both the log and the answer in flight:")
+        print(shown)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=30, help="steady phase length")
     parser.add_argument("--rate", type=int, default=10_000, help="lines per second")
     parser.add_argument("--burst", type=int, default=1_000_000,
-                        help="lines in the log after the burst")
+                        help="lines in the log after the burst (--headless)")
+    parser.add_argument("--headless", action="store_true",
+                        help="in-process: key presses, the burst and memory too")
     args = parser.parse_args()
-    asyncio.run(bench(args.seconds, args.rate, args.burst))
+    if args.headless:
+        asyncio.run(bench(args.seconds, args.rate, args.burst))
+    else:
+        bench_tmux(args.seconds, args.rate)
 
 
 if __name__ == "__main__":
