@@ -25,10 +25,12 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("f / end / G", "follow the log again (scrolling up pauses it)"),
     ("s", "Live: fold or show the stages (below 120 columns they fold; s shows them in "
           "the log's place) · Runs: sort (time, status, task, duration, checks)"),
+    ("v", "Live: under 120 columns or 30 rows, the conversation in the log's place, and "
+          "back; larger, the keys to the conversation or the log"),
     ("y / Y", "copy the selected run's id / path (OSC 52)"),
     ("o", "Run detail: open the viewed file (Files) or the log in $EDITOR, as a read-only "
           "copy"),
-    ("t T / x X / z", "Run detail › Conversation: next / previous tool call, step with a "
+    ("t T / x X / z", "Conversation (Run detail, Live): next / previous tool call, step with a "
                       "problem; z shows or folds the reasoning"),
     ("R", "Work items: re-gate now"),
     ("r / c", "Jobs: resume the selected job (its missing trials) / cancel it"),
