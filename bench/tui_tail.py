@@ -337,7 +337,7 @@ def pane_pid(pane: str) -> int:
     return int(tmux("display-message", "-p", "-t", pane, "#{pane_pid}").strip())
 
 
-def bench_tmux(seconds: float, rate: int) -> None:
+def bench_tmux(seconds: float, rate: int, tui: Path = TUI) -> None:
     for name in [n for n in os.environ if n.startswith("CTO_HARNESS_")]:
         del os.environ[name]
     # an endpoint and key as a user has them (in the tmux server's environment, never in
@@ -358,12 +358,11 @@ def bench_tmux(seconds: float, rate: int) -> None:
     stop = threading.Event()
     try:
         tmux("new-session", "-d", "-s", "dash", "-x", "160", "-y", "48",
-             f"exec {TUI} --runs-root {root} --run {run.paths.root.name}")
+             f"exec {tui} --runs-root {root} --run {run.paths.root.name}")
         tmux("new-session", "-d", "-s", "tail", "-x", "160", "-y", "48",
              f"exec tail -n0 -f {log}")
         deadline = time.monotonic() + 120
-        while "Conversation" not in (text := tmux("capture-pane", "-p", "-t", "dash")) or \
-                "steps from" not in text:
+        while "case: started" not in (text := tmux("capture-pane", "-p", "-t", "dash")):
             if time.monotonic() > deadline:
                 raise SystemExit(f"the dashboard never showed the run:\n{text}")
             time.sleep(0.2)
@@ -407,11 +406,13 @@ def main() -> None:
                         help="lines in the log after the burst (--headless)")
     parser.add_argument("--headless", action="store_true",
                         help="in-process: key presses, the burst and memory too")
+    parser.add_argument("--tui", type=Path, default=TUI,
+                        help="the cto-harness-tui to measure (another checkout's, to compare)")
     args = parser.parse_args()
     if args.headless:
         asyncio.run(bench(args.seconds, args.rate, args.burst))
     else:
-        bench_tmux(args.seconds, args.rate)
+        bench_tmux(args.seconds, args.rate, args.tui)
 
 
 if __name__ == "__main__":

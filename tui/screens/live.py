@@ -112,16 +112,21 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         self.run_dir = run_dir
         self.view = RunView(readiness_error=None)
         self.query_one(CaseLog).reset(inert(f"Case log · {run_dir.name}"))
-        talk = self.query_one("#talk", Vertical)
-        focused = self.focused is not None and talk in self.focused.ancestors
-        talk.remove_children()
-        view = ConversationView(run_dir, cast("Dashboard", self.app).redact, follow_end=True,
-                                id="live-conversation")
-        talk.mount(view)
-        if focused:
-            self.call_after_refresh(self._focus_talk)
         self._render_view()
         self._follow(run_dir)
+        self._converse(run_dir)
+
+    @work(exclusive=True, group="talk", exit_on_error=False)
+    async def _converse(self, run_dir: Path) -> None:
+        """The run's conversation in place of the previous run's: that one is gone (its
+        reader with it) before this one mounts."""
+        talk = self.query_one("#talk", Vertical)
+        focused = self.focused is not None and talk in self.focused.ancestors
+        await talk.remove_children()
+        await talk.mount(ConversationView(run_dir, cast("Dashboard", self.app).redact,
+                                          follow_end=True))
+        if focused:
+            self._focus_talk()
 
     @work(exclusive=True, group="follow", exit_on_error=False)
     async def _follow(self, run_dir: Path) -> None:
@@ -308,7 +313,7 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
             self._focus_talk()
 
     def _focus_talk(self) -> None:
-        for table in self.query("#live-conversation #conv-table"):
+        for table in self.query("#talk #conv-table"):
             table.focus()
 
     def action_search(self) -> None:
