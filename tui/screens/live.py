@@ -165,6 +165,9 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
             if batch.manifest is not None and self.view.report is None:
                 self.view.alive = harness_alive(batch.manifest)
             self.query_one(CaseLog).add_lines(message.lines)
+            if batch.relay or batch.report:  # a request ended: its exchange is recorded
+                for talk in self.query(ConversationView):
+                    talk.steps_arrived()
             if batch.events or batch.relay or batch.manifest or batch.readiness or (
                     batch.report or batch.problems or batch.out_of_reach is not None):
                 self._render_view()  # log-only batches (the common case) skip the layout
