@@ -694,6 +694,9 @@ def test_a_node_lost_mid_job_leaves_its_trials_interrupted_and_resume_finishes_t
     job = json.loads((Path(result["job_dir"]) / "job.json").read_text())
     assert all(t["status"] == "interrupted" and "resumable" in t["problem"]
                for t in job["trials"]), job["trials"]
+    for trial in job["trials"]:  # a folder streamed before the node went names no harness
+        if trial["run_id"]:
+            assert summarize(harness.runs_root / trial["run_id"]).status == "interrupted"
     assert any("--resume" in r for r in job["reasons"]), job["reasons"]
 
     # no worker left: a new job is refused at once, with the reason (Ray would wait forever)
