@@ -166,14 +166,21 @@ def _points(x: float) -> str:
 
 
 def _verdict(r: Comparison) -> str:
+    """Which job is better, and by how much from the better one's side: "A is better:
+    -100.0 points" read as A being worse; the fields keep B - A whatever the verdict."""
     assert r.difference is not None and r.ci_low is not None and r.ci_high is not None
-    interval = (f"{_points(r.difference)}, {r.confidence:.0%} CI [{_points(r.ci_low)}, "
-                f"{_points(r.ci_high)}] over {len(r.tasks)} task(s)")
+    difference, ci = r.difference, (r.ci_low, r.ci_high)
+
+    def interval(sign: int, name: str) -> str:
+        low, high = sorted(sign * x for x in ci)
+        return (f"{_points(sign * difference)} ({name}), {r.confidence:.0%} CI "
+                f"[{_points(low)}, {_points(high)}] over {len(r.tasks)} task(s)")
+
     if r.ci_low > 0:
-        return f"B is better: {interval}"
+        return f"B is better: {interval(1, 'B − A')}"
     if r.ci_high < 0:
-        return f"A is better: {interval}"
-    return f"no clear difference: {interval} (the interval includes 0)"
+        return f"A is better: {interval(-1, 'A − B')}"
+    return f"no clear difference: {interval(1, 'B − A')} (the interval includes 0)"
 
 
 def compare_job_dirs(a: Path, b: Path, *, resamples: int = RESAMPLES, seed: int = SEED
