@@ -16,15 +16,17 @@ import time
 from pathlib import Path
 
 from core.evidence.keys import KEY_FILE_VAR
-from core.standins.endpoint import ScriptedEndpoint
+from core.standins.endpoint import ScriptedEndpoint, tool_then_answer
 from tests.support.harness import CASE, HOSTED_VARS, QWEN, ROOT, Harness, answer
 from tests.support.signing import harness_setting
 
 TASK = "r1-string-slugify"
 JOB_TASKS = ("r1-string-slugify", "r2-fix-roman-numerals")
-RUNS = ("passed", "failed", "tripped", "blocked", "cancelled", "interrupted")
+RUNS = ("passed", "failed", "tripped", "blocked", "cancelled", "interrupted", "tools")
 """What `make_real_runs` makes, oldest first: the order the Runs screen lists them in."""
 
+TOOL_SOLUTION = 'def slugify(text: str) -> str:\n    return "-".join(text.lower().split())\n'
+TOOL_FINAL = "Done: slugify.py now passes."
 CASE_ARGS = "--mode {mode} --task-file {{task_file}} --workspace {{workspace}} --model {{model}}"
 
 
@@ -84,11 +86,35 @@ def _stopped(harness: Harness, mode: str, text: str, sig: signal.Signals) -> Pat
     return run_dir
 
 
+def _cut_job(harness: Harness) -> Path:
+    """A job whose harness was killed while its one trial's Case waited: the job reads
+    `interrupted` (its harness is gone), and so does the trial, whose harness is killed
+    too (nothing else would end it: the Case waits for a file no one writes)."""
+    harness.env["CTO_HARNESS_CASE_ARGS"] = CASE_ARGS.format(mode="wait")
+    before = set(harness.runs_root.glob("*"))
+    jobs_before = set((harness.runs_root / "jobs").glob("*"))
+    proc = harness.start("job", "--name", "cut", "--task", TASK)
+    try:
+        trial = _wait_for_log(before, harness.runs_root, "case: waiting")
+        pid = json.loads((trial / "manifest.json").read_text())["harness_pid"]
+        # stopped first, so that neither sees the other go: the job would record its
+        # trial's end, the trial would cancel (and report) on its job's
+        proc.send_signal(signal.SIGSTOP)
+        os.kill(pid, signal.SIGKILL)
+        proc.kill()
+        proc.wait(30)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    (job,) = set((harness.runs_root / "jobs").glob("*")) - jobs_before
+    return job
+
+
 def make_real_runs(base: Path) -> dict[str, Path]:
     """Under `base/runs`: one run of each kind in RUNS, and two jobs over JOB_TASKS: `job-a`
     a demo job (the demo endpoint and Case, as the README's quick start), `job-b` the test
-    Case writing the naive solution (so the two compare with a difference). Every file
-    written by `cto-harness` itself."""
+    Case writing the naive solution (so the two compare with a difference), `job-cut` a job
+    killed mid-trial. Every file written by `cto-harness` itself."""
     base.mkdir(parents=True, exist_ok=True)
     made: dict[str, Path] = {}
     with ScriptedEndpoint(responder=answer, model_id=QWEN) as upstream:
@@ -103,6 +129,10 @@ def make_real_runs(base: Path) -> dict[str, Path]:
         made["blocked"] = _one(blocked, "good")
         made["cancelled"] = _stopped(harness, "wait", "case: waiting", signal.SIGINT)
         made["interrupted"] = _stopped(harness, "wait", "case: waiting", signal.SIGKILL)
+        upstream.responder = tool_then_answer(  # a tool loop: the Conversation tab's steps
+            "write_file", {"path": "slugify.py", "content": TOOL_SOLUTION}, TOOL_FINAL)
+        made["tools"] = _one(harness, "tools")
+        upstream.responder = answer
         tasks = [a for t in JOB_TASKS for a in ("--task", t)]
         code, out = harness.run_json("job", "--demo", "--name", "demo", *tasks, timeout=600)
         assert code in (0, 1), out
@@ -111,4 +141,5 @@ def make_real_runs(base: Path) -> dict[str, Path]:
         code, out = harness.run_json("job", "--name", "naive", *tasks, timeout=600)
         assert code in (0, 1), out
         made["job-b"] = harness.runs_root / "jobs" / out["job_id"]
+        made["job-cut"] = _cut_job(harness)
     return made

@@ -16,7 +16,8 @@ The rewriting, per run (oldest first, the order the Runs screen lists them):
   - its id `<stamp>-<task>-<pid>` becomes `20260601T02MM00Z-<task>-<1001 + n>`, MM = 20 + n;
   - the i-th trace event's `ts` becomes that minute + i seconds; `started_at`,
     `finished_at` and `checked_at` take the time of the event they stand beside, any other
-    time the time of the last event before it + 0.5 s;
+    time the time of the last event strictly before it + 0.5 s (an event in the same
+    millisecond is one it caused, as the guard's trip after a refused request);
   - every number under a key ending in `_s`, `_ms` (durations, latencies) becomes 1.5 or
     150; pids and process start ticks fixed; the relay's port 40123;
   - the temporary folder, the checkout and the interpreter's prefix become fixed paths;
@@ -53,7 +54,7 @@ FIXED_NUMBERS = {"pid": 4242, "harness_pid": 4242, "harness_start_ticks": 424242
                  "bytes": 1000, "output_bytes": 1000, "bytes_read": 10000, "files_read": 10,
                  "entries": 10}
 PORT = re.compile(r"127\.0\.0\.1:\d+")
-UPSTREAM_ID = re.compile(r'"(chatcmpl|resp|msg|fc|call)-[0-9a-f]{8,}"')
+UPSTREAM_ID = re.compile(r'"(chatcmpl|resp|msg|fc|call)([-_])[0-9a-f]{8,}"')
 PYTEST_TIMES = [(re.compile(r'time="[\d.]+"'), 'time="0.001"'),
                 (re.compile(r'timestamp="[^"]*"'), 'timestamp="2026-06-01T02:20:00"'),
                 (re.compile(r'hostname="[^"]*"'), 'hostname="host"'),
@@ -109,7 +110,7 @@ class _Times:
         if key == "checked_at":
             return stamp(self.of_event("readiness_checked"))
         real = _parse(ts)
-        before = [fixed for at, fixed, _ in self.events if at <= real]
+        before = [fixed for at, fixed, _ in self.events if at < real]
         return stamp(before[-1] + timedelta(seconds=0.5) if before else self.base)
 
 
@@ -126,7 +127,7 @@ def _common(text: str, paths: list[tuple[str, str]], ids: dict[str, str]) -> str
     for key, value in FIXED_NUMBERS.items():
         text = re.sub(rf'"{key}": ?-?\d+(?:\.\d+)?', lambda m, k=key, v=value:
                       f'"{k}": {v}' if ": " in m[0] else f'"{k}":{v}', text)
-    text = UPSTREAM_ID.sub(lambda m: f'"{m[1]}-0000000000000000"', text)
+    text = UPSTREAM_ID.sub(lambda m: f'"{m[1]}{m[2]}00000000000000000000"', text)
     for pattern, fixed in PYTEST_TIMES:
         text = pattern.sub(fixed, text)
     return text
@@ -144,14 +145,36 @@ def _rewrite_files(root: Path, change: object) -> None:
                 path.write_text(new, encoding="utf-8")
 
 
+def _steady_blobs(folder: Path, paths: list[tuple[str, str]], ids: dict[str, str]
+                  ) -> dict[str, str]:
+    """The exchanges' blobs rewritten (a tool call's id is random, and the history that
+    holds it is a blob), each renamed to the SHA-256 of its new bytes as the store names
+    them; returns old name to new, for the files that refer to them."""
+    renamed: dict[str, str] = {}
+    for path in sorted(folder.glob("*/*.json")) if folder.is_dir() else []:
+        data = _common(path.read_text(encoding="utf-8"), paths, ids).encode("utf-8")
+        ref = hashlib.sha256(data).hexdigest()
+        path.unlink()
+        new = folder / ref[:2] / f"{ref}.json"
+        new.parent.mkdir(exist_ok=True)
+        new.write_bytes(data)
+        renamed[path.stem] = ref
+    for sub in folder.iterdir() if folder.is_dir() else []:
+        if sub.is_dir() and not any(sub.iterdir()):
+            sub.rmdir()
+    return renamed
+
+
 def _steady_run(run: Path, n: int, paths: list[tuple[str, str]], ids: dict[str, str]) -> None:
     trace_path = run / "trace.jsonl"
     (run / "backend" / "exchanges" / "inflight.json").unlink(missing_ok=True)
     trace = [json.loads(line) for line in trace_path.read_text().splitlines()]
     times = _Times(trace, T0 + timedelta(minutes=n))
 
+    ids = {**ids, **_steady_blobs(run / "backend" / "exchanges" / "blobs", paths, ids)}
+
     def change(path: Path, text: str) -> str:
-        if path == trace_path or "blobs" in path.parts:  # blobs: named by their content
+        if path == trace_path or "blobs" in path.parts:  # done above
             return text
         return _common(times.sub(text), paths, ids)
 

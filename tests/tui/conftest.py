@@ -7,6 +7,7 @@ screen comes out on every session and machine."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -39,13 +40,15 @@ MALFORMED = "20260601T025900Z-r1-string-slugify-1099"
 @pytest.fixture(scope="session")
 def real_runs_made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Runs and jobs the real harness made, steadied, under `<tmp>/steady/runs`, with a
-    malformed run folder beside them (key `malformed`); made once a session (about a
-    minute), read by every snapshot."""
+    malformed run folder beside them (key `malformed`) and the demo job's first trial as
+    `demo`; made once a session (a minute or two), read by every snapshot."""
     made = make_real_runs(tmp_path_factory.mktemp("real-runs"))
     dest = tmp_path_factory.mktemp("steady") / "runs"
     ids = steady_copy(next(iter(made.values())).parent, dest)
     out = {name: (dest / "jobs" / ids[path.name] if name.startswith("job-")
                   else dest / ids[path.name]) for name, path in made.items()}
+    job = json.loads((out["job-a"] / "job.json").read_text())
+    out["demo"] = dest / job["trials"][0]["run_id"]  # the demo job's first trial
     malformed = dest / MALFORMED
     (malformed / "backend").mkdir(parents=True)
     (malformed / "manifest.json").write_text("{not json at all")

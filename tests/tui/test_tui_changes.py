@@ -22,9 +22,6 @@ from tui.app import Dashboard
 from tui.screens.detail import RunDetailScreen
 from tui.widgets.changes import ChangesView
 
-FIXED_ID = "20260601T022022Z-r1-string-slugify-4242"
-"""A real run's folder renamed to a fixed id, so its snapshot holds no clock or pid."""
-
 
 def real_run(harness: Harness, *args: str) -> Path:
     _, result = harness.run_json("run", "--task", "r1-string-slugify", *args, timeout=300)
@@ -77,19 +74,11 @@ async def test_a_hostile_cases_changes_reach_the_terminal_only_as_inert_text(
     assert "a symbolic link to /etc/passwd" in output
 
 
-def test_changes_snapshot(snap_compare, harness: Harness, tmp_path: Path,  # type: ignore[no-untyped-def]
-                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """A real demo run's Changes tab, at the smallest terminal it must stay usable in and a
-    large one (one snapshot each, both from the same run)."""
-    made = real_run(harness, "--demo")
-    run_dir = made.rename(made.with_name(FIXED_ID))
-    for name in list(os.environ):
-        if harness_setting(name):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(harness.runs_root.parent)
-
+def test_changes_snapshot(snap_compare, real_runs) -> None:  # type: ignore[no-untyped-def]
+    """A real demo run's Changes tab (the demo job's first trial, tests/tui/conftest.py), at
+    the smallest terminal it must stay usable in and a large one."""
     async def settle(pilot: Pilot) -> None:
-        await open_changes(pilot, Path("runs") / run_dir.name)
+        await open_changes(pilot, real_runs["demo"])
         await pilot.pause(0.2)
 
     for size in ((80, 24), (160, 48)):

@@ -8,7 +8,6 @@ are not JSON, a blob edited by hand) — shown as what it is, never a crash."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -23,8 +22,6 @@ from core.standins.endpoint import ScriptedEndpoint, tool_then_answer
 from tests.support.case_runs import mode, wait_for_case
 from tests.support.harness import Harness
 from tests.support.pilot import SIZE, dashboard, text_of, until
-from tests.support.signing import harness_setting
-from tests.support.tui_fixtures import make_runs_root
 from tui.app import Dashboard
 from tui.screens.detail import RunDetailScreen
 from tui.widgets.conversation import ConversationView
@@ -210,61 +207,20 @@ async def test_a_run_without_exchanges_says_so(runs: dict[str, Path]) -> None:
                                        for n in pilot.app._notifications))
 
 
-def tool_loop_exchanges(run: Path) -> None:
-    """The exchanges of a tool loop as the relay's writer stores them (the real run's
-    content, with fixed times, tokens and latency so the screen is the same every time)."""
-    store = ExchangeStore(run / "backend" / "exchanges", lambda text: text)
-    messages: list[dict] = [
-        {"role": "system", "content": "You are a careful coding agent."},
-        {"role": "user", "content": "Make slugify() in slugify.py pass its tests."}]
-    call = {"role": "assistant", "content": None, "reasoning_content":
-            "I should call write_file first.\nThen run the tests.", "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {
-                    "name": "write_file",
-                    "arguments": json.dumps({"path": "slugify.py", "content": SOLUTION})}}]}
-    answers = [call, {"role": "assistant", "content": FINAL}]
-    for seq, answer in enumerate(answers, 1):
-        store.write(Recorded(
-            seq=seq, started=f"2026-06-01T02:20:0{seq}.000Z",
-            ended=f"2026-06-01T02:20:0{seq}.500Z", method="POST", route="chat/completions",
-            api="chat", status=200, stream=True, model_asked="qwen3.6-35b-a3b",
-            model_answered="qwen3.6-35b-a3b", latency_ms=480.0 + seq, prompt_tokens=120 * seq,
-            completion_tokens=40 + seq, error=None,
-            request=json.dumps({"model": "qwen3.6-35b-a3b", "messages": messages}).encode(),
-            response={"object": "chat.completion", "choices": [
-                {"index": 0, "message": answer, "finish_reason": "stop"}]}))
-        messages = [*messages, answer, {"role": "tool", "tool_call_id": "call_1",
-                                        "content": f"wrote {len(SOLUTION)} characters to "
-                                                   "slugify.py"}]
-    store.close()
-
-
 @pytest.fixture(params=[(80, 24), (160, 48)], ids=["80x24", "160x48"])
 def size(request: pytest.FixtureRequest) -> tuple[int, int]:
     return request.param
 
 
-@pytest.fixture
-def relative_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    """The fixture runs under ./runs (no temp path on screen), the passed one with a tool
-    loop's exchanges."""
-    for name in list(os.environ):
-        if harness_setting(name):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    runs = make_runs_root(Path("runs"))
-    tool_loop_exchanges(runs["passed"])
-    return runs
-
-
-def test_conversation_snapshot(snap_compare, size, relative_runs) -> None:  # type: ignore[no-untyped-def]
-    """The tool call selected, its reasoning unfolded: rows, pretty arguments, the result."""
+def test_conversation_snapshot(snap_compare, size, real_runs) -> None:  # type: ignore[no-untyped-def]
+    """A real tool-loop run (tests/tui/conftest.py's `real_runs`): the tool call selected,
+    its reasoning unfolded: rows, pretty arguments, the result."""
     async def settle(pilot: Pilot) -> None:
-        view = await open_conversation(pilot, relative_runs["passed"].resolve())
+        view = await open_conversation(pilot, real_runs["tools"].resolve())
         await until(pilot, lambda: len(rows(view)) == 4)
         await pilot.press("t", "z")
-        await until(pilot, lambda: "Then run the tests." in shown(view))
+        await until(pilot, lambda: "I should call write_file first." in shown(view))
         await pilot.pause(0.1)
 
-    app = Dashboard(Path("runs"), run_id=relative_runs["passed"].name, resolved=resolve())
+    app = Dashboard(Path("runs"), run_id=real_runs["tools"].name, resolved=resolve())
     assert snap_compare(app, terminal_size=size, run_before=settle)

@@ -204,14 +204,13 @@ async def test_r_resumes_a_job_with_a_real_cto_harness_job(jobs) -> None:  # typ
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
-def test_jobs_snapshot(snap_compare, jobs, monkeypatch, size) -> None:  # type: ignore[no-untyped-def]
-    """At 80 columns every column but the note stays (count, pass@1, pass@k, passed), cut
-    cells and the job's line end in "…"."""
-    monkeypatch.chdir(jobs["root"].parent)
-
+def test_jobs_snapshot(snap_compare, real_runs, size) -> None:  # type: ignore[no-untyped-def]
+    """Jobs the real harness ran (tests/tui/conftest.py): a demo job, a naive Case's job, a
+    job whose harness was killed mid-trial. At 80 columns every column but the note stays
+    (count, pass@1, pass@k, passed); cut cells end in "…"."""
     async def settle(pilot: Pilot) -> None:
         await pilot.press("4")
-        await until(pilot, lambda: len(table_rows(pilot.app)) == 2  # type: ignore[arg-type]
+        await until(pilot, lambda: len(table_rows(pilot.app)) == 3  # type: ignore[arg-type]
                     and matrix_rows(pilot.app))  # type: ignore[arg-type]
         await pilot.pause(0.2)
 

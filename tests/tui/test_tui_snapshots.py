@@ -89,8 +89,8 @@ def test_live_blocked(snap_compare, size, real_runs) -> None:  # type: ignore[no
     assert snap_compare(app_for(real_runs["blocked"]), terminal_size=size, run_before=settle)
 
 
-REAL_ROWS = 11
-"""The Runs screen's rows: six runs, the two jobs' four trials, the malformed folder."""
+REAL_ROWS = 13
+"""The Runs screen's rows: seven runs, the three jobs' five trials, the malformed folder."""
 
 
 async def runs_loaded(pilot: Pilot) -> None:
@@ -107,7 +107,7 @@ def test_runs_filtered(snap_compare, size, real_runs) -> None:  # type: ignore[n
     async def settle(pilot: Pilot) -> None:
         await runs_loaded(pilot)
         await pilot.press("slash", *"failed", "enter")
-        await until(pilot, lambda: pilot.app.screen.query_one(RunsTable).row_count == 4)
+        await until(pilot, lambda: pilot.app.screen.query_one(RunsTable).row_count == 5)
 
     assert snap_compare(app_for(real_runs["passed"]), terminal_size=size, run_before=settle)
 
