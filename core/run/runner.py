@@ -296,8 +296,13 @@ class Runner(CaseStage):
         # its own folder, its own sandboxes): it runs beside them rather than after, so a
         # trial takes the longer of the two, not their sum. Its end is traced after the
         # checks' whichever finishes first, so the trace reads the same every run.
-        baseline = (asyncio.ensure_future(self._baseline(task, task_file))
-                    if req.engine != FAKE and req.baseline else None)
+        baseline = None
+        if req.engine != FAKE and req.baseline:
+            # traced here, not in the task: a task first runs at the checks' first await,
+            # and checks that end without one put checks_completed before it (the order
+            # then differed between runs of one Case)
+            self.event("baseline_started", engine=FAKE)
+            baseline = asyncio.ensure_future(self._baseline(task, task_file))
         try:
             t0 = time.monotonic()
             self.state.checks = await run_checks(task, self.paths.workspace, self.paths.checks,
@@ -327,10 +332,9 @@ class Runner(CaseStage):
         self.event("run_blocked", reasons=[reason])
 
     async def _baseline(self, task: Task, task_file: Path) -> None:
-        """The fake engine and the checks on its workspace, into the run's state (its end is
-        traced by the caller, after the Case's checks')."""
+        """The fake engine and the checks on its workspace, into the run's state (its start
+        and its end are traced by the caller, around the Case's checks')."""
         base = self.paths.baseline
-        self.event("baseline_started", engine=FAKE)
         t0 = time.monotonic()
         fresh_dir(base)  # the Case may have planted it (a link out of the run, say)
         task.fresh_workspace(base / "workspace")
