@@ -344,7 +344,7 @@ class Runner(CaseStage):
         checks = CheckCounts(detail="not run")
         if outcome.exit_code == 0:
             checks = await run_checks(task, base / "workspace", base / "checks",
-                                      self.redactor.redact, self.cancel)
+                                      self.redactor.redact, self.cancel, self._boxes())
         status = baseline_status(outcome, checks)
         self.state.baseline = BaselineOutcome(status=status, exit_code=outcome.exit_code,
                                               checks=checks)

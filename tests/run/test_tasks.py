@@ -192,3 +192,28 @@ def test_the_naive_solution_is_bound_with_the_masks_over_a_file_secret(
     workspace = Path(out["run_dir"]) / "workspace"
     copied = workspace / "endpoint.txt"
     assert not copied.exists() or url not in copied.read_text()
+
+
+def test_a_tasks_checks_run_sandboxed_for_the_baseline_too(
+        harness: Harness, tmp_path: Path) -> None:
+    """A task folder is untrusted: its checks run in a sandbox that shows the workspace
+    and the checks only, for the Case's workspace and for the fake baseline's alike. Until
+    this test the baseline's checks ran on the host, free to write anywhere the harness can."""
+    reach = tmp_path / "reach"
+    reach.mkdir(mode=0o777)
+    reach.chmod(0o777)
+    tmp_path.chmod(0o755)
+    marker = reach / "planted"
+    folder = user_task(tmp_path / "tasks", "checks-reach-out")
+    (folder / "checks" / "test_reach.py").write_text(
+        "from pathlib import Path\n\n\n"
+        "def test_reach_out():\n"
+        "    try:\n"
+        f"        Path({str(marker)!r}).write_text('the checks ran on the host')\n"
+        "    except OSError:\n"
+        "        pass\n")
+    _code, out = harness.run_json("run", "--task", str(folder))
+    report = harness.report(out["run_dir"])
+    assert report["baseline"]["checks"]["ran"], report["baseline"]
+    assert report["checks"]["ran"], report["reasons"]
+    assert not marker.exists(), marker.read_text()
