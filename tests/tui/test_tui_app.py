@@ -624,8 +624,8 @@ async def test_j_and_k_move_in_the_files_tree(runs: dict[str, Path]) -> None:
     app = dashboard(runs["passed"].parent)
     async with app.run_test(size=SIZE) as pilot:
         await app.push_screen(RunDetailScreen(runs["passed"]))
+        app.screen.query_one(TabbedContent).active = "files"  # its content made now
         tree = app.screen.query_one(DirectoryTree)
-        app.screen.query_one(TabbedContent).active = "files"
         await until(pilot, lambda: tree.last_line > 2)
         tree.focus()
         await until(pilot, lambda: app.focused is tree)

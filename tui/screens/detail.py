@@ -63,6 +63,20 @@ if TYPE_CHECKING:
 REREAD_S = 2.0
 
 
+class FillingTabs(TabbedContent):
+    """Tabs that call `fill(tab)` as a tab becomes the active one, before it is shown
+    (a watcher registered with `watch()` would run later, from the message queue)."""
+
+    def __init__(self, fill: Callable[[str], None], **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self._filler = fill
+
+    def _watch_active(self, active: str) -> None:
+        if active:
+            self._filler(active)
+        super()._watch_active(active)
+
+
 class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
     CSS_PATH = "detail.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -87,7 +101,7 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
         redact = cast("Dashboard", self.app).redact
         yield WhereBar(self.app.current_mode, detail=True)
         yield Static(inert(self.run_dir.name, "bold"), id="detail-title")
-        with TabbedContent(id="tabs"):
+        with FillingTabs(self._fill, id="tabs"):
             with TabPane("Summary", id="summary"), VerticalScroll():
                 yield Static("reading…", id="report")
                 yield Static(id="evidence")
@@ -98,19 +112,40 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
             with TabPane("Log", id="log"):
                 yield Input(placeholder="search the whole log; Enter, then n/N", id="log-find")
                 yield FileView(redact, id="log-view")
-            with TabPane("Conversation", id="conversation"):
-                yield ConversationView(self.run_dir, redact, id="conversation-view")
+            yield TabPane("Conversation", id="conversation")  # filled when first shown
             with TabPane("Relay", id="relay"):
                 yield KeyedTable(id="relay-table", cursor_type="row", zebra_stripes=True)
             with TabPane("Baseline", id="baseline"), VerticalScroll():
                 yield Static(id="baseline-view")
-            with TabPane("Changes", id="changes"):
-                yield ChangesView(self.run_dir, redact, id="changes-view")
-            with TabPane("Files", id="files"), Horizontal():
-                yield RunFilesTree(self.run_dir, id="tree")
-                with Vertical(id="file-pane"):
-                    yield FileView(redact, id="file-view")
+            yield TabPane("Changes", id="changes")
+            yield TabPane("Files", id="files")
         yield SteadyFooter()
+
+    LATER: ClassVar[tuple[str, ...]] = ("conversation", "changes", "files")
+    """Tabs whose content is made when the tab is first shown, not with the screen: the
+    tree of the run's files, the workspace's diff and the conversation's reader were
+    ~40% of the screen's mount (and a diff and a read of the exchanges that most opens of
+    Run detail never look at)."""
+
+    def _fill(self, tab: str) -> None:
+        """Make the content of `tab` if it is one of LATER and has none yet. Called as
+        the tab becomes the active one (FillingTabs), so the content is in the DOM as soon
+        as the tab is (a query right after switching finds it)."""
+        if tab not in self.LATER:
+            return
+        pane = self.query_one(TabbedContent).get_pane(tab)
+        if pane.children:
+            return
+        redact = cast("Dashboard", self.app).redact
+        if tab == "conversation":
+            pane.mount(ConversationView(self.run_dir, redact, id="conversation-view"))
+        elif tab == "changes":
+            pane.mount(ChangesView(self.run_dir, redact, id="changes-view"))
+        else:  # mounted one level at a time: a child passed to a container's constructor
+            box, side = Horizontal(), Vertical(id="file-pane")  # is in the DOM only later
+            pane.mount(box)
+            box.mount(RunFilesTree(self.run_dir, id="tree"), side)
+            side.mount(FileView(redact, id="file-view"))
 
     def on_mount(self) -> None:
         self._log_loaded = False

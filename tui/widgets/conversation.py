@@ -17,6 +17,7 @@ Public surface (the Live screen shows the same widget):
                                             # on the last row; the answer in flight below
     view.steps_arrived()    # the exchanges grew: read them now, not at the next poll
     view.steps              # the steps read so far; view.loaded_once: the first page is in
+    view.shown_row          # the step shown whole below (None before the first)
 
 Every string here came from a model, an agent or a run folder: it is shown only through
 `safe()`/`inert()` (tui/terminal_text.py) and the display redactor, never as markup."""
@@ -95,6 +96,8 @@ class ConversationView(Vertical):
         self._reasoning = False
         self.inflight: list[InFlight] = []
         self.loaded_once = False
+        self.shown_row: int | None = None
+        """The step shown whole below the list."""
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="search the whole conversation; Enter, then n/N",
@@ -217,6 +220,7 @@ class ConversationView(Vertical):
                 o for o in self._filled if id(o) in keep]
             self.query_one("#conv-step", Static).update(
                 step_view(step, self.redact, self._reasoning))
+            self.shown_row = row
 
     def _show_flying(self) -> None:
         """Live, the cursor on the newest step: the answer streaming now is shown below as

@@ -18,16 +18,19 @@ from textual.screen import Screen
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
-PRIORITY = ("help", "quit", "back", "stages", "conversation", "search", "filter", "mark", "compare",
-            "mark_job", "compare_jobs", "resume_job", "cancel_job", "follow", "sort", "retry",
-            "cancel_run", "regate", "into_tab", "endpoint", "show('live')", "show('runs')",
-            "show('work')", "show('jobs')")
-"""Actions by how much a user needs to see their key; others come after, palette last.
-`stages` and Live's `conversation` come early: below 120 columns the stages and the
-conversation fold away and `s`, `v` are the only ways to them. The screen's own keys (mark
-and compare two runs or jobs) come before the number keys that switch screens: the bar at
-the top of every screen names those (`1 Live 2 Runs 4 Jobs`), so at 80 columns they are the
-ones left out."""
+PRIORITY = ("help", "quit", "back", "stages", "conversation", "search", "find", "filter",
+            "mark", "compare", "mark_job", "compare_jobs", "resume_job", "cancel_job", "regate",
+            "follow", "sort", "into_tab")
+"""Actions by how much a user needs to see their key. `stages` and Live's `conversation`
+come early: below 120 columns the stages and the conversation fold away and `s`, `v` are
+the only ways to them. After these come the keys of the widget in focus that are not named
+here (the Conversation tab's `t` `x` `z`, the Changes tab's `b`), then LATER, then the
+command palette."""
+LATER = ("retry", "cancel_run", "endpoint", "show('live')", "show('runs')",
+         "show('work')", "show('jobs')")
+"""Keys that apply everywhere, left out first when the terminal is narrow: the number keys
+last of all, since the bar at the top of every screen names them (`1 Live 2 Runs 4 Jobs`).
+So at 80 columns Runs and Jobs keep `space` and `=`, the Conversation tab its own keys."""
 KEY_PADDING = 3
 """Columns a key takes beside its key and description text (spaces around them)."""
 
@@ -69,9 +72,17 @@ class SteadyFooter(Footer):
         entries = self._entries()
         width = self.app.size.width
 
+        palette = self.app.COMMAND_PALETTE_BINDING
+
         def rank(entry: Entry) -> int:
-            action = entry[0].action
-            return PRIORITY.index(action) if action in PRIORITY else len(PRIORITY)
+            binding = entry[0]
+            if binding.action in PRIORITY:
+                return PRIORITY.index(binding.action)
+            if binding.action in LATER:
+                return len(PRIORITY) + 1 + LATER.index(binding.action)
+            if binding.key == palette:
+                return len(PRIORITY) + len(LATER) + 1
+            return len(PRIORITY)
 
         def cost(entry: Entry) -> int:
             binding = entry[0]
@@ -119,7 +130,10 @@ class SteadyFooter(Footer):
         it, and none when the keys shown stay the same (Textual's schedules a rebuild for
         each change)."""
         self._bindings_ready = True
-        if not screen.app.app_focus or screen is not self.screen or not self.is_attached:
+        # Textual's also waits while the app has no focus; a terminal that never reports
+        # focus (tmux without focus-events) then kept a footer made before the screen's
+        # own keys were bound: Run detail showed none of them. A refit is cheap.
+        if screen is not self.screen or not self.is_attached:
             return
         if not self._refit_pending:
             self._refit_pending = True

@@ -22,7 +22,7 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -99,11 +99,12 @@ class StepList(ScrollView, can_focus=True):
         self._tokens_w = len(HEADER[2])
         self._latency_w = len(HEADER[3])
         self._model_w = len(HEADER[4])
-        self._cells: dict[tuple[int, int], tuple[Text, ...]] = {}
-        """(row, width) -> its cells, for the rows drawn lately (a screen's worth and
-        some: dropped whole when it grows past CACHED)."""
+        self._strips: dict[tuple[int, tuple[int, ...], str, bool], Strip] = {}
+        """(row, the columns' widths, its component class, focused) -> the line drawn, for
+        the rows drawn lately (a few screens' worth: dropped whole past CACHED), so a cursor
+        move or a scroll draws only the lines it brings."""
 
-    CACHED = 400
+    CACHED = 600
 
     # -- the rows ------------------------------------------------------------------------
     @property
@@ -127,12 +128,12 @@ class StepList(ScrollView, can_focus=True):
         if 0 <= step.index < len(self._steps):
             self._steps[step.index] = step
             self._widen(step)
-            self._cells = {k: v for k, v in self._cells.items() if k[0] != step.index}
+            self._strips.clear()  # its widths may have changed every line
             self.refresh()
 
     def clear(self) -> None:
         self._steps.clear()
-        self._cells.clear()
+        self._strips.clear()
         self.set_reactive(StepList.cursor_row, 0)
         self._sized()
 
@@ -160,7 +161,9 @@ class StepList(ScrollView, can_focus=True):
         self._into_view()
 
     def watch_cursor_row(self, old: int, new: int) -> None:
-        self.refresh()
+        top = self.scroll_offset.y
+        for row in (old, new):  # only the two lines change (a scroll redraws the rest)
+            self.refresh(Region(0, row - top + 1, self.size.width, 1))
         if 0 <= new < len(self._steps):
             self.post_message(self.Highlighted(self, new))
 
@@ -201,7 +204,6 @@ class StepList(ScrollView, can_focus=True):
             self.move_cursor(row)
 
     def _on_resize(self, event: events.Resize) -> None:
-        self._cells.clear()
         self.virtual_size = Size(event.size.width, len(self._steps) + 1)
 
     # -- drawing -------------------------------------------------------------------------
@@ -236,16 +238,19 @@ class StepList(ScrollView, can_focus=True):
         base = self.rich_style
         if not 0 <= row < len(self._steps):
             return Strip.blank(width, base)
-        if row == self.cursor_row:
-            style = base + self.get_component_rich_style("step-list--cursor")
-        elif row % 2:
-            style = base + self.get_component_rich_style("step-list--even-row")
-        else:
-            style = base
-        key = (row, width)
-        cells = self._cells.get(key)
-        if cells is None:
-            if len(self._cells) > self.CACHED:
-                self._cells.clear()
-            cells = self._cells[key] = step_row(self._steps[row], self.redact, width)
-        return self._line(cells, widths, width, style)
+        kind = "step-list--cursor" if row == self.cursor_row else \
+            "step-list--even-row" if row % 2 else ""
+        key = (row, tuple(widths), kind, self.has_focus)
+        strip = self._strips.get(key)
+        if strip is None:
+            style = base + self.get_component_rich_style(kind) if kind else base
+            if len(self._strips) > self.CACHED:
+                self._strips.clear()
+            strip = self._strips[key] = self._line(
+                step_row(self._steps[row], self.redact, width), widths, width, style)
+        return strip
+
+    def notify_style_update(self) -> None:
+        """A theme or focus change restyles every line."""
+        self._strips.clear()
+        super().notify_style_update()
