@@ -114,9 +114,10 @@ async def run_checks(
     redact: Callable[[str], str],
     cancel: asyncio.Event,
     sandbox: RunSandbox | None = None,
+    who: str = "the checks",
 ) -> CheckCounts:
     """Run the task's hidden checks against `workspace`; results and log go to `out_dir`;
-    in a sandbox of their own when `sandbox` is given."""
+    in a sandbox of their own when `sandbox` is given; `who` names them in a limit reached."""
     fresh_dir(out_dir)
     tests = out_dir / "tests"
     shutil.copytree(task.checks_dir, tests, symlinks=True, dirs_exist_ok=True)
@@ -150,7 +151,7 @@ async def run_checks(
         command, fds = sandbox.command(spec, argv)
         sandbox.sandboxes.hand_over(out_dir / "out")
     output: list[bytes] = []
-    watch = sandbox.watch("the checks", out_dir / "out") if sandbox else nullcontext()
+    watch = sandbox.watch(who, out_dir / "out") if sandbox else nullcontext()
     try:
         async with watch:  # the run's limits (core/sandbox/limits.py)
             outcome = await run_group(command, cwd=out_dir, env=env, sink=output.append,

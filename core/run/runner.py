@@ -142,7 +142,7 @@ class Runner(CaseStage):
                 status = "error"
             finally:
                 self.sandbox.close()
-                for folder in self.sandbox.limits.folders:
+                for folder in self.sandbox.limit_folders:
                     warden_forgets(folder)
             # Still under our handlers: a Ctrl-C now must not cut the leak scan's scrub or
             # the report short (the run is over; the report says how it ended).
@@ -207,7 +207,7 @@ class Runner(CaseStage):
         blockers = await self._preflight()
         if signing_blocker:
             blockers.append(signing_blocker)
-        for folder in self.sandbox.limits.folders:  # removed by the warden if we die
+        for folder in self.sandbox.limit_folders:  # removed by the warden if we die
             warden_removes(folder)
         self.state.durations.preflight_s = round(time.monotonic() - self.started, 3)
         if self.cancel.is_set():
@@ -338,13 +338,15 @@ class Runner(CaseStage):
         t0 = time.monotonic()
         fresh_dir(base)  # the Case may have planted it (a link out of the run, say)
         task.fresh_workspace(base / "workspace")
+        box = self.sandbox.for_baseline()
         outcome = await self.supervisor.fake_engine(
-            task, task_file, base / "workspace", base / "case.log", self.sandbox,
+            task, task_file, base / "workspace", base / "case.log", box,
             self.case_timeout, scan=self.request.engine == FAKE)
         checks = CheckCounts(detail="not run")
         if outcome.exit_code == 0:
             checks = await run_checks(task, base / "workspace", base / "checks",
-                                      self.redactor.redact, self.cancel, self._boxes())
+                                      self.redactor.redact, self.cancel,
+                                      box if box.enabled else None, who="the baseline's checks")
         status = baseline_status(outcome, checks)
         self.state.baseline = BaselineOutcome(status=status, exit_code=outcome.exit_code,
                                               checks=checks)
@@ -386,7 +388,7 @@ class Runner(CaseStage):
                                   self.guard.unproven_reason())
         s.reasons.extend(reasons)
         if status != "passed":  # a limit reached and coped with leaves a pass standing
-            s.reasons.extend(f"{LIMIT_PREFIX} {hit}" for hit in self.sandbox.limits.hits)
+            s.reasons.extend(f"{LIMIT_PREFIX} {hit}" for hit in self.sandbox.limits_hit)
         artifacts = artifact_hashes(self.paths, known=s.digests, unhashed=s.unhashed,
                                     unhashed_folders=s.unhashed_folders)
         s.durations.scan_s = round(time.monotonic() - t0, 3)

@@ -7,15 +7,17 @@ dashboard and the other trials with it.
 
 How, per run:
 
-- **Memory and processes**: a cgroup per run, made when the sandbox is set up and removed
-  at its end. cgroup v1 where that is what the machine has (the `memory` and `pids`
-  hierarchies, writable as root: `memory.limit_in_bytes` (+ `memsw` when present),
-  `pids.max`), cgroup v2 where it is delegated (the harness's own cgroup with `memory` and
-  `pids` in its `cgroup.subtree_control`, or the root cgroup as root). Each sandboxed
-  process joins it before it execs anything (`/bin/sh` writes its own pid into
-  `cgroup.procs`, then execs the sandbox: no window in which it could fork outside).
-  A hit is read from the kernel's own counters (`memory.oom_control`'s or
-  `memory.events`' `oom_kill`, `pids.events`' `max`), before and after each process.
+- **Memory and processes**: a cgroup per run, made when the sandbox is set up and removed at
+  its end, and one more for its fake baseline, which runs beside the Case's checks: a limit
+  one reaches ends and is counted against only its own processes. cgroup v1 where that is
+  what the machine has (the `memory` and `pids` hierarchies, writable as root:
+  `memory.limit_in_bytes` (+ `memsw` when present), `pids.max`), cgroup v2 where it is
+  delegated (the harness's own cgroup with `memory` and `pids` in its
+  `cgroup.subtree_control`, or the root cgroup as root). Each sandboxed process joins it
+  before it execs anything (`/bin/sh` writes its own pid into `cgroup.procs`, then execs the
+  sandbox: no window in which it could fork outside). A hit is read from the kernel's own
+  counters (`memory.oom_control`'s or `memory.events`' `oom_kill`, `pids.events`' `max`),
+  before and after each process.
 - **Disk**: `RLIMIT_FSIZE` (no single file past the budget), the sandbox's `/tmp` a tmpfs of
   the budget's size (bwrap's `--size`; its pages are charged to the cgroup's memory too),
   and the workspace and private HOME watched while each process runs: past the budget, its

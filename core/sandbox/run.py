@@ -16,6 +16,7 @@ that half overlap.
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import stat
 import tempfile
@@ -77,6 +78,7 @@ class RunSandbox:
     def __init__(self, resolved: Resolved, runs_root: Path,
                  limits: Settings | None = None) -> None:
         self.limits = RunLimits(limits or settings_from({}))
+        self.baseline_limits = RunLimits(self.limits.settings)
         self.problem: str | None = None
         self.ready = False
         self.detail = ""
@@ -133,6 +135,7 @@ class RunSandbox:
         if self.problem is None and self.ready:
             try:
                 self.limits.setup()
+                self.baseline_limits.setup()
                 self.sandboxes.tmp_size = self.limits.tmp_size
             except LimitsUnavailable as exc:
                 self.problem = f"limits: {exc}"
@@ -261,6 +264,23 @@ class RunSandbox:
         command, fds = self.sandboxes.command(spec, argv, status.write_fd)
         return Launch(self.limits.wrap(command), fds, status)
 
+    def for_baseline(self) -> RunSandbox:
+        """The run's sandboxes under limits of their own, for the fake baseline: it runs
+        beside the Case's checks, and a limit one of them reaches must end only its own
+        processes (a hit ends every process of its cgroup) and be counted only against it."""
+        twin = copy.copy(self)
+        twin.limits = self.baseline_limits
+        return twin
+
+    @property
+    def limit_folders(self) -> list[Path]:
+        """Every cgroup folder of the run (the warden removes them should the harness die)."""
+        return self.limits.folders + self.baseline_limits.folders
+
+    @property
+    def limits_hit(self) -> list[str]:
+        return self.limits.hits + self.baseline_limits.hits
+
     def watch(self, who: str, *paths: Path) -> AbstractAsyncContextManager[None]:
         """Around one sandboxed process: its limits watched (`paths`: where its writes go,
         counted against the disk budget), what it reached recorded."""
@@ -268,6 +288,7 @@ class RunSandbox:
 
     def close(self) -> None:
         self.limits.close()
+        self.baseline_limits.close()
         self.sandboxes.close()
 
     def record(self) -> CaseSandbox:
@@ -287,7 +308,7 @@ class RunSandbox:
             network=self.network if self.ready else "none",
             limits={"nproc": NPROC, **self.limits.record()} if self.ready else {},
             limits_mode=self.limits.mode if self.ready else None,
-            limits_detail=self.limits.detail, limits_hit=list(self.limits.hits),
+            limits_detail=self.limits.detail, limits_hit=self.limits_hit,
             detail=self.detail,
             seccomp=("on" if box.seccomp else "off") if self.ready else None,
             seccomp_filtered=list(FILTERED) if self.ready and box.seccomp else [])

@@ -7,6 +7,7 @@ Also: the opt-out recorded and failed by `validate`, and sizes that are not size
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -17,7 +18,8 @@ import pytest
 
 from core.sandbox.cgroups import CGROUP_FS, PREFIX, make_cgroup
 from core.sandbox.limits import disk_usage, settings_from
-from core.settings import ConfigError
+from core.sandbox.run import RunSandbox
+from core.settings import ConfigError, resolve
 from core.standins.endpoint import ScriptedEndpoint
 from tests.support.harness import ROOT, Harness
 from tests.support.sandboxing import (
@@ -200,3 +202,39 @@ def test_the_dashboard_line_says_the_limits_what_was_reached_and_the_opt_out() -
     off = sandbox_line(CaseSandbox(mode="bwrap", ready=True, limits_mode="off",
                                    limits={"nproc": 1024}))
     assert "limits off: never evidence" in off
+
+
+def test_the_baseline_has_limits_of_its_own_beside_the_cases_checks(tmp_path: Path) -> None:
+    """The fake baseline runs beside the Case's checks: a limit reached ends every process
+    of its cgroup, so the two must not share one — a Case whose planted code makes its
+    checks reach a limit would end the baseline too, and a hostile task's checks reaching
+    one in the baseline would end the Case's checks and be counted against the Case."""
+    async def set_up() -> RunSandbox:
+        box = RunSandbox(resolve(), tmp_path, settings_from({}))
+        box.start()
+        assert await box.blocker() is None, box.problem
+        return box
+
+    box = asyncio.run(set_up())
+    baseline = box.for_baseline()
+    sleepers: list[subprocess.Popen[bytes]] = []
+    try:
+        assert baseline.limits.cgroup is not None and box.limits.cgroup is not None
+        assert set(baseline.limits.folders).isdisjoint(box.limits.folders)
+        assert sorted(box.limit_folders) == sorted(box.limits.folders + baseline.limits.folders)
+        sleepers += [subprocess.Popen(limits.wrap(["sleep", "600"]))
+                     for limits in (box.limits, baseline.limits)]
+        for limits, sleeper in zip((box.limits, baseline.limits), sleepers, strict=True):
+            assert limits.cgroup is not None
+            procs = limits.cgroup.procs[0]
+            while str(sleeper.pid) not in procs.read_text().split():  # joined, then exec'd
+                assert sleeper.poll() is None
+        box.limits.cgroup.kill()  # what a limit reached by the Case's checks does
+        assert sleepers[0].wait(timeout=30) != 0
+        assert sleepers[1].poll() is None, "the baseline's process ended with the checks'"
+    finally:
+        for sleeper in sleepers:
+            sleeper.kill()
+            sleeper.wait()
+        box.close()
+    assert all(not folder.exists() for folder in box.limit_folders)
