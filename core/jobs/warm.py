@@ -193,9 +193,9 @@ class WarmLauncher:
             else:
                 os.close(fds[0])
         elif "pid" in message and "exit" in message:
-            exited = self._exits.pop(message["pid"], None)
-            if exited is not None and not exited.done():
-                exited.set_result(message["exit"])
+            ended = self._exits.pop(message["pid"], None)
+            if ended is not None and not ended.done():
+                ended.set_result(message["exit"])
         else:
             for fd in fds:
                 os.close(fd)
