@@ -96,7 +96,8 @@ def keys(session: str, *names: str) -> None:
 
 
 def test_installed_dashboard_in_a_real_terminal(session: str) -> None:
-    live = screen_shows(session, "Readiness", "Fallback guard", "3 requests, all qwen3.6-35b-a3b")
+    live = screen_shows(session, "Readiness", "Fallback guard", "3 requests, all qwen3.6-35b-a3b",
+                        "Conversation · v", "No exchanges recorded")
     assert "\x1b" not in live and "pwned" not in live
     keys(session, "2")
     runs = screen_shows(session, "interrupted", "unreadable", "tripped", "7 shown")

@@ -124,7 +124,7 @@ class CaseLog(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         index = scroll_y + y
-        width = self.size.width
+        width = self.scrollable_content_region.width  # not under the vertical scrollbar
         if index >= len(self.lines):
             return Strip.blank(width, self._style)
         number = self._dropped + index
