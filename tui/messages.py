@@ -5,7 +5,8 @@ Dataclasses: Textual's Message initialises itself in `__post_init__`, so the gen
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from textual.message import Message
@@ -16,11 +17,14 @@ from core.evidence.runs import RunSummary
 
 @dataclass
 class RunGrew(Message):
-    """What the followed run's files gained since the previous poll, lines made safe."""
+    """What the followed run's files gained since the previous poll, lines made safe;
+    `consumed` is set once it is shown (its own, so a batch of a run no longer followed
+    can never wake the reader of the next one)."""
 
     run_dir: Path
     batch: RunBatch
     lines: list[str]
+    consumed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass

@@ -70,7 +70,6 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         super().__init__()
         self.view = RunView()
         self.run_dir: Path | None = None
-        self._consumed = asyncio.Event()
 
     def compose(self) -> ComposeResult:
         yield WhereBar("live")
@@ -147,9 +146,10 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         while True:
             batch, lines = await asyncio.to_thread(read)
             if batch:
-                self._consumed.clear()
-                self.post_message(RunGrew(run_dir, batch, lines))
-                await self._consumed.wait()
+                grew = RunGrew(run_dir, batch, lines)
+                if not self.post_message(grew):
+                    return  # the screen is closing: no handler will ever take it
+                await grew.consumed.wait()
             if tail.finished:
                 return
             if not batch.pending_bytes:
@@ -172,7 +172,7 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
                     batch.report or batch.problems or batch.out_of_reach is not None):
                 self._render_view()  # log-only batches (the common case) skip the layout
         finally:
-            self._consumed.set()
+            message.consumed.set()
 
     def _readiness(self, checked: tuple[Readiness | None, str | None]) -> None:
         """The pre-run check, shown while there is no run to show."""
