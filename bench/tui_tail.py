@@ -8,7 +8,7 @@ at 160x48 follows a run whose log grows at `--rate` lines a second while its con
 grows beside it (an exchange recorded every 2 s, the answer in flight rewritten at the
 relay's 4 Hz); `tail -f` of the same log runs in a second pane of the same size on the same
 tmux server. Both panes are read back (`capture-pane`) in turn as fast as tmux answers; each
-read's lag is its time minus the newest line stamp it shows. The same-run ratio of the
+read's lag is when it returned minus the newest line stamp it shows. The same-run ratio of the
 p95s is the figure; the load average is printed beside it, as the machine is shared.
 
 --headless, the in-process figures below (key presses, the burst, memory):
@@ -315,15 +315,16 @@ def converse(store: ExchangeStore, seq: int, stop: threading.Event) -> None:
 
 
 def sample(panes: tuple[str, ...], until_t: float) -> dict[str, list[float]]:
-    """Each pane read back in turn until `until_t`: (the read's midpoint - newest stamp)."""
+    """Each pane read back in turn until `until_t`: when the read returned minus the newest
+    stamp it shows (the read's own few ms counted for both panes alike; its midpoint went
+    below zero for tail -f, the stamp taken just before a write that the read then saw)."""
     lags: dict[str, list[float]] = {p: [] for p in panes}
     while time.time() < until_t:
         for pane in panes:
-            t0 = time.time()
             text = tmux("capture-pane", "-p", "-t", pane)
             stamp = newest_stamp(text)
             if stamp is not None:
-                lags[pane].append((t0 + time.time()) / 2 - stamp)
+                lags[pane].append(time.time() - stamp)
     return lags
 
 
