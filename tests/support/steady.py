@@ -19,7 +19,12 @@ The rewriting, per run (oldest first, the order the Runs screen lists them):
     time the time of the last event strictly before it + 0.5 s (an event in the same
     millisecond is one it caused, as the guard's trip after a refused request);
   - every number under a key ending in `_s`, `_ms` (durations, latencies) becomes 1.5 or
-    150; pids and process start ticks fixed; the relay's port 40123;
+    150, and a duration in a sentence ("HTTP 200 in 152.6 ms", "(44 tok/s)") alike; pids,
+    process start ticks, byte counts that follow a duration's digits fixed; the relay's
+    port 40123; the upstream's answer and tool-call ids zeroed, and the exchanges' blobs
+    that hold them renamed to their new SHA-256;
+  - the demo Case's once-a-second progress lines dropped (how many depends on the pace),
+    and the in-flight record removed (written only if a stream outlasts its 0.25 s period);
   - the temporary folder, the checkout and the interpreter's prefix become fixed paths;
 then the trace's chain, the report's artifact digests, trace head and sha256, and the
 attestation are redone with the suite's fixture key, which signed the originals too: the
@@ -150,7 +155,8 @@ def _steady_blobs(folder: Path, paths: list[tuple[str, str]], ids: dict[str, str
     """The exchanges' blobs rewritten (a tool call's id is random, and the history that
     holds it is a blob), each renamed to the SHA-256 of its new bytes as the store names
     them; returns old name to new, for the files that refer to them."""
-    renamed: dict[str, str] = {}
+    renamed: dict[str, str] = {}  # each blob's path in its folder first, then its bare ref
+    refs: dict[str, str] = {}
     for path in sorted(folder.glob("*/*.json")) if folder.is_dir() else []:
         data = _common(path.read_text(encoding="utf-8"), paths, ids).encode("utf-8")
         ref = hashlib.sha256(data).hexdigest()
@@ -158,7 +164,9 @@ def _steady_blobs(folder: Path, paths: list[tuple[str, str]], ids: dict[str, str
         new = folder / ref[:2] / f"{ref}.json"
         new.parent.mkdir(exist_ok=True)
         new.write_bytes(data)
-        renamed[path.stem] = ref
+        renamed[f"{path.stem[:2]}/{path.stem}"] = f"{ref[:2]}/{ref}"
+        refs[path.stem] = ref
+    renamed.update(refs)
     for sub in folder.iterdir() if folder.is_dir() else []:
         if sub.is_dir() and not any(sub.iterdir()):
             sub.rmdir()

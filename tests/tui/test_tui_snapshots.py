@@ -223,3 +223,19 @@ def test_compare_jobs(snap_compare, size, real_runs) -> None:  # type: ignore[no
         await pilot.pause(0.1)
 
     assert snap_compare(app_for(), terminal_size=size, run_before=settle)
+
+
+def test_the_steadied_runs_still_prove_what_the_harness_wrote(real_runs_made) -> None:  # type: ignore[no-untyped-def]
+    """The copy the snapshots draw is intact evidence (its chain, digests and signature
+    redone), so a snapshot never shows a tampered run that the harness did not make: every
+    run with a report validates its integrity and signature as the original did."""
+    from core.evidence.validate import validate_run
+
+    root = real_runs_made["passed"].parent
+    checked = []
+    for run in sorted(p for p in root.iterdir() if (p / "report.json").is_file()):
+        verdicts = {c.id: c.verdict for c in validate_run(run).criteria}
+        assert verdicts["evidence_intact"] == "ok", (run.name, verdicts)
+        assert verdicts["evidence_signed"] == "ok", (run.name, verdicts)
+        checked.append(run.name)
+    assert len(checked) == 10, checked  # 6 runs (not the killed one), 4 trials (not the cut)
