@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from textual.drivers import headless_driver
 from textual.pilot import Pilot
-from textual.widgets import TabbedContent
+from textual.widgets import DataTable, TabbedContent
 
 from core.settings import resolve
 from tests.support.harness import Harness
@@ -78,8 +78,16 @@ def test_changes_snapshot(snap_compare, real_runs) -> None:  # type: ignore[no-u
     """A real demo run's Changes tab (the demo job's first trial, tests/tui/conftest.py), at
     the smallest terminal it must stay usable in and a large one."""
     async def settle(pilot: Pilot) -> None:
-        await open_changes(pilot, real_runs["demo"])
-        await pilot.pause(0.2)
+        view = await open_changes(pilot, real_runs["demo"])
+        table = view.query_one("#changes-list", DataTable)
+        # every load done (showing the tab starts one; an earlier one's result may land
+        # after `diff` is first set) and its rows drawn: one session in several caught it
+        # half-way with a fixed pause
+        await until(pilot, lambda: not [w for w in pilot.app.workers
+                                        if w.group == "changes" and not w.is_finished]
+                    and view.diff is not None and table.row_count == len(view.diff.files))
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
 
     for size in ((80, 24), (160, 48)):
         assert snap_compare(Dashboard(Path("runs"), resolved=resolve()), terminal_size=size,
