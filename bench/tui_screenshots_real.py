@@ -41,6 +41,7 @@ from tui.screens.compare_runs import CompareRunsScreen  # noqa: E402
 from tui.screens.detail import RunDetailScreen  # noqa: E402
 from tui.widgets.case_log import CaseLog  # noqa: E402
 from tui.widgets.changes import ChangesView  # noqa: E402
+from tui.widgets.job_views import JobsTable  # noqa: E402
 from tui.widgets.runs_table import RunsTable  # noqa: E402
 
 ASSETS = ROOT / "assets"
@@ -101,7 +102,7 @@ async def main() -> None:
 
     async def jobs_screen(pilot: Pilot) -> None:
         await pilot.press("4")
-        await pilot.pause(1.0)
+        await until(pilot, lambda: pilot.app.screen.query_one(JobsTable).row_count == 3)
 
     def detail(run: Path, tab: str) -> Callable[[Pilot], object]:
         async def steps(pilot: Pilot) -> None:
