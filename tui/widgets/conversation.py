@@ -157,8 +157,7 @@ class ConversationView(Vertical):
         drawn = asyncio.Event()  # the first frame first: the rest is read behind it
         self.call_after_refresh(drawn.set)
         await drawn.wait()
-        while not self.transcript.complete and await self._more():
-            self._status()
+        await self._read_ahead()
         report = RunPaths(self.run_dir).report
         while not report.exists():
             self._nudge.clear()
@@ -174,15 +173,27 @@ class ConversationView(Vertical):
                 self._show_flying()
             if grew:
                 await self._tail_changes()
-                while await self._more():
-                    pass
+            await self._read_ahead()
             self._status()
         self.inflight = []
         async with self._lock:
             await asyncio.to_thread(self.transcript.refresh)
         await self._tail_changes()
         await self._more()
+        await self._read_ahead()
         self._status()
+
+    async def _read_ahead(self) -> None:
+        """The rest of the conversation, a page at a time, while this view's screen is the
+        one shown: a Live screen left below Run detail read the same 5,000 exchanges for
+        nobody, and made the tab's jump to the middle take three times as long."""
+        while not self.transcript.complete and self._shown_screen() and await self._more():
+            self._status()
+
+    def _shown_screen(self) -> bool:
+        """This view's screen is the one on top (Screen.is_current also holds for the
+        Live screen left below Run detail)."""
+        return self.is_attached and self.app.screen is self.screen
 
     def _status(self) -> None:
         t = self.transcript
@@ -238,8 +249,9 @@ class ConversationView(Vertical):
     @on(StepList.Highlighted, "#conv-table")
     def _highlighted(self, event: StepList.Highlighted) -> None:
         self._show(event.row)
-        if event.row >= len(self.steps) - NEAR_END and not self.transcript.complete:
-            self._page()
+        if (event.row >= len(self.steps) - NEAR_END and not self.transcript.complete
+                and self._shown_screen()):
+            self._page()  # Live's cursor kept on the newest step: this read on for nobody
 
     @work(exclusive=True, group="conversation-page", exit_on_error=False)
     async def _page(self) -> None:
