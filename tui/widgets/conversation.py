@@ -132,7 +132,8 @@ class ConversationView(Vertical):
             self.steps.extend(got)
             self.table.add(got)  # the first row's Highlighted shows it below
             if got and self.follow_end and at_end:
-                self.table.move_cursor(len(self.steps) - 1)  # its Highlighted shows it
+                self.table.move_cursor(len(self.steps) - 1)
+                self._show(len(self.steps) - 1)  # now: the cursor and the step agree
         return bool(got)
 
     async def _tail_changes(self) -> None:
@@ -187,8 +188,13 @@ class ConversationView(Vertical):
         """The rest of the conversation, a page at a time, while this view's screen is the
         one shown: a Live screen left below Run detail read the same 5,000 exchanges for
         nobody, and made the tab's jump to the middle take three times as long."""
-        while not self.transcript.complete and self._shown_screen() and await self._more():
+        while self._unread() and self._shown_screen() and await self._more():
             self._status()
+
+    def _unread(self) -> bool:
+        """Steps not in the list yet: exchanges not read, or steps the reader rebuilt for
+        another caller (a tool result's look-ahead reads the next exchange)."""
+        return not self.transcript.complete or len(self.steps) < self.transcript.known
 
     def _shown_screen(self) -> bool:
         """This view's screen is the one on top (Screen.is_current also holds for the
@@ -248,7 +254,8 @@ class ConversationView(Vertical):
 
     @on(StepList.Highlighted, "#conv-table")
     def _highlighted(self, event: StepList.Highlighted) -> None:
-        self._show(event.row)
+        if event.row != self.shown_row:  # not shown already by whoever moved the cursor
+            self._show(event.row)
         if (event.row >= len(self.steps) - NEAR_END and not self.transcript.complete
                 and self._shown_screen()):
             self._page()  # Live's cursor kept on the newest step: this read on for nobody
@@ -265,9 +272,8 @@ class ConversationView(Vertical):
     # -- moving --------------------------------------------------------------------
     def _go(self, row: int) -> None:
         table = self.table
-        if table.cursor_row == row:
-            self._show(row)  # no move, no Highlighted
         table.move_cursor(row)
+        self._show(row)  # now, not when Highlighted arrives: the cursor and step agree
         table.focus()
 
     def _scan(self, rows: range | list[int], match: Callable[[Step], bool]) -> int | None:
