@@ -130,7 +130,9 @@ class ConversationView(Vertical):
             got = [s for s in got if s.index >= len(self.steps)]
             at_end = self.table.cursor_row >= len(self.steps) - 1
             self.steps.extend(got)
-            self.table.add(got)  # the first row's Highlighted shows it below
+            self.table.add(got)
+            if got and have == 0:
+                self._show(0)  # now, as the rows come (its Highlighted then draws nothing)
             if got and self.follow_end and at_end:
                 self.table.move_cursor(len(self.steps) - 1)
                 self._show(len(self.steps) - 1)  # now: the cursor and the step agree
