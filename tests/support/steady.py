@@ -16,8 +16,9 @@ The rewriting, per run (oldest first, the order the Runs screen lists them):
   - its id `<stamp>-<task>-<pid>` becomes `20260601T02MM00Z-<task>-<1001 + n>`, MM = 20 + n;
   - the i-th trace event's `ts` becomes that minute + i seconds; `started_at`,
     `finished_at` and `checked_at` take the time of the event they stand beside, any other
-    time the time of the last event strictly before it + 0.5 s (an event in the same
-    millisecond is one it caused, as the guard's trip after a refused request);
+    time the time of the last event more than 50 ms before it + 0.5 s (an event closer
+    than that may be one it caused, as the guard's trip after a refused request, written a
+    millisecond before or after the ledger's line);
   - every number under a key ending in `_s`, `_ms` (durations, latencies) becomes 1.5 or
     150, and a duration in a sentence ("HTTP 200 in 152.6 ms", "(44 tok/s)") alike; pids,
     process start ticks, byte counts that follow a duration's digits fixed; the relay's
@@ -49,6 +50,10 @@ from tests.support.harness import ROOT
 from tests.support.signing import fixture_key
 
 T0 = datetime(2026, 6, 1, 2, 20, 0, tzinfo=UTC)
+TIE = timedelta(milliseconds=50)
+"""Events this close before a time may as well have come after it: the relay's ledger line
+and the guard's `guard_tripped` for the same request land a millisecond apart, in either
+order from one making to the next."""
 RUN_ID = re.compile(r"\b(\d{8}T\d{6}Z)-([a-z0-9][a-z0-9-]*?)-(\d+)\b")
 JOB_ID = re.compile(r"\b(\d{8}T\d{6}Z)-([A-Za-z0-9][A-Za-z0-9._-]*)\b")
 ISO = re.compile(r'"(\w+)": ?"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)"')
@@ -114,8 +119,8 @@ class _Times:
             return stamp(self.of_event("report_written"))
         if key == "checked_at":
             return stamp(self.of_event("readiness_checked"))
-        real = _parse(ts)
-        before = [fixed for at, fixed, _ in self.events if at < real]
+        real = _parse(ts) - TIE
+        before = [fixed for at, fixed, _ in self.events if at <= real]
         return stamp(before[-1] + timedelta(seconds=0.5) if before else self.base)
 
 
