@@ -19,6 +19,7 @@ from core.jobs.model import Job
 from core.jobs.runner import needs_run
 from core.jobs.summary import pass_at_k, summarize
 from core.run.task import BUNDLED_TASKS_DIR
+from tests.support.case_runs import processes
 from tests.support.harness import SEED, Harness
 
 GOOD_ARGS = "--mode {mode} --task-file {{task_file}} --workspace {{workspace}} --model {{model}}"
@@ -178,15 +179,7 @@ def _trial_harnesses(job_pid: int) -> int:
     """`cto-harness run` processes the job has running now: its children whose argv is a
     run, and the children of its warm launcher (core/jobs/warm.py), each a trial forked
     from it (a run's own helpers are the run's children, not the job's)."""
-    procs: dict[int, tuple[int, list[bytes]]] = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                argv = (proc / "cmdline").read_bytes().split(b"\0")
-                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            procs[int(proc.name)] = (ppid, argv)
+    procs = processes()
     launchers = {pid for pid, (ppid, argv) in procs.items()
                  if ppid == job_pid and b"core.cli.warm" in argv}
     return sum(1 for ppid, argv in procs.values()

@@ -12,22 +12,13 @@ import sys
 from pathlib import Path
 
 from tests.jobs.test_jobs import SLUG, cases_running, load, mode, wait_until
+from tests.support.case_runs import processes
 from tests.support.harness import Harness
 
 
 def _children(pid: int) -> dict[int, list[bytes]]:
     """The processes whose parent is `pid`, with their argv."""
-    found: dict[int, list[bytes]] = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                argv = (proc / "cmdline").read_bytes().split(b"\0")
-                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            if ppid == pid:
-                found[int(proc.name)] = argv
-    return found
+    return {child: argv for child, (ppid, argv) in processes().items() if ppid == pid}
 
 
 def launcher_of(job_pid: int) -> int:

@@ -57,6 +57,20 @@ def pids_with(marker: str) -> list[int]:
     return found
 
 
+def processes() -> dict[int, tuple[int, list[bytes]]]:
+    """Every process now: its parent's pid and its argv (host pids, read from /proc)."""
+    found: dict[int, tuple[int, list[bytes]]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            found[int(proc.name)] = (ppid, argv)
+    return found
+
+
 def descendants(pid: int) -> list[int]:
     """Every live process below `pid` (host pids, read from /proc)."""
     children: dict[int, list[int]] = {}
