@@ -99,6 +99,8 @@ async def test_a_real_tool_loop_run_reads_as_its_conversation(
         await until(pilot, lambda: any("no step with a problem" in str(n.message)
                                        for n in pilot.app._notifications))
         assert cursor(view) == 2
+        assert await pilot.click(view.table, offset=(2, 2))  # the mouse: the second step
+        await until(pilot, lambda: cursor(view) == 1)
         await pilot.press("escape")
         assert pilot.app.screen.focused is not view.query_one("#conv-table")
 

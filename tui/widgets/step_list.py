@@ -197,7 +197,7 @@ class StepList(ScrollView, can_focus=True):
     def action_scroll_bottom(self) -> None:
         self.move_cursor(len(self._steps) - 1)
 
-    def _on_click(self, event: events.Click) -> None:
+    def on_click(self, event: events.Click) -> None:
         row = event.y - 1 + self.scroll_offset.y
         if event.y >= 1 and 0 <= row < len(self._steps):
             self.focus()
