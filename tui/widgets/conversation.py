@@ -210,8 +210,8 @@ class ConversationView(Vertical):
             text.append("No model exchange recorded yet.", style="bright_black")
         elif not t.folder.exists():
             text.append("No exchanges recorded for this run (backend/exchanges/ is absent: "
-                        "a blocked run, a run from before recording, or recording was off).",
-                        style="yellow")
+                        "no request was forwarded — each refused, or the run blocked — or the "
+                        "run is from before recording, or recording was off).", style="yellow")
         else:
             more = "" if t.complete else " so far (reading on)"
             text.append(f"{len(self.steps):,} steps from {t.exchanges_read:,} of "
