@@ -14,7 +14,6 @@ child, from the environment the job gave us, as a fresh run would).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib
 import logging
 import os
@@ -26,9 +25,8 @@ import threading
 from pathlib import Path
 
 from core.cli.main import build_parser, main
-from core.jobs.warm import receive, send
+from core.jobs.warm import die_with_parent, receive, send
 
-PR_SET_PDEATHSIG = 1
 PRELOAD = (
     "core.cli.run_commands",
     "core.relay.server",
@@ -67,18 +65,14 @@ def preload() -> None:
         program()
 
 
-def _child(argv: list[str], out: int, err: int, parent: int, inherited: list[int],
-           libc: ctypes.CDLL | None) -> None:
+def _child(argv: list[str], out: int, err: int, parent: int, inherited: list[int]) -> None:
     """In the forked child: become what a fresh `cto-harness run` child of the job is
     (own session, stdio on the job's pipes, SIGTERM when the launcher dies, the default
     signal handlers), run the command, leave without tearing the interpreter down."""
     code = 4
     try:
         os.setsid()
-        if libc is not None:
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent:  # the launcher died before the line above took effect
-            os.kill(os.getpid(), signal.SIGTERM)
+        die_with_parent(parent)
         for fd in inherited:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -105,10 +99,6 @@ def _child(argv: list[str], out: int, err: int, parent: int, inherited: list[int
 
 
 def serve(control: socket.socket) -> None:
-    try:
-        libc: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        libc = None
     try:
         preload()
     except Exception as exc:  # said to the job, which then starts its trials cold
@@ -139,7 +129,7 @@ def serve(control: socket.socket) -> None:
                 pid = os.fork()
                 if pid == 0:
                     _child(argv, fds[0], fds[1], me,
-                           [control.fileno(), selector.fileno(), *children], libc)
+                           [control.fileno(), selector.fileno(), *children])
                 for fd in fds:
                     os.close(fd)
                 pidfd = os.pidfd_open(pid)

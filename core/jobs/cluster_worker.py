@@ -110,15 +110,6 @@ def _unpack_task(blob: bytes, into: Path) -> Path:
     return folder
 
 
-def _die_with_parent(parent: int) -> None:
-    import ctypes
-
-    with contextlib.suppress(OSError):
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
 class TrialWorker:
     """One slot of one node (it holds one `cto_worker`): runs trials one after another,
     warm (Ray's worker process and the harness's imports stay), so a trial costs one
@@ -174,7 +165,7 @@ class TrialWorker:
         `cold` on this node or the launcher cannot start."""
         if env.get(LAUNCHER_VAR, "").strip().lower() == "cold" or self.cold:
             return None
-        from core.jobs.warm import LauncherGone, WarmLauncher
+        from core.jobs.warm import LauncherGone, WarmLauncher, die_with_parent
 
         key = tuple(sorted(env.items()))
         if self.warm is not None and (self.warm_key != key or self.warm.gone):
@@ -184,7 +175,7 @@ class TrialWorker:
         if self.warm is None:
             try:
                 self.warm = self._call(WarmLauncher.start(
-                    preexec=functools.partial(_die_with_parent, os.getpid()), env=env,
+                    preexec=functools.partial(die_with_parent, os.getpid()), env=env,
                     cwd=str(scratch)), 120)
             except (LauncherGone, TimeoutError):
                 self.cold = True  # this node's trials start cold from now on
@@ -250,10 +241,12 @@ class TrialWorker:
                     return out
                 child = self._spawn(launcher, argv[3:]) if launcher is not None else None
                 if child is None:
+                    from core.jobs.warm import die_with_parent
+
                     self.proc = subprocess.Popen(
                         argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                         stderr=subprocess.PIPE, cwd=work, env=env, start_new_session=True,
-                        preexec_fn=functools.partial(_die_with_parent, os.getpid()))
+                        preexec_fn=functools.partial(die_with_parent, os.getpid()))
                 self.child = child
             if child is not None:
                 stdout, stderr = self._call(child.communicate())

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import fcntl
 import functools
 import json
@@ -56,11 +55,10 @@ from core.jobs.summary import (
     summarize,
     trial_facts,
 )
-from core.jobs.warm import LauncherGone, WarmChild, WarmLauncher
+from core.jobs.warm import LauncherGone, WarmChild, WarmLauncher, die_with_parent
 
 JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 POLL_S = 0.25
-PR_SET_PDEATHSIG = 1
 LOCK_FILE = "job.lock"
 LAUNCHER_VAR = "CTO_HARNESS_JOB_LAUNCHER"
 LAUNCHERS = ("warm", "cold")
@@ -137,24 +135,6 @@ class JobLock:
 
     def release(self) -> None:
         os.close(self.fd)
-
-
-def _libc() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
-_LIBC = _libc()  # loaded before any fork: the child's preexec only calls into it
-
-
-def _die_with_parent(parent: int) -> None:
-    """In the child, before exec: SIGTERM when the job's process dies, however it dies."""
-    if _LIBC is not None:
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != parent:  # it died before the line above took effect
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def needs_run(trial: Trial, retry_errors: bool) -> bool:
@@ -309,7 +289,7 @@ class JobRunner:
     async def _start_launcher(self) -> None:
         try:
             self.launcher = await WarmLauncher.start(
-                functools.partial(_die_with_parent, os.getpid()))
+                functools.partial(die_with_parent, os.getpid()))
         except LauncherGone as exc:
             print(f"cto-harness: {exc}; each trial starts as a fresh interpreter instead",
                   file=sys.stderr)
@@ -332,7 +312,7 @@ class JobRunner:
         return await asyncio.create_subprocess_exec(
             sys.executable, "-m", "core.cli", *argv, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True, preexec_fn=functools.partial(_die_with_parent, os.getpid()))
+            start_new_session=True, preexec_fn=functools.partial(die_with_parent, os.getpid()))
 
     def _argv(self, trial: Trial) -> list[str]:
         """The trial's `cto-harness` arguments (without the program)."""

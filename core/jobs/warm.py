@@ -30,6 +30,7 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -44,6 +45,28 @@ MAX_FDS = 4
 LAUNCHER_MODULE = "core.cli.warm"
 READY_TIMEOUT_S = 60.0
 """The launcher's imports take well under a second; on a loaded machine, far more."""
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _libc()  # loaded at import, before any fork: a forked child only calls into it
+
+
+def die_with_parent(parent: int) -> None:
+    """In a trial's process (a cold one's preexec, or forked by the launcher): SIGTERM when
+    `parent` dies, however it dies, and at once if it died before this took effect."""
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class LauncherGone(Exception):
