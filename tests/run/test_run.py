@@ -371,6 +371,11 @@ def test_ctrl_c_while_the_run_is_being_sealed_still_writes_the_report(
     while not list(harness.runs_root.glob("*/workspace")) and time.monotonic() < deadline:
         time.sleep(0.005)
     run_dir = next(harness.runs_root.glob("*/workspace")).parent
+    # Planted once the Case has exited: before it, the run copies its starting workspace
+    # (task/workspace/), and that copy's open would take the lease meant for the scan.
+    while ("case_process_exited" not in events(harness, str(run_dir))
+           and proc.poll() is None and time.monotonic() < deadline + 60):
+        time.sleep(0.005)
     held = run_dir / "workspace" / "held.bin"
     held.write_bytes(b"y" * 4096)
     with write_lease(held) as opened:
