@@ -15,15 +15,10 @@ workers): the token goes over the driver's own HTTPS connection, never through R
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from core.jobs.cluster import ClusterBlocked
 from core.run.readiness import check_endpoint_config, check_model_served, probe_endpoint
 from core.secrets.redact import Redactor
 from core.settings import resolve
-from core.settings.gateway import GATEWAY_URL_VAR
 
 PRECHECK_TIMEOUT_S = 10.0
 """One request's bound: a gateway that does not answer in this is named, not waited on."""
@@ -34,27 +29,11 @@ class GatewayBlocked(ClusterBlocked):
     no trial started."""
 
 
-@contextmanager
-def _gateway_url(url: str) -> Iterator[None]:
-    """`--gateway URL` as the settings' gateway for the one resolve (the variable a worker's
-    run gets), then the driver's environment as it was."""
-    before = os.environ.get(GATEWAY_URL_VAR)
-    os.environ[GATEWAY_URL_VAR] = url
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(GATEWAY_URL_VAR, None)
-        else:
-            os.environ[GATEWAY_URL_VAR] = before
-
-
 def precheck_gateway(url: str, profile: str) -> None:
     """GatewayBlocked (one line naming the variable to fix) unless the gateway at `url`,
     pinned to CTO_HARNESS_GATEWAY_FINGERPRINT, admits the token in
     CTO_HARNESS_GATEWAY_TOKEN_FILE and serves the profile's model."""
-    with _gateway_url(url):
-        resolved = resolve(profile)
+    resolved = resolve(profile, gateway_url=url)
     config = check_endpoint_config(resolved)
     if config.state != "ok":  # its detail already starts with `gateway:`
         raise GatewayBlocked(config.detail)

@@ -208,11 +208,14 @@ def _both_set(var: str) -> str:
             "never a guess")
 
 
-def resolve(profile: str = DEFAULT_PROFILE) -> Resolved:
-    """Read the environment once; raise ConfigError for what cannot be read at all."""
+def resolve(profile: str = DEFAULT_PROFILE, *, gateway_url: str | None = None) -> Resolved:
+    """Read the environment once; raise ConfigError for what cannot be read at all.
+    `gateway_url`: a job's `--gateway`, in place of CTO_HARNESS_GATEWAY_URL (the driver
+    checks the gateway its workers will use without setting a variable of its own process,
+    where its other threads read the environment)."""
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
-    settings = HarnessSettings()
+    settings = HarnessSettings(gateway_url=gateway_url) if gateway_url else HarnessSettings()
     endpoint = settings.case_local_base_url
     source: str | None = ENDPOINT_VAR
     if endpoint is None or not endpoint.get_secret_value().strip():
