@@ -24,11 +24,13 @@ def events(harness: Harness, run_dir: str) -> list[str]:
 
 
 def wait_for_case(harness: Harness) -> Path:
-    """The run directory of the run in flight, once its Case process has started."""
-    deadline = time.monotonic() + 30
+    """The run directory of the run in flight, once its Case process has started. (The
+    folder is there before its trace: a loaded machine showed that window to a reader.)"""
+    deadline = time.monotonic() + 120  # a bound on a failure, not a wait: returns at once
     while time.monotonic() < deadline:
         for d in harness.runs_root.glob("*"):
-            if "case_process_started" in (d / "trace.jsonl").read_text():
+            trace = d / "trace.jsonl"
+            if trace.exists() and "case_process_started" in trace.read_text():
                 return d
         time.sleep(0.1)
     raise AssertionError("the Case never started")
