@@ -1,6 +1,7 @@
 """The footer (tui/widgets/footer.py): at 80 columns each screen keeps its own keys (Runs
 and Jobs: `space` to mark, `=` to compare) before the number keys the bar at the top already
-names, and help and quit always; and it is not rebuilt when what it shows stays the same."""
+names, and help and quit always; Live's `v` says where it goes; and it is not rebuilt when
+what it shows stays the same."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ from pathlib import Path
 import pytest
 from textual.widgets import TabbedContent
 
+from core.settings import resolve
 from tests.support.pilot import dashboard, until
+from tui.app import Dashboard
 from tui.screens.detail import RunDetailScreen
 from tui.screens.jobs import JobsScreen
+from tui.screens.live import LiveScreen
 from tui.screens.runs import RunsScreen
+from tui.widgets.case_log import CaseLog
 from tui.widgets.conversation import ConversationView
 
 pytestmark = pytest.mark.usefixtures("bare_environment")
@@ -63,3 +68,38 @@ async def test_the_footer_is_not_rebuilt_when_its_keys_stay_the_same(
         assert list(app.screen.query("FooterKey")) == keys, "rebuilt with the same keys"
         await pilot.press("escape")  # to the tab bar: the tab's keys go, the footer follows
         await until(pilot, lambda: "t" not in shown(app))
+
+
+def v_says(app: object) -> str | None:
+    """What Live's footer says `v` does (None: no `v` shown)."""
+    return next((k.description for k in app.screen.query("FooterKey")  # type: ignore[attr-defined]
+                 if k.key == "v"), None)
+
+
+async def test_live_v_says_where_it_goes(real_runs: dict[str, Path]) -> None:
+    """At 80x24 the log and the conversation take turns in one place: `v` says which one it
+    brings ("Log" while the conversation is shown, not "Conversation" again). From 120x30,
+    where both show, it says where it moves the keys. On a run the real harness made."""
+    app = Dashboard(Path("runs"), run_id=real_runs["passed"].name, resolved=resolve())
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, LiveScreen)
+        await until(pilot, lambda: screen.query(ConversationView)
+                    and screen.query_one(ConversationView).loaded_once)
+        talk, log_area = screen.query_one("#talk"), screen.query_one("#log-area")
+        await until(pilot, lambda: v_says(app) == "Conversation" and log_area.display)
+        await pilot.press("v")
+        await until(pilot, lambda: talk.display and not log_area.display)
+        await until(pilot, lambda: v_says(app) == "Log")
+        await pilot.press("v")
+        await until(pilot, lambda: log_area.display and v_says(app) == "Conversation")
+
+        await pilot.resize_terminal(160, 48)  # both shown: `v` moves the keys
+        await until(pilot, lambda: talk.display and log_area.display)
+        await until(pilot, lambda: v_says(app) == "Keys → conversation")
+        await pilot.press("v")
+        await until(pilot, lambda: screen.focused is not None
+                    and talk in screen.focused.ancestors and v_says(app) == "Keys → log")
+        await pilot.press("v")
+        await until(pilot, lambda: screen.focused is screen.query_one(CaseLog)
+                    and v_says(app) == "Keys → conversation")

@@ -63,7 +63,12 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         Binding("f", "follow", "Follow"),
         Binding("slash", "search", "Search"),
         Binding("s", "stages", "Stages"),
-        Binding("v", "conversation", "Conversation"),
+        # `v`: one binding per place it goes, the one that applies shown (check_action), so
+        # the footer says where: narrow, what takes the shared place; wide, where the keys go.
+        Binding("v", "turn('conversation')", "Conversation"),
+        Binding("v", "turn('log')", "Log"),
+        Binding("v", "keys('conversation')", "Keys → conversation"),
+        Binding("v", "keys('log')", "Keys → log"),
     ]
 
     def __init__(self) -> None:
@@ -296,24 +301,55 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         back. On a wide screen it folds them to give the log the width."""
         self.toggle_class("-stages")
 
-    def action_conversation(self) -> None:
-        """Narrow or short: the log's place shows the conversation, or the log again. Wide
-        (both shown): the keys go to the other of the two."""
+    def _taking_turns(self) -> bool:
+        """Narrow or short: the log and the conversation share one place."""
+        return self.app.has_class("-narrow") or self.app.has_class("-short")
+
+    def v_goes_to(self) -> str:
+        """Where `v` goes now: `conversation` or `log` (shown in the shared place, or, when
+        both show, given the keys)."""
+        if self._taking_turns():
+            return "log" if self.has_class("-talk") else "conversation"
+        focused = self.focused
+        return "log" if focused is not None and self.query_one("#talk") in focused.ancestors \
+            else "conversation"
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("turn", "keys"):
+            mode = "turn" if self._taking_turns() else "keys"
+            return action == mode and parameters == (self.v_goes_to(),)
+        return True
+
+    def on_resize(self) -> None:
+        # across 120 columns or 30 rows `v` changes from taking turns to moving the keys
+        self.refresh_bindings()
+
+    def action_turn(self, to: str) -> None:
+        """Narrow or short: `to` (the conversation or the log) in the shared place, and the
+        keys with it."""
+        if self._no_talk():
+            return
+        self.set_class(to == "conversation", "-talk")
+        self.remove_class("-stages")
+        self._keys_to(to)
+
+    def action_keys(self, to: str) -> None:
+        """Wide (both shown): the keys to `to`, the other of the two."""
+        if not self._no_talk():
+            self._keys_to(to)
+
+    def _no_talk(self) -> bool:
         if self.has_class("-guide"):
             self.notify("no conversation to show: no run, or one blocked before its Case",
                         severity="warning", timeout=3)
-            return
-        if self.app.has_class("-narrow") or self.app.has_class("-short"):
-            self.toggle_class("-talk")
-            self.remove_class("-stages")
-            if self.has_class("-talk"):
-                self._focus_talk()
-            else:
-                self.query_one(CaseLog).focus()
-        elif self.focused is not None and self.query_one("#talk") in self.focused.ancestors:
-            self.query_one(CaseLog).focus()
-        else:
+        return self.has_class("-guide")
+
+    def _keys_to(self, to: str) -> None:
+        if to == "conversation":
             self._focus_talk()
+        else:
+            self.query_one(CaseLog).focus()
+        self.refresh_bindings()  # the label follows the class (a focus move refreshes too)
 
     def _focus_talk(self) -> None:
         for table in self.query("#talk #conv-table"):

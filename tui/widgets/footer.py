@@ -18,12 +18,14 @@ from textual.screen import Screen
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
-PRIORITY = ("help", "quit", "back", "stages", "conversation", "search", "find", "filter",
+V_ACTIONS = ("turn('conversation')", "turn('log')", "keys('conversation')", "keys('log')")
+"""Live's `v`, one action for each place it goes (only one applies at a time)."""
+PRIORITY = ("help", "quit", "back", "stages", *V_ACTIONS, "search", "find", "filter",
             "mark", "compare", "mark_job", "compare_jobs", "resume_job", "cancel_job", "regate",
             "follow", "sort", "into_tab")
-"""Actions by how much a user needs to see their key. `stages` and Live's `conversation`
-come early: below 120 columns the stages and the conversation fold away and `s`, `v` are
-the only ways to them. After these come the keys of the widget in focus that are not named
+"""Actions by how much a user needs to see their key. `stages` and Live's `v` come early:
+below 120 columns the stages and the conversation fold away and `s`, `v` are the only ways
+to them. After these come the keys of the widget in focus that are not named
 here (the Conversation tab's `t` `x` `z`, the Changes tab's `b`), then LATER, then the
 command palette."""
 LATER = ("retry", "cancel_run", "endpoint", "show('live')", "show('runs')",
