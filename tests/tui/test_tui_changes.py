@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from textual.drivers import headless_driver
 from textual.pilot import Pilot
-from textual.widgets import DataTable, TabbedContent
+from textual.widgets import DataTable, Static, TabbedContent
 
 from core.settings import resolve
 from tests.support.harness import Harness
@@ -92,3 +92,28 @@ def test_changes_snapshot(snap_compare, real_runs) -> None:  # type: ignore[no-u
     for size in ((80, 24), (160, 48)):
         assert snap_compare(Dashboard(Path("runs"), resolved=resolve()), terminal_size=size,
                             run_before=settle)
+
+
+async def test_a_diff_wider_than_its_box_scrolls_sideways_to_the_end_of_each_line(
+        real_runs) -> None:  # type: ignore[no-untyped-def]
+    """At 80 columns the demo run's diff has lines wider than its box: each is laid out
+    whole (Textual measured the diff within the box's width, and cut the ends off with
+    nothing to say so), and → on the file list brings the end of the longest into view."""
+    app = Dashboard(Path("runs"), resolved=resolve())
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = await open_changes(pilot, real_runs["demo"])
+        assert view.diff is not None
+        longest = max(view.diff.files[0].diff.splitlines(), key=len)
+        box = view.query_one("#changes-diff-box")
+        shown = view.query_one("#changes-diff", Static)
+        await until(pilot, lambda: shown.size.width > box.size.width)
+        assert len(longest) > box.scrollable_content_region.width, "the case this is about"
+        laid_out = [shown.render_line(y).text for y in range(shown.size.height)]
+        assert any(line.rstrip().endswith(longest) for line in laid_out), laid_out
+        view.query_one("#changes-list").focus()
+        while box.scroll_x < box.max_scroll_x:
+            await pilot.press("right")
+        assert box.scroll_x + box.scrollable_content_region.width >= len(longest)
+        await pilot.press("left")
+        assert box.scroll_x == box.max_scroll_x - ChangesView.SIDEWAYS
+        assert view.query_one("#changes-list", DataTable).has_focus, "the list keeps the keys"

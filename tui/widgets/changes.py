@@ -1,7 +1,7 @@
 """The Changes tab of Run detail: what the Case changed in its workspace, against the start
 the run kept (core/evidence/diff.py): the files added, removed and changed on the left, the
-selected one's unified diff on the right, highlighted; `b` turns to the fake baseline's
-workspace and back.
+selected one's unified diff on the right, highlighted, laid out as wide as its widest line
+(`←`/`→` move it sideways); `b` turns to the fake baseline's workspace and back.
 
 Every name and byte is the Case's: redacted, then through the terminal-safety filter, before
 Rich sees it (a file named with an OSC 52 sequence shows as `␛]52;…`, never acts). A link is
@@ -27,6 +27,9 @@ from core.evidence.diff import FileChange, WorkspaceDiff, run_diff
 from tui.terminal_text import inert, safe
 from tui.widgets.keys import KeyedTable
 
+WIDEST = 10_000
+"""The widest a diff is laid out (a longer line is cut there: core/evidence/diff.py already
+bounds what it shows of a file)."""
 SIGN = {"added": ("A", "green"), "removed": ("D", "red"), "changed": ("M", "yellow")}
 
 
@@ -65,13 +68,18 @@ class ChangesView(Vertical):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("b", "toggle_baseline", "Case / baseline"),
+        # the file list has the focus, and a row cursor has no use for ← →: they move the
+        # diff sideways, to the end of lines wider than the box (priority: before the list)
+        Binding("left", "sideways(-1)", "Diff left", show=False, priority=True),
+        Binding("right", "sideways(1)", "Diff right", show=False, priority=True),
     ]
+    SIDEWAYS = 8
+    """Columns a press of ← or → moves the diff."""
     DEFAULT_CSS = """
     ChangesView #changes-head { height: auto; padding: 0 1; }
     ChangesView #changes-list { width: 40; height: 1fr; }
     ChangesView.-narrow #changes-list { width: 24; }
     ChangesView #changes-diff-box { width: 1fr; height: 1fr; padding: 0 1; }
-    ChangesView #changes-diff { width: auto; }
     """
 
     def __init__(self, run_dir: Path, redact: Callable[[str], str], *, id: str | None = None
@@ -137,9 +145,20 @@ class ChangesView(Vertical):
     def _show_file(self, index: int) -> None:
         if self.diff is None or not 0 <= index < len(self.diff.files):
             return
-        self.query_one("#changes-diff", Static).update(
-            diff_body(self.diff.files[index], self.redact))
+        body = diff_body(self.diff.files[index], self.redact)
+        view = self.query_one("#changes-diff", Static)
+        view.update(body)
+        # As wide as its widest line, so the box scrolls sideways to the end of each: with
+        # `width: auto` Textual measures a Rich renderable within the box's width, and the
+        # ends of longer lines were cut off with nothing to say so.
+        console = self.app.console
+        view.styles.width = console.measure(body, options=console.options.update_width(
+            WIDEST)).maximum
         self.query_one("#changes-diff-box", ScrollableContainer).scroll_home(animate=False)
+
+    def action_sideways(self, step: int) -> None:
+        box = self.query_one("#changes-diff-box", ScrollableContainer)
+        box.scroll_relative(x=step * self.SIDEWAYS, animate=False)
 
     @on(DataTable.RowHighlighted, "#changes-list")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
