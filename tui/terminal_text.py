@@ -50,6 +50,35 @@ def inert(text: object, style: str = "") -> Text:
     return Text(safe(str(text)), style=style)
 
 
+PYTEST_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|\\)")
+"""The escapes pytest writes in a parametrize id (`\\xe8`, `\\u65e5`, `\\U0001f600`, a
+backslash doubled): it makes every id ASCII (`_pytest.compat.ascii_escaped`)."""
+
+
+def check_name(name: str, style: str = "") -> Text:
+    """A check's name (a pytest node name from a run's JUnit file) as a user reads it:
+    `test_slug[Crème]`, not pytest's `test_slug[Cr\\xe8me]`. For display only: the files
+    keep what pytest wrote. Only an escape of a printable character is undone, so
+    `\\x1b`, `\\n` or a bidi control stay as written, and the result still goes through
+    `inert()`. A name that is not all ASCII was not escaped (pytest's option to turn
+    escaping off) and is shown as it is. One line: a name longer than its column is cut
+    with an ellipsis, not wrapped (a wrapped name pushed its outcomes apart)."""
+    if name.isascii() and "\\" in name:
+        name = PYTEST_ESCAPE.sub(_unescaped, name)
+    shown = inert(name, style)
+    shown.no_wrap, shown.overflow = True, "ellipsis"
+    return shown
+
+
+def _unescaped(match: re.Match[str]) -> str:
+    code = match.group(1)
+    if code == "\\":
+        return "\\"
+    point = int(code[1:], 16)
+    char = chr(point) if point <= 0x10FFFF else ""
+    return char if char and char.isprintable() else match.group()
+
+
 def clean_line(raw: bytes | str, limit: int = MAX_LINE) -> str:
     """One line of Case output as plain, inert text for display."""
     return _cut(*_inert(raw, limit), limit)

@@ -27,7 +27,7 @@ from core.evidence.rundir import CHECK_RESULTS, RunPaths
 from core.evidence.runs import Unreadable, load_manifest, load_report
 from tui.failures import ReportsWorkerErrors
 from tui.run_record import outcome_cell, tokens
-from tui.terminal_text import inert
+from tui.terminal_text import check_name, inert
 from tui.widgets.changes import ChangesView
 from tui.widgets.footer import SteadyFooter
 from tui.widgets.runs_table import STATUS_STYLE
@@ -36,6 +36,10 @@ from tui.widgets.where_bar import WhereBar
 
 if TYPE_CHECKING:
     from tui.app import Dashboard
+
+
+OUTCOME_WIDTH = len("not run")
+"""The widest outcome a check shows (outcome_cell): passed, failed, error, skipped, not run."""
 
 
 class RunSide:
@@ -113,18 +117,20 @@ def side_by_side(a: RunSide, b: RunSide) -> Table:
 
 
 def checks_table(a: RunSide, b: RunSide) -> Table:
-    """Each hidden check, A's outcome beside B's; the ones that differ first."""
-    table = Table(title="Each check, real vs real", expand=True, box=None, padding=(0, 1),
+    """Each hidden check, A's outcome beside B's; the ones that differ first. A name too
+    long for the terminal is cut with an ellipsis (check_name); the outcome columns keep
+    their width, so A and B stay in line on every row at 80 columns too."""
+    table = Table(title="Each check, real vs real", box=None, padding=(0, 1),
                   header_style="bold underline", title_style="bold")
     table.add_column("", width=1)
-    table.add_column("check", ratio=2)
-    table.add_column("A", ratio=1)
-    table.add_column("B", ratio=1)
+    table.add_column("check")  # the one column Rich narrows to fit
+    table.add_column("A", width=OUTCOME_WIDTH, no_wrap=True)
+    table.add_column("B", width=OUTCOME_WIDTH, no_wrap=True)
     names = list(dict.fromkeys([*a.checks, *b.checks]))
     names.sort(key=lambda n: a.checks.get(n) == b.checks.get(n))  # stable: differing first
     for name in names:
         ra, rb = a.checks.get(name), b.checks.get(name)
-        table.add_row(Text("≠" if ra != rb else "", style="yellow"), inert(name),
+        table.add_row(Text("≠" if ra != rb else "", style="yellow"), check_name(name),
                       outcome_cell(ra), outcome_cell(rb))
     if not names:
         table.add_row("", Text("neither run has check results", style="dim"), "", "")

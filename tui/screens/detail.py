@@ -46,7 +46,7 @@ from tui.run_record import (
     sandbox_line,
     tokens,
 )
-from tui.terminal_text import inert, safe
+from tui.terminal_text import check_name, inert, safe
 from tui.widgets.changes import ChangesView
 from tui.widgets.conversation import ConversationView
 from tui.widgets.file_view import FileView, viewer_command
@@ -355,7 +355,7 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
                       f"{base.checks.passed}/{base.checks.total}")
         table.add_row("detail", inert(checks.detail), inert(base.checks.detail))
         for name, real, fake in self.record.check_pairs:
-            table.add_row(inert(name), outcome_cell(real), outcome_cell(fake))
+            table.add_row(check_name(name), outcome_cell(real), outcome_cell(fake))
         table.add_row("log", "backend/case.log", "baseline/case.log")
         comparison = report.comparison
         verdict = Text("\n")
