@@ -182,7 +182,7 @@ class FileView(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         number = scroll_y + y
-        width = self.size.width
+        width = self.scrollable_content_region.width  # not under the vertical scrollbar
         style = self.rich_style
         if number >= self.line_count:
             return Strip.blank(width, style)
