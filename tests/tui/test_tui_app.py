@@ -222,10 +222,15 @@ async def test_run_detail_tabs(runs: dict[str, Path]) -> None:
         assert detail.query_one("#trace-table", DataTable).row_count == 13  # every event
         assert detail.query_one("#relay-table", DataTable).row_count == 3
         assert "Discriminating" in text_of(detail.query_one("#baseline-view", Static))
-        await pilot.press("slash", *"downloading", "enter")
-        view = detail.query_one("#log-view", FileView)
+        find = detail.query_one("#log-find", Input)
+        assert not find.display, "the log's search box only once asked for (/)"
+        await pilot.press("slash")
         assert detail.query_one(TabbedContent).active == "log"
+        assert find.display and find.has_focus
+        await pilot.press(*"downloading", "enter")
+        view = detail.query_one("#log-view", FileView)
         await until(pilot, lambda: "match 1/1 at line 4" in str(view.border_subtitle))
+        assert not find.display and view.has_focus
         detail.query_one(TabbedContent).active = "files"
         tree = detail.query_one(DirectoryTree)
         tree.focus()

@@ -409,6 +409,7 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
         bar, from the tab bar out of Run detail."""
         box = self.query_one("#log-find", Input)
         if box.has_focus:
+            box.remove_class("-shown")
             self.query_one("#log-view", FileView).focus()
             return
         tabs = self.query_one(TabbedContent).query_one(Tabs)
@@ -431,10 +432,13 @@ class RunDetailScreen(ReportsWorkerErrors, Screen[None]):
             self.query_one(ConversationView).action_find()
             return
         self.query_one(TabbedContent).active = "log"
-        self.query_one("#log-find", Input).focus()
+        box = self.query_one("#log-find", Input)
+        box.add_class("-shown")
+        box.focus()
 
     @on(Input.Submitted, "#log-find")
     def _find(self, event: Input.Submitted) -> None:
+        event.input.remove_class("-shown")
         view = self._log_view()
         view.search(event.value.strip())
         view.focus()
