@@ -39,6 +39,8 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("space / =", "Runs: mark two runs of one task (A, B) / compare them side by side · Jobs: "
                   "the same for two jobs (pass@1, B − A with its 95% CI, McNemar)"),
     ("b", "Run detail › Changes: the fake baseline's workspace diff / the Case's"),
+    ("← →", "Run detail › Changes, in the file list: move the diff sideways (lines wider "
+            "than the screen)"),
     ("/", "search the log (Live, Run detail), the conversation (its tab) or filter the runs "
           "(Runs); n / N next match"),
     ("ctrl+p", "command palette: every action by name"),
