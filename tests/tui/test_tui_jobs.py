@@ -26,7 +26,7 @@ from tui.app import Dashboard
 from tui.screens.detail import RunDetailScreen
 from tui.screens.dialogs import ConfirmScreen
 from tui.screens.jobs import JobsScreen
-from tui.widgets.job_views import JobMatrix, JobsTable
+from tui.widgets.job_views import JobMatrix, JobsTable, job_label
 
 SIZE = (150, 40)
 TASKS = ["r1-string-slugify", "r2-fix-roman-numerals"]
@@ -215,3 +215,25 @@ def test_jobs_snapshot(snap_compare, real_runs, size) -> None:  # type: ignore[n
         await pilot.pause(0.2)
 
     assert snap_compare(app_for(Path("runs")), terminal_size=size, run_before=settle)
+
+
+async def test_at_80_columns_a_job_keeps_its_name(real_runs: dict[str, Path]) -> None:
+    """The jobs the real harness ran at 80x24: the job column (16 wide) showed
+    `20260601T030200…`, the stamp, never the name. Now the name the user gave comes first,
+    the stamp shortened to its time beside it (wide, its date and time); the selected job's
+    whole id is in the matrix's title."""
+    app = app_for(Path("runs"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("4")
+        await until(pilot, lambda: len(table_rows(app)) == 3)
+        narrow = [row[0] for row in table_rows(app)]
+        await pilot.resize_terminal(160, 48)
+        await until(pilot, lambda: table_rows(app)[0][0].endswith("06-01 03:02"))
+        wide = [row[0] for row in table_rows(app)]
+        title = str(app.screen.query_one("#matrix-title").render())
+    assert narrow == ["cut        03:02", "naive      03:01", "demo       03:00"], narrow
+    assert [w.split() for w in wide] == [["cut", "06-01", "03:02"], ["naive", "06-01", "03:01"],
+                                         ["demo", "06-01", "03:00"]], wide
+    assert title.startswith(real_runs["job-cut"].name), title  # the whole id, selected
+    long = job_label("20260601T030000Z-r1-string-slugify-sweep", 16)
+    assert long.plain == "r1-string… 03:00"  # cut with … before the time goes

@@ -3,6 +3,8 @@ job's matrix, a row per task and a coloured cell per attempt."""
 
 from __future__ import annotations
 
+import re
+
 from rich.text import Text
 
 from core.jobs.model import Job, Trial
@@ -38,6 +40,34 @@ def job_widths(columns: int) -> tuple[dict[str, int], int]:
     if room >= 8:  # else no note at all, rather than a column of single letters
         widths["note"] = min(60, room)
     return widths, bar
+
+
+STAMPED = re.compile(r"\d{4}(\d\d)(\d\d)T(\d\d)(\d\d)\d\dZ-(.+)")
+"""A job id: `<UTCSTAMP>-<name>` (core/jobs/runner.py's new_job): month, day, hour, minute,
+name."""
+
+
+def job_label(job_id: str, width: int) -> Text:
+    """The job's id as its column shows it: the name the user gave it (`--name`: demo,
+    naive, a suite's) first, where it survives, then the 16-character stamp shortened to
+    its time, dim at the right edge (`naive      03:01`; `06-01 03:01` from 24 columns).
+    The stamp only orders the jobs, which the list already does newest first, and tells
+    apart jobs of one name; cut to its first 15 characters at 80 columns it hid the name.
+    A long name is cut with … before the time goes. Every row alike (the whole id where it
+    fits and not elsewhere read as two formats); the whole id is in the matrix's title
+    below for the selected job, and a folder not named so is shown as it is."""
+    found = STAMPED.fullmatch(job_id)
+    if found is None:
+        return cut(inert(job_id), width)
+    month, day, hour, minute, shown = found.groups()
+    when = f" {month}-{day} {hour}:{minute}" if width >= 24 else f" {hour}:{minute}"
+    name = inert(shown)
+    if width < len(when) + 4:  # no room for both: the name alone
+        return cut(name, width)
+    name = cut(name, width - len(when))
+    name.pad_right(width - len(when) - name.cell_len)
+    name.append(when, style="bright_black")
+    return name
 
 
 def progress_bar(done: int, total: int, width: int) -> Text:
@@ -103,7 +133,8 @@ class JobsTable(KeyedTable):
     def _cells(self, row: JobRow) -> dict[str, str | Text]:
         """The shown columns' cells, each cut to its column with "…" (never silently)."""
         cells = dict(zip(JOB_COLUMNS, job_cells(row, self.bar), strict=True))
-        return {name: cut(as_text(cells[name]), width) for name, width in self.widths.items()}
+        return {name: job_label(row.job_id, width) if name == "job"
+                else cut(as_text(cells[name]), width) for name, width in self.widths.items()}
 
     def _refill(self) -> None:
         selected = self.selected_job_id()
