@@ -89,7 +89,7 @@ async def test_jobs_screen_lists_jobs_with_progress_rate_and_state(jobs) -> None
         assert isinstance(app.screen, JobsScreen)
         await until(pilot, lambda: len(table_rows(app)) == 2)
         newest, oldest = table_rows(app)
-        assert newest[0] == "20260601T024000Z-cut-short"
+        assert newest[0].split() == ["cut-short", "06-01", "02:40"]  # its name, its start
         assert newest[1] == "interrupted demo"  # state running, its harness gone
         assert newest[2].endswith(" 1/4") and newest[3] == "100%"
         assert oldest[1] == "finished demo" and oldest[2].endswith(" 4/4")
