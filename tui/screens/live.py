@@ -226,7 +226,9 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         guide = self.run_dir is None or (view.status == "blocked" and not log.lines)
         self.query_one("#getting-started").display = guide
         log.display = not guide
-        self.set_class(guide, "-guide")  # the guide stands in for both
+        if guide != self.has_class("-guide"):
+            self.set_class(guide, "-guide")  # the guide stands in for both
+            self.refresh_bindings()  # and `v` has nowhere to go meanwhile
         if guide:
             self.query_one("#getting-started", Static).update(self._getting_started())
 
@@ -316,6 +318,8 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("turn", "keys"):
+            if self.has_class("-guide"):
+                return False  # no run's log or conversation shown: `v` not offered
             mode = "turn" if self._taking_turns() else "keys"
             return action == mode and parameters == (self.v_goes_to(),)
         return True
@@ -327,22 +331,13 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
     def action_turn(self, to: str) -> None:
         """Narrow or short: `to` (the conversation or the log) in the shared place, and the
         keys with it."""
-        if self._no_talk():
-            return
         self.set_class(to == "conversation", "-talk")
         self.remove_class("-stages")
         self._keys_to(to)
 
     def action_keys(self, to: str) -> None:
         """Wide (both shown): the keys to `to`, the other of the two."""
-        if not self._no_talk():
-            self._keys_to(to)
-
-    def _no_talk(self) -> bool:
-        if self.has_class("-guide"):
-            self.notify("no conversation to show: no run, or one blocked before its Case",
-                        severity="warning", timeout=3)
-        return self.has_class("-guide")
+        self._keys_to(to)
 
     def _keys_to(self, to: str) -> None:
         if to == "conversation":
