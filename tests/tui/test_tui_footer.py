@@ -105,17 +105,21 @@ async def test_live_v_says_where_it_goes(real_runs: dict[str, Path]) -> None:
                     and v_says(app) == "Keys → conversation")
 
 
-async def test_live_offers_v_only_once_there_is_a_run_to_show(real_runs: dict[str, Path]
-                                                              ) -> None:
+@pytest.mark.parametrize("run", ["blocked", None])
+async def test_live_offers_v_only_once_there_is_a_run_to_show(
+        real_runs: dict[str, Path], run: str | None, tmp_path: Path) -> None:
     """Before any run, and on a run blocked before its Case, Live shows the guide in the log's
-    place: there is no log or conversation for `v` to bring, so it is not offered (it only
-    said so when pressed). A run blocked before its Case, made by the real harness."""
-    app = Dashboard(Path("runs"), run_id=real_runs["blocked"].name, resolved=resolve())
+    place: there is no log or conversation for `v` to bring, `f` to follow or `/` to search,
+    so they are not offered (`v` only said so when pressed). A run blocked before its Case,
+    made by the real harness, and an empty runs root."""
+    app = (Dashboard(Path("runs"), run_id=real_runs[run].name, resolved=resolve()) if run
+           else Dashboard(tmp_path, resolved=resolve()))
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.screen
         assert isinstance(screen, LiveScreen)
         # the footer follows the guide a refresh later: wait for it (`v` stayed, before)
         await until(pilot, lambda: screen.has_class("-guide") and "q" in shown(app)
-                    and "v" not in shown(app))
-        await pilot.press("v")  # nothing to bring: nothing moves
+                    and not {"v", "f", "slash"} & set(shown(app)))
+        await pilot.press("v", "slash")  # nothing to bring or search: nothing moves
         assert screen.has_class("-guide") and not screen.has_class("-talk")
+        assert not screen.query_one("#log-search").display

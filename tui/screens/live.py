@@ -53,12 +53,18 @@ CATCH_UP_BYTES = 4 << 20
 CATCH_UP_KEEP_BYTES = 1 << 20
 """Behind by more than 4 MiB (far more than the ring of recent lines holds), Live jumps to
 the last 1 MiB: what it skips the ring would have dropped anyway."""
+GUIDE_HIDES = ("turn", "keys", "follow", "search")
+"""Live's keys that act on the run's log or conversation: not offered while the guide
+(no run yet, or one blocked before its Case) stands in the log's place."""
 OPEN_TAIL_BYTES = 1 << 20
 """A run opened with a larger log starts this far from its end (Run detail has it all)."""
 
 
 class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
     CSS_PATH = "live.tcss"
+    AUTO_FOCUS = "#case-log"
+    """The log, and only while it is shown (`_render_view`): Textual's default, the first
+    focusable widget, counts hidden ones, and gave the guide's hidden search box the keys."""
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f", "follow", "Follow"),
         Binding("slash", "search", "Search"),
@@ -226,9 +232,14 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
         guide = self.run_dir is None or (view.status == "blocked" and not log.lines)
         self.query_one("#getting-started").display = guide
         log.display = not guide
+        log.can_focus = not guide  # hidden, it was still given the keys (and showed its `f`)
+        if guide and self.focused is log:
+            self.set_focus(None)
+        elif not guide and self.focused is None:
+            log.focus()  # a run to show: its log takes the keys, as on a start with one
         if guide != self.has_class("-guide"):
             self.set_class(guide, "-guide")  # the guide stands in for both
-            self.refresh_bindings()  # and `v` has nowhere to go meanwhile
+            self.refresh_bindings()  # GUIDE_HIDES: their keys go or come back
         if guide:
             self.query_one("#getting-started", Static).update(self._getting_started())
 
@@ -317,9 +328,9 @@ class LiveScreen(SwitchedTo, ReportsWorkerErrors, Screen[None]):
             else "conversation"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in GUIDE_HIDES and self.has_class("-guide"):
+            return False  # no run's log or conversation shown: nothing for these keys
         if action in ("turn", "keys"):
-            if self.has_class("-guide"):
-                return False  # no run's log or conversation shown: `v` not offered
             mode = "turn" if self._taking_turns() else "keys"
             return action == mode and parameters == (self.v_goes_to(),)
         return True
