@@ -82,12 +82,13 @@ def rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
-def job_cells(row: JobRow, bar: int) -> tuple[str | Text, ...]:
+def job_cells(row: JobRow, bar: int, job: int) -> tuple[str | Text, ...]:
+    """The row's cells, the job's label fitted to its column `job` wide (job_label)."""
     state = inert(row.state, STATE_STYLE.get(row.state, ""))
     if row.demo:
         state.append(" demo", style="black on yellow")
-    return (inert(row.job_id), state, progress_bar(row.done, row.trials, bar), rate(row.pass_at_1),
-            f"{rate(row.pass_at_k)} k={row.k}", f"{row.passes}/{row.scored}",
+    return (job_label(row.job_id, job), state, progress_bar(row.done, row.trials, bar),
+            rate(row.pass_at_1), f"{rate(row.pass_at_k)} k={row.k}", f"{row.passes}/{row.scored}",
             inert(row.problem or class_counts(row.failure_classes), "bright_black"))
 
 
@@ -132,9 +133,9 @@ class JobsTable(KeyedTable):
 
     def _cells(self, row: JobRow) -> dict[str, str | Text]:
         """The shown columns' cells, each cut to its column with "…" (never silently)."""
-        cells = dict(zip(JOB_COLUMNS, job_cells(row, self.bar), strict=True))
-        return {name: job_label(row.job_id, width) if name == "job"
-                else cut(as_text(cells[name]), width) for name, width in self.widths.items()}
+        cells = dict(zip(JOB_COLUMNS, job_cells(row, self.bar, self.widths["job"]),
+                         strict=True))
+        return {name: cut(as_text(cells[name]), width) for name, width in self.widths.items()}
 
     def _refill(self) -> None:
         selected = self.selected_job_id()
